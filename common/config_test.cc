@@ -1,0 +1,91 @@
+#include "common/config.h"
+
+#include "gtest/gtest.h"
+
+namespace ctrps {
+namespace {
+
+constexpr char kGood[] = R"(
+cluster { num_servers: 2 num_workers: 2 }
+table { name: "item" dim: 16 optimizer { kind: ADAGRAD learning_rate: 0.05 } }
+table { name: "user" dim: 16 }
+data {
+  format: CSV
+  dir: "/data"
+  train: "train.csv"
+  feature { name: "item" }
+  feature { name: "hist" kind: SEQUENCE table: "item" max_len: 20 }
+  feature { name: "user" }
+}
+model { type: DEEPFM hidden_units: [400, 400] }
+)";
+
+TEST(ConfigTest, ParsesAndFillsDefaults) {
+  auto config = ParseExperimentConfig(kGood, "conf/good.pbtxt");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->name(), "good");
+  EXPECT_EQ(config->table_size(), 2);
+  EXPECT_EQ(config->data().feature(0).table(), "item");
+  EXPECT_EQ(config->data().feature(1).hash_as(), "item");
+  EXPECT_EQ(config->data().feature(0).column(), "item");
+  EXPECT_EQ(config->train().batch_size(), 4096);
+  ASSERT_NE(FindTable(*config, "user"), nullptr);
+  EXPECT_EQ(FindTable(*config, "nope"), nullptr);
+}
+
+void ExpectError(const std::string& text, const std::string& expected) {
+  auto config = ParseExperimentConfig(text, "conf/x.pbtxt");
+  ASSERT_FALSE(config.ok()) << "accepted: " << text;
+  EXPECT_EQ(config.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(std::string(config.status().message()).find(expected), std::string::npos)
+      << "got: " << config.status().message() << "\nwanted: " << expected;
+}
+
+TEST(ConfigTest, SyntaxErrorNamesLineAndColumn) {
+  ExpectError("cluster {\n  num_servers: 2\n  oops\n}\n", "conf/x.pbtxt:4:1:");
+}
+
+TEST(ConfigTest, UnknownFieldIsRejected) {
+  ExpectError("cluster {\n  num_servrs: 2\n}\n", "conf/x.pbtxt:2:13: Message type \"ctrps.ClusterConfig\" has no field named \"num_servrs\"");
+}
+
+TEST(ConfigTest, ZeroDimIsRejectedWithLine) {
+  ExpectError("table {\n  name: \"item\"\n  dim: 0\n}\n", "conf/x.pbtxt:3:3: table \"item\" has dim 0");
+}
+
+TEST(ConfigTest, FeatureNamingMissingTableIsRejected) {
+  ExpectError(
+      "table { name: \"item\" dim: 4 }\ndata {\n  feature { name: \"user\" }\n}\n",
+      "conf/x.pbtxt:3:13: feature \"user\" names table \"user\", which is not defined");
+}
+
+TEST(ConfigTest, NegativeLearningRateIsRejected) {
+  ExpectError("table {\n  name: \"t\" dim: 4\n  optimizer { learning_rate: -0.1 }\n}\n",
+              "conf/x.pbtxt:3:15: table \"t\": negative learning_rate -0.1");
+  ExpectError("train { dense_optimizer { learning_rate: -1 } }", "negative dense learning_rate");
+}
+
+TEST(ConfigTest, OverridesReplaceFields) {
+  auto config = ParseExperimentConfig(
+      kGood, "conf/good.pbtxt", {"data.dir=/elsewhere", "train.epochs=5", "model.hidden_units=[10,20,30]"});
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->data().dir(), "/elsewhere");
+  EXPECT_EQ(config->train().epochs(), 5);
+  ASSERT_EQ(config->model().hidden_units_size(), 3);
+  EXPECT_EQ(config->model().hidden_units(2), 30);
+}
+
+TEST(ConfigTest, BadOverrideIsRejected) {
+  auto config = ParseExperimentConfig(kGood, "conf/good.pbtxt", {"train.epoch=5"});
+  ASSERT_FALSE(config.ok());
+  EXPECT_NE(std::string(config.status().message()).find("has no field \"epoch\""), std::string::npos);
+  EXPECT_FALSE(ParseExperimentConfig(kGood, "c", {"train.epochs=five"}).ok());
+}
+
+TEST(ConfigTest, MissingFileIsNotFound) {
+  auto config = LoadExperimentConfig("/nonexistent/conf.pbtxt");
+  EXPECT_EQ(config.status().code(), absl::StatusCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace ctrps
