@@ -1,0 +1,126 @@
+#include "ps/kv_store.h"
+
+#include <filesystem>
+#include <map>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "rocksdb/db.h"
+#include "rocksdb/filter_policy.h"
+#include "rocksdb/table.h"
+#include "rocksdb/write_batch.h"
+
+namespace ctrps {
+namespace {
+
+absl::Status FromRocks(const rocksdb::Status& s, std::string_view what) {
+  if (s.ok()) return absl::OkStatus();
+  std::string msg = absl::StrCat(std::string(what), ": ", s.ToString());
+  if (s.IsCorruption()) return absl::DataLossError(msg);
+  if (s.IsInvalidArgument()) return absl::InvalidArgumentError(msg);
+  return absl::UnavailableError(msg);
+}
+
+class RocksDbStore final : public KvStore {
+ public:
+  RocksDbStore(std::unique_ptr<rocksdb::DB> db, std::string dir) : db_(std::move(db)), dir_(std::move(dir)) {}
+
+  absl::Status Write(const std::vector<Op>& ops) override {
+    rocksdb::WriteBatch batch;
+    for (const Op& op : ops) {
+      rocksdb::Slice k(op.key.data(), op.key.size());
+      if (op.is_delete) {
+        batch.Delete(k);
+      } else {
+        batch.Put(k, rocksdb::Slice(op.value.data(), op.value.size()));
+      }
+    }
+    rocksdb::WriteOptions options;
+    options.disableWAL = true;
+    return FromRocks(db_->Write(options, &batch), absl::StrCat("rocksdb write in ", dir_));
+  }
+
+  absl::Status MultiGet(const std::vector<std::string_view>& keys, std::vector<std::string>* values,
+                        std::vector<bool>* found) override {
+    std::vector<rocksdb::Slice> slices;
+    slices.reserve(keys.size());
+    for (std::string_view k : keys) slices.emplace_back(k.data(), k.size());
+    std::vector<rocksdb::PinnableSlice> out(keys.size());
+    std::vector<rocksdb::Status> statuses(keys.size());
+    db_->MultiGet(rocksdb::ReadOptions(), db_->DefaultColumnFamily(), keys.size(), slices.data(),
+                  out.data(), statuses.data(), /*sorted_input=*/false);
+    values->resize(keys.size());
+    found->assign(keys.size(), false);
+    for (size_t i = 0; i < keys.size(); ++i) {
+      if (statuses[i].ok()) {
+        (*values)[i].assign(out[i].data(), out[i].size());
+        (*found)[i] = true;
+      } else if (!statuses[i].IsNotFound()) {
+        return FromRocks(statuses[i], absl::StrCat("rocksdb read in ", dir_));
+      }
+    }
+    return absl::OkStatus();
+  }
+
+ private:
+  std::unique_ptr<rocksdb::DB> db_;
+  std::string dir_;
+};
+
+class MemoryKvStore final : public KvStore {
+ public:
+  absl::Status Write(const std::vector<Op>& ops) override {
+    absl::MutexLock lock(&mu_);
+    for (const Op& op : ops) {
+      if (op.is_delete) {
+        data_.erase(std::string(op.key));
+      } else {
+        data_[std::string(op.key)] = std::string(op.value);
+      }
+    }
+    return absl::OkStatus();
+  }
+  absl::Status MultiGet(const std::vector<std::string_view>& keys, std::vector<std::string>* values,
+                        std::vector<bool>* found) override {
+    absl::MutexLock lock(&mu_);
+    values->resize(keys.size());
+    found->assign(keys.size(), false);
+    for (size_t i = 0; i < keys.size(); ++i) {
+      auto it = data_.find(std::string(keys[i]));
+      if (it != data_.end()) {
+        (*values)[i] = it->second;
+        (*found)[i] = true;
+      }
+    }
+    return absl::OkStatus();
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::map<std::string, std::string> data_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<KvStore>> OpenRocksDbStore(const std::string& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return absl::UnavailableError(absl::StrCat(dir, ": cannot create: ", ec.message()));
+  rocksdb::Options options;
+  options.create_if_missing = true;
+  options.compression = rocksdb::kNoCompression;  // rows are random floats
+  options.write_buffer_size = 64 << 20;
+  options.max_background_jobs = 2;
+  rocksdb::BlockBasedTableOptions table;
+  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  table.block_size = 16 << 10;
+  options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Status s = rocksdb::DB::Open(options, dir, &raw);
+  if (!s.ok()) return FromRocks(s, absl::StrCat("open rocksdb at ", dir));
+  return std::unique_ptr<KvStore>(new RocksDbStore(std::unique_ptr<rocksdb::DB>(raw), dir));
+}
+
+std::unique_ptr<KvStore> NewMemoryKvStore() { return std::make_unique<MemoryKvStore>(); }
+
+}  // namespace ctrps

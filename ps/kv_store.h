@@ -1,0 +1,41 @@
+// The storage a table spills cold rows to. RocksDbStore is the real one; the
+// in-memory store stands in for it in tests. Thread-safe.
+#ifndef CTRPS_PS_KV_STORE_H_
+#define CTRPS_PS_KV_STORE_H_
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace ctrps {
+
+class KvStore {
+ public:
+  virtual ~KvStore() = default;
+
+  struct Op {
+    std::string_view key;
+    std::string_view value;  // ignored for deletes
+    bool is_delete = false;
+  };
+  // Applies the ops in order, atomically. Unavailable / DataLoss on I/O errors.
+  virtual absl::Status Write(const std::vector<Op>& ops) = 0;
+
+  // For each key, found[i] tells whether it exists and values[i] holds it.
+  virtual absl::Status MultiGet(const std::vector<std::string_view>& keys,
+                                std::vector<std::string>* values, std::vector<bool>* found) = 0;
+};
+
+// RocksDB under `dir` (created if missing; an existing store is reopened).
+// Tuned as a cache tier: no WAL, bloom filters so absent keys cost no read.
+absl::StatusOr<std::unique_ptr<KvStore>> OpenRocksDbStore(const std::string& dir);
+
+std::unique_ptr<KvStore> NewMemoryKvStore();
+
+}  // namespace ctrps
+
+#endif  // CTRPS_PS_KV_STORE_H_

@@ -1,0 +1,487 @@
+#include "ps/sparse_table.h"
+
+#include <chrono>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "common/hash.h"
+#include "common/status.h"
+
+namespace ctrps {
+namespace {
+
+constexpr uint32_t kNoSlot = ~0u;
+constexpr int kChunkShift = 10;  // 1024 rows per slab chunk
+constexpr uint32_t kChunkRows = 1u << kChunkShift;
+constexpr uint8_t kUsed = 1, kReferenced = 2;
+constexpr int kPrefetchAhead = 8;
+
+// Scratch reused by every request on a thread: no allocation per request
+// once warm.
+struct Scratch {
+  std::vector<uint32_t> order;  // key positions grouped by stripe
+  std::vector<uint32_t> slots;  // slot per grouped position
+  std::vector<uint64_t> miss_keys;
+  std::vector<uint32_t> miss_pos;
+  std::vector<uint32_t> miss_slots;
+  uint32_t begin[SparseTable::kNumStripes + 1];
+};
+thread_local Scratch scratch;
+
+uint32_t SteadySeconds() {
+  static const auto start = std::chrono::steady_clock::now();
+  return static_cast<uint32_t>(
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - start)
+          .count());
+}
+
+SparseTable::Options WithDefaultClock(SparseTable::Options options) {
+  if (!options.now_seconds) options.now_seconds = SteadySeconds;
+  return options;
+}
+
+inline void Prefetch(const void* p) { __builtin_prefetch(p, 0, 1); }
+
+}  // namespace
+
+struct SparseTable::Stripe {
+  absl::Mutex mu;
+  absl::flat_hash_map<uint64_t, uint32_t> index ABSL_GUARDED_BY(mu);
+  std::vector<std::unique_ptr<std::byte[]>> chunks ABSL_GUARDED_BY(mu);
+  std::vector<uint64_t> slot_key ABSL_GUARDED_BY(mu);
+  std::vector<uint8_t> slot_flags ABSL_GUARDED_BY(mu);
+  std::vector<uint32_t> free_slots ABSL_GUARDED_BY(mu);
+  uint32_t clock_hand ABSL_GUARDED_BY(mu) = 0;
+  absl::flat_hash_map<uint64_t, uint32_t> pending ABSL_GUARDED_BY(mu);  // admission counts
+  // Reused buffers for spilling.
+  std::string spill_buffer ABSL_GUARDED_BY(mu);
+  std::vector<KvStore::Op> spill_ops ABSL_GUARDED_BY(mu);
+};
+
+absl::StatusOr<std::unique_ptr<SparseTable>> SparseTable::Create(const TableConfig& config,
+                                                                 const Options& options) {
+  if (config.dim() <= 0) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("table \"%s\" has dim %d; it must be > 0", config.name(), config.dim()));
+  }
+  if (options.budget != nullptr && options.budget->limited() && options.store == nullptr) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("table \"", config.name(), "\": a memory limit needs a store to spill to"));
+  }
+  auto optimizer = SparseOptimizer::Create(config.optimizer(), config.dim());
+  if (!optimizer.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("table \"", config.name(), "\": ", optimizer.status().message()));
+  }
+  return std::unique_ptr<SparseTable>(new SparseTable(config, options, std::move(*optimizer)));
+}
+
+SparseTable::SparseTable(const TableConfig& config, const Options& options,
+                         std::unique_ptr<SparseOptimizer> optimizer)
+    : config_(config),
+      options_(WithDefaultClock(options)),
+      optimizer_(std::move(optimizer)),
+      dim_(config.dim()),
+      state_dim_(optimizer_->state_dim()),
+      row_bytes_(sizeof(RowMeta) + sizeof(float) * (dim_ + state_dim_)),
+      charge_bytes_(static_cast<int64_t>(row_bytes_) + kIndexBytesPerRow),
+      admission_(config.min_count() > 1 || config.admit_probability() < 1.0f) {
+  for (int i = 0; i < kNumStripes; ++i) stripes_.push_back(std::make_unique<Stripe>());
+}
+
+SparseTable::~SparseTable() {
+  if (options_.budget == nullptr) return;
+  int64_t rows = 0;
+  for (auto& s : stripes_) {
+    absl::MutexLock lock(&s->mu);
+    rows += s->index.size();
+  }
+  options_.budget->Add(-rows * charge_bytes_);
+}
+
+RowMeta* SparseTable::MetaOf(Stripe& s, uint32_t slot) const {
+  return reinterpret_cast<RowMeta*>(s.chunks[slot >> kChunkShift].get() +
+                                    (slot & (kChunkRows - 1)) * row_bytes_);
+}
+
+float* SparseTable::WeightsOf(Stripe& s, uint32_t slot) const {
+  return reinterpret_cast<float*>(reinterpret_cast<std::byte*>(MetaOf(s, slot)) + sizeof(RowMeta));
+}
+
+uint32_t SparseTable::AllocSlot(Stripe& s, uint64_t key) {
+  uint32_t slot;
+  if (!s.free_slots.empty()) {
+    slot = s.free_slots.back();
+    s.free_slots.pop_back();
+  } else {
+    slot = static_cast<uint32_t>(s.slot_key.size());
+    if ((slot >> kChunkShift) >= s.chunks.size()) {
+      s.chunks.push_back(std::make_unique<std::byte[]>(kChunkRows * row_bytes_));
+    }
+    s.slot_key.push_back(0);
+    s.slot_flags.push_back(0);
+  }
+  s.slot_key[slot] = key;
+  s.slot_flags[slot] = kUsed | kReferenced;
+  s.index[key] = slot;
+  if (options_.budget != nullptr) options_.budget->Add(charge_bytes_);
+  return slot;
+}
+
+void SparseTable::FreeSlot(Stripe& s, uint32_t slot) {
+  s.index.erase(s.slot_key[slot]);
+  s.slot_flags[slot] = 0;
+  s.free_slots.push_back(slot);
+  if (options_.budget != nullptr) options_.budget->Add(-charge_bytes_);
+}
+
+std::string SparseTable::DiskKey(uint64_t key) const {
+  // Big-endian (table id, key) so a table's rows are contiguous in the store.
+  std::string k(12, '\0');
+  for (int i = 0; i < 4; ++i) k[i] = static_cast<char>(options_.table_id >> (24 - 8 * i));
+  for (int i = 0; i < 8; ++i) k[4 + i] = static_cast<char>(key >> (56 - 8 * i));
+  return k;
+}
+
+bool SparseTable::Expired(const RowMeta& m, uint64_t global_step, uint32_t now) const {
+  if (config_.ttl_steps() > 0 && global_step > m.last_step + config_.ttl_steps()) return true;
+  if (config_.ttl_seconds() > 0 && now > m.last_sec + config_.ttl_seconds()) return true;
+  return false;
+}
+
+bool SparseTable::AdmittedAt(uint64_t key, uint32_t count) const {
+  if (count < config_.min_count()) return false;
+  if (config_.admit_probability() >= 1.0f) return true;
+  // Each sighting is a fresh, deterministic draw.
+  uint64_t h = Mix64(key ^ Mix64(config_.seed() + count));
+  return static_cast<float>(h >> 40) * (1.0f / 16777216.0f) < config_.admit_probability();
+}
+
+absl::Status SparseTable::Promote(Stripe& s, const std::vector<uint64_t>& keys,
+                                  std::vector<uint32_t>* slots) {
+  slots->assign(keys.size(), kNoSlot);
+  if (options_.store == nullptr || rows_on_disk_.load(std::memory_order_relaxed) == 0 ||
+      keys.empty()) {
+    return absl::OkStatus();
+  }
+  std::vector<std::string> disk_keys;
+  disk_keys.reserve(keys.size());
+  for (uint64_t k : keys) disk_keys.push_back(DiskKey(k));
+  std::vector<std::string_view> views(disk_keys.begin(), disk_keys.end());
+  std::vector<std::string> values;
+  std::vector<bool> found;
+  RETURN_IF_ERROR(options_.store->MultiGet(views, &values, &found));
+  std::vector<KvStore::Op> deletes;
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (!found[i]) continue;
+    if (auto it = s.index.find(keys[i]); it != s.index.end()) {  // a repeated key
+      (*slots)[i] = it->second;
+      continue;
+    }
+    if (values[i].size() != row_bytes_) {
+      return absl::DataLossError(absl::StrFormat("table \"%s\": stored row of key %d has %d bytes, expected %d",
+                                                 name(), keys[i], values[i].size(), row_bytes_));
+    }
+    deletes.push_back({views[i], {}, true});
+    rows_on_disk_.fetch_sub(1, std::memory_order_relaxed);
+    uint32_t slot = AllocSlot(s, keys[i]);
+    std::memcpy(MetaOf(s, slot), values[i].data(), row_bytes_);
+    (*slots)[i] = slot;
+  }
+  disk_hits_.fetch_add(deletes.size(), std::memory_order_relaxed);
+  if (!deletes.empty()) RETURN_IF_ERROR(options_.store->Write(deletes));
+  return absl::OkStatus();
+}
+
+absl::Status SparseTable::SpillIfOver(Stripe& s) {
+  MemoryBudget* budget = options_.budget;
+  if (budget == nullptr || budget->over() <= 0) return absl::OkStatus();
+  // Free the overshoot plus ~1.5% of the limit, so spills come in batches.
+  int64_t want_rows = (budget->over() + budget->limit() / 64) / charge_bytes_ + 1;
+  want_rows = std::min<int64_t>(want_rows, s.index.size());
+  if (want_rows <= 0) return absl::OkStatus();
+  s.spill_buffer.clear();
+  s.spill_buffer.reserve(want_rows * (row_bytes_ + 12));
+  s.spill_ops.clear();
+  const uint32_t num_slots = static_cast<uint32_t>(s.slot_key.size());
+  std::vector<uint32_t> victims;
+  victims.reserve(want_rows);
+  // CLOCK: a referenced row gets a second chance; at most two sweeps.
+  for (uint64_t visited = 0; static_cast<int64_t>(victims.size()) < want_rows && visited < 2ull * num_slots + 1;
+       ++visited) {
+    uint32_t slot = s.clock_hand;
+    s.clock_hand = (s.clock_hand + 1) % num_slots;
+    uint8_t& flags = s.slot_flags[slot];
+    if (!(flags & kUsed)) continue;
+    if (flags & kReferenced) {
+      flags &= ~kReferenced;
+      continue;
+    }
+    victims.push_back(slot);
+    flags = 0;  // not picked twice; FreeSlot resets it again
+  }
+  for (uint32_t slot : victims) {
+    size_t at = s.spill_buffer.size();
+    s.spill_buffer.append(DiskKey(s.slot_key[slot]));
+    s.spill_buffer.append(reinterpret_cast<const char*>(MetaOf(s, slot)), row_bytes_);
+    (void)at;
+  }
+  const char* base = s.spill_buffer.data();
+  for (size_t i = 0; i < victims.size(); ++i) {
+    const char* p = base + i * (row_bytes_ + 12);
+    s.spill_ops.push_back({std::string_view(p, 12), std::string_view(p + 12, row_bytes_), false});
+  }
+  RETURN_IF_ERROR(options_.store->Write(s.spill_ops));
+  for (uint32_t slot : victims) {
+    s.slot_flags[slot] = kUsed;
+    FreeSlot(s, slot);
+  }
+  rows_on_disk_.fetch_add(victims.size(), std::memory_order_relaxed);
+  spilled_.fetch_add(victims.size(), std::memory_order_relaxed);
+  return absl::OkStatus();
+}
+
+namespace {
+
+// Groups key positions by stripe (counting sort) into scratch.order.
+template <typename StripeFn>
+void GroupByStripe(std::span<const uint64_t> keys, StripeFn stripe_of) {
+  constexpr int S = SparseTable::kNumStripes;
+  uint32_t count[S + 1] = {0};
+  for (uint64_t k : keys) ++count[stripe_of(k) + 1];
+  for (int i = 0; i < S; ++i) count[i + 1] += count[i];
+  std::copy(count, count + S + 1, scratch.begin);
+  scratch.order.resize(keys.size());
+  for (uint32_t i = 0; i < keys.size(); ++i) scratch.order[count[stripe_of(keys[i])]++] = i;
+}
+
+}  // namespace
+
+absl::Status SparseTable::Pull(std::span<const uint64_t> keys, float* out) {
+  GroupByStripe(keys, StripeOf);
+  scratch.slots.resize(keys.size());
+  const uint32_t now = options_.now_seconds();
+  uint64_t hits = 0, misses = 0;
+  for (int si = 0; si < kNumStripes; ++si) {
+    const uint32_t b = scratch.begin[si], e = scratch.begin[si + 1];
+    if (b == e) continue;
+    Stripe& s = *stripes_[si];
+    absl::MutexLock lock(&s.mu);
+    // Pass 1: find slots, prefetching the index ahead.
+    scratch.miss_keys.clear();
+    scratch.miss_pos.clear();
+    for (uint32_t j = b; j < e; ++j) {
+      if (j + kPrefetchAhead < e) s.index.prefetch(keys[scratch.order[j + kPrefetchAhead]]);
+      auto it = s.index.find(keys[scratch.order[j]]);
+      if (it != s.index.end()) {
+        scratch.slots[j] = it->second;
+      } else {
+        scratch.slots[j] = kNoSlot;
+        scratch.miss_keys.push_back(keys[scratch.order[j]]);
+        scratch.miss_pos.push_back(j);
+      }
+    }
+    if (!scratch.miss_keys.empty()) {
+      RETURN_IF_ERROR(Promote(s, scratch.miss_keys, &scratch.miss_slots));
+      for (size_t m = 0; m < scratch.miss_keys.size(); ++m) {
+        scratch.slots[scratch.miss_pos[m]] = scratch.miss_slots[m];
+      }
+    }
+    // Pass 2: copy weights, prefetching rows ahead.
+    for (uint32_t j = b; j < e; ++j) {
+      if (j + kPrefetchAhead < e && scratch.slots[j + kPrefetchAhead] != kNoSlot) {
+        Prefetch(WeightsOf(s, scratch.slots[j + kPrefetchAhead]));
+      }
+      const uint32_t pos = scratch.order[j];
+      float* dst = out + static_cast<size_t>(pos) * dim_;
+      uint32_t slot = scratch.slots[j];
+      if (slot != kNoSlot && Expired(*MetaOf(s, slot), 0, now)) {
+        FreeSlot(s, slot);
+        evicted_ttl_.fetch_add(1, std::memory_order_relaxed);
+        slot = kNoSlot;
+      }
+      if (slot != kNoSlot) {
+        std::memcpy(dst, WeightsOf(s, slot), sizeof(float) * dim_);
+        s.slot_flags[slot] |= kReferenced;
+        ++hits;
+      } else {
+        ++misses;
+        if (admission_) {
+          std::memset(dst, 0, sizeof(float) * dim_);
+        } else {
+          InitializeRow(config_, keys[pos], dst, dim_);
+        }
+      }
+    }
+    RETURN_IF_ERROR(SpillIfOver(s));
+  }
+  memory_hits_.fetch_add(hits, std::memory_order_relaxed);
+  misses_.fetch_add(misses, std::memory_order_relaxed);
+  pulled_keys_.fetch_add(keys.size(), std::memory_order_relaxed);
+  return absl::OkStatus();
+}
+
+absl::Status SparseTable::Push(std::span<const uint64_t> keys, const float* grads,
+                               const uint32_t* counts, uint64_t global_step) {
+  GroupByStripe(keys, StripeOf);
+  scratch.slots.resize(keys.size());
+  const uint32_t now = options_.now_seconds();
+  const uint32_t step32 = static_cast<uint32_t>(global_step);
+  for (int si = 0; si < kNumStripes; ++si) {
+    const uint32_t b = scratch.begin[si], e = scratch.begin[si + 1];
+    if (b == e) continue;
+    Stripe& s = *stripes_[si];
+    absl::MutexLock lock(&s.mu);
+    scratch.miss_keys.clear();
+    scratch.miss_pos.clear();
+    for (uint32_t j = b; j < e; ++j) {
+      if (j + kPrefetchAhead < e) s.index.prefetch(keys[scratch.order[j + kPrefetchAhead]]);
+      auto it = s.index.find(keys[scratch.order[j]]);
+      if (it != s.index.end()) {
+        scratch.slots[j] = it->second;
+      } else {
+        scratch.slots[j] = kNoSlot;
+        scratch.miss_keys.push_back(keys[scratch.order[j]]);
+        scratch.miss_pos.push_back(j);
+      }
+    }
+    if (!scratch.miss_keys.empty()) {
+      RETURN_IF_ERROR(Promote(s, scratch.miss_keys, &scratch.miss_slots));
+      for (size_t m = 0; m < scratch.miss_keys.size(); ++m) {
+        scratch.slots[scratch.miss_pos[m]] = scratch.miss_slots[m];
+      }
+    }
+    // Once a slot was freed or allocated in this group, slots found in pass 1
+    // for repeated keys may be stale: look them up again.
+    bool slots_changed = false;
+    for (uint32_t j = b; j < e; ++j) {
+      if (j + kPrefetchAhead < e && scratch.slots[j + kPrefetchAhead] != kNoSlot) {
+        Prefetch(MetaOf(s, scratch.slots[j + kPrefetchAhead]));
+      }
+      const uint32_t pos = scratch.order[j];
+      const uint64_t key = keys[pos];
+      const uint32_t c = counts != nullptr ? counts[pos] : 1;
+      uint32_t slot = scratch.slots[j];
+      if (slots_changed) {
+        auto it = s.index.find(key);
+        slot = it != s.index.end() ? it->second : kNoSlot;
+      }
+      if (slot != kNoSlot && Expired(*MetaOf(s, slot), global_step, now)) {
+        FreeSlot(s, slot);
+        evicted_ttl_.fetch_add(1, std::memory_order_relaxed);
+        slot = kNoSlot;
+        slots_changed = true;
+      }
+      RowMeta* meta;
+      if (slot == kNoSlot) {
+        uint32_t seen = c;
+        if (admission_) {
+          auto it = s.pending.find(key);
+          seen += it != s.pending.end() ? it->second : 0;
+          if (!AdmittedAt(key, seen)) {
+            s.pending[key] = seen;
+            continue;
+          }
+          if (it != s.pending.end()) s.pending.erase(it);
+        }
+        slot = AllocSlot(s, key);
+        slots_changed = true;
+        meta = MetaOf(s, slot);
+        *meta = RowMeta{};
+        meta->count = seen - c;
+        float* w = WeightsOf(s, slot);
+        InitializeRow(config_, key, w, dim_);
+        optimizer_->InitState(w + dim_);
+      } else {
+        meta = MetaOf(s, slot);
+      }
+      float* w = WeightsOf(s, slot);
+      meta->count += c;
+      meta->updates += 1;
+      meta->last_step = step32;
+      meta->last_sec = now;
+      optimizer_->Update(w, w + dim_, grads + static_cast<size_t>(pos) * dim_, meta->updates);
+      s.slot_flags[slot] |= kReferenced;
+    }
+    RETURN_IF_ERROR(SpillIfOver(s));
+  }
+  pushed_keys_.fetch_add(keys.size(), std::memory_order_relaxed);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<uint64_t> SparseTable::EvictExpired(uint64_t global_step) {
+  if (config_.ttl_steps() == 0 && config_.ttl_seconds() == 0) return 0;
+  const uint32_t now = options_.now_seconds();
+  uint64_t dropped = 0;
+  for (auto& sp : stripes_) {
+    Stripe& s = *sp;
+    absl::MutexLock lock(&s.mu);
+    for (uint32_t slot = 0; slot < s.slot_key.size(); ++slot) {
+      if ((s.slot_flags[slot] & kUsed) && Expired(*MetaOf(s, slot), global_step, now)) {
+        FreeSlot(s, slot);
+        ++dropped;
+      }
+    }
+  }
+  evicted_ttl_.fetch_add(dropped, std::memory_order_relaxed);
+  return dropped;
+}
+
+TableStats SparseTable::Stats() const {
+  TableStats st;
+  st.set_name(name());
+  uint64_t rows = 0, pending = 0, bytes = 0;
+  for (auto& sp : stripes_) {
+    Stripe& s = *sp;
+    absl::MutexLock lock(&s.mu);
+    rows += s.index.size();
+    pending += s.pending.size();
+    bytes += s.chunks.size() * kChunkRows * row_bytes_;
+    bytes += s.index.capacity() * (sizeof(std::pair<uint64_t, uint32_t>) + 1);
+    bytes += s.pending.capacity() * (sizeof(std::pair<uint64_t, uint32_t>) + 1);
+    bytes += s.slot_key.capacity() * 9 + s.free_slots.capacity() * 4;
+  }
+  st.set_rows_in_memory(rows);
+  st.set_rows_on_disk(rows_on_disk_.load());
+  st.set_rows_pending_admission(pending);
+  st.set_bytes_in_memory(bytes);
+  st.set_memory_hits(memory_hits_.load());
+  st.set_disk_hits(disk_hits_.load());
+  st.set_misses(misses_.load());
+  st.set_rows_spilled(spilled_.load());
+  st.set_rows_evicted_ttl(evicted_ttl_.load());
+  st.set_pulled_keys(pulled_keys_.load());
+  st.set_pushed_keys(pushed_keys_.load());
+  return st;
+}
+
+absl::StatusOr<SparseTable::RowSnapshot> SparseTable::Peek(uint64_t key) {
+  Stripe& s = *stripes_[StripeOf(key)];
+  absl::MutexLock lock(&s.mu);
+  RowSnapshot snap;
+  std::string stored;
+  const char* row = nullptr;
+  auto it = s.index.find(key);
+  if (it != s.index.end()) {
+    row = reinterpret_cast<const char*>(MetaOf(s, it->second));
+  } else if (options_.store != nullptr) {
+    std::string k = DiskKey(key);
+    std::vector<std::string> values;
+    std::vector<bool> found;
+    RETURN_IF_ERROR(options_.store->MultiGet({k}, &values, &found));
+    if (found[0] && values[0].size() == row_bytes_) {
+      stored = std::move(values[0]);
+      row = stored.data();
+      snap.on_disk = true;
+    }
+  }
+  if (row == nullptr) return absl::NotFoundError(absl::StrCat("key ", key, " has no row"));
+  std::memcpy(&snap.meta, row, sizeof(RowMeta));
+  const float* f = reinterpret_cast<const float*>(row + sizeof(RowMeta));
+  snap.weights.assign(f, f + dim_);
+  snap.state.assign(f + dim_, f + dim_ + state_dim_);
+  return snap;
+}
+
+}  // namespace ctrps

@@ -1,0 +1,142 @@
+// One embedding table on one server: rows in memory (striped hash index over
+// slab-allocated rows), cold rows spilled to a KvStore past the server's
+// memory budget, a sparse optimizer, admission and TTL eviction.
+//
+// Thread safety: every public method may be called concurrently. Keys are
+// spread over kNumStripes stripes, each with its own mutex; a request locks
+// one stripe at a time.
+#ifndef CTRPS_PS_SPARSE_TABLE_H_
+#define CTRPS_PS_SPARSE_TABLE_H_
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "common/proto/config.pb.h"
+#include "common/proto/wire.pb.h"
+#include "ps/kv_store.h"
+#include "ps/sparse_optimizer.h"
+
+namespace ctrps {
+
+// Per-row metadata, stored in front of the row's floats (and on disk).
+struct RowMeta {
+  uint32_t count = 0;      // times the key was pushed (including before admission)
+  uint32_t updates = 0;    // optimizer steps applied (Adam's t)
+  uint32_t last_step = 0;  // global step of the last update
+  uint32_t last_sec = 0;   // clock seconds of the last update
+};
+
+// Memory shared by all tables of one server. Tables add the bytes of the rows
+// they hold and spill when the total is over the limit.
+class MemoryBudget {
+ public:
+  explicit MemoryBudget(int64_t limit_bytes) : limit_(limit_bytes) {}
+  bool limited() const { return limit_ > 0; }
+  int64_t limit() const { return limit_; }
+  int64_t used() const { return used_.load(std::memory_order_relaxed); }
+  int64_t over() const { return limited() ? used() - limit_ : 0; }
+  void Add(int64_t bytes) { used_.fetch_add(bytes, std::memory_order_relaxed); }
+
+ private:
+  const int64_t limit_;
+  std::atomic<int64_t> used_{0};
+};
+
+class SparseTable {
+ public:
+  static constexpr int kNumStripes = 16;
+  // Bytes charged to the budget per resident row beyond the row itself
+  // (hash index entry at its load factor, slot bookkeeping).
+  static constexpr int kIndexBytesPerRow = 32;
+
+  struct Options {
+    uint32_t table_id = 0;          // prefix of this table's keys in the store
+    KvStore* store = nullptr;       // not owned; null: never spill
+    MemoryBudget* budget = nullptr; // not owned; null: unlimited
+    std::function<uint32_t()> now_seconds;  // clock for TTL in seconds; default steady clock
+  };
+
+  // InvalidArgument for a bad config (dim <= 0, bad optimizer). A budget that
+  // is limited needs a store.
+  static absl::StatusOr<std::unique_ptr<SparseTable>> Create(const TableConfig& config,
+                                                             const Options& options);
+  ~SparseTable();
+
+  const std::string& name() const { return config_.name(); }
+  int dim() const { return dim_; }
+  const TableConfig& config() const { return config_; }
+
+  // Writes the weights of each key to out[i*dim .. (i+1)*dim). A key without
+  // a row reads its initial value (a pure function of seed and key) without
+  // creating it; with admission on, it reads zeros. Keys may repeat.
+  absl::Status Pull(std::span<const uint64_t> keys, float* out);
+
+  // Applies grads[i*dim ..] to each key's row. counts (may be null: 1 each)
+  // says how many samples used the key, for admission and statistics.
+  // Creates rows for admitted keys; a key not yet admitted is only counted.
+  absl::Status Push(std::span<const uint64_t> keys, const float* grads, const uint32_t* counts,
+                    uint64_t global_step);
+
+  // Drops rows not updated within the TTL. Returns rows dropped.
+  absl::StatusOr<uint64_t> EvictExpired(uint64_t global_step);
+
+  TableStats Stats() const;
+
+  struct RowSnapshot {
+    RowMeta meta;
+    std::vector<float> weights;
+    std::vector<float> state;
+    bool on_disk = false;
+  };
+  // The stored row of `key` or NotFound; no side effects.
+  absl::StatusOr<RowSnapshot> Peek(uint64_t key);
+
+ private:
+  struct Stripe;
+
+  SparseTable(const TableConfig& config, const Options& options,
+              std::unique_ptr<SparseOptimizer> optimizer);
+
+  static int StripeOf(uint64_t key) {
+    return static_cast<int>((key * 0x9e3779b97f4a7c15ULL) >> 60);
+  }
+  RowMeta* MetaOf(Stripe& s, uint32_t slot) const;
+  float* WeightsOf(Stripe& s, uint32_t slot) const;
+  uint32_t AllocSlot(Stripe& s, uint64_t key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
+  void FreeSlot(Stripe& s, uint32_t slot) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
+  // Reads the rows of `keys` (missing from memory) from the store into memory.
+  // slots[i] becomes the new slot or stays kNoSlot.
+  absl::Status Promote(Stripe& s, const std::vector<uint64_t>& keys, std::vector<uint32_t>* slots)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
+  // Spills this stripe's coldest rows until the budget is no longer over.
+  absl::Status SpillIfOver(Stripe& s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
+  std::string DiskKey(uint64_t key) const;
+  bool Expired(const RowMeta& m, uint64_t global_step, uint32_t now) const;
+  bool AdmittedAt(uint64_t key, uint32_t count) const;
+
+  const TableConfig config_;
+  const Options options_;
+  const std::unique_ptr<SparseOptimizer> optimizer_;
+  const int dim_;
+  const int state_dim_;
+  const size_t row_bytes_;     // meta + weights + state
+  const int64_t charge_bytes_; // row_bytes_ + kIndexBytesPerRow
+  const bool admission_;
+  std::vector<std::unique_ptr<Stripe>> stripes_;
+  std::atomic<int64_t> rows_on_disk_{0};
+  std::atomic<uint64_t> memory_hits_{0}, disk_hits_{0}, misses_{0}, spilled_{0}, evicted_ttl_{0};
+  std::atomic<uint64_t> pulled_keys_{0}, pushed_keys_{0};
+};
+
+}  // namespace ctrps
+
+#endif  // CTRPS_PS_SPARSE_TABLE_H_

@@ -1,0 +1,204 @@
+#include "ps/sparse_table.h"
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "gtest/gtest.h"
+
+namespace ctrps {
+namespace {
+
+TableConfig Config(int dim, SparseOptimizerConfig::Kind kind = SparseOptimizerConfig::SGD) {
+  TableConfig t;
+  t.set_name("emb");
+  t.set_dim(dim);
+  t.mutable_init()->set_kind(InitializerConfig::UNIFORM);
+  t.mutable_init()->set_scale(0.5f);
+  t.mutable_optimizer()->set_kind(kind);
+  t.mutable_optimizer()->set_learning_rate(0.1f);
+  return t;
+}
+
+std::unique_ptr<SparseTable> Make(const TableConfig& config, SparseTable::Options options = {}) {
+  auto t = SparseTable::Create(config, options);
+  EXPECT_TRUE(t.ok()) << t.status();
+  return std::move(*t);
+}
+
+TEST(SparseTableTest, PullOfNewKeyReturnsInitialValueWithoutCreatingRow) {
+  TableConfig c = Config(4);
+  auto table = Make(c);
+  std::vector<uint64_t> keys = {11, 12, 11};
+  std::vector<float> out(12);
+  ASSERT_TRUE(table->Pull(keys, out.data()).ok());
+  std::vector<float> expect(4);
+  InitializeRow(c, 11, expect.data(), 4);
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_EQ(out[i], expect[i]);
+    EXPECT_EQ(out[8 + i], expect[i]);
+  }
+  EXPECT_EQ(table->Stats().rows_in_memory(), 0u);
+}
+
+TEST(SparseTableTest, PushAppliesSgdToInitialRow) {
+  TableConfig c = Config(2);
+  auto table = Make(c);
+  std::vector<uint64_t> keys = {5, 6};
+  std::vector<float> grads = {1, 2, 3, 4};
+  ASSERT_TRUE(table->Push(keys, grads.data(), nullptr, 1).ok());
+  ASSERT_TRUE(table->Push(keys, grads.data(), nullptr, 2).ok());
+  std::vector<float> out(4), init(2);
+  ASSERT_TRUE(table->Pull(keys, out.data()).ok());
+  InitializeRow(c, 6, init.data(), 2);
+  EXPECT_NEAR(out[2], init[0] - 2 * 0.1f * 3, 1e-6);
+  EXPECT_NEAR(out[3], init[1] - 2 * 0.1f * 4, 1e-6);
+  auto snap = table->Peek(6);
+  ASSERT_TRUE(snap.ok());
+  EXPECT_EQ(snap->meta.updates, 2u);
+  EXPECT_EQ(snap->meta.count, 2u);
+  EXPECT_EQ(snap->meta.last_step, 2u);
+}
+
+TEST(SparseTableTest, RepeatedKeysInOnePushEachApply) {
+  auto table = Make(Config(1));
+  std::vector<uint64_t> keys = {9, 9, 9};
+  std::vector<float> grads = {1, 1, 1};
+  ASSERT_TRUE(table->Push(keys, grads.data(), nullptr, 1).ok());
+  auto snap = table->Peek(9);
+  ASSERT_TRUE(snap.ok());
+  EXPECT_EQ(snap->meta.updates, 3u);
+}
+
+TEST(SparseTableTest, AdmissionWaitsForMinCount) {
+  TableConfig c = Config(2);
+  c.set_min_count(3);
+  auto table = Make(c);
+  std::vector<uint64_t> keys = {77};
+  std::vector<float> grads = {1, 1}, out(2);
+  ASSERT_TRUE(table->Pull(keys, out.data()).ok());
+  EXPECT_EQ(out[0], 0.0f);  // not admitted: zeros
+  ASSERT_TRUE(table->Push(keys, grads.data(), nullptr, 1).ok());
+  ASSERT_TRUE(table->Push(keys, grads.data(), nullptr, 2).ok());
+  EXPECT_EQ(table->Stats().rows_in_memory(), 0u);
+  EXPECT_EQ(table->Stats().rows_pending_admission(), 1u);
+  ASSERT_TRUE(table->Pull(keys, out.data()).ok());
+  EXPECT_EQ(out[0], 0.0f);
+  ASSERT_TRUE(table->Push(keys, grads.data(), nullptr, 3).ok());  // third sighting: admitted
+  EXPECT_EQ(table->Stats().rows_in_memory(), 1u);
+  auto snap = table->Peek(77);
+  ASSERT_TRUE(snap.ok());
+  EXPECT_EQ(snap->meta.count, 3u);
+  EXPECT_EQ(snap->meta.updates, 1u);  // only the admitting push trained it
+  std::vector<float> init(2);
+  InitializeRow(c, 77, init.data(), 2);
+  EXPECT_NEAR(snap->weights[0], init[0] - 0.1f, 1e-6);
+}
+
+TEST(SparseTableTest, AdmissionCountsSampleOccurrences) {
+  TableConfig c = Config(1);
+  c.set_min_count(5);
+  auto table = Make(c);
+  std::vector<uint64_t> keys = {1, 2};
+  std::vector<float> grads = {1, 1};
+  std::vector<uint32_t> counts = {5, 4};
+  ASSERT_TRUE(table->Push(keys, grads.data(), counts.data(), 1).ok());
+  EXPECT_TRUE(table->Peek(1).ok());
+  EXPECT_FALSE(table->Peek(2).ok());
+}
+
+TEST(SparseTableTest, AdmitProbabilityAdmitsAboutThatFraction) {
+  TableConfig c = Config(1);
+  c.set_admit_probability(0.25f);
+  auto table = Make(c);
+  std::vector<uint64_t> keys(20000);
+  for (size_t i = 0; i < keys.size(); ++i) keys[i] = i * 7919 + 1;
+  std::vector<float> grads(keys.size(), 1.0f);
+  ASSERT_TRUE(table->Push(keys, grads.data(), nullptr, 1).ok());
+  double admitted = table->Stats().rows_in_memory() / 20000.0;
+  EXPECT_NEAR(admitted, 0.25, 0.02);
+}
+
+TEST(SparseTableTest, TtlInStepsDropsStaleRows) {
+  TableConfig c = Config(1);
+  c.set_ttl_steps(10);
+  auto table = Make(c);
+  std::vector<uint64_t> old_keys = {1, 2}, fresh = {3};
+  std::vector<float> g = {1, 1};
+  ASSERT_TRUE(table->Push(old_keys, g.data(), nullptr, 5).ok());
+  ASSERT_TRUE(table->Push(fresh, g.data(), nullptr, 14).ok());
+  EXPECT_EQ(*table->EvictExpired(15), 0u);  // 10 steps old: still alive
+  auto dropped = table->EvictExpired(16);    // 11 steps old: keys 1, 2 go
+  ASSERT_TRUE(dropped.ok());
+  EXPECT_EQ(*dropped, 2u);
+  EXPECT_FALSE(table->Peek(1).ok());
+  EXPECT_TRUE(table->Peek(3).ok());
+  EXPECT_EQ(*table->EvictExpired(24), 0u);
+  EXPECT_EQ(*table->EvictExpired(25), 1u);
+}
+
+TEST(SparseTableTest, TtlInSecondsDropsStaleRows) {
+  TableConfig c = Config(1);
+  c.set_ttl_seconds(60);
+  uint32_t now = 1000;
+  SparseTable::Options options;
+  options.now_seconds = [&now] { return now; };
+  auto table = Make(c, options);
+  std::vector<uint64_t> keys = {1};
+  std::vector<float> g = {1};
+  ASSERT_TRUE(table->Push(keys, g.data(), nullptr, 1).ok());
+  now = 1060;
+  EXPECT_EQ(*table->EvictExpired(1), 0u);
+  now = 1061;
+  EXPECT_EQ(*table->EvictExpired(1), 1u);
+}
+
+TEST(SparseTableTest, MemoryLimitSpillsAndRoundTripsEveryRow) {
+  TableConfig c = Config(8, SparseOptimizerConfig::ADAGRAD);
+  const int kRows = 20000;
+  const int64_t row_charge = sizeof(RowMeta) + 4 * 16 + SparseTable::kIndexBytesPerRow;
+  MemoryBudget budget(row_charge * kRows / 10);  // 10x over the limit
+  auto store = NewMemoryKvStore();
+  SparseTable::Options options;
+  options.store = store.get();
+  options.budget = &budget;
+  auto table = Make(c, options);
+  auto reference = Make(c);  // unlimited twin
+  std::mt19937_64 rng(1);
+  std::vector<uint64_t> keys(1000);
+  std::vector<float> grads(1000 * 8);
+  for (int round = 0; round < 60; ++round) {
+    for (auto& k : keys) k = rng() % kRows;
+    for (auto& g : grads) g = std::uniform_real_distribution<float>(-1, 1)(rng);
+    ASSERT_TRUE(table->Push(keys, grads.data(), nullptr, round).ok());
+    ASSERT_TRUE(reference->Push(keys, grads.data(), nullptr, round).ok());
+    EXPECT_LE(budget.used(), budget.limit()) << "round " << round;
+  }
+  TableStats st = table->Stats();
+  EXPECT_GT(st.rows_on_disk(), 0u);
+  EXPECT_LE(st.rows_in_memory() * row_charge, static_cast<uint64_t>(budget.limit()));
+  // Every row, wherever it lives, equals the unlimited table's row exactly.
+  std::vector<uint64_t> all(kRows);
+  for (int i = 0; i < kRows; ++i) all[i] = i;
+  std::vector<float> a(kRows * 8), b(kRows * 8);
+  ASSERT_TRUE(table->Pull(all, a.data()).ok());
+  ASSERT_TRUE(reference->Pull(all, b.data()).ok());
+  EXPECT_EQ(a, b);
+  for (int k = 0; k < kRows; k += 997) {
+    auto x = table->Peek(k), y = reference->Peek(k);
+    ASSERT_EQ(x.ok(), y.ok());
+    if (x.ok()) {
+      EXPECT_EQ(x->state, y->state);
+      EXPECT_EQ(x->meta.updates, y->meta.updates);
+    }
+  }
+  EXPECT_LE(budget.used(), budget.limit());
+}
+
+TEST(SparseTableTest, ZeroDimIsRejected) {
+  TableConfig c = Config(0);
+  EXPECT_EQ(SparseTable::Create(c, {}).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace ctrps
