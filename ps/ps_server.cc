@@ -1,0 +1,332 @@
+#include "ps/ps_server.h"
+
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "common/status.h"
+#include "glog/logging.h"
+#include "zmq_addon.hpp"
+
+namespace ctrps {
+namespace {
+
+constexpr char kRepliesEndpoint[] = "inproc://ps-replies";
+constexpr int64_t kEvictionIntervalNs = 10'000'000'000;  // TTL sweep every 10 s at most
+// Control frame in front of a reply on the inproc socket.
+constexpr uint8_t kReplyOnly = 0, kReplyThenShutdown = 1;
+
+// Frames are read in place when aligned (large zmq messages are malloc'ed);
+// otherwise copied into per-thread scratch.
+template <typename T>
+const T* AlignedView(const zmq::message_t& m, std::vector<T>* scratch) {
+  if (reinterpret_cast<uintptr_t>(m.data()) % alignof(T) == 0) {
+    return static_cast<const T*>(m.data());
+  }
+  scratch->resize(m.size() / sizeof(T));
+  std::memcpy(scratch->data(), m.data(), scratch->size() * sizeof(T));
+  return scratch->data();
+}
+
+}  // namespace
+
+PsServer::PsServer(PsServerOptions options) : options_(std::move(options)), context_(1) {}
+
+PsServer::~PsServer() { Stop(); }
+
+absl::Status PsServer::CreateTables() {
+  if (!tables_.empty()) return absl::OkStatus();
+  budget_ = std::make_unique<MemoryBudget>(options_.memory_limit_bytes);
+  if (options_.memory_limit_bytes > 0) {
+    if (options_.storage_dir.empty()) {
+      return absl::InvalidArgumentError("a memory limit needs a storage directory for spilled rows");
+    }
+    // A fresh job starts from an empty store; leftovers of an earlier run
+    // would be stale rows.
+    std::error_code ec;
+    std::filesystem::remove_all(options_.storage_dir, ec);
+    ASSIGN_OR_RETURN(store_, OpenRocksDbStore(options_.storage_dir));
+  }
+  uint32_t id = 0;
+  for (const TableConfig& config : options_.tables) {
+    SparseTable::Options topts;
+    topts.table_id = id++;
+    topts.store = store_.get();
+    topts.budget = budget_.get();
+    ASSIGN_OR_RETURN(auto table, SparseTable::Create(config, topts));
+    if (!tables_.emplace(config.name(), std::move(table)).second) {
+      return absl::InvalidArgumentError(absl::StrCat("table \"", config.name(), "\" is defined twice"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+SparseTable* PsServer::table(const std::string& name) {
+  auto it = tables_.find(name);
+  return it == tables_.end() ? nullptr : it->second.get();
+}
+
+ServerStats PsServer::Stats() {
+  ServerStats stats;
+  stats.set_shard(options_.shard);
+  for (auto& [name, table] : tables_) *stats.add_table() = table->Stats();
+  uint64_t bytes = 0;
+  for (const TableStats& t : stats.table()) bytes += t.bytes_in_memory();
+  stats.set_bytes_in_memory(bytes);
+  stats.set_memory_limit_bytes(options_.memory_limit_bytes);
+  stats.set_requests(requests_.load());
+  stats.set_bad_requests(bad_requests_.load());
+  return stats;
+}
+
+absl::Status PsServer::Start() {
+  RETURN_IF_ERROR(CreateTables());
+  router_ = std::make_unique<zmq::socket_t>(context_, zmq::socket_type::router);
+  replies_ = std::make_unique<zmq::socket_t>(context_, zmq::socket_type::pull);
+  zmq::socket_t& router = *router_;
+  zmq::socket_t& replies = *replies_;
+  try {
+    router.set(zmq::sockopt::linger, 0);
+    router.set(zmq::sockopt::sndhwm, 0);
+    router.set(zmq::sockopt::rcvhwm, 0);
+    // Hard cap per frame; requests between the soft limit and this get an
+    // error reply, larger ones cost the peer its connection.
+    router.set(zmq::sockopt::maxmsgsize, options_.max_request_bytes * 2);
+    router.bind(options_.bind);
+    endpoint_ = router.get(zmq::sockopt::last_endpoint);
+    replies.bind(kRepliesEndpoint);
+  } catch (const zmq::error_t& e) {
+    return absl::UnavailableError(absl::StrCat("server ", options_.shard, ": cannot bind ", options_.bind,
+                                               ": ", e.what()));
+  }
+  io_thread_ = std::thread([this] { IoLoop(); });
+  for (int i = 0; i < options_.threads; ++i) handlers_.emplace_back([this, i] { HandlerLoop(i); });
+  return absl::OkStatus();
+}
+
+void PsServer::IoLoop() {
+  zmq::socket_t& router = *router_;
+  zmq::socket_t& replies = *replies_;
+  std::vector<zmq::pollitem_t> items = {{router.handle(), 0, ZMQ_POLLIN, 0},
+                                        {replies.handle(), 0, ZMQ_POLLIN, 0}};
+  std::vector<zmq::message_t> frames;
+  bool shutdown = false;
+  while (!stopping_.load() && !shutdown) {
+    zmq::poll(items, std::chrono::milliseconds(100));
+    if (items[1].revents & ZMQ_POLLIN) {
+      // Forward every ready reply: [control][identity][frames...].
+      while (true) {
+        frames.clear();
+        if (!zmq::recv_multipart(replies, std::back_inserter(frames), zmq::recv_flags::dontwait)) break;
+        const bool then_shutdown = *static_cast<const uint8_t*>(frames[0].data()) == kReplyThenShutdown;
+        for (size_t i = 1; i < frames.size(); ++i) {
+          router.send(frames[i], i + 1 < frames.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
+        }
+        shutdown |= then_shutdown;
+      }
+    }
+    if (items[0].revents & ZMQ_POLLIN) {
+      while (true) {
+        std::vector<zmq::message_t> request;
+        if (!zmq::recv_multipart(router, std::back_inserter(request), zmq::recv_flags::dontwait)) break;
+        {
+          absl::MutexLock lock(&queue_mu_);
+          queue_.push_back(std::move(request));
+        }
+      }
+    }
+  }
+  stopping_.store(true);
+  absl::MutexLock lock(&done_mu_);
+  done_ = true;
+}
+
+void PsServer::HandlerLoop(int index) {
+  zmq::socket_t out(context_, zmq::socket_type::push);
+  out.set(zmq::sockopt::linger, 0);
+  out.set(zmq::sockopt::sndhwm, 0);
+  out.connect(kRepliesEndpoint);
+  std::vector<zmq::message_t> request, reply;
+  auto has_work = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(queue_mu_) {
+    return !queue_.empty() || stopping_.load();
+  };
+  while (true) {
+    {
+      absl::MutexLock lock(&queue_mu_);
+      // Wakes on work; the timeout only bounds how long Stop() can wait.
+      queue_mu_.AwaitWithTimeout(absl::Condition(&has_work), absl::Milliseconds(200));
+      if (stopping_.load()) return;
+      if (queue_.empty()) continue;
+      request = std::move(queue_.front());
+      queue_.pop_front();
+    }
+    // request[0] is the routing identity.
+    std::string peer = "unknown peer";
+    for (auto& frame : request) {  // metadata rides on data frames, not always the identity
+      if (const char* addr = zmq_msg_gets(frame.handle(), "Peer-Address"); addr != nullptr) {
+        peer = addr;
+        break;
+      }
+    }
+    zmq::message_t identity = std::move(request[0]);
+    request.erase(request.begin());
+    reply.clear();
+    bool shutdown = false;
+    Handle(request, &reply, &shutdown, peer);
+    uint8_t control = shutdown ? kReplyThenShutdown : kReplyOnly;
+    out.send(zmq::buffer(&control, 1), zmq::send_flags::sndmore);
+    out.send(identity, zmq::send_flags::sndmore);
+    for (size_t i = 0; i < reply.size(); ++i) {
+      out.send(reply[i], i + 1 < reply.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
+    }
+    MaybeEvictExpired();
+  }
+}
+
+void PsServer::Handle(std::vector<zmq::message_t>& request, std::vector<zmq::message_t>* reply,
+                      bool* shutdown, const std::string& peer) {
+  requests_.fetch_add(1, std::memory_order_relaxed);
+  RequestHeader header;
+  ReplyHeader reply_header;
+  std::vector<zmq::message_t> body;
+  absl::Status status;
+  int64_t total = 0;
+  for (const auto& f : request) total += f.size();
+  if (request.empty()) {
+    status = absl::InvalidArgumentError("empty request");
+  } else if (!header.ParseFromArray(request[0].data(), static_cast<int>(request[0].size()))) {
+    status = absl::InvalidArgumentError(
+        absl::StrFormat("request header (%d bytes) is not a RequestHeader", request[0].size()));
+  } else if (total > options_.max_request_bytes) {
+    status = absl::InvalidArgumentError(absl::StrFormat(
+        "request of %d bytes exceeds the server limit of %d bytes", total, options_.max_request_bytes));
+  } else {
+    reply_header.set_request_id(header.request_id());
+    status = HandleRequest(header, request, &body, &reply_header);
+    *shutdown = status.ok() && header.op() == OP_SHUTDOWN;
+  }
+  if (!status.ok()) {
+    bad_requests_.fetch_add(1, std::memory_order_relaxed);
+    LogBadRequest(peer, status);
+    body.clear();
+  }
+  reply_header.set_code(static_cast<int>(status.code()));
+  if (!status.ok()) reply_header.set_message(std::string(status.message()));
+  reply->clear();
+  reply->emplace_back(reply_header.SerializeAsString());
+  for (auto& m : body) reply->push_back(std::move(m));
+}
+
+absl::Status PsServer::HandleRequest(const RequestHeader& header, std::vector<zmq::message_t>& request,
+                                     std::vector<zmq::message_t>* body, ReplyHeader* reply_header) {
+  thread_local std::vector<uint64_t> key_scratch;
+  thread_local std::vector<float> grad_scratch;
+  thread_local std::vector<uint32_t> count_scratch;
+  switch (header.op()) {
+    case OP_PING:
+      return absl::OkStatus();
+    case OP_STATS:
+      *reply_header->mutable_stats() = Stats();
+      return absl::OkStatus();
+    case OP_SHUTDOWN:
+      return absl::OkStatus();
+    case OP_PULL:
+    case OP_PUSH:
+      break;
+    default:
+      // proto2 keeps an unknown enum value out of op(): say so rather than "0".
+      return absl::InvalidArgumentError(header.has_op() ? absl::StrCat("unknown op ", Op_Name(header.op()))
+                                                        : std::string("missing or unknown op"));
+  }
+  const bool push = header.op() == OP_PUSH;
+  const char* op = push ? "push" : "pull";
+  SparseTable* t = table(header.table());
+  if (t == nullptr) return absl::NotFoundError(absl::StrCat(op, ": unknown table \"", header.table(), "\""));
+  if (header.dim() != static_cast<uint32_t>(t->dim())) {
+    return absl::InvalidArgumentError(absl::StrFormat("%s: table \"%s\" has dim %d, request says %d", op,
+                                                      t->name(), t->dim(), header.dim()));
+  }
+  const size_t expected_frames = push ? (header.has_counts() ? 4 : 3) : 2;
+  if (request.size() != expected_frames) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("%s: expected %d frames, got %d", op, expected_frames, request.size()));
+  }
+  const uint64_t n = header.num_keys();
+  if (request[1].size() != n * sizeof(uint64_t)) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "%s: num_keys %d needs a keys frame of %d bytes, got %d", op, n, n * 8, request[1].size()));
+  }
+  const uint64_t values = n * t->dim();
+  const uint64_t* keys = AlignedView<uint64_t>(request[1], &key_scratch);
+  reply_header->set_num_keys(n);
+  reply_header->set_dim(t->dim());
+  uint64_t step = header.global_step();
+  uint64_t prev = max_global_step_.load(std::memory_order_relaxed);
+  while (step > prev && !max_global_step_.compare_exchange_weak(prev, step)) {
+  }
+  if (!push) {
+    zmq::message_t out(values * sizeof(float));
+    RETURN_IF_ERROR(t->Pull({keys, n}, static_cast<float*>(out.data())));
+    body->push_back(std::move(out));
+    return absl::OkStatus();
+  }
+  if (request[2].size() != values * sizeof(float)) {
+    return absl::InvalidArgumentError(absl::StrFormat("push: %d keys of dim %d need %d gradient bytes, got %d",
+                                                      n, t->dim(), values * 4, request[2].size()));
+  }
+  const uint32_t* counts = nullptr;
+  if (header.has_counts()) {
+    if (request[3].size() != n * sizeof(uint32_t)) {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("push: %d keys need %d count bytes, got %d", n, n * 4, request[3].size()));
+    }
+    counts = AlignedView<uint32_t>(request[3], &count_scratch);
+  }
+  const float* grads = AlignedView<float>(request[2], &grad_scratch);
+  return t->Push({keys, n}, grads, counts, step);
+}
+
+void PsServer::MaybeEvictExpired() {
+  int64_t now = std::chrono::steady_clock::now().time_since_epoch().count();
+  int64_t last = last_eviction_ns_.load(std::memory_order_relaxed);
+  if (now - last < kEvictionIntervalNs) return;
+  if (!last_eviction_ns_.compare_exchange_strong(last, now)) return;  // another thread does it
+  for (auto& [name, table] : tables_) {
+    auto dropped = table->EvictExpired(max_global_step_.load());
+    if (!dropped.ok()) {
+      LOG(ERROR) << "server " << options_.shard << ": TTL eviction of table \"" << name
+                 << "\" failed: " << dropped.status();
+    } else if (*dropped > 0) {
+      VLOG(1) << "server " << options_.shard << ": table \"" << name << "\": " << *dropped
+              << " rows past their TTL dropped";
+    }
+  }
+}
+
+void PsServer::LogBadRequest(const std::string& peer, const absl::Status& status) {
+  absl::MutexLock lock(&log_mu_);
+  if (logged_peers_.insert(peer).second) {
+    LOG(WARNING) << "server " << options_.shard << ": bad request from " << peer << ": " << status
+                 << " (further bad requests from this peer are counted, not logged)";
+  }
+}
+
+void PsServer::Wait() {
+  absl::MutexLock lock(&done_mu_);
+  done_mu_.Await(absl::Condition(&done_));
+}
+
+void PsServer::Stop() {
+  stopping_.store(true);
+  if (io_thread_.joinable()) io_thread_.join();
+  for (auto& t : handlers_) {
+    if (t.joinable()) t.join();
+  }
+  handlers_.clear();
+  router_.reset();
+  replies_.reset();
+}
+
+}  // namespace ctrps

@@ -1,0 +1,107 @@
+// A parameter server shard: its tables, a ROUTER socket, and a small pool of
+// request-handling threads.
+//
+//   PsServer server(options);
+//   RETURN_IF_ERROR(server.Start());      // binds; endpoint() is now known
+//   server.Wait();                        // until a SHUTDOWN request or Stop()
+//
+// Handle() serves one request without sockets, for tests.
+// Thread safety: Start/Stop/Wait from one thread; Handle from any.
+#ifndef CTRPS_PS_PS_SERVER_H_
+#define CTRPS_PS_PS_SERVER_H_
+
+#include <atomic>
+#include <deque>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "common/proto/config.pb.h"
+#include "common/proto/wire.pb.h"
+#include "ps/kv_store.h"
+#include "ps/sparse_table.h"
+#include "zmq.hpp"
+
+namespace ctrps {
+
+struct PsServerOptions {
+  uint32_t shard = 0;
+  uint32_t num_shards = 1;
+  std::string bind = "tcp://127.0.0.1:0";  // port 0: ephemeral
+  int threads = 2;
+  int64_t memory_limit_bytes = 0;  // 0: unlimited
+  std::string storage_dir;         // needed when memory_limit_bytes > 0
+  int64_t max_request_bytes = 512ll << 20;
+  std::vector<TableConfig> tables;
+};
+
+class PsServer {
+ public:
+  explicit PsServer(PsServerOptions options);
+  ~PsServer();
+
+  // Creates the tables and the store, binds and starts the threads.
+  // InvalidArgument for a bad table config, Unavailable when binding or the
+  // store fails.
+  absl::Status Start();
+  // The bound endpoint ("tcp://127.0.0.1:41234"), after Start().
+  const std::string& endpoint() const { return endpoint_; }
+  // Blocks until a SHUTDOWN request arrives or Stop() is called.
+  void Wait();
+  void Stop();
+
+  // Serves one request (frames after the routing identity) and fills the
+  // reply frames. Never fails: a bad request gets an error reply. Sets
+  // *shutdown for a SHUTDOWN request. Tables must exist (Start() or
+  // CreateTables()).
+  void Handle(std::vector<zmq::message_t>& request, std::vector<zmq::message_t>* reply,
+              bool* shutdown, const std::string& peer = "in-process");
+
+  // Creates tables and store without sockets (Start() calls it).
+  absl::Status CreateTables();
+
+  SparseTable* table(const std::string& name);
+  ServerStats Stats();
+
+ private:
+  absl::Status HandleRequest(const RequestHeader& header, std::vector<zmq::message_t>& request,
+                             std::vector<zmq::message_t>* reply, ReplyHeader* reply_header);
+  void IoLoop();
+  void HandlerLoop(int index);
+  void MaybeEvictExpired();
+  void LogBadRequest(const std::string& peer, const absl::Status& status);
+
+  PsServerOptions options_;
+  std::unique_ptr<KvStore> store_;
+  std::unique_ptr<MemoryBudget> budget_;
+  absl::flat_hash_map<std::string, std::unique_ptr<SparseTable>> tables_;
+  std::atomic<uint64_t> max_global_step_{0};
+  std::atomic<int64_t> last_eviction_ns_{0};
+  std::atomic<uint64_t> requests_{0}, bad_requests_{0};
+
+  zmq::context_t context_;
+  // Used only by the IO thread once Start() has bound them.
+  std::unique_ptr<zmq::socket_t> router_, replies_;
+  std::string endpoint_;
+  std::thread io_thread_;
+  std::vector<std::thread> handlers_;
+  std::atomic<bool> stopping_{false};
+
+  absl::Mutex queue_mu_;
+  std::deque<std::vector<zmq::message_t>> queue_ ABSL_GUARDED_BY(queue_mu_);
+
+  absl::Mutex done_mu_;
+  bool done_ ABSL_GUARDED_BY(done_mu_) = false;
+
+  absl::Mutex log_mu_;
+  absl::flat_hash_set<std::string> logged_peers_ ABSL_GUARDED_BY(log_mu_);
+};
+
+}  // namespace ctrps
+
+#endif  // CTRPS_PS_PS_SERVER_H_

@@ -1,0 +1,357 @@
+#include "worker/ps_client.h"
+
+#include <cstring>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "common/hash.h"
+#include "zmq_addon.hpp"
+
+namespace ctrps {
+
+struct PsFuture::State {
+  absl::Mutex mu;
+  bool done ABSL_GUARDED_BY(mu) = false;
+  absl::Status status ABSL_GUARDED_BY(mu);
+
+  void Complete(const absl::Status& s) {
+    absl::MutexLock lock(&mu);
+    if (done) return;
+    status = s;
+    done = true;
+  }
+};
+
+absl::Status PsFuture::Wait() {
+  if (state_ == nullptr) return absl::FailedPreconditionError("waiting on an empty PsFuture");
+  absl::MutexLock lock(&state_->mu);
+  // The client's IO thread enforces the request deadline, so this returns.
+  state_->mu.Await(absl::Condition(&state_->done));
+  return state_->status;
+}
+
+bool PsFuture::done() const {
+  absl::MutexLock lock(&state_->mu);
+  return state_->done;
+}
+
+struct PsClient::Request {
+  uint64_t id = 0;
+  Op op = OP_UNKNOWN;
+  absl::Time deadline;
+  std::shared_ptr<PsFuture::State> state;
+  struct Part {
+    std::vector<zmq::message_t> frames;  // to send; empty: nothing for this shard
+    std::vector<uint32_t> positions;     // caller positions of the part's keys; empty: identity
+    uint64_t num_keys = 0;
+    bool waiting = false;
+  };
+  std::vector<Part> parts;
+  int pending = 0;
+  float* out = nullptr;
+  int dim = 0;
+  std::vector<ServerStats>* stats = nullptr;
+  absl::Status status;
+};
+
+namespace {
+constexpr char kWakeEndpointPrefix[] = "inproc://ps-client-wake-";
+std::atomic<uint64_t> client_counter{0};
+}  // namespace
+
+PsClient::PsClient(const PsClientOptions& options)
+    : endpoints_(options.endpoints),
+      timeout_(options.timeout),
+      connect_timeout_(options.connect_timeout),
+      context_(1) {}
+
+PsClient::~PsClient() {
+  stopping_.store(true);
+  {
+    absl::MutexLock lock(&mu_);
+    if (wake_send_) wake_send_->send(zmq::str_buffer("x"), zmq::send_flags::dontwait);
+  }
+  if (io_thread_.joinable()) io_thread_.join();
+}
+
+absl::StatusOr<std::unique_ptr<PsClient>> PsClient::Connect(const PsClientOptions& options) {
+  if (options.endpoints.empty()) return absl::InvalidArgumentError("no server endpoints given");
+  std::unique_ptr<PsClient> client(new PsClient(options));
+  absl::Status s = client->Start();
+  if (!s.ok()) return s;
+  return client;
+}
+
+absl::Status PsClient::Start() {
+  std::string wake = absl::StrCat(kWakeEndpointPrefix, client_counter.fetch_add(1));
+  try {
+    wake_recv_ = std::make_unique<zmq::socket_t>(context_, zmq::socket_type::pull);
+    wake_recv_->bind(wake);
+    {
+      absl::MutexLock lock(&mu_);
+      wake_send_ = std::make_unique<zmq::socket_t>(context_, zmq::socket_type::push);
+      wake_send_->set(zmq::sockopt::linger, 0);
+      wake_send_->connect(wake);
+    }
+    for (const std::string& ep : endpoints_) {
+      dealers_.emplace_back(context_, zmq::socket_type::dealer);
+      zmq::socket_t& d = dealers_.back();
+      d.set(zmq::sockopt::linger, 0);
+      d.set(zmq::sockopt::sndhwm, 0);
+      d.set(zmq::sockopt::rcvhwm, 0);
+      d.set(zmq::sockopt::reconnect_ivl, 100);
+      d.connect(ep);
+    }
+  } catch (const zmq::error_t& e) {
+    return absl::InvalidArgumentError(absl::StrCat("cannot connect to ", absl::StrJoin(endpoints_, ", "),
+                                                   ": ", e.what()));
+  }
+  io_thread_ = std::thread([this] { IoLoop(); });
+  absl::Duration saved = timeout_;
+  timeout_ = connect_timeout_;
+  absl::Status s = SubmitControl(OP_PING, nullptr).Wait();
+  timeout_ = saved;
+  return s;
+}
+
+PsFuture PsClient::Pull(const std::string& table, std::span<const uint64_t> keys, int dim, float* out,
+                        uint64_t global_step) {
+  return Submit(OP_PULL, table, keys, dim, out, nullptr, nullptr, global_step);
+}
+
+PsFuture PsClient::Push(const std::string& table, std::span<const uint64_t> keys, int dim,
+                        const float* grads, const uint32_t* counts, uint64_t global_step) {
+  return Submit(OP_PUSH, table, keys, dim, nullptr, grads, counts, global_step);
+}
+
+PsFuture PsClient::Submit(Op op, const std::string& table, std::span<const uint64_t> keys, int dim,
+                          float* out, const float* grads, const uint32_t* counts,
+                          uint64_t global_step) {
+  auto req = std::make_shared<Request>();
+  req->id = next_id_.fetch_add(1);
+  req->op = op;
+  req->state = std::make_shared<PsFuture::State>();
+  req->out = out;
+  req->dim = dim;
+  PsFuture future(req->state);
+  if (keys.empty()) {
+    req->state->Complete(absl::OkStatus());
+    return future;
+  }
+  const uint32_t S = static_cast<uint32_t>(endpoints_.size());
+  const size_t row_bytes = sizeof(float) * dim;
+  req->parts.resize(S);
+  auto header_frame = [&](uint64_t n) {
+    RequestHeader h;
+    h.set_op(op);
+    h.set_request_id(req->id);
+    h.set_table(table);
+    h.set_num_keys(n);
+    h.set_dim(dim);
+    h.set_global_step(global_step);
+    if (counts != nullptr) h.set_has_counts(true);
+    return zmq::message_t(h.SerializeAsString());
+  };
+  if (S == 1) {
+    auto& p = req->parts[0];
+    p.num_keys = keys.size();
+    p.frames.push_back(header_frame(keys.size()));
+    p.frames.emplace_back(keys.data(), keys.size_bytes());
+    if (op == OP_PUSH) {
+      p.frames.emplace_back(grads, keys.size() * row_bytes);
+      if (counts != nullptr) p.frames.emplace_back(counts, keys.size() * sizeof(uint32_t));
+    }
+  } else {
+    // Split by shard: count, then fill each shard's frames in place.
+    thread_local std::vector<uint32_t> shard_of;
+    shard_of.resize(keys.size());
+    std::vector<uint64_t> per_shard(S, 0);
+    for (size_t i = 0; i < keys.size(); ++i) {
+      shard_of[i] = ShardOf(keys[i], S);
+      ++per_shard[shard_of[i]];
+    }
+    std::vector<uint64_t*> key_dst(S);
+    std::vector<char*> grad_dst(S);
+    std::vector<uint32_t*> count_dst(S);
+    for (uint32_t s = 0; s < S; ++s) {
+      auto& p = req->parts[s];
+      p.num_keys = per_shard[s];
+      if (p.num_keys == 0) continue;
+      p.positions.reserve(p.num_keys);
+      p.frames.push_back(header_frame(p.num_keys));
+      p.frames.emplace_back(p.num_keys * sizeof(uint64_t));
+      key_dst[s] = static_cast<uint64_t*>(p.frames.back().data());
+      if (op == OP_PUSH) {
+        p.frames.emplace_back(p.num_keys * row_bytes);
+        grad_dst[s] = static_cast<char*>(p.frames.back().data());
+        if (counts != nullptr) {
+          p.frames.emplace_back(p.num_keys * sizeof(uint32_t));
+          count_dst[s] = static_cast<uint32_t*>(p.frames.back().data());
+        }
+      }
+    }
+    for (size_t i = 0; i < keys.size(); ++i) {
+      const uint32_t s = shard_of[i];
+      auto& p = req->parts[s];
+      *key_dst[s]++ = keys[i];
+      p.positions.push_back(static_cast<uint32_t>(i));
+      if (op == OP_PUSH) {
+        std::memcpy(grad_dst[s], grads + i * dim, row_bytes);
+        grad_dst[s] += row_bytes;
+        if (counts != nullptr) *count_dst[s]++ = counts[i];
+      }
+    }
+  }
+  Enqueue(std::move(req));
+  return future;
+}
+
+PsFuture PsClient::SubmitControl(Op op, std::vector<ServerStats>* stats) {
+  auto req = std::make_shared<Request>();
+  req->id = next_id_.fetch_add(1);
+  req->op = op;
+  req->state = std::make_shared<PsFuture::State>();
+  req->stats = stats;
+  if (stats != nullptr) stats->assign(endpoints_.size(), ServerStats());
+  PsFuture future(req->state);
+  req->parts.resize(endpoints_.size());
+  for (auto& p : req->parts) {
+    RequestHeader h;
+    h.set_op(op);
+    h.set_request_id(req->id);
+    p.frames.emplace_back(h.SerializeAsString());
+  }
+  Enqueue(std::move(req));
+  return future;
+}
+
+void PsClient::Enqueue(std::shared_ptr<Request> request) {
+  request->deadline = absl::Now() + timeout_;
+  absl::MutexLock lock(&mu_);
+  submitted_.push_back(std::move(request));
+  wake_send_->send(zmq::str_buffer("w"), zmq::send_flags::dontwait);
+}
+
+absl::StatusOr<std::vector<ServerStats>> PsClient::Stats() {
+  std::vector<ServerStats> stats;
+  absl::Status s = SubmitControl(OP_STATS, &stats).Wait();
+  if (!s.ok()) return s;
+  return stats;
+}
+
+absl::Status PsClient::Shutdown() { return SubmitControl(OP_SHUTDOWN, nullptr).Wait(); }
+
+void PsClient::IoLoop() {
+  const size_t S = dealers_.size();
+  std::vector<zmq::pollitem_t> items;
+  items.push_back({wake_recv_->handle(), 0, ZMQ_POLLIN, 0});
+  for (auto& d : dealers_) items.push_back({d.handle(), 0, ZMQ_POLLIN, 0});
+  absl::flat_hash_map<uint64_t, std::shared_ptr<Request>> in_flight;
+  std::vector<std::shared_ptr<Request>> incoming;
+  std::vector<zmq::message_t> frames;
+  auto server_name = [this](size_t s) { return absl::StrCat("server ", s, " (", endpoints_[s], ")"); };
+  auto finish = [&](Request& r) {
+    r.state->Complete(r.status);
+    in_flight.erase(r.id);
+  };
+
+  while (!stopping_.load()) {
+    zmq::poll(items, std::chrono::milliseconds(20));
+    if (items[0].revents & ZMQ_POLLIN) {
+      zmq::message_t m;
+      while (wake_recv_->recv(m, zmq::recv_flags::dontwait)) {
+      }
+      {
+        absl::MutexLock lock(&mu_);
+        incoming.swap(submitted_);
+      }
+      for (auto& req : incoming) {
+        for (size_t s = 0; s < S; ++s) {
+          auto& p = req->parts[s];
+          if (p.frames.empty()) continue;
+          for (size_t i = 0; i < p.frames.size(); ++i) {
+            dealers_[s].send(p.frames[i], i + 1 < p.frames.size() ? zmq::send_flags::sndmore
+                                                                  : zmq::send_flags::none);
+          }
+          p.frames.clear();
+          p.waiting = true;
+          ++req->pending;
+        }
+        if (req->pending == 0) {
+          req->state->Complete(absl::OkStatus());
+        } else {
+          in_flight.emplace(req->id, req);
+        }
+      }
+      incoming.clear();
+    }
+    for (size_t s = 0; s < S; ++s) {
+      if (!(items[s + 1].revents & ZMQ_POLLIN)) continue;
+      while (true) {
+        frames.clear();
+        if (!zmq::recv_multipart(dealers_[s], std::back_inserter(frames), zmq::recv_flags::dontwait)) break;
+        ReplyHeader h;
+        if (frames.empty() || !h.ParseFromArray(frames[0].data(), static_cast<int>(frames[0].size()))) continue;
+        auto it = in_flight.find(h.request_id());
+        if (it == in_flight.end()) continue;  // late reply to a request that timed out
+        Request& r = *it->second;
+        auto& p = r.parts[s];
+        if (!p.waiting) continue;
+        p.waiting = false;
+        --r.pending;
+        if (h.code() != 0) {
+          if (r.status.ok()) {
+            r.status = absl::Status(static_cast<absl::StatusCode>(h.code()),
+                                    absl::StrCat(server_name(s), ": ", h.message()));
+          }
+        } else if (r.op == OP_PULL) {
+          const size_t row = sizeof(float) * r.dim;
+          if (frames.size() != 2 || frames[1].size() != p.num_keys * row) {
+            if (r.status.ok()) {
+              r.status = absl::InternalError(absl::StrCat(server_name(s), ": pull reply has the wrong size"));
+            }
+          } else if (p.positions.empty()) {
+            std::memcpy(r.out, frames[1].data(), frames[1].size());
+          } else {
+            const char* src = static_cast<const char*>(frames[1].data());
+            char* out = reinterpret_cast<char*>(r.out);
+            for (size_t i = 0; i < p.positions.size(); ++i) {
+              std::memcpy(out + p.positions[i] * row, src + i * row, row);
+            }
+          }
+        } else if (r.op == OP_STATS && r.stats != nullptr) {
+          (*r.stats)[s] = h.stats();
+        }
+        if (r.pending == 0) finish(r);
+      }
+    }
+    // Deadlines.
+    if (!in_flight.empty()) {
+      absl::Time now = absl::Now();
+      std::vector<uint64_t> expired;
+      for (auto& [id, req] : in_flight) {
+        if (now >= req->deadline) expired.push_back(id);
+      }
+      for (uint64_t id : expired) {
+        Request& r = *in_flight[id];
+        std::vector<std::string> silent;
+        for (size_t s = 0; s < S; ++s) {
+          if (r.parts[s].waiting) silent.push_back(server_name(s));
+        }
+        r.status = absl::UnavailableError(absl::StrFormat(
+            "%s did not answer %s within %s", absl::StrJoin(silent, ", "), Op_Name(r.op),
+            absl::FormatDuration(timeout_)));
+        finish(r);
+      }
+    }
+  }
+  for (auto& [id, req] : in_flight) {
+    req->state->Complete(absl::CancelledError("client closed"));
+  }
+  absl::MutexLock lock(&mu_);
+  for (auto& req : submitted_) req->state->Complete(absl::CancelledError("client closed"));
+}
+
+}  // namespace ctrps

@@ -1,0 +1,104 @@
+// Client of a sharded parameter server.
+//
+//   ASSIGN_OR_RETURN(auto client, PsClient::Connect({.endpoints = eps}));
+//   PsFuture f = client->Pull("item", keys, 16, out);   // returns at once
+//   ... compute ...
+//   RETURN_IF_ERROR(f.Wait());                           // out is filled
+//
+// Keys are split by shard (ShardOf), one request per shard goes out, and the
+// replies are gathered back in the caller's key order. Every request has a
+// deadline; a server that does not answer in time (crashed, unreachable)
+// yields Unavailable naming it, never a hang.
+//
+// Thread safety: all methods may be called from any thread. Buffers passed to
+// Pull/Push (keys, out, grads, counts) must stay valid until the future is
+// done.
+#ifndef CTRPS_WORKER_PS_CLIENT_H_
+#define CTRPS_WORKER_PS_CLIENT_H_
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "common/proto/wire.pb.h"
+#include "zmq.hpp"
+
+namespace ctrps {
+
+struct PsClientOptions {
+  std::vector<std::string> endpoints;  // one per shard, in shard order
+  absl::Duration timeout = absl::Seconds(30);  // per request
+  absl::Duration connect_timeout = absl::Seconds(30);
+};
+
+class PsFuture {
+ public:
+  PsFuture() = default;
+  // Waits until every shard replied (or the deadline passed); returns the
+  // first error. Waiting twice returns the same status.
+  absl::Status Wait();
+  bool done() const;
+  bool valid() const { return state_ != nullptr; }
+
+ private:
+  friend class PsClient;
+  struct State;
+  explicit PsFuture(std::shared_ptr<State> s) : state_(std::move(s)) {}
+  std::shared_ptr<State> state_;
+};
+
+class PsClient {
+ public:
+  // Connects to every endpoint and pings each server; Unavailable naming the
+  // first server that does not answer within connect_timeout.
+  static absl::StatusOr<std::unique_ptr<PsClient>> Connect(const PsClientOptions& options);
+  ~PsClient();
+
+  int num_shards() const { return static_cast<int>(endpoints_.size()); }
+
+  // out: keys.size() * dim floats.
+  PsFuture Pull(const std::string& table, std::span<const uint64_t> keys, int dim, float* out,
+                uint64_t global_step = 0);
+  // grads: keys.size() * dim floats; counts: keys.size() or null.
+  PsFuture Push(const std::string& table, std::span<const uint64_t> keys, int dim, const float* grads,
+                const uint32_t* counts = nullptr, uint64_t global_step = 0);
+
+  absl::StatusOr<std::vector<ServerStats>> Stats();
+  // Asks every server to exit; waits for their acknowledgements.
+  absl::Status Shutdown();
+
+ private:
+  struct Request;
+  explicit PsClient(const PsClientOptions& options);
+  absl::Status Start();
+  PsFuture Submit(Op op, const std::string& table, std::span<const uint64_t> keys, int dim, float* out,
+                  const float* grads, const uint32_t* counts, uint64_t global_step);
+  PsFuture SubmitControl(Op op, std::vector<ServerStats>* stats);
+  void Enqueue(std::shared_ptr<Request> request);
+  void IoLoop();
+
+  std::vector<std::string> endpoints_;
+  absl::Duration timeout_;
+  absl::Duration connect_timeout_;
+  zmq::context_t context_;
+  std::vector<zmq::socket_t> dealers_;  // used by the IO thread only
+  std::unique_ptr<zmq::socket_t> wake_recv_;  // IO thread
+  std::unique_ptr<zmq::socket_t> wake_send_ ABSL_GUARDED_BY(mu_);
+  std::atomic<uint64_t> next_id_{1};
+  std::atomic<bool> stopping_{false};
+  std::thread io_thread_;
+
+  absl::Mutex mu_;
+  std::vector<std::shared_ptr<Request>> submitted_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace ctrps
+
+#endif  // CTRPS_WORKER_PS_CLIENT_H_
