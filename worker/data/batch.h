@@ -35,7 +35,9 @@ struct FieldBatch {
 // settings assumed).
 struct ReadPosition {
   int32_t epoch = 0;
-  int32_t file = 0;  // index into the reader's file list
+  // Index into the reader's file list; the number of files means "this
+  // epoch's files are done" (the epoch's end comes next).
+  int32_t file = 0;
   // Physical lines of `file` already consumed (a CSV header counts as line 1;
   // 0 = the start of the file).
   int64_t line = 0;

@@ -38,7 +38,7 @@ constexpr int kPairs[][2] = {{0, 1},  {0, 13},  {1, 4},   {2, 5},   {3, 10},
                              {4, 6},  {6, 7},   {7, 12},  {9, 14},  {11, 16},
                              {13, 17}, {15, 23}, {18, 19}, {21, 24}, {23, 25}};
 constexpr int kNumPairs = sizeof(kPairs) / sizeof(kPairs[0]);
-constexpr int kCalibrationRows = 50000;
+constexpr int kCalibrationRows = 20000;
 constexpr uint64_t kGolden = 0x9e3779b97f4a7c15ULL;
 constexpr size_t kFlushBytes = 4 << 20;
 
@@ -222,12 +222,17 @@ double CtrGenerator::Logit(const CtrRow& row) const {
     z += fields_[f].sigma * BitsToGaussian(base[f]);
   }
 
+  // Factor components are uniform with variance 1/k, four per hash.
   const int k = options_.factor_dim;
   float factors[kCriteoCatColumns][64];
-  const double scale = 1.0 / std::sqrt(static_cast<double>(k));
+  const float scale = static_cast<float>(std::sqrt(3.0 / k) / 32768.0);
   for (int f : pair_fields_) {
-    for (int c = 0; c < k; ++c) {
-      factors[f][c] = static_cast<float>(scale * BitsToGaussian(Mix64(base[f] + (c + 1) * kGolden)));
+    for (int c = 0; c < k; c += 4) {
+      const uint64_t h = Mix64(base[f] + (c + 1) * kGolden);
+      for (int i = 0; i < 4 && c + i < k; ++i) {
+        const int bits = static_cast<int>((h >> (16 * i)) & 0xffff) - 32768;
+        factors[f][c + i] = scale * (static_cast<float>(bits) + 0.5f);
+      }
     }
   }
   double inter = 0;

@@ -10,7 +10,8 @@
 //               + s * sum_{(a,b) in kPairs} <u_a(C_a), u_b(C_b)> / sqrt(#pairs)
 //               + g(I1..I13))                                  nonlinear numerics
 //
-// where w_f(v) ~ N(0, sigma_f^2) and u_f(v) ~ N(0, I/k) are hidden per-value
+// where w_f(v) ~ N(0, sigma_f^2) and u_f(v) (k uniform components of mean 0,
+// variance 1/k) are hidden per-value
 // parameters (k = factor_dim), derived by hashing (seed, field, value) so they
 // need no memory; s = interaction_strength; g is a fixed smooth nonlinear
 // function of log1p(I) (sines, squares and a product); a blank value has its

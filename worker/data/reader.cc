@@ -234,7 +234,10 @@ absl::Status Reader::ReadEpoch(int epoch, ReadPosition from) {
     }
   }
   RETURN_IF_ERROR(CheckBadLineRate(/*at_end=*/true));
-  if (current_.size > 0) RETURN_IF_ERROR(EmitBatch(ReadPosition{epoch + 1, 0, 0, 0}));
+  // Past the last file: resuming there yields this epoch's end, then the next.
+  if (current_.size > 0) {
+    RETURN_IF_ERROR(EmitBatch(ReadPosition{epoch, static_cast<int32_t>(options_.files.size()), 0, 0}));
+  }
   return EmitItem(ReadEvent::kEndOfEpoch, absl::OkStatus());
 }
 

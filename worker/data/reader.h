@@ -19,7 +19,9 @@
 //
 // Resume: every batch carries the position after it (Batch::position). A
 // reader whose options equal the original ones except `start` = that position
-// delivers exactly the samples (and batches) that followed that batch.
+// delivers exactly the batches and events that followed that batch (the last
+// batch of an epoch is followed by that epoch's kEndOfEpoch). Save the
+// position of the last batch a step consumed, not of one still queued.
 //
 // Bad lines (wrong column count, a label or number that does not parse,
 // malformed tokens) are skipped and counted; the first report_bad_lines are
