@@ -2,15 +2,17 @@
 
 namespace ctrps::nn {
 
-FirstOrder::FirstOrder(Graph* graph, Node* in, const std::string& name)
+FirstOrder::FirstOrder(Graph* graph, Node* in, bool use_bias, const std::string& name)
     : arena_(graph->arena()),
       in_(in),
       out_(graph->NewNode(1, in->per_sample())),
-      bias_(arena_->AddParameter(name + ".bias", 1, Initializer::Zeros())) {}
+      use_bias_(use_bias) {
+  if (use_bias_) bias_ = arena_->AddParameter(name + ".bias", 1, Initializer::Zeros());
+}
 
 void FirstOrder::Forward(const ForwardContext&) {
   const int64_t rows = in_->rows(), f = in_->width();
-  const float bias = arena_->value(bias_)[0];
+  const float bias = use_bias_ ? arena_->value(bias_)[0] : 0.0f;
   for (int64_t r = 0; r < rows; ++r) {
     const float* x = in_->value() + r * f;
     float sum = bias;
@@ -22,9 +24,11 @@ void FirstOrder::Forward(const ForwardContext&) {
 void FirstOrder::Backward() {
   const int64_t rows = in_->rows(), f = in_->width();
   const float* dy = out_->grad();
-  float dbias = 0.0f;
-  for (int64_t r = 0; r < rows; ++r) dbias += dy[r];
-  arena_->grad(bias_)[0] += dbias;
+  if (use_bias_) {
+    float dbias = 0.0f;
+    for (int64_t r = 0; r < rows; ++r) dbias += dy[r];
+    arena_->grad(bias_)[0] += dbias;
+  }
   if (!in_->needs_grad()) return;
   const bool accumulate = in_->BeginGradWrite();
   for (int64_t r = 0; r < rows; ++r) {

@@ -31,5 +31,17 @@ TEST(FirstOrderTest, BackwardMatchesFiniteDifferences) {
   ExpectGradientsMatch(&graph, &arena, in, {RandomValues(12, 1)}, out, 3);
 }
 
+TEST(FirstOrderTest, WithoutBiasHasNoParameters) {
+  ParameterArena arena(1);
+  Graph graph(&arena, 1);
+  Node* x = graph.AddInput(2, true);
+  FirstOrder* lr = graph.Add<FirstOrder>(x, /*use_bias=*/false);
+  EXPECT_EQ(arena.num_parameters(), 0);
+  std::vector<float> xv = {1, 2};
+  graph.BindInput(x, xv.data(), nullptr);
+  graph.Forward(1, {});
+  EXPECT_FLOAT_EQ(lr->out()->value()[0], 3.0f);
+}
+
 }  // namespace
 }  // namespace ctrps::nn

@@ -4,7 +4,9 @@
 #define CTRPS_WORKER_NN_GRADIENT_CHECK_H_
 
 #include <cstdint>
+#include <functional>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "worker/nn/graph.h"
@@ -24,6 +26,12 @@ struct GradCheckOptions {
   int max_checks_per_tensor = 400;
   uint64_t seed = 1;
 };
+
+// EXPECTs that analytic[i] matches the central difference of loss() in x[i]
+// for (up to options.max_checks_per_tensor of) i in [0, n). `loss` reads x.
+void ExpectFiniteDifferencesMatch(const std::string& what, const std::function<double()>& loss,
+                                  float* x, const float* analytic, int64_t n,
+                                  const GradCheckOptions& options = {});
 
 // Values uniform in [lo, hi), deterministic in `seed`.
 std::vector<float> RandomValues(int64_t n, uint64_t seed, float lo = -1.0f, float hi = 1.0f);
