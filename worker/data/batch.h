@@ -41,8 +41,8 @@ struct ReadPosition {
   // Physical lines of `file` already consumed (a CSV header counts as line 1;
   // 0 = the start of the file).
   int64_t line = 0;
-  // With a shuffle buffer: samples of the shuffle block that starts at
-  // (file, line) already delivered. 0 without shuffling.
+  // With a shuffle buffer: lines of the shuffle block that starts at
+  // (file, line) already consumed. 0 without shuffling.
   int64_t skip = 0;
 
   friend bool operator==(const ReadPosition&, const ReadPosition&) = default;

@@ -110,7 +110,9 @@ absl::Status Reader::Start() {
   ASSIGN_OR_RETURN(parser_, SampleParser::Create(data_));
   // Every file must open and every CSV header must have the configured
   // columns before the first batch, not hours into the job.
-  for (const std::string& path : o.files) {
+  file_binding_.assign(o.files.size(), 0);
+  for (size_t f = 0; f < o.files.size(); ++f) {
+    const std::string& path = o.files[f];
     ASSIGN_OR_RETURN(std::unique_ptr<LineReader> r, LineReader::Open(path, 64 << 10));
     if (!parser_->has_header()) continue;
     std::string_view header;
@@ -118,10 +120,9 @@ absl::Status Reader::Start() {
     if (!has) {
       return absl::InvalidArgumentError(absl::StrCat(path, ": empty file, expected a header line"));
     }
-    RETURN_IF_ERROR(parser_->BindHeader(header, path));
+    ASSIGN_OR_RETURN(file_binding_[f], parser_->BindHeader(header, path));
   }
   parser_->ResetBatch(&current_);
-  parser_->ResetBatch(&block_);
 
   absl::MutexLock lock(&mu_);
   ring_.resize(o.queue_depth);
@@ -193,34 +194,48 @@ absl::Status Reader::ReadEpoch(int epoch, ReadPosition from) {
     return ReadPosition{epoch, file_, lines_ == nullptr ? 0 : lines_->lines_read(), 0};
   };
   const int batch_size = options_.batch_size;
-  bool end = false;
+  std::string_view line;
+  int64_t physical;
   if (options_.shuffle_buffer == 0) {
-    while (!end) {
-      RETURN_IF_ERROR(Fill(&current_, batch_size, &end));
+    while (true) {
+      RETURN_IF_ERROR(NextOwnedLine(&line, &physical));
+      if (line.data() == nullptr) break;
+      RETURN_IF_ERROR(ParseLine(line, file_, physical, &current_));
       if (current_.size == batch_size) RETURN_IF_ERROR(EmitBatch(here()));
     }
   } else {
+    // Lines, not parsed samples, are shuffled: a sample is then read from one
+    // contiguous line instead of gathered from 40 columns.
     int64_t skip = from.skip;
-    while (!end) {
+    while (true) {
       const ReadPosition block_start = here();
-      parser_->ResetBatch(&block_);
-      RETURN_IF_ERROR(Fill(&block_, options_.shuffle_buffer, &end));
+      block_text_.clear();
+      block_.clear();
+      while (static_cast<int>(block_.size()) < options_.shuffle_buffer) {
+        RETURN_IF_ERROR(NextOwnedLine(&line, &physical));
+        if (line.data() == nullptr) break;
+        block_.push_back(BlockLine{block_text_.size(), line.size(), file_, physical});
+        block_text_.append(line);
+      }
+      const int n = static_cast<int>(block_.size());
+      if (n == 0) break;
       const ReadPosition block_end = here();
-      const int n = block_.size;
       if (skip > n) {
         return absl::InvalidArgumentError(absl::StrFormat(
-            "reader: start position skips %d samples of a block of %d at %s:%d", skip, n,
-            options_.files[std::min<size_t>(block_start.file, options_.files.size() - 1)],
-            block_start.line));
+            "reader: start position skips %d lines of a block of %d at %s:%d", skip, n,
+            options_.files[block_start.file], block_start.line));
       }
       order_.resize(n);
       std::iota(order_.begin(), order_.end(), 0);
-      ShuffleRng rng(Mix64(options_.seed) ^ Mix64(static_cast<uint64_t>(epoch) << 32 ^
-                                                  static_cast<uint64_t>(block_start.file)) ^
+      ShuffleRng rng(Mix64(options_.seed) ^
+                     Mix64(static_cast<uint64_t>(epoch) << 32 ^
+                           static_cast<uint64_t>(block_start.file)) ^
                      Mix64(static_cast<uint64_t>(block_start.line) + 0x51ed27ULL));
       for (int i = n - 1; i > 0; --i) std::swap(order_[i], order_[rng.Below(i + 1)]);
       for (int k = static_cast<int>(skip); k < n; ++k) {
-        current_.AppendSample(block_, order_[k]);
+        const BlockLine& b = block_[order_[k]];
+        RETURN_IF_ERROR(ParseLine(std::string_view(block_text_.data() + b.offset, b.size), b.file,
+                                  b.line, &current_));
         if (current_.size == batch_size) {
           ReadPosition at = block_end;
           if (k + 1 < n) {
@@ -231,12 +246,14 @@ absl::Status Reader::ReadEpoch(int epoch, ReadPosition from) {
         }
       }
       skip = 0;
+      if (n < options_.shuffle_buffer) break;  // the files ended
     }
   }
   RETURN_IF_ERROR(CheckBadLineRate(/*at_end=*/true));
   // Past the last file: resuming there yields this epoch's end, then the next.
   if (current_.size > 0) {
-    RETURN_IF_ERROR(EmitBatch(ReadPosition{epoch, static_cast<int32_t>(options_.files.size()), 0, 0}));
+    RETURN_IF_ERROR(
+        EmitBatch(ReadPosition{epoch, static_cast<int32_t>(options_.files.size()), 0, 0}));
   }
   return EmitItem(ReadEvent::kEndOfEpoch, absl::OkStatus());
 }
@@ -248,13 +265,12 @@ absl::Status Reader::OpenFile(int file, int64_t line) {
   const std::string& path = options_.files[file];
   ASSIGN_OR_RETURN(lines_, LineReader::Open(path, kReadBuffer));
   header_lines_ = parser_->has_header() ? 1 : 0;
-  if (header_lines_ > 0) {
+  if (header_lines_ > 0) {  // bound in Start()
     std::string_view header;
     ASSIGN_OR_RETURN(bool has, lines_->Next(&header));
     if (!has) {
       return absl::InvalidArgumentError(absl::StrCat(path, ": empty file, expected a header line"));
     }
-    RETURN_IF_ERROR(parser_->BindHeader(header, path));
   }
   if (line > lines_->lines_read()) {
     ASSIGN_OR_RETURN(bool reached, lines_->SkipTo(line));
@@ -269,47 +285,47 @@ absl::Status Reader::OpenFile(int file, int64_t line) {
   return absl::OkStatus();
 }
 
-absl::Status Reader::Fill(Batch* dst, int want, bool* end) {
+absl::Status Reader::NextOwnedLine(std::string_view* line, int64_t* physical) {
   const int64_t workers = options_.num_workers;
   const int64_t rank = options_.worker_rank;
-  int64_t scanned = 0;
-  std::string_view line;
-  while (dst->size < want) {
-    if (lines_ == nullptr) {
-      *end = true;
-      return absl::OkStatus();
-    }
-    if (++scanned % kCancelCheckLines == 0) {
+  while (lines_ != nullptr) {
+    if (++scanned_ % kCancelCheckLines == 0) {
       absl::MutexLock lock(&mu_);
       if (stopping_) return absl::CancelledError("reader stopped");
       where_ = absl::StrCat(lines_->path(), ":", lines_->lines_read());
     }
-    ASSIGN_OR_RETURN(bool more, lines_->Next(&line));
+    ASSIGN_OR_RETURN(bool more, lines_->Next(line));
     if (!more) {
       RETURN_IF_ERROR(OpenFile(file_ + 1, 0));
       continue;
     }
-    const int64_t physical = lines_->lines_read();
-    const int64_t data_line = physical - 1 - header_lines_;
-    if ((file_ + data_line) % workers != rank || line.empty()) continue;
-    ++counts_.lines;
-    absl::Status s = parser_->Parse(line, dst);
-    if (s.ok()) {
-      ++counts_.samples;
-    } else {
-      RETURN_IF_ERROR(BadLine(physical, s));
-    }
-    if (counts_.lines == options_.min_lines_for_rate) {
-      RETURN_IF_ERROR(CheckBadLineRate(/*at_end=*/false));
-    }
+    *physical = lines_->lines_read();
+    const int64_t data_line = *physical - 1 - header_lines_;
+    if ((file_ + data_line) % workers == rank && !line->empty()) return absl::OkStatus();
+  }
+  *line = std::string_view();
+  return absl::OkStatus();
+}
+
+absl::Status Reader::ParseLine(std::string_view line, int file, int64_t physical, Batch* dst) {
+  ++counts_.lines;
+  parser_->SelectHeader(file_binding_[file]);  // shuffled blocks mix files
+  absl::Status s = parser_->Parse(line, dst);
+  if (s.ok()) {
+    ++counts_.samples;
+  } else {
+    RETURN_IF_ERROR(BadLine(file, physical, s));
+  }
+  if (counts_.lines == options_.min_lines_for_rate) {
+    RETURN_IF_ERROR(CheckBadLineRate(/*at_end=*/false));
   }
   return absl::OkStatus();
 }
 
-absl::Status Reader::BadLine(int64_t line, const absl::Status& what) {
+absl::Status Reader::BadLine(int file, int64_t line, const absl::Status& what) {
   ++counts_.bad_lines;
   if (counts_.bad_lines <= options_.report_bad_lines || first_bad_.empty()) {
-    std::string report = absl::StrCat(lines_->path(), ":", line, ": ", what.message());
+    std::string report = absl::StrCat(options_.files[file], ":", line, ": ", what.message());
     if (counts_.bad_lines <= options_.report_bad_lines) {
       LOG(WARNING) << "bad line skipped: " << report;
       absl::MutexLock lock(&mu_);

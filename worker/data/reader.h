@@ -8,10 +8,11 @@
 // line, each about 1/W of every file. Every worker still scans every file.
 //
 // Order: without a shuffle buffer, samples come in file order. With
-// shuffle_buffer = S, the reader takes its next S samples (a "block"),
-// shuffles them with a generator seeded by (seed, epoch, where the block
-// starts) and delivers them; batches run across block boundaries. The order
-// is a pure function of the options, so it is the same on every run.
+// shuffle_buffer = S, the reader takes its next S lines (a "block", held as
+// text), shuffles them with a generator seeded by (seed, epoch, where the
+// block starts) and parses them in that order; batches run across block
+// boundaries. The order is a pure function of the options, so it is the same
+// on every run.
 //
 // Epochs: an epoch ends with a (possibly smaller) last batch, then
 // kEndOfEpoch; after the last epoch Next() returns kEndOfData (and keeps
@@ -120,13 +121,23 @@ class Reader {
     absl::Status status;
     Batch batch;
   };
+  // A line held in the shuffle block.
+  struct BlockLine {
+    size_t offset;  // into block_text_
+    size_t size;
+    int32_t file;
+    int64_t line;  // physical, 1-based
+  };
+
   void Run();
   absl::Status ReadEpoch(int epoch, ReadPosition from);
-  // Parses this worker's lines into `dst` until it holds `want` samples or
-  // the files end (*end = true).
-  absl::Status Fill(Batch* dst, int want, bool* end);
+  // The next non-empty line of this worker (*line = {} at the end of the
+  // files); *physical is its 1-based line number in file file_.
+  absl::Status NextOwnedLine(std::string_view* line, int64_t* physical);
+  // Parses one line into `dst`, counting and reporting it if bad.
+  absl::Status ParseLine(std::string_view line, int file, int64_t physical, Batch* dst);
   absl::Status OpenFile(int file, int64_t line);
-  absl::Status BadLine(int64_t line, const absl::Status& what);
+  absl::Status BadLine(int file, int64_t line, const absl::Status& what);
   absl::Status CheckBadLineRate(bool at_end);
   // Hands current_ to the consumer (waiting for room) and takes back a
   // recycled batch. Cancelled when stopping.
@@ -143,8 +154,11 @@ class Reader {
   int file_ = 0;                        // file being read
   std::unique_ptr<LineReader> lines_;   // nullptr past the last file
   int header_lines_ = 0;
+  int64_t scanned_ = 0;                 // lines looked at, for stop checks
+  std::vector<int> file_binding_;       // parser header binding per file
   Batch current_;                       // batch being filled
-  Batch block_;                         // shuffle block
+  std::string block_text_;              // shuffle block: raw lines, back to back
+  std::vector<BlockLine> block_;
   std::vector<int32_t> order_;          // shuffle permutation
   ReaderStats counts_;                  // published to stats_ at each item
   std::string first_bad_;               // first bad-line report, for the rate error

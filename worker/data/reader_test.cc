@@ -198,6 +198,22 @@ TEST(ReaderTest, ShuffleIsAPermutationAndDeterministicPerSeed) {
   EXPECT_NE(AllIds(ReadAll(data, options)), AllIds(a));
 }
 
+TEST(ReaderTest, ShuffleAcrossCsvFilesWithDifferentColumnOrders) {
+  const std::string dir = NewTempDir();
+  std::string b = "id,label,tag\n";
+  for (int i = 10; i < 20; ++i) absl::StrAppend(&b, i, ",", i % 2, ",t\n");
+  ReaderOptions options;
+  options.files = {WriteIdCsv(dir + "/a.csv", 0, 10), WriteFile(dir + "/b.csv", b)};
+  options.batch_size = 20;
+  options.shuffle_buffer = 20;
+  options.max_bad_line_rate = 0;
+  std::vector<int> ids = AllIds(ReadAll(ParseData(kIdConfig), options));
+  ASSERT_EQ(ids.size(), 20u);
+  EXPECT_NE(ids, Range(0, 20));
+  std::sort(ids.begin(), ids.end());
+  EXPECT_EQ(ids, Range(0, 20));
+}
+
 // Resuming from each batch's position must give exactly the rest of the run.
 void ExpectExactResume(const ReaderOptions& options) {
   const DataConfig data = ParseData(kIdConfig);
@@ -266,6 +282,19 @@ TEST(ReaderTest, BadLinesAreSkippedCountedAndReported) {
   EXPECT_EQ(stats.bad_line_reports,
             (std::vector<std::string>{path + ":3: expected 3 columns, got 2",
                                       path + ":4: label \"label\": expected a number, got \"x\""}));
+
+  // Shuffled, the same lines are reported (in shuffled order).
+  options.shuffle_buffer = 100;
+  options.report_bad_lines = 5;
+  Reader shuffled(ParseData(kIdConfig), options);
+  ASSERT_TRUE(shuffled.Start().ok());
+  ASSERT_EQ(*shuffled.Next(&batch, kTimeout), ReadEvent::kBatch);
+  EXPECT_EQ(batch.size, 2);
+  ASSERT_EQ(*shuffled.Next(&batch, kTimeout), ReadEvent::kEndOfEpoch);
+  std::vector<std::string> reports = shuffled.stats().bad_line_reports;
+  std::sort(reports.begin(), reports.end());
+  ASSERT_EQ(reports.size(), 3u);
+  EXPECT_EQ(reports[2], path + ":6: column \"id\": expected a number, got \"four\"");
 }
 
 TEST(ReaderTest, BadLineRateAboveTheLimitFailsTheReader) {

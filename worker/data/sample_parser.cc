@@ -301,22 +301,46 @@ absl::Status SampleParser::ResolveColumns(const std::vector<std::string_view>& n
   return absl::OkStatus();
 }
 
-absl::Status SampleParser::BindHeader(std::string_view header, std::string_view path) {
-  if (format_ != DataConfig::CSV) return absl::OkStatus();
+absl::StatusOr<int> SampleParser::BindHeader(std::string_view header, std::string_view path) {
+  if (format_ != DataConfig::CSV) return 0;
   if (header.size() >= 3 && std::memcmp(header.data(), "\xEF\xBB\xBF", 3) == 0) {
     header.remove_prefix(3);  // UTF-8 byte order mark
   }
   std::vector<std::string_view> names;
   SplitCells(header, delimiter_, &names);
-  header_.assign(names.begin(), names.end());
-  expected_columns_ = static_cast<int>(names.size());
-  return ResolveColumns(names, path);
+  absl::Status s = ResolveColumns(names, path);
+  if (!s.ok()) {
+    const int previous = current_;
+    current_ = -1;
+    if (previous >= 0) SelectHeader(previous);  // undo the partial resolution
+    return s;
+  }
+  Binding b;
+  for (const FieldPlan& plan : fields_) b.columns.push_back(plan.resolved);
+  b.labels = label_columns_;
+  b.expected_columns = static_cast<int>(names.size());
+  b.header.assign(names.begin(), names.end());
+  bindings_.push_back(std::move(b));
+  current_ = static_cast<int>(bindings_.size()) - 1;
+  expected_columns_ = bindings_.back().expected_columns;
+  return current_;
+}
+
+void SampleParser::SelectHeader(int id) {
+  if (format_ != DataConfig::CSV || id == current_) return;
+  const Binding& b = bindings_[id];
+  for (size_t i = 0; i < fields_.size(); ++i) fields_[i].resolved = b.columns[i];
+  label_columns_ = b.labels;
+  expected_columns_ = b.expected_columns;
+  current_ = id;
 }
 
 std::string_view SampleParser::ColumnName(int column) const {
   switch (format_) {
     case DataConfig::CSV:
-      if (column < static_cast<int>(header_.size())) return header_[column];
+      if (current_ >= 0 && column < static_cast<int>(bindings_[current_].header.size())) {
+        return bindings_[current_].header[column];
+      }
       break;
     case DataConfig::CRITEO_TSV:
       return CriteoColumnNames()[column];

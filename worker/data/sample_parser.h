@@ -78,11 +78,15 @@ class SampleParser {
   // True for CSV: each file starts with a header that must be bound.
   bool has_header() const { return format_ == DataConfig::CSV; }
 
-  // Resolves CSV columns against a file's header line. Files may order their
-  // columns differently; bind each file's header before parsing its lines.
-  // InvalidArgument: `<path>:1: column "item" (feature "item") is not in the
-  // header`.
-  absl::Status BindHeader(std::string_view header, std::string_view path);
+  // Resolves CSV columns against a file's header line and makes that binding
+  // current; returns its id for SelectHeader(). Files may order their columns
+  // differently: bind each file's header and select it before parsing its
+  // lines. InvalidArgument: `<path>:1: column "item" (feature "item") is not
+  // in the header`. Other formats: a no-op returning 0.
+  absl::StatusOr<int> BindHeader(std::string_view header, std::string_view path);
+
+  // Makes the binding `id` (from BindHeader) current again. Cheap.
+  void SelectHeader(int id);
 
   int num_fields() const { return static_cast<int>(fields_.size()); }
   int num_labels() const { return static_cast<int>(labels_.size()); }
@@ -128,7 +132,16 @@ class SampleParser {
   std::vector<int> label_columns_;
   int expected_columns_ = 0;  // delimited formats
   int head_columns_ = 0;      // sparse formats: head columns needed for labels
-  std::vector<std::string> header_;  // CSV: current file's header
+
+  // CSV: the column bindings of the headers seen; `current_` is in use.
+  struct Binding {
+    std::vector<int> columns;  // per field
+    std::vector<int> labels;
+    int expected_columns;
+    std::vector<std::string> header;
+  };
+  std::vector<Binding> bindings_;
+  int current_ = -1;
 
   // Sparse formats.
   absl::flat_hash_map<std::string, std::vector<int>> by_field_;

@@ -75,6 +75,12 @@ TEST(SampleParserTest, FilesMayOrderColumnsDifferently) {
   ASSERT_TRUE(parser->Parse("y,x,1", &batch).ok());
   EXPECT_EQ(batch.fields[0].keys[0], batch.fields[0].keys[1]);
   EXPECT_EQ(batch.fields[1].keys[0], batch.fields[1].keys[1]);
+  // Back to the first file's columns; a failed bind keeps the current one.
+  parser->SelectHeader(0);
+  EXPECT_FALSE(parser->BindHeader("label,a", "3.csv").ok());
+  ASSERT_TRUE(parser->Parse("1,x,y", &batch).ok());
+  EXPECT_EQ(batch.fields[0].keys[2], batch.fields[0].keys[0]);
+  EXPECT_EQ(batch.fields[1].keys[2], batch.fields[1].keys[0]);
 }
 
 TEST(SampleParserTest, SharedHashAsGivesSameKeys) {
@@ -94,10 +100,10 @@ TEST(SampleParserTest, SharedHashAsGivesSameKeys) {
 TEST(SampleParserTest, MissingHeaderColumnNamesFileAndColumn) {
   auto parser = MakeParser("feature { name: \"user\" } feature { name: \"item\" }");
   ASSERT_NE(parser, nullptr);
-  absl::Status s = parser->BindHeader("label,user", "data/train.csv");
+  absl::Status s = parser->BindHeader("label,user", "data/train.csv").status();
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(Message(s), "data/train.csv:1: column \"item\" (feature \"item\") is not in the header");
-  s = parser->BindHeader("click,user,item", "data/train.csv");
+  s = parser->BindHeader("click,user,item", "data/train.csv").status();
   EXPECT_EQ(Message(s), "data/train.csv:1: label column \"label\" is not in the header");
 }
 
