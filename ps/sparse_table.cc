@@ -7,15 +7,23 @@
 #include "absl/strings/str_format.h"
 #include "common/hash.h"
 #include "common/status.h"
+#include "ps/key_index.h"
 
 namespace ctrps {
 namespace {
 
-constexpr uint32_t kNoSlot = ~0u;
-constexpr int kChunkShift = 10;  // 1024 rows per slab chunk
-constexpr uint32_t kChunkRows = 1u << kChunkShift;
-constexpr uint8_t kUsed = 1, kReferenced = 2;
-constexpr int kPrefetchAhead = 8;
+constexpr uint32_t kNoSlot = KeyIndex::kNone;
+constexpr uint32_t kUsed = 1, kReferenced = 2;
+constexpr int kPrefetchAhead = 16;
+constexpr size_t kBlockKeys = 2048;
+// Rows live in chunks that double in size: chunk c holds kBaseRows << c rows
+// starting at slot kBaseRows * (2^c - 1). Slots never move, small tables stay
+// small, and big chunks get huge pages.
+constexpr uint32_t kBaseRows = 256;
+constexpr int kMaxChunks = 24;  // 256 * (2^24 - 1) slots: more than a u32 index needs
+
+inline int ChunkOf(uint32_t slot) { return 63 - __builtin_clzll(slot / kBaseRows + 1); }
+inline uint32_t ChunkStart(int c) { return kBaseRows * ((1u << c) - 1); }
 
 // Scratch reused by every request on a thread: no allocation per request
 // once warm.
@@ -27,7 +35,7 @@ struct Scratch {
   std::vector<uint32_t> miss_slots;
   uint32_t begin[SparseTable::kNumStripes + 1];
 };
-thread_local Scratch scratch;
+thread_local Scratch tls_scratch;
 
 uint32_t SteadySeconds() {
   static const auto start = std::chrono::steady_clock::now();
@@ -41,16 +49,19 @@ SparseTable::Options WithDefaultClock(SparseTable::Options options) {
   return options;
 }
 
-inline void Prefetch(const void* p) { __builtin_prefetch(p, 0, 1); }
 
 }  // namespace
 
 struct SparseTable::Stripe {
+  explicit Stripe(size_t row_bytes) : row_bytes(row_bytes) {}
+  ~Stripe() {
+    for (int c = 0; c < kMaxChunks; ++c) FreeBlock(chunks[c], (size_t{kBaseRows} << c) * row_bytes);
+  }
+  const size_t row_bytes;
   absl::Mutex mu;
-  absl::flat_hash_map<uint64_t, uint32_t> index ABSL_GUARDED_BY(mu);
-  std::vector<std::unique_ptr<std::byte[]>> chunks ABSL_GUARDED_BY(mu);
-  std::vector<uint64_t> slot_key ABSL_GUARDED_BY(mu);
-  std::vector<uint8_t> slot_flags ABSL_GUARDED_BY(mu);
+  KeyIndex index ABSL_GUARDED_BY(mu);
+  std::byte* chunks[kMaxChunks] = {};
+  uint32_t num_slots ABSL_GUARDED_BY(mu) = 0;  // slots ever handed out
   std::vector<uint32_t> free_slots ABSL_GUARDED_BY(mu);
   uint32_t clock_hand ABSL_GUARDED_BY(mu) = 0;
   absl::flat_hash_map<uint64_t, uint32_t> pending ABSL_GUARDED_BY(mu);  // admission counts
@@ -87,7 +98,7 @@ SparseTable::SparseTable(const TableConfig& config, const Options& options,
       row_bytes_(sizeof(RowMeta) + sizeof(float) * (dim_ + state_dim_)),
       charge_bytes_(static_cast<int64_t>(row_bytes_) + kIndexBytesPerRow),
       admission_(config.min_count() > 1 || config.admit_probability() < 1.0f) {
-  for (int i = 0; i < kNumStripes; ++i) stripes_.push_back(std::make_unique<Stripe>());
+  for (int i = 0; i < kNumStripes; ++i) stripes_.push_back(std::make_unique<Stripe>(row_bytes_));
 }
 
 SparseTable::~SparseTable() {
@@ -100,12 +111,12 @@ SparseTable::~SparseTable() {
   options_.budget->Add(-rows * charge_bytes_);
 }
 
-RowMeta* SparseTable::MetaOf(Stripe& s, uint32_t slot) const {
-  return reinterpret_cast<RowMeta*>(s.chunks[slot >> kChunkShift].get() +
-                                    (slot & (kChunkRows - 1)) * row_bytes_);
+RowMeta* SparseTable::MetaOf(const Stripe& s, uint32_t slot) const {
+  const int c = ChunkOf(slot);
+  return reinterpret_cast<RowMeta*>(s.chunks[c] + (slot - ChunkStart(c)) * row_bytes_);
 }
 
-float* SparseTable::WeightsOf(Stripe& s, uint32_t slot) const {
+float* SparseTable::WeightsOf(const Stripe& s, uint32_t slot) const {
   return reinterpret_cast<float*>(reinterpret_cast<std::byte*>(MetaOf(s, slot)) + sizeof(RowMeta));
 }
 
@@ -115,23 +126,24 @@ uint32_t SparseTable::AllocSlot(Stripe& s, uint64_t key) {
     slot = s.free_slots.back();
     s.free_slots.pop_back();
   } else {
-    slot = static_cast<uint32_t>(s.slot_key.size());
-    if ((slot >> kChunkShift) >= s.chunks.size()) {
-      s.chunks.push_back(std::make_unique<std::byte[]>(kChunkRows * row_bytes_));
+    slot = s.num_slots++;
+    const int c = ChunkOf(slot);
+    if (s.chunks[c] == nullptr) {
+      s.chunks[c] = static_cast<std::byte*>(AllocateBlock((size_t{kBaseRows} << c) * row_bytes_));
     }
-    s.slot_key.push_back(0);
-    s.slot_flags.push_back(0);
   }
-  s.slot_key[slot] = key;
-  s.slot_flags[slot] = kUsed | kReferenced;
-  s.index[key] = slot;
+  RowMeta* meta = MetaOf(s, slot);
+  meta->key = key;
+  meta->flags = kUsed | kReferenced;
+  s.index.Set(key, slot);
   if (options_.budget != nullptr) options_.budget->Add(charge_bytes_);
   return slot;
 }
 
 void SparseTable::FreeSlot(Stripe& s, uint32_t slot) {
-  s.index.erase(s.slot_key[slot]);
-  s.slot_flags[slot] = 0;
+  RowMeta* meta = MetaOf(s, slot);
+  s.index.Erase(meta->key);
+  meta->flags = 0;
   s.free_slots.push_back(slot);
   if (options_.budget != nullptr) options_.budget->Add(-charge_bytes_);
 }
@@ -175,8 +187,8 @@ absl::Status SparseTable::Promote(Stripe& s, const std::vector<uint64_t>& keys,
   std::vector<KvStore::Op> deletes;
   for (size_t i = 0; i < keys.size(); ++i) {
     if (!found[i]) continue;
-    if (auto it = s.index.find(keys[i]); it != s.index.end()) {  // a repeated key
-      (*slots)[i] = it->second;
+    if (uint32_t slot = s.index.Find(keys[i]); slot != kNoSlot) {  // a repeated key
+      (*slots)[i] = slot;
       continue;
     }
     if (values[i].size() != row_bytes_) {
@@ -186,7 +198,10 @@ absl::Status SparseTable::Promote(Stripe& s, const std::vector<uint64_t>& keys,
     deletes.push_back({views[i], {}, true});
     rows_on_disk_.fetch_sub(1, std::memory_order_relaxed);
     uint32_t slot = AllocSlot(s, keys[i]);
-    std::memcpy(MetaOf(s, slot), values[i].data(), row_bytes_);
+    RowMeta* meta = MetaOf(s, slot);
+    std::memcpy(meta, values[i].data(), row_bytes_);
+    meta->key = keys[i];
+    meta->flags = kUsed | kReferenced;
     (*slots)[i] = slot;
   }
   disk_hits_.fetch_add(deletes.size(), std::memory_order_relaxed);
@@ -204,7 +219,7 @@ absl::Status SparseTable::SpillIfOver(Stripe& s) {
   s.spill_buffer.clear();
   s.spill_buffer.reserve(want_rows * (row_bytes_ + 12));
   s.spill_ops.clear();
-  const uint32_t num_slots = static_cast<uint32_t>(s.slot_key.size());
+  const uint32_t num_slots = s.num_slots;
   std::vector<uint32_t> victims;
   victims.reserve(want_rows);
   // CLOCK: a referenced row gets a second chance; at most two sweeps.
@@ -212,20 +227,19 @@ absl::Status SparseTable::SpillIfOver(Stripe& s) {
        ++visited) {
     uint32_t slot = s.clock_hand;
     s.clock_hand = (s.clock_hand + 1) % num_slots;
-    uint8_t& flags = s.slot_flags[slot];
-    if (!(flags & kUsed)) continue;
-    if (flags & kReferenced) {
-      flags &= ~kReferenced;
+    RowMeta* meta = MetaOf(s, slot);
+    if (!(meta->flags & kUsed)) continue;
+    if (meta->flags & kReferenced) {
+      meta->flags &= ~kReferenced;
       continue;
     }
     victims.push_back(slot);
-    flags = 0;  // not picked twice; FreeSlot resets it again
+    meta->flags = 0;  // not picked twice in this sweep
   }
   for (uint32_t slot : victims) {
-    size_t at = s.spill_buffer.size();
-    s.spill_buffer.append(DiskKey(s.slot_key[slot]));
-    s.spill_buffer.append(reinterpret_cast<const char*>(MetaOf(s, slot)), row_bytes_);
-    (void)at;
+    const RowMeta* meta = MetaOf(s, slot);
+    s.spill_buffer.append(DiskKey(meta->key));
+    s.spill_buffer.append(reinterpret_cast<const char*>(meta), row_bytes_);
   }
   const char* base = s.spill_buffer.data();
   for (size_t i = 0; i < victims.size(); ++i) {
@@ -233,10 +247,7 @@ absl::Status SparseTable::SpillIfOver(Stripe& s) {
     s.spill_ops.push_back({std::string_view(p, 12), std::string_view(p + 12, row_bytes_), false});
   }
   RETURN_IF_ERROR(options_.store->Write(s.spill_ops));
-  for (uint32_t slot : victims) {
-    s.slot_flags[slot] = kUsed;
-    FreeSlot(s, slot);
-  }
+  for (uint32_t slot : victims) FreeSlot(s, slot);
   rows_on_disk_.fetch_add(victims.size(), std::memory_order_relaxed);
   spilled_.fetch_add(victims.size(), std::memory_order_relaxed);
   return absl::OkStatus();
@@ -246,7 +257,7 @@ namespace {
 
 // Groups key positions by stripe (counting sort) into scratch.order.
 template <typename StripeFn>
-void GroupByStripe(std::span<const uint64_t> keys, StripeFn stripe_of) {
+void GroupByStripe(Scratch& scratch, std::span<const uint64_t> keys, StripeFn stripe_of) {
   constexpr int S = SparseTable::kNumStripes;
   uint32_t count[S + 1] = {0};
   for (uint64_t k : keys) ++count[stripe_of(k) + 1];
@@ -258,8 +269,20 @@ void GroupByStripe(std::span<const uint64_t> keys, StripeFn stripe_of) {
 
 }  // namespace
 
-absl::Status SparseTable::Pull(std::span<const uint64_t> keys, float* out) {
-  GroupByStripe(keys, StripeOf);
+absl::Status SparseTable::Pull(std::span<const uint64_t> all_keys, float* all_out) {
+  // Blocks of keys are grouped by stripe, so the scattered reads of keys and
+  // writes of rows stay within a cache-sized window.
+  for (size_t at = 0; at < all_keys.size(); at += kBlockKeys) {
+    const size_t n = std::min(kBlockKeys, all_keys.size() - at);
+    RETURN_IF_ERROR(PullBlock(all_keys.subspan(at, n), all_out + at * dim_));
+  }
+  pulled_keys_.fetch_add(all_keys.size(), std::memory_order_relaxed);
+  return absl::OkStatus();
+}
+
+absl::Status SparseTable::PullBlock(std::span<const uint64_t> keys, float* out) {
+  Scratch& scratch = tls_scratch;  // one TLS lookup, not one per access
+  GroupByStripe(scratch, keys, StripeOf);
   scratch.slots.resize(keys.size());
   const uint32_t now = options_.now_seconds();
   uint64_t hits = 0, misses = 0;
@@ -272,12 +295,10 @@ absl::Status SparseTable::Pull(std::span<const uint64_t> keys, float* out) {
     scratch.miss_keys.clear();
     scratch.miss_pos.clear();
     for (uint32_t j = b; j < e; ++j) {
-      if (j + kPrefetchAhead < e) s.index.prefetch(keys[scratch.order[j + kPrefetchAhead]]);
-      auto it = s.index.find(keys[scratch.order[j]]);
-      if (it != s.index.end()) {
-        scratch.slots[j] = it->second;
-      } else {
-        scratch.slots[j] = kNoSlot;
+      if (j + kPrefetchAhead < e) s.index.Prefetch(keys[scratch.order[j + kPrefetchAhead]]);
+      const uint32_t found = s.index.Find(keys[scratch.order[j]]);
+      scratch.slots[j] = found;
+      if (found == kNoSlot) {
         scratch.miss_keys.push_back(keys[scratch.order[j]]);
         scratch.miss_pos.push_back(j);
       }
@@ -290,9 +311,6 @@ absl::Status SparseTable::Pull(std::span<const uint64_t> keys, float* out) {
     }
     // Pass 2: copy weights, prefetching rows ahead.
     for (uint32_t j = b; j < e; ++j) {
-      if (j + kPrefetchAhead < e && scratch.slots[j + kPrefetchAhead] != kNoSlot) {
-        Prefetch(WeightsOf(s, scratch.slots[j + kPrefetchAhead]));
-      }
       const uint32_t pos = scratch.order[j];
       float* dst = out + static_cast<size_t>(pos) * dim_;
       uint32_t slot = scratch.slots[j];
@@ -302,8 +320,11 @@ absl::Status SparseTable::Pull(std::span<const uint64_t> keys, float* out) {
         slot = kNoSlot;
       }
       if (slot != kNoSlot) {
-        std::memcpy(dst, WeightsOf(s, slot), sizeof(float) * dim_);
-        s.slot_flags[slot] |= kReferenced;
+        RowMeta* meta = MetaOf(s, slot);
+        const float* w = WeightsOf(s, slot);
+        for (int d = 0; d < dim_; ++d) dst[d] = w[d];
+        // Only the CLOCK needs the bit; leave the line clean when it is set.
+        if (!(meta->flags & kReferenced)) meta->flags |= kReferenced;
         ++hits;
       } else {
         ++misses;
@@ -318,13 +339,24 @@ absl::Status SparseTable::Pull(std::span<const uint64_t> keys, float* out) {
   }
   memory_hits_.fetch_add(hits, std::memory_order_relaxed);
   misses_.fetch_add(misses, std::memory_order_relaxed);
-  pulled_keys_.fetch_add(keys.size(), std::memory_order_relaxed);
   return absl::OkStatus();
 }
 
-absl::Status SparseTable::Push(std::span<const uint64_t> keys, const float* grads,
-                               const uint32_t* counts, uint64_t global_step) {
-  GroupByStripe(keys, StripeOf);
+absl::Status SparseTable::Push(std::span<const uint64_t> all_keys, const float* all_grads,
+                               const uint32_t* all_counts, uint64_t global_step) {
+  for (size_t at = 0; at < all_keys.size(); at += kBlockKeys) {
+    const size_t n = std::min(kBlockKeys, all_keys.size() - at);
+    RETURN_IF_ERROR(PushBlock(all_keys.subspan(at, n), all_grads + at * dim_,
+                              all_counts != nullptr ? all_counts + at : nullptr, global_step));
+  }
+  pushed_keys_.fetch_add(all_keys.size(), std::memory_order_relaxed);
+  return absl::OkStatus();
+}
+
+absl::Status SparseTable::PushBlock(std::span<const uint64_t> keys, const float* grads,
+                                    const uint32_t* counts, uint64_t global_step) {
+  Scratch& scratch = tls_scratch;
+  GroupByStripe(scratch, keys, StripeOf);
   scratch.slots.resize(keys.size());
   const uint32_t now = options_.now_seconds();
   const uint32_t step32 = static_cast<uint32_t>(global_step);
@@ -336,12 +368,10 @@ absl::Status SparseTable::Push(std::span<const uint64_t> keys, const float* grad
     scratch.miss_keys.clear();
     scratch.miss_pos.clear();
     for (uint32_t j = b; j < e; ++j) {
-      if (j + kPrefetchAhead < e) s.index.prefetch(keys[scratch.order[j + kPrefetchAhead]]);
-      auto it = s.index.find(keys[scratch.order[j]]);
-      if (it != s.index.end()) {
-        scratch.slots[j] = it->second;
-      } else {
-        scratch.slots[j] = kNoSlot;
+      if (j + kPrefetchAhead < e) s.index.Prefetch(keys[scratch.order[j + kPrefetchAhead]]);
+      const uint32_t found = s.index.Find(keys[scratch.order[j]]);
+      scratch.slots[j] = found;
+      if (found == kNoSlot) {
         scratch.miss_keys.push_back(keys[scratch.order[j]]);
         scratch.miss_pos.push_back(j);
       }
@@ -356,17 +386,11 @@ absl::Status SparseTable::Push(std::span<const uint64_t> keys, const float* grad
     // for repeated keys may be stale: look them up again.
     bool slots_changed = false;
     for (uint32_t j = b; j < e; ++j) {
-      if (j + kPrefetchAhead < e && scratch.slots[j + kPrefetchAhead] != kNoSlot) {
-        Prefetch(MetaOf(s, scratch.slots[j + kPrefetchAhead]));
-      }
       const uint32_t pos = scratch.order[j];
       const uint64_t key = keys[pos];
       const uint32_t c = counts != nullptr ? counts[pos] : 1;
       uint32_t slot = scratch.slots[j];
-      if (slots_changed) {
-        auto it = s.index.find(key);
-        slot = it != s.index.end() ? it->second : kNoSlot;
-      }
+      if (slots_changed) slot = s.index.Find(key);
       if (slot != kNoSlot && Expired(*MetaOf(s, slot), global_step, now)) {
         FreeSlot(s, slot);
         evicted_ttl_.fetch_add(1, std::memory_order_relaxed);
@@ -388,7 +412,7 @@ absl::Status SparseTable::Push(std::span<const uint64_t> keys, const float* grad
         slot = AllocSlot(s, key);
         slots_changed = true;
         meta = MetaOf(s, slot);
-        *meta = RowMeta{};
+        *meta = RowMeta{.key = key, .flags = kUsed | kReferenced};
         meta->count = seen - c;
         float* w = WeightsOf(s, slot);
         InitializeRow(config_, key, w, dim_);
@@ -402,11 +426,10 @@ absl::Status SparseTable::Push(std::span<const uint64_t> keys, const float* grad
       meta->last_step = step32;
       meta->last_sec = now;
       optimizer_->Update(w, w + dim_, grads + static_cast<size_t>(pos) * dim_, meta->updates);
-      s.slot_flags[slot] |= kReferenced;
+      meta->flags |= kReferenced;
     }
     RETURN_IF_ERROR(SpillIfOver(s));
   }
-  pushed_keys_.fetch_add(keys.size(), std::memory_order_relaxed);
   return absl::OkStatus();
 }
 
@@ -417,8 +440,9 @@ absl::StatusOr<uint64_t> SparseTable::EvictExpired(uint64_t global_step) {
   for (auto& sp : stripes_) {
     Stripe& s = *sp;
     absl::MutexLock lock(&s.mu);
-    for (uint32_t slot = 0; slot < s.slot_key.size(); ++slot) {
-      if ((s.slot_flags[slot] & kUsed) && Expired(*MetaOf(s, slot), global_step, now)) {
+    for (uint32_t slot = 0; slot < s.num_slots; ++slot) {
+      const RowMeta* meta = MetaOf(s, slot);
+      if ((meta->flags & kUsed) && Expired(*meta, global_step, now)) {
         FreeSlot(s, slot);
         ++dropped;
       }
@@ -437,10 +461,11 @@ TableStats SparseTable::Stats() const {
     absl::MutexLock lock(&s.mu);
     rows += s.index.size();
     pending += s.pending.size();
-    bytes += s.chunks.size() * kChunkRows * row_bytes_;
-    bytes += s.index.capacity() * (sizeof(std::pair<uint64_t, uint32_t>) + 1);
+    // Rows touched so far (chunk pages are committed as they are used).
+    bytes += static_cast<uint64_t>(s.num_slots) * row_bytes_;
+    bytes += s.index.bytes();
     bytes += s.pending.capacity() * (sizeof(std::pair<uint64_t, uint32_t>) + 1);
-    bytes += s.slot_key.capacity() * 9 + s.free_slots.capacity() * 4;
+    bytes += s.free_slots.capacity() * 4;
   }
   st.set_rows_in_memory(rows);
   st.set_rows_on_disk(rows_on_disk_.load());
@@ -462,9 +487,8 @@ absl::StatusOr<SparseTable::RowSnapshot> SparseTable::Peek(uint64_t key) {
   RowSnapshot snap;
   std::string stored;
   const char* row = nullptr;
-  auto it = s.index.find(key);
-  if (it != s.index.end()) {
-    row = reinterpret_cast<const char*>(MetaOf(s, it->second));
+  if (uint32_t slot = s.index.Find(key); slot != kNoSlot) {
+    row = reinterpret_cast<const char*>(MetaOf(s, slot));
   } else if (options_.store != nullptr) {
     std::string k = DiskKey(key);
     std::vector<std::string> values;

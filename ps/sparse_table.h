@@ -22,18 +22,24 @@
 #include "absl/synchronization/mutex.h"
 #include "common/proto/config.pb.h"
 #include "common/proto/wire.pb.h"
+#include "ps/huge_page_allocator.h"
 #include "ps/kv_store.h"
 #include "ps/sparse_optimizer.h"
 
 namespace ctrps {
 
-// Per-row metadata, stored in front of the row's floats (and on disk).
+// Per-row metadata, stored in front of the row's floats (and on disk), so a
+// lookup touches one place in memory.
 struct RowMeta {
+  uint64_t key = 0;
   uint32_t count = 0;      // times the key was pushed (including before admission)
   uint32_t updates = 0;    // optimizer steps applied (Adam's t)
   uint32_t last_step = 0;  // global step of the last update
   uint32_t last_sec = 0;   // clock seconds of the last update
+  uint32_t flags = 0;      // in memory only: slot used, recently referenced
+  uint32_t reserved = 0;
 };
+static_assert(sizeof(RowMeta) == 32);
 
 // Memory shared by all tables of one server. Tables add the bytes of the rows
 // they hold and spill when the total is over the limit.
@@ -109,8 +115,11 @@ class SparseTable {
   static int StripeOf(uint64_t key) {
     return static_cast<int>((key * 0x9e3779b97f4a7c15ULL) >> 60);
   }
-  RowMeta* MetaOf(Stripe& s, uint32_t slot) const;
-  float* WeightsOf(Stripe& s, uint32_t slot) const;
+  absl::Status PullBlock(std::span<const uint64_t> keys, float* out);
+  absl::Status PushBlock(std::span<const uint64_t> keys, const float* grads, const uint32_t* counts,
+                         uint64_t global_step);
+  RowMeta* MetaOf(const Stripe& s, uint32_t slot) const;
+  float* WeightsOf(const Stripe& s, uint32_t slot) const;
   uint32_t AllocSlot(Stripe& s, uint64_t key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
   void FreeSlot(Stripe& s, uint32_t slot) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
   // Reads the rows of `keys` (missing from memory) from the store into memory.

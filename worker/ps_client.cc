@@ -13,16 +13,48 @@ namespace ctrps {
 
 struct PsFuture::State {
   absl::Mutex mu;
-  bool done ABSL_GUARDED_BY(mu) = false;
+  bool done ABSL_GUARDED_BY(mu) = false;     // replied and no caller buffer held
+  bool replied ABSL_GUARDED_BY(mu) = false;
+  int holds ABSL_GUARDED_BY(mu) = 0;         // frames still pointing at caller memory
   absl::Status status ABSL_GUARDED_BY(mu);
 
   void Complete(const absl::Status& s) {
     absl::MutexLock lock(&mu);
-    if (done) return;
+    if (replied) return;
     status = s;
-    done = true;
+    replied = true;
+    done = holds == 0;
+  }
+  void Hold() {
+    absl::MutexLock lock(&mu);
+    ++holds;
+  }
+  void Release() {
+    absl::MutexLock lock(&mu);
+    --holds;
+    done = replied && holds == 0;
   }
 };
+
+namespace {
+
+// A frame that sends caller memory without copying it; the future is not
+// done until ZeroMQ has let go of the memory.
+zmq::message_t BorrowedFrame(const void* data, size_t size,
+                             const std::shared_ptr<PsFuture::State>& state) {
+  state->Hold();
+  auto* hint = new std::shared_ptr<PsFuture::State>(state);
+  return zmq::message_t(
+      const_cast<void*>(data), size,
+      [](void*, void* h) {
+        auto* held = static_cast<std::shared_ptr<PsFuture::State>*>(h);
+        (*held)->Release();
+        delete held;
+      },
+      hint);
+}
+
+}  // namespace
 
 absl::Status PsFuture::Wait() {
   if (state_ == nullptr) return absl::FailedPreconditionError("waiting on an empty PsFuture");
@@ -158,10 +190,12 @@ PsFuture PsClient::Submit(Op op, const std::string& table, std::span<const uint6
     auto& p = req->parts[0];
     p.num_keys = keys.size();
     p.frames.push_back(header_frame(keys.size()));
-    p.frames.emplace_back(keys.data(), keys.size_bytes());
+    p.frames.push_back(BorrowedFrame(keys.data(), keys.size_bytes(), req->state));
     if (op == OP_PUSH) {
-      p.frames.emplace_back(grads, keys.size() * row_bytes);
-      if (counts != nullptr) p.frames.emplace_back(counts, keys.size() * sizeof(uint32_t));
+      p.frames.push_back(BorrowedFrame(grads, keys.size() * row_bytes, req->state));
+      if (counts != nullptr) {
+        p.frames.push_back(BorrowedFrame(counts, keys.size() * sizeof(uint32_t), req->state));
+      }
     }
   } else {
     // Split by shard: count, then fill each shard's frames in place.

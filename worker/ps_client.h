@@ -47,9 +47,10 @@ class PsFuture {
   bool done() const;
   bool valid() const { return state_ != nullptr; }
 
+  struct State;  // opaque; defined in ps_client.cc
+
  private:
   friend class PsClient;
-  struct State;
   explicit PsFuture(std::shared_ptr<State> s) : state_(std::move(s)) {}
   std::shared_ptr<State> state_;
 };

@@ -1,0 +1,359 @@
+// ps_bench: pull and push throughput of the parameter server on loopback.
+//
+// Forks S server processes and C client processes (the parent only
+// coordinates through pipes), fills a table of --table_rows rows, then each
+// client keeps --inflight requests of --keys_per_request unique keys in
+// flight, first pulling, then pushing, for --seconds each.
+//
+//   ps_bench --servers 1 --clients 1 --keys_per_request 100000 --dim 16 \
+//            --table_rows 10000000 [--memory_limit_mb 200] [--distribution zipf]
+//
+// Prints a table, then one JSON line with pull_keys_per_sec and
+// push_keys_per_sec.
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_format.h"
+#include "common/hash.h"
+#include "gflags/gflags.h"
+#include "ps/ps_server.h"
+#include "worker/ps_client.h"
+
+DEFINE_int32(servers, 1, "server processes");
+DEFINE_int32(clients, 1, "client processes");
+DEFINE_int32(keys_per_request, 100000, "unique keys per pull/push request");
+DEFINE_int32(dim, 16, "embedding dimension");
+DEFINE_int64(table_rows, 10000000, "rows in the table (filled before timing)");
+DEFINE_string(distribution, "uniform", "key distribution: uniform or zipf");
+DEFINE_double(zipf_s, 0.99, "zipf exponent");
+DEFINE_int64(memory_limit_mb, 0, "memory limit per server (0: none); rows past it spill to RocksDB");
+DEFINE_string(optimizer, "adagrad", "sgd, adagrad, adam or ftrl");
+DEFINE_double(seconds, 5, "seconds per phase (pull, then push)");
+DEFINE_int32(inflight, 2, "requests in flight per client");
+DEFINE_int32(server_threads, 2, "request threads per server");
+DEFINE_string(storage_dir, "/tmp/ps_bench", "where servers keep spilled rows");
+DEFINE_string(transport, "tcp", "tcp (loopback) or ipc (unix socket)");
+
+namespace ctrps {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+TableConfig BenchTable() {
+  TableConfig t;
+  t.set_name("emb");
+  t.set_dim(FLAGS_dim);
+  SparseOptimizerConfig::Kind kind = SparseOptimizerConfig::ADAGRAD;
+  SparseOptimizerConfig_Kind_Parse(absl::AsciiStrToUpper(FLAGS_optimizer), &kind);
+  t.mutable_optimizer()->set_kind(kind);
+  t.mutable_init()->set_kind(InitializerConfig::UNIFORM);
+  t.mutable_init()->set_scale(0.01f);
+  return t;
+}
+
+uint64_t KeyOfRow(uint64_t row) { return Mix64(row + 1); }
+
+// Key sets for requests, drawn before timing starts.
+std::vector<std::vector<uint64_t>> MakeKeySets(int count, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<double> unit(0, 1);
+  const uint64_t n = FLAGS_table_rows;
+  const double s = FLAGS_zipf_s;
+  const double a = std::pow(static_cast<double>(n), 1 - s) - 1;
+  std::vector<std::vector<uint64_t>> sets(count);
+  absl::flat_hash_set<uint64_t> seen;
+  for (auto& set : sets) {
+    seen.clear();
+    set.clear();
+    const size_t want = std::min<uint64_t>(FLAGS_keys_per_request, n);
+    while (set.size() < want) {
+      uint64_t row;
+      if (FLAGS_distribution == "zipf") {
+        // Inverse CDF of the continuous power law, rank 1..n.
+        row = static_cast<uint64_t>(std::pow(a * unit(rng) + 1, 1 / (1 - s))) - 1;
+        row = std::min(row, n - 1);
+      } else {
+        row = rng() % n;
+      }
+      if (seen.insert(row).second) set.push_back(KeyOfRow(row));
+    }
+  }
+  return sets;
+}
+
+struct PhaseResult {
+  double keys = 0, seconds = 0, p50_ms = 0, p99_ms = 0;
+};
+
+PhaseResult RunPhase(PsClient& client, bool push, const std::vector<std::vector<uint64_t>>& sets) {
+  const int dim = FLAGS_dim;
+  const int depth = std::max(1, FLAGS_inflight);
+  std::vector<std::vector<float>> buffers(depth, std::vector<float>(FLAGS_keys_per_request * dim, 0.001f));
+  std::vector<PsFuture> futures(depth);
+  std::vector<Clock::time_point> started(depth);
+  std::vector<double> latencies;
+  double keys = 0;
+  size_t next = 0;
+  auto submit = [&](int slot) {
+    const auto& set = sets[next++ % sets.size()];
+    started[slot] = Clock::now();
+    futures[slot] = push ? client.Push("emb", set, dim, buffers[slot].data())
+                         : client.Pull("emb", set, dim, buffers[slot].data());
+    return set.size();
+  };
+  std::vector<size_t> sizes(depth);
+  const auto begin = Clock::now();
+  const auto end = begin + std::chrono::duration<double>(FLAGS_seconds);
+  for (int i = 0; i < depth; ++i) sizes[i] = submit(i);
+  for (int slot = 0;; slot = (slot + 1) % depth) {
+    absl::Status s = futures[slot].Wait();
+    if (!s.ok()) {
+      std::fprintf(stderr, "ps_bench: %s failed: %s\n", push ? "push" : "pull", s.ToString().c_str());
+      std::_Exit(1);
+    }
+    auto now = Clock::now();
+    latencies.push_back(std::chrono::duration<double, std::milli>(now - started[slot]).count());
+    keys += sizes[slot];
+    if (now >= end) {
+      for (int i = 1; i < depth; ++i) {
+        int other = (slot + i) % depth;
+        if (futures[other].Wait().ok()) keys += sizes[other];
+      }
+      break;
+    }
+    sizes[slot] = submit(slot);
+  }
+  PhaseResult r;
+  r.keys = keys;
+  r.seconds = std::chrono::duration<double>(Clock::now() - begin).count();
+  std::sort(latencies.begin(), latencies.end());
+  r.p50_ms = latencies[latencies.size() / 2];
+  r.p99_ms = latencies[std::min(latencies.size() - 1, latencies.size() * 99 / 100)];
+  return r;
+}
+
+std::unique_ptr<PsClient> ConnectOrDie(const std::vector<std::string>& endpoints) {
+  PsClientOptions o;
+  o.endpoints = endpoints;
+  o.timeout = absl::Seconds(120);
+  auto c = PsClient::Connect(o);
+  if (!c.ok()) {
+    std::fprintf(stderr, "ps_bench: %s\n", c.status().ToString().c_str());
+    std::_Exit(1);
+  }
+  return std::move(*c);
+}
+
+void WriteAll(int fd, const void* p, size_t n) {
+  const char* c = static_cast<const char*>(p);
+  while (n > 0) {
+    ssize_t w = write(fd, c, n);
+    if (w <= 0) std::_Exit(2);
+    c += w;
+    n -= w;
+  }
+}
+bool ReadAll(int fd, void* p, size_t n) {
+  char* c = static_cast<char*>(p);
+  while (n > 0) {
+    ssize_t r = read(fd, c, n);
+    if (r <= 0) return false;
+    c += r;
+    n -= r;
+  }
+  return true;
+}
+
+// Runs `body` in a child process; returns its pid and the read end of a pipe
+// the child writes to.
+template <typename F>
+std::pair<pid_t, int> Spawn(F body) {
+  int fds[2];
+  if (pipe(fds) != 0) std::_Exit(3);
+  pid_t pid = fork();
+  if (pid == 0) {
+    close(fds[0]);
+    body(fds[1]);
+    std::_Exit(0);  // no destructors: nothing of the parent's is ours to clean
+  }
+  close(fds[1]);
+  return {pid, fds[0]};
+}
+
+int Main() {
+  std::printf("ps_bench: %d server(s), %d client(s), %d keys/request, dim %d, %lld rows, %s keys, "
+              "memory limit %lld MB, %s\n",
+              FLAGS_servers, FLAGS_clients, FLAGS_keys_per_request, FLAGS_dim,
+              static_cast<long long>(FLAGS_table_rows), FLAGS_distribution.c_str(),
+              static_cast<long long>(FLAGS_memory_limit_mb), FLAGS_optimizer.c_str());
+  std::fflush(stdout);
+  std::vector<pid_t> pids;
+  std::vector<std::string> endpoints;
+  for (int i = 0; i < FLAGS_servers; ++i) {
+    auto [pid, fd] = Spawn([i](int out) {
+      PsServerOptions o;
+      o.shard = i;
+      o.num_shards = FLAGS_servers;
+      o.threads = FLAGS_server_threads;
+      o.memory_limit_bytes = FLAGS_memory_limit_mb << 20;
+      o.storage_dir = absl::StrFormat("%s/server-%d", FLAGS_storage_dir, i);
+      o.tables.push_back(BenchTable());
+      if (FLAGS_transport == "ipc") o.bind = absl::StrFormat("ipc:///tmp/ps_bench-%d-%d", getpid(), i);
+      PsServer server(o);
+      absl::Status s = server.Start();
+      std::string ep = s.ok() ? server.endpoint() : "error: " + s.ToString();
+      uint32_t n = ep.size();
+      WriteAll(out, &n, 4);
+      WriteAll(out, ep.data(), n);
+      if (!s.ok()) std::_Exit(1);
+      server.Wait();
+      server.Stop();
+    });
+    uint32_t n = 0;
+    std::string ep;
+    if (ReadAll(fd, &n, 4)) {
+      ep.resize(n);
+      ReadAll(fd, ep.data(), n);
+    }
+    close(fd);
+    if (ep.empty() || ep.rfind("error", 0) == 0) {
+      std::fprintf(stderr, "ps_bench: server %d did not start: %s\n", i, ep.c_str());
+      return 1;
+    }
+    pids.push_back(pid);
+    endpoints.push_back(ep);
+  }
+
+  // Fill the table.
+  auto fill_start = Clock::now();
+  auto [fill_pid, fill_fd] = Spawn([&endpoints](int out) {
+    auto client = ConnectOrDie(endpoints);
+    const int chunk = 100000;
+    std::vector<uint64_t> keys(chunk);
+    std::vector<float> grads(static_cast<size_t>(chunk) * FLAGS_dim, 0.001f);
+    int64_t last_report = 0;
+    for (int64_t row = 0; row < FLAGS_table_rows; row += chunk) {
+      int n = static_cast<int>(std::min<int64_t>(chunk, FLAGS_table_rows - row));
+      for (int i = 0; i < n; ++i) keys[i] = KeyOfRow(row + i);
+      absl::Status s = client->Push("emb", {keys.data(), static_cast<size_t>(n)}, FLAGS_dim, grads.data()).Wait();
+      if (!s.ok()) {
+        std::fprintf(stderr, "ps_bench: fill failed: %s\n", s.ToString().c_str());
+        std::_Exit(1);
+      }
+      if (row - last_report >= 2000000) {
+        std::printf("  filled %lld / %lld rows\n", static_cast<long long>(row), static_cast<long long>(FLAGS_table_rows));
+        std::fflush(stdout);
+        last_report = row;
+      }
+    }
+    char ok = 1;
+    WriteAll(out, &ok, 1);
+  });
+  char ok = 0;
+  ReadAll(fill_fd, &ok, 1);
+  close(fill_fd);
+  waitpid(fill_pid, nullptr, 0);
+  if (!ok) return 1;
+  std::printf("  filled %lld rows in %.1f s\n", static_cast<long long>(FLAGS_table_rows),
+              std::chrono::duration<double>(Clock::now() - fill_start).count());
+  std::fflush(stdout);
+
+  // Clients.
+  std::vector<std::pair<pid_t, int>> clients;
+  for (int c = 0; c < FLAGS_clients; ++c) {
+    clients.push_back(Spawn([&endpoints, c](int out) {
+      auto sets = MakeKeySets(8, 1000 + c);
+      auto client = ConnectOrDie(endpoints);
+      PhaseResult r[2] = {RunPhase(*client, false, sets), RunPhase(*client, true, sets)};
+      WriteAll(out, r, sizeof(r));
+    }));
+  }
+  PhaseResult total[2];
+  for (auto& [pid, fd] : clients) {
+    PhaseResult r[2];
+    if (!ReadAll(fd, r, sizeof(r))) {
+      std::fprintf(stderr, "ps_bench: a client failed\n");
+      return 1;
+    }
+    close(fd);
+    waitpid(pid, nullptr, 0);
+    for (int p = 0; p < 2; ++p) {
+      total[p].keys += r[p].keys;
+      total[p].seconds = std::max(total[p].seconds, r[p].seconds);
+      total[p].p50_ms = std::max(total[p].p50_ms, r[p].p50_ms);
+      total[p].p99_ms = std::max(total[p].p99_ms, r[p].p99_ms);
+    }
+  }
+
+  // Server statistics, then shut down.
+  std::string stats_line;
+  auto [stats_pid, stats_fd] = Spawn([&endpoints](int out) {
+    auto client = ConnectOrDie(endpoints);
+    auto stats = client->Stats();
+    std::string line;
+    if (stats.ok()) {
+      uint64_t mem = 0, disk = 0, hits = 0, disk_hits = 0, bytes = 0;
+      for (const auto& s : *stats) {
+        mem += s.table(0).rows_in_memory();
+        disk += s.table(0).rows_on_disk();
+        hits += s.table(0).memory_hits();
+        disk_hits += s.table(0).disk_hits();
+        bytes += s.bytes_in_memory();
+      }
+      line = absl::StrFormat("rows in memory %d, on disk %d, memory hit rate %.3f, %.0f MB in memory",
+                             mem, disk, hits / std::max(1.0, double(hits + disk_hits)), bytes / 1048576.0);
+    }
+    (void)client->Shutdown();
+    uint32_t n = line.size();
+    WriteAll(out, &n, 4);
+    WriteAll(out, line.data(), n);
+  });
+  uint32_t n = 0;
+  if (ReadAll(stats_fd, &n, 4)) {
+    stats_line.resize(n);
+    ReadAll(stats_fd, stats_line.data(), n);
+  }
+  close(stats_fd);
+  waitpid(stats_pid, nullptr, 0);
+  for (pid_t p : pids) waitpid(p, nullptr, 0);
+
+  const double bytes_per_key[2] = {8.0 + 4.0 * FLAGS_dim, 8.0 + 4.0 * FLAGS_dim};
+  const char* names[2] = {"pull", "push"};
+  double rate[2];
+  std::printf("\n%-6s %14s %10s %10s %10s\n", "op", "keys/s", "MB/s", "p50 ms", "p99 ms");
+  for (int p = 0; p < 2; ++p) {
+    rate[p] = total[p].keys / total[p].seconds;
+    std::printf("%-6s %14.0f %10.1f %10.2f %10.2f\n", names[p], rate[p], rate[p] * bytes_per_key[p] / 1e6,
+                total[p].p50_ms, total[p].p99_ms);
+  }
+  std::printf("%s\n", stats_line.c_str());
+  std::printf("{\"servers\": %d, \"clients\": %d, \"keys_per_request\": %d, \"dim\": %d, \"table_rows\": %lld, "
+              "\"distribution\": \"%s\", \"memory_limit_mb\": %lld, \"optimizer\": \"%s\", "
+              "\"pull_keys_per_sec\": %.0f, \"push_keys_per_sec\": %.0f}\n",
+              FLAGS_servers, FLAGS_clients, FLAGS_keys_per_request, FLAGS_dim,
+              static_cast<long long>(FLAGS_table_rows), FLAGS_distribution.c_str(),
+              static_cast<long long>(FLAGS_memory_limit_mb), FLAGS_optimizer.c_str(), rate[0], rate[1]);
+  return 0;
+}
+
+}  // namespace
+}  // namespace ctrps
+
+int main(int argc, char** argv) {
+  gflags::SetUsageMessage(
+      "pull/push throughput of the parameter server on loopback.\n"
+      "  ps_bench --servers 1 --clients 1 --keys_per_request 100000 --dim 16 --table_rows 10000000");
+  gflags::ParseCommandLineFlags(&argc, &argv, true);
+  return ctrps::Main();
+}
