@@ -6,10 +6,17 @@
 // The "gemm_gflops" counter of both benchmarks counts the MLP's GEMM FLOPs
 // (forward, weight gradient, input gradient), so their ratio is the share of
 // the sgemm-alone speed the whole model keeps; it is printed at the end.
+//
+// Debian's OpenBLAS 0.3.21 (DYNAMIC_ARCH) does not recognise CPUs newer than
+// it and falls back to its Prescott (SSE3) kernels, 6-7x slower on an
+// AVX-512 machine. The kernel set is chosen when the library loads, from the
+// OPENBLAS_CORETYPE environment variable (e.g. OPENBLAS_CORETYPE=SkylakeX or
+// Haswell); the context line "openblas_core" says which one ran.
 #include <cblas.h>
 
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <map>
 #include <memory>
 #include <string>
@@ -154,6 +161,13 @@ class RatioReporter : public benchmark::ConsoleReporter {
 
 int main(int argc, char** argv) {
   openblas_set_num_threads(1);
+  const char* core = openblas_get_corename();
+  benchmark::AddCustomContext("openblas_core", core);
+  if (std::strcmp(core, "Prescott") == 0) {
+    std::fprintf(stderr,
+                 "dense_bench: OpenBLAS runs its Prescott (SSE3) kernels; if this CPU has AVX2 or "
+                 "AVX-512, rerun with OPENBLAS_CORETYPE=Haswell or SkylakeX\n");
+  }
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   ctrps::nn::RatioReporter reporter;

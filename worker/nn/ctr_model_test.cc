@@ -1,7 +1,10 @@
 #include "worker/nn/ctr_model.h"
 
+#include <atomic>
 #include <cmath>
+#include <cstdlib>
 #include <functional>
+#include <new>
 #include <memory>
 #include <string>
 #include <vector>
@@ -9,6 +12,27 @@
 #include "gtest/gtest.h"
 #include "google/protobuf/text_format.h"
 #include "worker/nn/gradient_check.h"
+
+// Counts C++ allocations while g_counting is set (this binary only).
+std::atomic<bool> g_counting{false};
+std::atomic<long> g_allocations{0};
+
+void* CountedAlloc(std::size_t n, std::size_t align) {
+  if (g_counting) ++g_allocations;
+  n = (n + align - 1) / align * align;
+  void* p = std::aligned_alloc(align, n == 0 ? align : n);
+  if (p == nullptr) throw std::bad_alloc();
+  return p;
+}
+
+void* operator new(std::size_t n) { return CountedAlloc(n, alignof(std::max_align_t)); }
+void* operator new(std::size_t n, std::align_val_t a) {
+  return CountedAlloc(n, static_cast<std::size_t>(a));
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
 
 namespace ctrps::nn {
 namespace {
@@ -229,6 +253,38 @@ TEST(CtrModelTest, DeepFmFlopsCountTheMlpAndFm) {
   const int d = kFields * kDim;
   EXPECT_EQ(model->FlopsPerSample(),
             2 * (d * 8 + 8 * 8 + 8 * 1) + (2 * kFields * kDim + 2 * kDim));
+}
+
+TEST(CtrModelTest, TrainingStepsAfterWarmUpDoNotAllocate) {
+  for (const std::string text : {
+           "type: DEEPFM hidden_units: [16, 16] dropout: 0.1 batch_norm: true",
+           "type: DCNV2 hidden_units: [16] low_rank: 4",
+           "type: DCN hidden_units: [16]",
+           "type: FINALMLP mlp1_hidden_units: [8] mlp2_hidden_units: [8] fs_hidden_units: [4] "
+           "num_heads: 2 activation: 'dice'",
+       }) {
+    auto model = Make(text);
+    constexpr int kRows = 64;
+    std::vector<float> emb = RandomValues(kRows * kFields * kDim, 1);
+    std::vector<float> linear = RandomValues(kRows * kFields, 2);
+    std::vector<float> d_logits = RandomValues(kRows, 3);
+    std::vector<float> logits(kRows), d_emb(emb.size()), d_linear(linear.size());
+    ModelInput in{kRows, kFields, kDim, emb.data(), linear.data()};
+    ModelInputGrad grad{d_emb.data(), d_linear.data()};
+    auto step = [&] {
+      model->params().ZeroGrads();
+      model->Forward(in, true, logits.data());
+      model->Backward(in, d_logits.data(), &grad);
+      model->Forward(in, false, logits.data());
+    };
+    step();
+    g_allocations = 0;
+    g_counting = true;
+    step();
+    step();
+    g_counting = false;
+    EXPECT_EQ(g_allocations, 0) << text;
+  }
 }
 
 TEST(CtrModelTest, BadConfigsAreInvalidArgument) {

@@ -15,6 +15,7 @@ void Relu::Backward() {
   if (!in_->needs_grad()) return;
   const float* y = out_->value();
   const float* dy = out_->grad();
+  // A select, not a branch: the signs are random, a branch would mispredict.
   StoreGrad(in_->BeginGradWrite(), in_->grad(), in_->size(),
             [&](int64_t i) { return y[i] > 0.0f ? dy[i] : 0.0f; });
 }
