@@ -58,9 +58,9 @@ int64_t MlpGemmFlopsPerSample() {
 void SetCounters(benchmark::State& state, int batch) {
   state.counters["samples_per_second"] =
       benchmark::Counter(static_cast<double>(batch), benchmark::Counter::kIsIterationInvariantRate);
-  state.counters["gemm_gflops"] = benchmark::Counter(
-      static_cast<double>(batch) * MlpGemmFlopsPerSample() * 1e-9,
-      benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["gemm_gflops"] =
+      benchmark::Counter(static_cast<double>(batch) * MlpGemmFlopsPerSample() * 1e-9,
+                         benchmark::Counter::kIsIterationInvariantRate);
 }
 
 void BM_DeepFmForwardBackward(benchmark::State& state) {
@@ -121,8 +121,8 @@ void BM_MlpSgemmOnly(benchmark::State& state) {
       const int k = widths[l], n = widths[l + 1];
       cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, k, batch, 1.0f, grads[l + 1].data(),
                   n, acts[l].data(), k, 1.0f, weight_grads[l].data(), k);
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, batch, k, n, 1.0f,
-                  grads[l + 1].data(), n, weights[l].data(), k, 0.0f, grads[l].data(), k);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, batch, k, n, 1.0f, grads[l + 1].data(),
+                  n, weights[l].data(), k, 0.0f, grads[l].data(), k);
     }
     benchmark::ClobberMemory();
   }

@@ -59,8 +59,7 @@ TEST(BatchNormTest, BackwardMatchesFiniteDifferencesInEvaluation) {
   }
   Node* in[] = {x};
   Node* out[] = {bn->out()};
-  ExpectGradientsMatch(&graph, &arena, in, {RandomValues(3 * 4, 2)}, out, 3,
-                       {.training = false});
+  ExpectGradientsMatch(&graph, &arena, in, {RandomValues(3 * 4, 2)}, out, 3, {.training = false});
 }
 
 }  // namespace

@@ -40,10 +40,10 @@ void BilinearFusion::Forward(const ForwardContext&) {
   // out = b + X w_x + Y w_y + rowsum(T * Y)
   const float bias = arena_->value(bias_)[0];
   for (int64_t r = 0; r < rows; ++r) out[r] = bias;
-  cblas_sgemv(CblasRowMajor, CblasNoTrans, rows, dx, 1.0f, x, dx, arena_->value(w_x_), 1, 1.0f,
-              out, 1);
-  cblas_sgemv(CblasRowMajor, CblasNoTrans, rows, dy, 1.0f, y, dy, arena_->value(w_y_), 1, 1.0f,
-              out, 1);
+  cblas_sgemv(CblasRowMajor, CblasNoTrans, rows, dx, 1.0f, x, dx, arena_->value(w_x_), 1, 1.0f, out,
+              1);
+  cblas_sgemv(CblasRowMajor, CblasNoTrans, rows, dy, 1.0f, y, dy, arena_->value(w_y_), 1, 1.0f, out,
+              1);
   for (int64_t r = 0; r < rows; ++r) {
     const float* tr = t_.data() + r * dy;
     const float* yr = y + r * dy;

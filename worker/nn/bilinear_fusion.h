@@ -20,8 +20,7 @@ namespace ctrps::nn {
 class BilinearFusion : public Layer {
  public:
   // Both widths must be divisible by num_heads (>= 1).
-  BilinearFusion(Graph* graph, Node* x, Node* y, int num_heads,
-                 const std::string& name = "fusion");
+  BilinearFusion(Graph* graph, Node* x, Node* y, int num_heads, const std::string& name = "fusion");
   Node* out() const { return out_; }  // [rows, 1]
   void Forward(const ForwardContext& ctx) override;
   void Backward() override;

@@ -17,7 +17,8 @@ CrossNetV2::CrossNetV2(Graph* graph, Node* in, int num_layers, int low_rank,
   for (int l = 0; l < num_layers; ++l) {
     const std::string prefix = name + "." + std::to_string(l);
     if (r == 0) {
-      w_.push_back(arena_->AddParameter(prefix + ".weight", d * d, Initializer::XavierUniform(d, d)));
+      w_.push_back(
+          arena_->AddParameter(prefix + ".weight", d * d, Initializer::XavierUniform(d, d)));
     } else {
       w_.push_back(arena_->AddParameter(prefix + ".u", d * r, Initializer::XavierUniform(r, d)));
       v_.push_back(arena_->AddParameter(prefix + ".v", r * d, Initializer::XavierUniform(d, r)));
@@ -111,8 +112,8 @@ void CrossNetV2::Backward() {
       // dW += dz^T x_l; d/d(x_l) = g + dz W.
       cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, d, d, rows, 1.0f, dz, d, xl, d, 1.0f,
                   arena_->grad(w_[l]), d);
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, d, d, 1.0f, dz, d, w, d, 1.0f,
-                  g, d);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, d, d, 1.0f, dz, d, w, d, 1.0f, g,
+                  d);
     } else {
       const float* u = arena_->value(w_[l]);
       const float* v = arena_->value(v_[l]);
@@ -125,8 +126,8 @@ void CrossNetV2::Backward() {
                   dh, r);
       cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r, d, rows, 1.0f, dh, r, xl, d, 1.0f,
                   arena_->grad(v_[l]), d);
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, d, r, 1.0f, dh, r, v, d, 1.0f,
-                  g, d);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, d, r, 1.0f, dh, r, v, d, 1.0f, g,
+                  d);
     }
   }
   if (!in_->needs_grad()) return;

@@ -46,7 +46,8 @@ TEST(CrossNetV2Test, ForwardMatchesTheRecurrence) {
     graph.BindInput(x, xv.data(), nullptr);
     graph.Forward(kRows, {});
     for (int r = 0; r < kRows; ++r) {
-      const std::vector<double> ref = Reference(arena, xv.data() + r * kWidth, kWidth, kLayers, rank);
+      const std::vector<double> ref =
+          Reference(arena, xv.data() + r * kWidth, kWidth, kLayers, rank);
       for (int j = 0; j < kWidth; ++j) {
         EXPECT_NEAR(cross->out()->value()[r * kWidth + j], ref[j], 1e-5) << "rank " << rank;
       }

@@ -78,8 +78,7 @@ class GraphModel final : public CtrModel {
   Node* logits_ = nullptr;
 };
 
-absl::Status CheckUnits(const google::protobuf::RepeatedField<int32_t>& units,
-                        const char* field) {
+absl::Status CheckUnits(const google::protobuf::RepeatedField<int32_t>& units, const char* field) {
   for (int i = 0; i < units.size(); ++i) {
     if (units[i] <= 0) {
       return absl::InvalidArgumentError(
@@ -133,8 +132,8 @@ absl::Status BuildFinalMlp(const ModelConfig& config, GraphModel* model, int dim
   const int64_t width2 = units2.empty() ? flat->width() : units2[units2.size() - 1];
   if (width1 % heads != 0 || width2 % heads != 0) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "model.num_heads (", heads, ") must divide the output widths of both MLP streams (",
-        width1, ", ", width2, ")"));
+        "model.num_heads (", heads, ") must divide the output widths of both MLP streams (", width1,
+        ", ", width2, ")"));
   }
   Node* feat1 = flat;
   Node* feat2 = flat;
@@ -200,8 +199,8 @@ absl::Status Build(const ModelConfig& config, GraphModel* model, int num_fields,
     case ModelConfig::DCNV2: {
       ASSIGN_OR_RETURN(MlpOptions mlp, DeepOptions(config));
       if (config.num_cross_layers() < 0) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "model.num_cross_layers must be >= 0, got ", config.num_cross_layers()));
+        return absl::InvalidArgumentError(
+            absl::StrCat("model.num_cross_layers must be >= 0, got ", config.num_cross_layers()));
       }
       if (config.low_rank() < 0) {
         return absl::InvalidArgumentError(
@@ -211,8 +210,7 @@ absl::Status Build(const ModelConfig& config, GraphModel* model, int num_fields,
       if (config.type() == ModelConfig::DCN) {
         cross = g->Add<CrossNet>(flat, config.num_cross_layers(), "crossnet")->out();
       } else {
-        cross = g->Add<CrossNetV2>(flat, config.num_cross_layers(), config.low_rank(),
-                                   "crossnet")
+        cross = g->Add<CrossNetV2>(flat, config.num_cross_layers(), config.low_rank(), "crossnet")
                     ->out();
       }
       Node* final_in = cross;
@@ -257,8 +255,7 @@ absl::StatusOr<std::unique_ptr<CtrModel>> CreateModel(const ModelConfig& config,
     return absl::InvalidArgumentError(
         absl::StrCat("model: the embedding dim must be > 0, got ", dim));
   }
-  auto model =
-      std::make_unique<GraphModel>(num_fields, dim, TypeNeedsLinear(config.type()), seed);
+  auto model = std::make_unique<GraphModel>(num_fields, dim, TypeNeedsLinear(config.type()), seed);
   RETURN_IF_ERROR(Build(config, model.get(), num_fields, dim));
   return std::unique_ptr<CtrModel>(std::move(model));
 }

@@ -4,13 +4,13 @@
 #include <cmath>
 #include <cstdlib>
 #include <functional>
-#include <new>
 #include <memory>
+#include <new>
 #include <string>
 #include <vector>
 
-#include "gtest/gtest.h"
 #include "google/protobuf/text_format.h"
+#include "gtest/gtest.h"
 #include "worker/nn/gradient_check.h"
 
 // Counts C++ allocations while g_counting is set (this binary only).
@@ -181,7 +181,7 @@ TEST(CtrModelTest, ParameterCountsFollowTheComposition) {
                 ->params()
                 .num_parameters(),
             2 * (2 * d * 3 + d) + (d * 6 + 6) + (6 + 1));
-  // FinalMLP: 2 x (ctx 4, gate 4 -> 5 -> 12), MLPs 12 -> 4, fusion 4 + 4 + 1 + 4 * 4 / 2... 
+  // FinalMLP: 2 x (ctx 4, gate 4 -> 5 -> 12), MLPs 12 -> 4, fusion 4 + 4 + 1 + 4 * 4 / 2...
   // with 2 heads: heads of 2 x 2, so w_xy has 2 * 2 * 2 = 8.
   EXPECT_EQ(Make("type: FINALMLP mlp1_hidden_units: [4] mlp2_hidden_units: [4] "
                  "fs_hidden_units: [5] num_heads: 2")
@@ -251,8 +251,7 @@ TEST(CtrModelTest, EvaluationDoesNotDependOnTheRestOfTheBatch) {
 TEST(CtrModelTest, DeepFmFlopsCountTheMlpAndFm) {
   auto model = Make("type: DEEPFM hidden_units: [8, 8]");
   const int d = kFields * kDim;
-  EXPECT_EQ(model->FlopsPerSample(),
-            2 * (d * 8 + 8 * 8 + 8 * 1) + (2 * kFields * kDim + 2 * kDim));
+  EXPECT_EQ(model->FlopsPerSample(), 2 * (d * 8 + 8 * 8 + 8 * 1) + (2 * kFields * kDim + 2 * kDim));
 }
 
 TEST(CtrModelTest, TrainingStepsAfterWarmUpDoNotAllocate) {

@@ -19,9 +19,9 @@ absl::StatusOr<std::unique_ptr<DenseOptimizer>> DenseOptimizer::Create(
   }
   if (!(config.beta1() >= 0 && config.beta1() < 1) ||
       !(config.beta2() >= 0 && config.beta2() < 1)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "train.dense_optimizer.beta1 and beta2 must be in [0, 1), got ", config.beta1(), " and ",
-        config.beta2()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("train.dense_optimizer.beta1 and beta2 must be in [0, 1), got ",
+                     config.beta1(), " and ", config.beta2()));
   }
   if (!(config.epsilon() >= 0)) {
     return absl::InvalidArgumentError(

@@ -26,8 +26,8 @@ class DenseOptimizer {
  public:
   // For `size` floats (the arena's values().size()). InvalidArgument when
   // learning_rate <= 0, l2 < 0, a beta outside [0, 1) or epsilon < 0.
-  static absl::StatusOr<std::unique_ptr<DenseOptimizer>> Create(
-      const DenseOptimizerConfig& config, int64_t size);
+  static absl::StatusOr<std::unique_ptr<DenseOptimizer>> Create(const DenseOptimizerConfig& config,
+                                                                int64_t size);
 
   // One update of `values` from `grads` (both of the size given to Create).
   void Step(std::span<float> values, std::span<const float> grads);

@@ -3,8 +3,8 @@
 #include <cmath>
 #include <vector>
 
-#include "gtest/gtest.h"
 #include "google/protobuf/text_format.h"
+#include "gtest/gtest.h"
 
 namespace ctrps::nn {
 namespace {
@@ -80,9 +80,8 @@ TEST(DenseOptimizerTest, LearningRateCanBeLowered) {
 }
 
 TEST(DenseOptimizerTest, BadConfigIsInvalidArgument) {
-  for (const std::string text :
-       {"learning_rate: 0", "learning_rate: -1", "l2: -0.1", "beta1: 1.0", "beta2: -0.5",
-        "epsilon: -1"}) {
+  for (const std::string text : {"learning_rate: 0", "learning_rate: -1", "l2: -0.1", "beta1: 1.0",
+                                 "beta2: -0.5", "epsilon: -1"}) {
     EXPECT_EQ(DenseOptimizer::Create(Config(text), 4).status().code(),
               absl::StatusCode::kInvalidArgument)
         << text;

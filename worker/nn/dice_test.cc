@@ -67,8 +67,7 @@ TEST(DiceTest, EvaluationUsesRunningStatistics) {
   for (int j = 0; j < 3; ++j) EXPECT_FLOAT_EQ(dice->out()->value()[j], batch_out[j]);
   Node* in[] = {x};
   Node* out[] = {dice->out()};
-  ExpectGradientsMatch(&graph, &arena, in, {RandomValues(4 * 3, 2)}, out, 4,
-                       {.training = false});
+  ExpectGradientsMatch(&graph, &arena, in, {RandomValues(4 * 3, 2)}, out, 4, {.training = false});
 }
 
 }  // namespace

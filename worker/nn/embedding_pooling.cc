@@ -33,9 +33,8 @@ void PoolBackward(PoolingMode mode, int64_t dim, std::span<const Offset> offsets
   const int64_t n = static_cast<int64_t>(offsets.size()) - 1;
   for (int64_t i = 0; i < n; ++i) {
     const int64_t begin = offsets[i], end = offsets[i + 1];
-    const float scale = mode == PoolingMode::kMean && end > begin
-                            ? 1.0f / static_cast<float>(end - begin)
-                            : 1.0f;
+    const float scale =
+        mode == PoolingMode::kMean && end > begin ? 1.0f / static_cast<float>(end - begin) : 1.0f;
     const float* g = d_out + i * dim;
     for (int64_t row = begin; row < end; ++row) {
       float* d = d_values + row * dim;

@@ -14,7 +14,7 @@ namespace ctrps::nn {
 class FirstOrder : public Layer {
  public:
   FirstOrder(Graph* graph, Node* in, bool use_bias = true, const std::string& name = "lr");
-  Node* out() const { return out_; }  // [rows, 1]
+  Node* out() const { return out_; }        // [rows, 1]
   ParamSlot bias() const { return bias_; }  // size 0 without bias
   void Forward(const ForwardContext& ctx) override;
   void Backward() override;

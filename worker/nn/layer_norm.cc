@@ -59,9 +59,8 @@ void LayerNorm::Backward() {
     mean_gh /= c;
     const float inv_std = inv_std_[r];
     // dx = inv_std * (g - mean(g) - xhat * mean(g * xhat)), g = dy * gamma.
-    StoreGrad(accumulate, in_->grad() + r * c, c, [&](int64_t j) {
-      return inv_std * (dy[j] * gamma[j] - mean_g - h[j] * mean_gh);
-    });
+    StoreGrad(accumulate, in_->grad() + r * c, c,
+              [&](int64_t j) { return inv_std * (dy[j] * gamma[j] - mean_g - h[j] * mean_gh); });
   }
 }
 

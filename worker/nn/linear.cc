@@ -30,8 +30,8 @@ void Linear::Backward() {
   const int64_t m = in_->rows(), k = in_->width(), n = out_->width();
   const float* dy = out_->grad();
   // dW += dy^T x
-  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, k, m, 1.0f, dy, n, in_->value(), k,
-              1.0f, arena_->grad(weight_), k);
+  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, k, m, 1.0f, dy, n, in_->value(), k, 1.0f,
+              arena_->grad(weight_), k);
   if (use_bias_) {
     float* db = arena_->grad(bias_);
     for (int64_t r = 0; r < m; ++r) {

@@ -38,7 +38,8 @@ TEST(LinearTest, InitIsXavierUniformWithZeroBias) {
   Linear* fc = graph.Add<Linear>(x, 60);
   const float bound = std::sqrt(6.0f / 100.0f);
   float max_abs = 0;
-  for (int i = 0; i < 2400; ++i) max_abs = std::max(max_abs, std::fabs(arena.value(fc->weight())[i]));
+  for (int i = 0; i < 2400; ++i)
+    max_abs = std::max(max_abs, std::fabs(arena.value(fc->weight())[i]));
   EXPECT_LE(max_abs, bound);
   EXPECT_GT(max_abs, 0.9f * bound);
   for (int i = 0; i < 60; ++i) EXPECT_EQ(arena.value(fc->bias())[i], 0.0f);

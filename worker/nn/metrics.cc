@@ -11,8 +11,8 @@ namespace ctrps::nn {
 
 absl::StatusOr<double> ComputeAuc(std::span<const float> scores, std::span<const float> labels) {
   if (scores.size() != labels.size()) {
-    return absl::InvalidArgumentError(absl::StrCat("AUC: ", scores.size(), " scores but ",
-                                                   labels.size(), " labels"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("AUC: ", scores.size(), " scores but ", labels.size(), " labels"));
   }
   std::vector<std::pair<float, bool>> items(scores.size());
   int64_t positives = 0;
@@ -25,9 +25,8 @@ absl::StatusOr<double> ComputeAuc(std::span<const float> scores, std::span<const
   }
   const int64_t negatives = static_cast<int64_t>(items.size()) - positives;
   if (positives == 0 || negatives == 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("AUC is undefined with ", positives, " positives and ", negatives,
-                     " negatives"));
+    return absl::InvalidArgumentError(absl::StrCat("AUC is undefined with ", positives,
+                                                   " positives and ", negatives, " negatives"));
   }
   std::sort(items.begin(), items.end(),
             [](const auto& a, const auto& b) { return a.first < b.first; });
@@ -54,11 +53,10 @@ absl::StatusOr<double> ComputeAuc(std::span<const float> scores, std::span<const
          (2.0 * static_cast<double>(positives) * static_cast<double>(negatives));
 }
 
-absl::StatusOr<double> ComputeLogLoss(std::span<const float> probs,
-                                      std::span<const float> labels) {
+absl::StatusOr<double> ComputeLogLoss(std::span<const float> probs, std::span<const float> labels) {
   if (probs.size() != labels.size()) {
-    return absl::InvalidArgumentError(absl::StrCat("logloss: ", probs.size(),
-                                                   " predictions but ", labels.size(), " labels"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("logloss: ", probs.size(), " predictions but ", labels.size(), " labels"));
   }
   if (probs.empty()) return absl::InvalidArgumentError("logloss of an empty set");
   constexpr double kEps = 1e-7;

@@ -25,8 +25,7 @@ absl::StatusOr<double> ComputeAuc(std::span<const float> scores, std::span<const
 // Mean binary cross-entropy of probabilities, each clipped to
 // [1e-7, 1 - 1e-7] (sklearn's log_loss with eps 1e-7, as FuxiCTR reports it).
 // InvalidArgument when the sizes differ or the input is empty.
-absl::StatusOr<double> ComputeLogLoss(std::span<const float> probs,
-                                      std::span<const float> labels);
+absl::StatusOr<double> ComputeLogLoss(std::span<const float> probs, std::span<const float> labels);
 
 // Predicted probabilities and labels collected over an evaluation pass.
 class EvalSet {

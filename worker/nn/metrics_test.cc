@@ -53,9 +53,9 @@ TEST(MetricsTest, AucOfKnownCases) {
   EXPECT_DOUBLE_EQ(*ComputeAuc(std::vector<float>{0.9f, 0.1f}, std::vector<float>{0, 1}), 0.0);
   EXPECT_DOUBLE_EQ(*ComputeAuc(std::vector<float>{0.5f, 0.5f}, std::vector<float>{0, 1}), 0.5);
   // sklearn: roc_auc_score([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8]) == 0.75
-  EXPECT_DOUBLE_EQ(*ComputeAuc(std::vector<float>{0.1f, 0.4f, 0.35f, 0.8f},
-                               std::vector<float>{0, 0, 1, 1}),
-                   0.75);
+  EXPECT_DOUBLE_EQ(
+      *ComputeAuc(std::vector<float>{0.1f, 0.4f, 0.35f, 0.8f}, std::vector<float>{0, 0, 1, 1}),
+      0.75);
 }
 
 TEST(MetricsTest, AucNeedsBothClassesAndMatchingSizes) {
@@ -63,17 +63,16 @@ TEST(MetricsTest, AucNeedsBothClassesAndMatchingSizes) {
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(ComputeAuc(std::vector<float>{0.1f}, std::vector<float>{1, 0}).status().code(),
             absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(
-      ComputeAuc(std::vector<float>{NAN, 0.2f}, std::vector<float>{1, 0}).status().code(),
-      absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ComputeAuc(std::vector<float>{NAN, 0.2f}, std::vector<float>{1, 0}).status().code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 TEST(MetricsTest, LogLossMatchesFormulaAndClips) {
   const std::vector<float> p = {0.9f, 0.2f, 0.0f, 1.0f};
   const std::vector<float> y = {1, 0, 0, 0};
-  const double ref = -(std::log(double{0.9f}) + std::log(1 - double{0.2f}) + std::log(1 - 1e-7) +
-                       std::log(1e-7)) /
-                     4;
+  const double ref =
+      -(std::log(double{0.9f}) + std::log(1 - double{0.2f}) + std::log(1 - 1e-7) + std::log(1e-7)) /
+      4;
   EXPECT_NEAR(*ComputeLogLoss(p, y), ref, 1e-6);
   EXPECT_EQ(ComputeLogLoss({}, {}).status().code(), absl::StatusCode::kInvalidArgument);
 }

@@ -18,8 +18,8 @@ absl::StatusOr<Activation> ParseActivation(const std::string& name) {
   if (lower == "prelu") return Activation::kPrelu;
   if (lower == "dice") return Activation::kDice;
   if (lower == "sigmoid") return Activation::kSigmoid;
-  return absl::InvalidArgumentError(absl::StrCat(
-      "unknown activation \"", name, "\"; expected relu, prelu, dice or sigmoid"));
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown activation \"", name, "\"; expected relu, prelu, dice or sigmoid"));
 }
 
 Node* AddActivation(Graph* graph, Node* in, Activation activation, const std::string& name) {

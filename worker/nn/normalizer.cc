@@ -105,9 +105,8 @@ void Normalizer::Backward(const float* dxhat, const float* xhat, int64_t rows, b
   for (int64_t r = 0; r < rows; ++r) {
     const float* g = dxhat + r * c;
     const float* h = xhat + r * c;
-    StoreGrad(accumulate, dx + r * c, c, [&](int64_t j) {
-      return inv_std[j] * (g[j] - mean_g[j] - h[j] * mean_gh[j]);
-    });
+    StoreGrad(accumulate, dx + r * c, c,
+              [&](int64_t j) { return inv_std[j] * (g[j] - mean_g[j] - h[j] * mean_gh[j]); });
   }
 }
 

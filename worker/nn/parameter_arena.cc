@@ -13,7 +13,9 @@ namespace {
 
 constexpr int64_t kSlotAlignFloats = static_cast<int64_t>(kAlignBytes / sizeof(float));
 
-int64_t RoundUp(int64_t n) { return (n + kSlotAlignFloats - 1) / kSlotAlignFloats * kSlotAlignFloats; }
+int64_t RoundUp(int64_t n) {
+  return (n + kSlotAlignFloats - 1) / kSlotAlignFloats * kSlotAlignFloats;
+}
 
 void Fill(const Initializer& init, uint64_t seed, float* out, int64_t n) {
   switch (init.kind) {

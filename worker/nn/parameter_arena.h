@@ -39,9 +39,9 @@ struct ParamSlot {
 struct Initializer {
   enum class Kind { kConstant, kUniform, kXavierUniform };
   Kind kind = Kind::kConstant;
-  float value = 0.0f;      // kConstant
-  float bound = 0.0f;      // kUniform: U(-bound, bound)
-  int64_t fan_in = 0;      // kXavierUniform: U(-a, a), a = sqrt(6 / (fan_in + fan_out))
+  float value = 0.0f;  // kConstant
+  float bound = 0.0f;  // kUniform: U(-bound, bound)
+  int64_t fan_in = 0;  // kXavierUniform: U(-a, a), a = sqrt(6 / (fan_in + fan_out))
   int64_t fan_out = 0;
 
   static Initializer Zeros() { return Constant(0.0f); }

@@ -20,7 +20,6 @@ class Sigmoid : public Layer {
   float scale_;
 };
 
-
 }  // namespace ctrps::nn
 
 #endif  // CTRPS_WORKER_NN_SIGMOID_H_
