@@ -21,12 +21,12 @@ namespace {
 // The real Criteo (Kaggle display advertising) cardinalities and blank rates;
 // cardinalities are capped at max_cardinality.
 constexpr int64_t kCriteoCardinality[kCriteoCatColumns] = {
-    1460, 583,     10131227, 2202608, 305, 24,      12517, 633,     3,  93145, 5683, 8351593, 3194,
-    27,   14992,   5461306,  10,      5652, 2173,   4,     7046547, 18, 15,    286181, 105, 142572};
+    1460, 583,   10131227, 2202608, 305,  24,   12517, 633,     3,  93145, 5683,   8351593, 3194,
+    27,   14992, 5461306,  10,      5652, 2173, 4,     7046547, 18, 15,    286181, 105,     142572};
 constexpr double kCatMissing[kCriteoCatColumns] = {
-    0, 0, 0.034, 0.034, 0, 0.121, 0,     0,     0, 0,     0,    0.034, 0,
+    0, 0, 0.034, 0.034, 0, 0.121, 0,    0,     0,     0, 0,     0.034, 0,
     0, 0, 0.034, 0,     0, 0.44,  0.44, 0.034, 0.763, 0, 0.034, 0.44,  0.44};
-constexpr double kIntMissing[kCriteoIntColumns] = {0.454, 0,     0.215, 0.217, 0.026, 0.224, 0.043,
+constexpr double kIntMissing[kCriteoIntColumns] = {0.454,  0,     0.215, 0.217, 0.026, 0.224, 0.043,
                                                    0.0005, 0.043, 0.454, 0.043, 0.765, 0.217};
 // I = floor(expm1(mu + sigma * z)), z ~ N(0, 1).
 constexpr double kIntMu[kCriteoIntColumns] = {0.8, 1.5, 2.2, 1.8, 7.5, 3.5, 1.5,
@@ -34,8 +34,8 @@ constexpr double kIntMu[kCriteoIntColumns] = {0.8, 1.5, 2.2, 1.8, 7.5, 3.5, 1.5,
 constexpr double kIntSigma[kCriteoIntColumns] = {1.0, 1.5, 1.3, 0.9, 2.2, 1.8, 1.3,
                                                  1.0, 1.5, 0.5, 0.8, 0.7, 1.0};
 // Categorical field pairs (0-based: 0 = C1) that interact through hidden factors.
-constexpr int kPairs[][2] = {{0, 1},  {0, 13},  {1, 4},   {2, 5},   {3, 10},
-                             {4, 6},  {6, 7},   {7, 12},  {9, 14},  {11, 16},
+constexpr int kPairs[][2] = {{0, 1},   {0, 13},  {1, 4},   {2, 5},   {3, 10},
+                             {4, 6},   {6, 7},   {7, 12},  {9, 14},  {11, 16},
                              {13, 17}, {15, 23}, {18, 19}, {21, 24}, {23, 25}};
 constexpr int kNumPairs = sizeof(kPairs) / sizeof(kPairs[0]);
 constexpr int kCalibrationRows = 20000;
@@ -44,8 +44,8 @@ constexpr size_t kFlushBytes = 4 << 20;
 
 // Approximately N(0, 1) from 64 random bits (Irwin-Hall with 4 terms).
 inline double BitsToGaussian(uint64_t h) {
-  const double s = static_cast<double>((h & 0xffff) + ((h >> 16) & 0xffff) +
-                                       ((h >> 32) & 0xffff) + (h >> 48));
+  const double s =
+      static_cast<double>((h & 0xffff) + ((h >> 16) & 0xffff) + ((h >> 32) & 0xffff) + (h >> 48));
   return (s * (1.0 / 65536.0) - 2.0) * 1.7320508075688772;
 }
 
@@ -71,7 +71,8 @@ void AppendHex8(uint32_t v, std::string* out) {
   out->append(buf, 8);
 }
 
-void BuildAlias(int64_t n, double exponent, std::vector<float>* prob, std::vector<uint32_t>* alias) {
+void BuildAlias(int64_t n, double exponent, std::vector<float>* prob,
+                std::vector<uint32_t>* alias) {
   std::vector<double> p(n);
   double total = 0;
   for (int64_t i = 0; i < n; ++i) total += p[i] = std::pow(static_cast<double>(i + 1), -exponent);
@@ -204,7 +205,8 @@ void CtrGenerator::Next(CtrRow* row) {
       continue;
     }
     const uint64_t r = NextRandom();
-    const uint32_t i = static_cast<uint32_t>(((r >> 32) * static_cast<uint64_t>(field.cardinality)) >> 32);
+    const uint32_t i =
+        static_cast<uint32_t>(((r >> 32) * static_cast<uint64_t>(field.cardinality)) >> 32);
     const float u = static_cast<float>(r & 0xffffffffULL) * 0x1.0p-32f;
     row->cats[f] = u < field.alias_prob[i] ? i : field.alias[i];
   }
@@ -285,8 +287,7 @@ double ExactAuc(const std::vector<float>& scores, const std::vector<uint8_t>& la
   const size_t n = std::min(scores.size(), labels.size());
   std::vector<std::pair<float, uint8_t>> v(n);
   for (size_t i = 0; i < n; ++i) v[i] = {scores[i], labels[i] ? uint8_t{1} : uint8_t{0}};
-  std::sort(v.begin(), v.end(),
-            [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::sort(v.begin(), v.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
   double negatives_below = 0, area = 0, positives = 0;
   for (size_t i = 0; i < n;) {
     size_t j = i;
@@ -324,7 +325,8 @@ absl::StatusOr<DatagenReport> WriteCtrData(const DatagenOptions& options, const 
     paths.push_back(out);
   } else {
     const char* names[] = {"train", "valid", "test"};
-    for (size_t i = 0; i < splits.size(); ++i) paths.push_back(absl::StrCat(out, ".", names[i], ".tsv"));
+    for (size_t i = 0; i < splits.size(); ++i)
+      paths.push_back(absl::StrCat(out, ".", names[i], ".tsv"));
   }
   const std::filesystem::path parent = std::filesystem::path(out).parent_path();
   if (!parent.empty()) {
@@ -348,18 +350,22 @@ absl::StatusOr<DatagenReport> WriteCtrData(const DatagenOptions& options, const 
   double cumulative = 0;
   for (size_t s = 0; s < splits.size(); ++s) {
     cumulative += splits[s];
-    const int64_t end = s + 1 == splits.size()
-                            ? options.rows
-                            : static_cast<int64_t>(std::llround(options.rows * (cumulative / total)));
+    const int64_t end =
+        s + 1 == splits.size()
+            ? options.rows
+            : static_cast<int64_t>(std::llround(options.rows * (cumulative / total)));
     const int64_t rows = std::max<int64_t>(0, end - done);
     DatagenFileReport file;
     file.path = paths[s];
     file.rows = rows;
     const std::string prob_path = paths[s] + ".prob";
-    std::unique_ptr<std::FILE, int (*)(std::FILE*)> f(std::fopen(paths[s].c_str(), "wb"), &std::fclose);
+    std::unique_ptr<std::FILE, int (*)(std::FILE*)> f(std::fopen(paths[s].c_str(), "wb"),
+                                                      &std::fclose);
     if (f == nullptr) return absl::ErrnoToStatus(errno, absl::StrCat(paths[s], ": cannot create"));
-    std::unique_ptr<std::FILE, int (*)(std::FILE*)> pf(std::fopen(prob_path.c_str(), "wb"), &std::fclose);
-    if (pf == nullptr) return absl::ErrnoToStatus(errno, absl::StrCat(prob_path, ": cannot create"));
+    std::unique_ptr<std::FILE, int (*)(std::FILE*)> pf(std::fopen(prob_path.c_str(), "wb"),
+                                                       &std::fclose);
+    if (pf == nullptr)
+      return absl::ErrnoToStatus(errno, absl::StrCat(prob_path, ": cannot create"));
     scores.clear();
     labels.clear();
     scores.reserve(rows);
@@ -369,7 +375,8 @@ absl::StatusOr<DatagenReport> WriteCtrData(const DatagenOptions& options, const 
       gen->Next(&row);
       gen->AppendTsv(row, &data);
       char buf[32];
-      auto [pend, ec] = std::to_chars(buf, buf + sizeof(buf), row.prob, std::chars_format::fixed, 6);
+      auto [pend, ec] =
+          std::to_chars(buf, buf + sizeof(buf), row.prob, std::chars_format::fixed, 6);
       probs.append(buf, pend - buf);
       probs.push_back('\n');
       scores.push_back(row.prob);

@@ -16,10 +16,12 @@
 #include "worker/data/ctr_datagen.h"
 
 DEFINE_int64(rows, 1000000, "Rows to write, over all splits.");
-DEFINE_string(out, "", "Output file (one split) or prefix: <out>.train.tsv, <out>.valid.tsv, "
-                       "<out>.test.tsv; each with a side file <file>.prob (true probabilities).");
-DEFINE_string(splits, "0.8,0.1,0.1", "Fractions of the rows for train,valid,test in that "
-                                     "order (1 to 3 values); a single value writes --out itself.");
+DEFINE_string(out, "",
+              "Output file (one split) or prefix: <out>.train.tsv, <out>.valid.tsv, "
+              "<out>.test.tsv; each with a side file <file>.prob (true probabilities).");
+DEFINE_string(splits, "0.8,0.1,0.1",
+              "Fractions of the rows for train,valid,test in that "
+              "order (1 to 3 values); a single value writes --out itself.");
 DEFINE_uint64(seed, 2024, "Random seed; the output is a pure function of the flags.");
 DEFINE_double(interaction_strength, 1.0,
               "Scale of the pairwise hidden-factor interaction term of the logit (0 = none).");

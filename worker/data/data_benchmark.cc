@@ -24,9 +24,9 @@ constexpr int64_t kRows = 200000;
 // Generated once per process, removed at exit.
 const std::string& DataFile() {
   static const std::string* path = [] {
-    auto* p = new std::string(
-        (std::filesystem::temp_directory_path() / absl::StrCat("ctrps_data_bench_", getpid(), ".tsv"))
-            .string());
+    auto* p = new std::string((std::filesystem::temp_directory_path() /
+                               absl::StrCat("ctrps_data_bench_", getpid(), ".tsv"))
+                                  .string());
     DatagenOptions options;
     options.rows = kRows;
     options.splits = {1};

@@ -36,21 +36,30 @@ inline std::string SharedPath(const std::string& relative) {
 
 // Use as `ASSERT_SHARED_FILE(path);`: fails the test, naming the file, when a
 // shared data file is missing.
-#define ASSERT_SHARED_FILE(path)                                                               \
-  ASSERT_TRUE(std::filesystem::exists(path))                                                   \
-      << "shared test data file missing: " << (path)                                           \
+#define ASSERT_SHARED_FILE(path)                     \
+  ASSERT_TRUE(std::filesystem::exists(path))         \
+      << "shared test data file missing: " << (path) \
       << " (tests read ../shared/data relative to the repo root; see /work/shared/data/README.md)"
 
-// A fresh directory under the test temp dir.
+// A fresh directory under the test temp dir, removed when the process exits.
 inline std::string NewTempDir() {
   static std::atomic<int> counter{0};
+  static std::vector<std::string>* const made = [] {
+    auto* v = new std::vector<std::string>;
+    std::atexit([] {
+      std::error_code ignored;
+      for (const std::string& d : *made) std::filesystem::remove_all(d, ignored);
+    });
+    return v;
+  }();
   const ::testing::TestInfo* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  std::filesystem::path dir = std::filesystem::path(::testing::TempDir()) /
-                              (std::string("ctrps_data_") + info->test_suite_name() + "_" +
-                               info->name() + "_" + std::to_string(::getpid()) + "_" +
-                               std::to_string(counter++));
+  std::filesystem::path dir =
+      std::filesystem::path(::testing::TempDir()) /
+      (std::string("ctrps_data_") + info->test_suite_name() + "_" + info->name() + "_" +
+       std::to_string(::getpid()) + "_" + std::to_string(counter++));
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
+  made->push_back(dir.string());
   return dir.string();
 }
 

@@ -53,9 +53,8 @@ absl::StatusOr<ReaderOptions> MakeReaderOptions(const ExperimentConfig& config, 
     return absl::InvalidArgumentError(absl::StrCat("data.", name, ": no files configured"));
   }
   if (num_workers < 1 || worker_rank < 0 || worker_rank >= num_workers) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("reader: worker rank %d out of range for %d workers", worker_rank,
-                        num_workers));
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "reader: worker rank %d out of range for %d workers", worker_rank, num_workers));
   }
   ReaderOptions o;
   for (const std::string& f : files) o.files.push_back(JoinPath(data.dir(), f));
@@ -221,16 +220,16 @@ absl::Status Reader::ReadEpoch(int epoch, ReadPosition from) {
       if (n == 0) break;
       const ReadPosition block_end = here();
       if (skip > n) {
-        return absl::InvalidArgumentError(absl::StrFormat(
-            "reader: start position skips %d lines of a block of %d at %s:%d", skip, n,
-            options_.files[block_start.file], block_start.line));
+        return absl::InvalidArgumentError(
+            absl::StrFormat("reader: start position skips %d lines of a block of %d at %s:%d", skip,
+                            n, options_.files[block_start.file], block_start.line));
       }
       order_.resize(n);
       std::iota(order_.begin(), order_.end(), 0);
-      ShuffleRng rng(Mix64(options_.seed) ^
-                     Mix64(static_cast<uint64_t>(epoch) << 32 ^
-                           static_cast<uint64_t>(block_start.file)) ^
-                     Mix64(static_cast<uint64_t>(block_start.line) + 0x51ed27ULL));
+      ShuffleRng rng(
+          Mix64(options_.seed) ^
+          Mix64(static_cast<uint64_t>(epoch) << 32 ^ static_cast<uint64_t>(block_start.file)) ^
+          Mix64(static_cast<uint64_t>(block_start.line) + 0x51ed27ULL));
       for (int i = n - 1; i > 0; --i) std::swap(order_[i], order_[rng.Below(i + 1)]);
       for (int k = static_cast<int>(skip); k < n; ++k) {
         const BlockLine& b = block_[order_[k]];
@@ -276,8 +275,8 @@ absl::Status Reader::OpenFile(int file, int64_t line) {
     ASSIGN_OR_RETURN(bool reached, lines_->SkipTo(line));
     if (!reached) {
       return absl::InvalidArgumentError(
-          absl::StrFormat("%s: start position line %d is past the end of the file (%d lines)",
-                          path, line, lines_->lines_read()));
+          absl::StrFormat("%s: start position line %d is past the end of the file (%d lines)", path,
+                          line, lines_->lines_read()));
     }
   }
   absl::MutexLock lock(&mu_);
@@ -343,8 +342,7 @@ absl::Status Reader::CheckBadLineRate(bool at_end) {
   if (static_cast<double>(bad) <= options_.max_bad_line_rate * static_cast<double>(total)) {
     return absl::OkStatus();
   }
-  const std::string& path =
-      options_.files[std::min<size_t>(file_, options_.files.size() - 1)];
+  const std::string& path = options_.files[std::min<size_t>(file_, options_.files.size() - 1)];
   return absl::InvalidArgumentError(absl::StrFormat(
       "%s: %d of %d lines read are malformed (%.3g%%), more than data.max_bad_line_rate %g; "
       "first: %s",
@@ -373,9 +371,8 @@ absl::Status Reader::EmitBatch(const ReadPosition& position) {
 
 absl::Status Reader::EmitItem(ReadEvent event, absl::Status status) {
   absl::MutexLock lock(&mu_);
-  auto room = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return count_ < ring_.size() || stopping_;
-  };
+  auto room = [this]()
+                  ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return count_ < ring_.size() || stopping_; };
   mu_.Await(absl::Condition(&room));
   if (stopping_) return absl::CancelledError("reader stopped");
   Item& slot = ring_[(head_ + count_) % ring_.size()];

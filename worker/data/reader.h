@@ -151,17 +151,17 @@ class Reader {
   std::thread thread_;
 
   // Reading thread only.
-  int file_ = 0;                        // file being read
-  std::unique_ptr<LineReader> lines_;   // nullptr past the last file
+  int file_ = 0;                       // file being read
+  std::unique_ptr<LineReader> lines_;  // nullptr past the last file
   int header_lines_ = 0;
-  int64_t scanned_ = 0;                 // lines looked at, for stop checks
-  std::vector<int> file_binding_;       // parser header binding per file
-  Batch current_;                       // batch being filled
-  std::string block_text_;              // shuffle block: raw lines, back to back
+  int64_t scanned_ = 0;            // lines looked at, for stop checks
+  std::vector<int> file_binding_;  // parser header binding per file
+  Batch current_;                  // batch being filled
+  std::string block_text_;         // shuffle block: raw lines, back to back
   std::vector<BlockLine> block_;
-  std::vector<int32_t> order_;          // shuffle permutation
-  ReaderStats counts_;                  // published to stats_ at each item
-  std::string first_bad_;               // first bad-line report, for the rate error
+  std::vector<int32_t> order_;  // shuffle permutation
+  ReaderStats counts_;          // published to stats_ at each item
+  std::string first_bad_;       // first bad-line report, for the rate error
 
   mutable absl::Mutex mu_;
   bool started_ ABSL_GUARDED_BY(mu_) = false;

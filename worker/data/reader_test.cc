@@ -44,7 +44,9 @@ struct Event {
 };
 
 std::ostream& operator<<(std::ostream& os, const Event& e) {
-  os << (e.event == ReadEvent::kBatch ? "batch" : e.event == ReadEvent::kEndOfEpoch ? "epoch" : "end");
+  os << (e.event == ReadEvent::kBatch        ? "batch"
+         : e.event == ReadEvent::kEndOfEpoch ? "epoch"
+                                             : "end");
   if (e.event == ReadEvent::kBatch) {
     os << "[";
     for (int id : e.ids) os << id << " ";
@@ -154,8 +156,9 @@ TEST(ReaderTest, NextBeforeStartAndStartTwiceAreRejected) {
 
 TEST(ReaderTest, WorkersSeeDisjointLinesCoveringEverything) {
   const std::string dir = NewTempDir();
-  std::vector<std::string> files = {WriteIdCsv(dir + "/a.csv", 0, 11), WriteIdCsv(dir + "/b.csv", 11, 1),
-                                    WriteIdCsv(dir + "/c.csv", 12, 1), WriteIdCsv(dir + "/d.csv", 13, 8)};
+  std::vector<std::string> files = {
+      WriteIdCsv(dir + "/a.csv", 0, 11), WriteIdCsv(dir + "/b.csv", 11, 1),
+      WriteIdCsv(dir + "/c.csv", 12, 1), WriteIdCsv(dir + "/d.csv", 13, 8)};
   for (int workers : {1, 2, 3}) {
     std::multiset<int> seen;
     for (int rank = 0; rank < workers; ++rank) {
@@ -260,10 +263,10 @@ TEST(ReaderTest, BadLinesAreSkippedCountedAndReported) {
   const std::string path = WriteFile(dir + "/bad.csv",
                                      "label,tag,id\n"
                                      "0,a,1\n"
-                                     "1,b\n"               // line 3: too few columns
-                                     "x,c,3\n"             // line 4: label
-                                     "\n"                  // empty: ignored
-                                     "1,d,four\n"          // line 6: numeric
+                                     "1,b\n"       // line 3: too few columns
+                                     "x,c,3\n"     // line 4: label
+                                     "\n"          // empty: ignored
+                                     "1,d,four\n"  // line 6: numeric
                                      "0,e,5\n");
   ReaderOptions options;
   options.files = {path};
@@ -307,15 +310,15 @@ TEST(ReaderTest, BadLineRateAboveTheLimitFailsTheReader) {
   ReaderOptions options;
   options.files = {path};
   options.batch_size = 100;
-  options.queue_depth = 100;  // let the reader run ahead to the failure
+  options.queue_depth = 100;          // let the reader run ahead to the failure
   options.max_bad_line_rate = 0.005;  // 1% are bad
   absl::Status status;
   std::vector<Event> events = ReadAll(ParseData(kIdConfig), options, &status);
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(status.message(),
-            path + ": 10 of 1000 lines read are malformed (1%), more than "
-                   "data.max_bad_line_rate 0.005; first: " + path +
-                ":52: expected 3 columns, got 1");
+  EXPECT_EQ(status.message(), path +
+                                  ": 10 of 1000 lines read are malformed (1%), more than "
+                                  "data.max_bad_line_rate 0.005; first: " +
+                                  path + ":52: expected 3 columns, got 1");
   EXPECT_LE(events.size(), 10u);  // it stopped after about 1000 lines
   // Under the limit the same file reads to the end.
   options.max_bad_line_rate = 0.02;
@@ -347,8 +350,7 @@ TEST(ReaderTest, MissingFileFailsAtStart) {
 TEST(ReaderTest, MissingColumnFailsAtStart) {
   const std::string dir = NewTempDir();
   ReaderOptions options;
-  options.files = {WriteIdCsv(dir + "/a.csv", 0, 3),
-                   WriteFile(dir + "/b.csv", "label,id\n0,1\n")};
+  options.files = {WriteIdCsv(dir + "/a.csv", 0, 3), WriteFile(dir + "/b.csv", "label,id\n0,1\n")};
   Reader reader(ParseData(kIdConfig), options);
   absl::Status s = reader.Start();
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
@@ -423,7 +425,8 @@ TEST(ReaderTest, ReadsTheSharedSamples) {
   const std::string din = SharedPath("samples/amazon_din_sample.txt");
   ASSERT_SHARED_FILE(criteo);
   ASSERT_SHARED_FILE(din);
-  DataConfig data = ParseData("format: CSV feature { name: \"C1\" } feature { name: \"I5\" kind: NUMERIC }");
+  DataConfig data =
+      ParseData("format: CSV feature { name: \"C1\" } feature { name: \"I5\" kind: NUMERIC }");
   ReaderOptions options;
   options.files = {criteo};
   options.batch_size = 64;
@@ -454,10 +457,12 @@ TEST(ReaderTest, FrappeSplitsReadCompletely) {
   ASSERT_SHARED_FILE(path);
   auto config = ParseExperimentConfig(R"(
     table { name: "user" dim: 4 } table { name: "item" dim: 4 }
-    data { dir: ")" + SharedPath("frappe_x1") + R"(" train: "train.csv" valid: "valid.csv"
+    data { dir: ")" + SharedPath("frappe_x1") +
+                                          R"(" train: "train.csv" valid: "valid.csv"
            feature { name: "user" } feature { name: "item" } }
     train { batch_size: 4096 }
-  )", "frappe.pbtxt");
+  )",
+                                      "frappe.pbtxt");
   ASSERT_TRUE(config.ok()) << config.status();
   auto options = MakeReaderOptions(*config, Split::kValid, 1, 2);
   ASSERT_TRUE(options.ok()) << options.status();

@@ -53,9 +53,7 @@ const char* FormatName(DataConfig::Format f) {
 // absl::string_view is not std::string_view in this abseil build.
 absl::string_view Sv(std::string_view s) { return absl::string_view(s.data(), s.size()); }
 
-bool IsSparse(DataConfig::Format f) {
-  return f == DataConfig::LIBSVM || f == DataConfig::LIBFM;
-}
+bool IsSparse(DataConfig::Format f) { return f == DataConfig::LIBSVM || f == DataConfig::LIBFM; }
 
 bool IsSingleValued(FeatureConfig::Kind k) {
   return k != FeatureConfig::MULTI_VALUED && k != FeatureConfig::SEQUENCE;
@@ -183,8 +181,8 @@ absl::StatusOr<std::unique_ptr<SampleParser>> SampleParser::Create(const DataCon
           absl::StrFormat("feature \"%s\": max_len must be > 0, got %d", f.name(), f.max_len()));
     }
     if (f.has_separator() || format != DataConfig::DIN_TEXT) {
-      ASSIGN_OR_RETURN(plan.separator,
-                       OneChar(f.separator(), absl::StrCat("feature \"", f.name(), "\": separator")));
+      ASSIGN_OR_RETURN(plan.separator, OneChar(f.separator(), absl::StrCat("feature \"", f.name(),
+                                                                           "\": separator")));
     } else {
       plan.separator = ' ';
     }
@@ -206,8 +204,8 @@ absl::StatusOr<std::unique_ptr<SampleParser>> SampleParser::Create(const DataCon
     }
     case DataConfig::DIN_TEXT: {
       const auto& names = DinColumnNames();
-      RETURN_IF_ERROR(p->ResolveColumns(std::vector<std::string_view>(names.begin(), names.end()),
-                                        "DIN_TEXT"));
+      RETURN_IF_ERROR(
+          p->ResolveColumns(std::vector<std::string_view>(names.begin(), names.end()), "DIN_TEXT"));
       break;
     }
     case DataConfig::LIBSVM:
@@ -455,8 +453,8 @@ absl::Status SampleParser::AppendSparseToken(const FieldPlan& plan, std::string_
     case FeatureConfig::BUCKETIZED: {
       double v = 1;
       if (!val.empty() && !ParseNumber(val, &v)) {
-        return absl::InvalidArgumentError(absl::StrCat("feature \"", plan.name,
-                                                       "\": expected a number, got ", Quote(val)));
+        return absl::InvalidArgumentError(
+            absl::StrCat("feature \"", plan.name, "\": expected a number, got ", Quote(val)));
       }
       if (plan.kind == FeatureConfig::NUMERIC) {
         out->keys.push_back(plan.missing_key);

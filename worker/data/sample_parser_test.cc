@@ -102,7 +102,8 @@ TEST(SampleParserTest, MissingHeaderColumnNamesFileAndColumn) {
   ASSERT_NE(parser, nullptr);
   absl::Status s = parser->BindHeader("label,user", "data/train.csv").status();
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(Message(s), "data/train.csv:1: column \"item\" (feature \"item\") is not in the header");
+  EXPECT_EQ(Message(s),
+            "data/train.csv:1: column \"item\" (feature \"item\") is not in the header");
   s = parser->BindHeader("click,user,item", "data/train.csv").status();
   EXPECT_EQ(Message(s), "data/train.csv:1: label column \"label\" is not in the header");
 }
@@ -162,10 +163,10 @@ TEST(SampleParserTest, BucketizedUsesCriteoRuleAndFloor) {
   ASSERT_TRUE(parser->Parse("0,100,3.7", &batch).ok());
   ASSERT_TRUE(parser->Parse("0,,", &batch).ok());
   ASSERT_TRUE(parser->Parse("0,1.0,-2", &batch).ok());
-  EXPECT_EQ(batch.fields[0].keys, (std::vector<uint64_t>{Key("n", "21"), MissingKey(HashBytes("n")),
-                                                         Key("n", "1")}));
-  EXPECT_EQ(batch.fields[1].keys, (std::vector<uint64_t>{Key("f", "3"), MissingKey(HashBytes("f")),
-                                                         Key("f", "-2")}));
+  EXPECT_EQ(batch.fields[0].keys,
+            (std::vector<uint64_t>{Key("n", "21"), MissingKey(HashBytes("n")), Key("n", "1")}));
+  EXPECT_EQ(batch.fields[1].keys,
+            (std::vector<uint64_t>{Key("f", "3"), MissingKey(HashBytes("f")), Key("f", "-2")}));
   EXPECT_EQ(Message(parser->Parse("0,x,1", &batch)), "column \"n\": expected a number, got \"x\"");
 }
 
@@ -244,15 +245,17 @@ TEST(SampleParserTest, CriteoUnknownColumnIsRejected) {
 
 TEST(SampleParserTest, ConfigErrorsAreRejected) {
   EXPECT_FALSE(SampleParser::Create(ParseData("delimiter: \"::\" feature { name: \"a\" }")).ok());
-  EXPECT_FALSE(SampleParser::Create(ParseData(
-                   "feature { name: \"a\" kind: SEQUENCE separator: \"ab\" }")).ok());
-  EXPECT_FALSE(SampleParser::Create(ParseData("format: LIBSVM label: \"y\" feature { name: \"a\" }"))
-                   .ok());
+  EXPECT_FALSE(
+      SampleParser::Create(ParseData("feature { name: \"a\" kind: SEQUENCE separator: \"ab\" }"))
+          .ok());
+  EXPECT_FALSE(
+      SampleParser::Create(ParseData("format: LIBSVM label: \"y\" feature { name: \"a\" }")).ok());
   EXPECT_FALSE(SampleParser::Create(ParseData("format: CSV")).ok());  // no features
-  auto s = SampleParser::Create(
-      ParseData("format: DIN_TEXT feature { name: \"x\" column_index: 7 }"));
+  auto s =
+      SampleParser::Create(ParseData("format: DIN_TEXT feature { name: \"x\" column_index: 7 }"));
   ASSERT_FALSE(s.ok());
-  EXPECT_EQ(Message(s.status()), "DIN_TEXT: feature \"x\": column_index 7 is out of range (5 columns)");
+  EXPECT_EQ(Message(s.status()),
+            "DIN_TEXT: feature \"x\": column_index 7 is out of range (5 columns)");
 }
 
 TEST(SampleParserTest, CriteoSampleCsvParses) {
@@ -356,9 +359,11 @@ TEST(SampleParserTest, LibsvmByPositionAndByIndex) {
   EXPECT_EQ(batch.fields[1].values, (std::vector<float>{2.5f, 0.0f}));
   EXPECT_EQ(batch.fields[2].keys,
             (std::vector<uint64_t>{Key("b7", "2"), MissingKey(HashBytes("b7"))}));
-  EXPECT_EQ(Message(parser->Parse("1 3:1 garbage", &batch)), "token 3 \"garbage\": expected idx:val");
+  EXPECT_EQ(Message(parser->Parse("1 3:1 garbage", &batch)),
+            "token 3 \"garbage\": expected idx:val");
   EXPECT_EQ(Message(parser->Parse("1 3:x", &batch)), "token 2 \"3:x\": expected idx:val");
-  EXPECT_EQ(Message(parser->Parse("one 3:1", &batch)), "label \"label\": expected a number, got \"one\"");
+  EXPECT_EQ(Message(parser->Parse("one 3:1", &batch)),
+            "label \"label\": expected a number, got \"one\"");
   EXPECT_EQ(Message(parser->Parse("3:1", &batch)),
             "expected 1 leading column(s) (labels) before the features, got 0");
   EXPECT_EQ(batch.size, 2);
@@ -376,8 +381,10 @@ TEST(SampleParserTest, LibfmByField) {
   parser->ResetBatch(&batch);
   ASSERT_TRUE(parser->Parse("1 0:17:1 1:5:1 1:6:1 1:9:1 2:0:0.25", &batch).ok());
   ASSERT_TRUE(parser->Parse("0 1:5", &batch).ok());
-  EXPECT_EQ(batch.fields[0].keys, (std::vector<uint64_t>{Key("user", "17"), MissingKey(HashBytes("user"))}));
-  EXPECT_EQ(batch.fields[1].keys, (std::vector<uint64_t>{Key("ctx", "6"), Key("ctx", "9"), Key("ctx", "5")}));
+  EXPECT_EQ(batch.fields[0].keys,
+            (std::vector<uint64_t>{Key("user", "17"), MissingKey(HashBytes("user"))}));
+  EXPECT_EQ(batch.fields[1].keys,
+            (std::vector<uint64_t>{Key("ctx", "6"), Key("ctx", "9"), Key("ctx", "5")}));
   EXPECT_EQ(batch.fields[1].offsets, (std::vector<int32_t>{0, 2, 3}));
   EXPECT_EQ(batch.fields[2].values, (std::vector<float>{0.25f, 0.0f}));
   EXPECT_FALSE(parser->Parse("1 0:", &batch).ok());
