@@ -304,6 +304,9 @@ TEST(SampleParserTest, AmazonDinSampleParses) {
   EXPECT_EQ(batch.fields[0].keys[0], Key("item", "18486"));
   EXPECT_EQ(batch.fields[2].num_keys(0), 2);
   EXPECT_EQ(batch.fields[2].keys[1], Key("item", "19450"));
+  EXPECT_EQ(Message(parser->Parse("1 2;3;4;5", &batch)), "expected 5 columns, got 4");
+  EXPECT_EQ(Message(parser->Parse("1 2;3;4;5;click", &batch)),
+            "label \"label\": expected a number, got \"click\"");
   for (int b = 0; b < batch.size; ++b) {
     EXPECT_LE(batch.fields[2].num_keys(b), 10);
     EXPECT_EQ(batch.fields[2].num_keys(b), batch.fields[3].num_keys(b)) << "line " << b + 1;
@@ -389,6 +392,12 @@ TEST(SampleParserTest, LibfmByField) {
   EXPECT_EQ(batch.fields[2].values, (std::vector<float>{0.25f, 0.0f}));
   EXPECT_FALSE(parser->Parse("1 0:", &batch).ok());
   EXPECT_FALSE(parser->Parse("1 0:3:abc", &batch).ok());
+  // A failure after some fields were filled rolls all of them back.
+  EXPECT_EQ(Message(parser->Parse("1 2:0:0.5 1:4 0:", &batch)),
+            "token 4 \"0:\": expected field:idx or field:idx:val");
+  EXPECT_EQ(batch.size, 2);
+  EXPECT_EQ(batch.fields[1].keys.size(), 3u);
+  EXPECT_EQ(batch.fields[2].values.size(), 2u);
 }
 
 TEST(SampleParserTest, AliccpSampleParsesAsLibfmWithTwoLabels) {
