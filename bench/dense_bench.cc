@@ -137,7 +137,7 @@ class RatioReporter : public benchmark::ConsoleReporter {
  public:
   void ReportRuns(const std::vector<Run>& runs) override {
     for (const Run& run : runs) {
-      if (run.run_type != Run::RT_Iteration && run.aggregate_name != "mean") continue;
+      if (run.run_type != Run::RT_Iteration && run.aggregate_name != "median") continue;
       auto it = run.counters.find("samples_per_second");
       if (it != run.counters.end()) rates_[run.run_name.function_name] = it->second.value;
     }
