@@ -285,7 +285,11 @@ absl::Status PsServer::HandleRequest(const RequestHeader& header, std::vector<zm
     counts = AlignedView<uint32_t>(request[3], &count_scratch);
   }
   const float* grads = AlignedView<float>(request[2], &grad_scratch);
-  return t->Push({keys, n}, grads, counts, step);
+  if (!(header.learning_rate_scale() > 0 && header.learning_rate_scale() <= 1)) {
+    return absl::InvalidArgumentError(absl::StrFormat("push: learning_rate_scale must be in (0, 1], got %g",
+                                                      header.learning_rate_scale()));
+  }
+  return t->Push({keys, n}, grads, counts, step, header.learning_rate_scale());
 }
 
 void PsServer::MaybeEvictExpired() {

@@ -30,8 +30,11 @@ class SparseOptimizer {
 
   // Applies gradient `g` to weights `w` with state `state`. `step` is the
   // row's update count including this one (1 for the first update), used by
-  // Adam's bias correction.
-  virtual void Update(float* w, float* state, const float* g, uint32_t step) const = 0;
+  // Adam's bias correction. `lr` is the learning rate to use (the config's,
+  // possibly scaled down on a plateau).
+  virtual void Update(float* w, float* state, const float* g, uint32_t step, float lr) const = 0;
+
+  float learning_rate() const { return config_.learning_rate(); }
 
  protected:
   SparseOptimizer(const SparseOptimizerConfig& config, int dim, int state_dim)

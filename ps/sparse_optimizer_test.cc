@@ -27,7 +27,7 @@ TEST(SparseOptimizerTest, SgdUpdateMatchesFormula) {
   float w[kDim] = {1, 2, 3};
   double ref[kDim] = {1, 2, 3};
   for (uint32_t t = 1; t <= 3; ++t) {
-    opt->Update(w, nullptr, kGrads[t - 1], t);
+    opt->Update(w, nullptr, kGrads[t - 1], t, opt->learning_rate());
     for (int i = 0; i < kDim; ++i) ref[i] -= 0.1 * (kGrads[t - 1][i] + 0.01 * ref[i]);
   }
   for (int i = 0; i < kDim; ++i) EXPECT_NEAR(w[i], ref[i], 1e-6);
@@ -45,7 +45,7 @@ TEST(SparseOptimizerTest, AdagradUpdateMatchesFormula) {
   opt->InitState(acc);
   double rw[kDim] = {1, 2, 3}, racc[kDim] = {0.1, 0.1, 0.1};
   for (uint32_t t = 1; t <= 3; ++t) {
-    opt->Update(w, acc, kGrads[t - 1], t);
+    opt->Update(w, acc, kGrads[t - 1], t, opt->learning_rate());
     for (int i = 0; i < kDim; ++i) {
       double g = kGrads[t - 1][i];
       racc[i] += g * g;
@@ -68,7 +68,7 @@ TEST(SparseOptimizerTest, AdamUpdateMatchesFormulaWithPerRowBiasCorrection) {
   float w[kDim] = {1, 2, 3}, state[2 * kDim] = {0};
   double rw[kDim] = {1, 2, 3}, m[kDim] = {0}, v[kDim] = {0};
   for (uint32_t t = 1; t <= 3; ++t) {
-    opt->Update(w, state, kGrads[t - 1], t);
+    opt->Update(w, state, kGrads[t - 1], t, opt->learning_rate());
     for (int i = 0; i < kDim; ++i) {
       double g = kGrads[t - 1][i] + 0.001 * rw[i];
       m[i] = 0.9 * m[i] + 0.1 * g;
@@ -91,7 +91,7 @@ TEST(SparseOptimizerTest, FtrlUpdateMatchesFormula) {
   float w[kDim] = {0, 0, 0}, state[2 * kDim] = {0};
   double rw[kDim] = {0, 0, 0}, z[kDim] = {0}, n[kDim] = {0};
   for (uint32_t t = 1; t <= 3; ++t) {
-    opt->Update(w, state, kGrads[t - 1], t);
+    opt->Update(w, state, kGrads[t - 1], t, opt->learning_rate());
     for (int i = 0; i < kDim; ++i) {
       double g = kGrads[t - 1][i];
       double sigma = (std::sqrt(n[i] + g * g) - std::sqrt(n[i])) / 0.1;
@@ -106,7 +106,7 @@ TEST(SparseOptimizerTest, FtrlUpdateMatchesFormula) {
   // A gradient under l1 leaves the weight exactly zero (sparsity).
   float w2[kDim] = {0, 0, 0}, s2[2 * kDim] = {0};
   const float small[kDim] = {0.01f, -0.02f, 0.04f};
-  opt->Update(w2, s2, small, 1);
+  opt->Update(w2, s2, small, 1, opt->learning_rate());
   for (float x : w2) EXPECT_EQ(x, 0.0f);
 }
 

@@ -150,17 +150,18 @@ absl::Status PsClient::Start() {
 
 PsFuture PsClient::Pull(const std::string& table, std::span<const uint64_t> keys, int dim, float* out,
                         uint64_t global_step) {
-  return Submit(OP_PULL, table, keys, dim, out, nullptr, nullptr, global_step);
+  return Submit(OP_PULL, table, keys, dim, out, nullptr, nullptr, global_step, 1.0f);
 }
 
 PsFuture PsClient::Push(const std::string& table, std::span<const uint64_t> keys, int dim,
-                        const float* grads, const uint32_t* counts, uint64_t global_step) {
-  return Submit(OP_PUSH, table, keys, dim, nullptr, grads, counts, global_step);
+                        const float* grads, const uint32_t* counts, uint64_t global_step,
+                        float learning_rate_scale) {
+  return Submit(OP_PUSH, table, keys, dim, nullptr, grads, counts, global_step, learning_rate_scale);
 }
 
 PsFuture PsClient::Submit(Op op, const std::string& table, std::span<const uint64_t> keys, int dim,
                           float* out, const float* grads, const uint32_t* counts,
-                          uint64_t global_step) {
+                          uint64_t global_step, float learning_rate_scale) {
   auto req = std::make_shared<Request>();
   req->id = next_id_.fetch_add(1);
   req->op = op;
@@ -184,6 +185,7 @@ PsFuture PsClient::Submit(Op op, const std::string& table, std::span<const uint6
     h.set_dim(dim);
     h.set_global_step(global_step);
     if (counts != nullptr) h.set_has_counts(true);
+    if (learning_rate_scale != 1.0f) h.set_learning_rate_scale(learning_rate_scale);
     return zmq::message_t(h.SerializeAsString());
   };
   if (S == 1) {

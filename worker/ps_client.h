@@ -68,8 +68,10 @@ class PsClient {
   PsFuture Pull(const std::string& table, std::span<const uint64_t> keys, int dim, float* out,
                 uint64_t global_step = 0);
   // grads: keys.size() * dim floats; counts: keys.size() or null.
+  // learning_rate_scale in (0, 1] multiplies the table's learning rate.
   PsFuture Push(const std::string& table, std::span<const uint64_t> keys, int dim, const float* grads,
-                const uint32_t* counts = nullptr, uint64_t global_step = 0);
+                const uint32_t* counts = nullptr, uint64_t global_step = 0,
+                float learning_rate_scale = 1.0f);
 
   absl::StatusOr<std::vector<ServerStats>> Stats();
   // Asks every server to exit; waits for their acknowledgements.
@@ -80,7 +82,8 @@ class PsClient {
   explicit PsClient(const PsClientOptions& options);
   absl::Status Start();
   PsFuture Submit(Op op, const std::string& table, std::span<const uint64_t> keys, int dim, float* out,
-                  const float* grads, const uint32_t* counts, uint64_t global_step);
+                  const float* grads, const uint32_t* counts, uint64_t global_step,
+                  float learning_rate_scale);
   PsFuture SubmitControl(Op op, std::vector<ServerStats>* stats);
   void Enqueue(std::shared_ptr<Request> request);
   void IoLoop();

@@ -1,0 +1,572 @@
+#include "worker/trainer.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "common/config.h"
+#include "common/model_tables.h"
+#include "common/status.h"
+#include "worker/nn/bce_loss.h"
+#include "worker/nn/metrics.h"
+
+namespace ctrps {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr absl::Duration kReaderWait = absl::Seconds(30);
+
+double Seconds(Clock::time_point since) {
+  return std::chrono::duration<double>(Clock::now() - since).count();
+}
+
+std::string FormatEta(double seconds) {
+  if (!(seconds >= 0) || seconds > 1e7) return "?";
+  int s = static_cast<int>(seconds);
+  return absl::StrFormat("%d:%02d:%02d", s / 3600, s / 60 % 60, s % 60);
+}
+
+// Data lines in the files (headers excluded for CSV), for progress and ETA.
+int64_t CountLines(const std::vector<std::string>& files, bool csv_header) {
+  int64_t lines = 0;
+  std::vector<char> buf(1 << 20);
+  for (const std::string& f : files) {
+    std::FILE* in = std::fopen(f.c_str(), "rb");
+    if (in == nullptr) continue;
+    size_t n;
+    char last = '\n';
+    while ((n = std::fread(buf.data(), 1, buf.size(), in)) > 0) {
+      lines += std::count(buf.data(), buf.data() + n, '\n');
+      last = buf[n - 1];
+    }
+    if (last != '\n') ++lines;
+    if (csv_header) --lines;
+    std::fclose(in);
+  }
+  return lines;
+}
+
+}  // namespace
+
+struct Trainer::Slot {
+  ReadEvent event = ReadEvent::kEndOfData;
+  Batch batch;
+  std::unique_ptr<KeyDedup> dedup;
+  std::vector<std::vector<float>> rows;   // per table: unique keys x server dim
+  std::vector<std::vector<float>> grads;  // per table: unique keys x server dim
+  std::vector<std::vector<uint32_t>> counts;
+  std::vector<PsFuture> pulls;
+  std::vector<PsFuture> pushes;
+
+  absl::Status WaitPushes() {
+    absl::Status first;
+    for (PsFuture& f : pushes) {
+      if (f.valid()) {
+        absl::Status s = f.Wait();
+        if (first.ok() && !s.ok()) first = s;
+      }
+    }
+    pushes.clear();
+    return first;
+  }
+  // Waits for everything in flight (pulls write into `rows`).
+  void Drain() {
+    for (PsFuture& f : pulls) {
+      if (f.valid()) (void)f.Wait();
+    }
+    (void)WaitPushes();
+  }
+};
+
+Trainer::Trainer(TrainerOptions options) : options_(std::move(options)), config_(options_.config) {}
+
+Trainer::~Trainer() {
+  for (auto& s : slots_) s->Drain();
+}
+
+absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(TrainerOptions options) {
+  if (options.client == nullptr) return absl::InvalidArgumentError("trainer needs a PS client");
+  if (options.num_workers > 1 && options.comm == MPI_COMM_NULL) {
+    return absl::InvalidArgumentError("several workers need an MPI communicator");
+  }
+  std::unique_ptr<Trainer> t(new Trainer(std::move(options)));
+  RETURN_IF_ERROR(t->Init());
+  return t;
+}
+
+absl::Status Trainer::Init() {
+  const DataConfig& data = config_.data();
+  if (data.feature_size() == 0) return absl::InvalidArgumentError("the config has no data.feature");
+  // Table layout as the de-duplicator groups fields.
+  KeyDedup probe(data);
+  Batch empty;
+  empty.Reset(data.feature_size(), 1);
+  probe.Run(empty);
+  fields_.resize(data.feature_size());
+  for (size_t t = 0; t < probe.tables().size(); ++t) {
+    const TableKeys& tk = probe.tables()[t];
+    const TableConfig* table = FindTable(config_, tk.name);
+    if (table == nullptr) return absl::InvalidArgumentError(absl::StrCat("no table \"", tk.name, "\""));
+    if (dim_ == 0) dim_ = table->dim();
+    if (table->dim() != dim_) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "model %s needs one embedding dim for every field; table \"%s\" has %d, another has %d",
+          ModelConfig::Type_Name(config_.model().type()), tk.name, table->dim(), dim_));
+    }
+    table_names_.push_back(tk.name);
+    server_dims_.push_back(ServerDim(config_, table->dim()));
+    for (size_t s = 0; s < tk.fields.size(); ++s) {
+      const FeatureConfig& f = data.feature(tk.fields[s]);
+      fields_[tk.fields[s]] = {static_cast<int>(t), static_cast<int>(s), f.kind(),
+                               f.pooling() == FeatureConfig::MEAN};
+    }
+  }
+  const int W = options_.num_workers;
+  local_batch_ = (config_.train().batch_size() + W - 1) / W;
+  ASSIGN_OR_RETURN(model_, nn::CreateModel(config_.model(), data.feature_size(), dim_, config_.train().seed()));
+  model_->SetDropoutSeed(config_.train().seed() * 1000003 + options_.worker_index + 1);
+  ASSIGN_OR_RETURN(optimizer_,
+                   nn::DenseOptimizer::Create(config_.train().dense_optimizer(), model_->params().values().size()));
+  const int depth = std::max(1, config_.train().prefetch() + 1);
+  for (int i = 0; i < depth; ++i) {
+    auto slot = std::make_unique<Slot>();
+    slot->dedup = std::make_unique<KeyDedup>(data);
+    size_t n = table_names_.size();
+    slot->rows.resize(n);
+    slot->grads.resize(n);
+    slot->counts.resize(n);
+    slots_.push_back(std::move(slot));
+  }
+  if (options_.worker_index == 0 && !options_.run_dir.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(options_.run_dir, ec);
+    if (ec) return absl::UnavailableError(absl::StrCat(options_.run_dir, ": cannot create run directory: ", ec.message()));
+    std::ofstream(options_.run_dir + "/config.pbtxt") << ConfigToText(config_);
+    std::ofstream(options_.run_dir + "/metrics.jsonl", std::ios::trunc);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Trainer::Fill(Reader& reader, Slot& slot, bool training) {
+  RETURN_IF_ERROR(slot.WaitPushes());
+  while (true) {
+    auto event = reader.Next(&slot.batch, kReaderWait);
+    if (event.ok()) {
+      slot.event = *event;
+      break;
+    }
+    if (event.status().code() != absl::StatusCode::kDeadlineExceeded) return event.status();
+    std::fprintf(stderr, "worker %d: still waiting for data: %s\n", options_.worker_index,
+                 std::string(event.status().message()).c_str());
+  }
+  if (slot.event != ReadEvent::kBatch) return absl::OkStatus();
+  slot.dedup->Run(slot.batch);
+  const auto& tables = slot.dedup->tables();
+  slot.pulls.resize(tables.size());
+  for (size_t t = 0; t < tables.size(); ++t) {
+    const int sd = server_dims_[t];
+    slot.rows[t].resize(tables[t].unique_keys.size() * sd);
+    slot.pulls[t] = options_.client->Pull(table_names_[t], tables[t].unique_keys, sd, slot.rows[t].data(),
+                                          training ? global_step_ : 0);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Trainer::WaitPulls(Slot& slot) {
+  for (PsFuture& f : slot.pulls) RETURN_IF_ERROR(f.Wait());
+  return absl::OkStatus();
+}
+
+void Trainer::Assemble(const Slot& slot) {
+  const Batch& batch = slot.batch;
+  const int B = batch.size, F = static_cast<int>(fields_.size()), D = dim_;
+  const bool linear = model_->NeedsLinear();
+  emb_.assign(static_cast<size_t>(B) * F * D, 0.0f);
+  if (linear) linear_.assign(static_cast<size_t>(B) * F, 0.0f);
+  const auto& tables = slot.dedup->tables();
+  for (int f = 0; f < F; ++f) {
+    const FieldSpec& spec = fields_[f];
+    const TableKeys& tk = tables[spec.table];
+    const int sd = server_dims_[spec.table];
+    const FieldBatch& fb = batch.fields[tk.fields[spec.slot]];
+    occurrence_rows_.resize(fb.keys.size() * sd);
+    GatherRows(tk, spec.slot, slot.rows[spec.table].data(), sd, occurrence_rows_.data());
+    for (int b = 0; b < B; ++b) {
+      const int begin = fb.offsets[b], end = fb.offsets[b + 1];
+      if (begin == end) continue;
+      float scale = 1.0f;
+      if (spec.kind == FeatureConfig::NUMERIC) scale = fb.values[b];
+      if (spec.mean && end - begin > 1) scale /= static_cast<float>(end - begin);
+      float* dst = &emb_[(static_cast<size_t>(b) * F + f) * D];
+      float lin = 0;
+      for (int k = begin; k < end; ++k) {
+        const float* row = &occurrence_rows_[static_cast<size_t>(k) * sd];
+        for (int d = 0; d < D; ++d) dst[d] += scale * row[d];
+        if (linear) lin += scale * row[D];
+      }
+      if (linear) linear_[static_cast<size_t>(b) * F + f] = lin;
+    }
+  }
+}
+
+absl::StatusOr<double> Trainer::TrainStep(Slot& slot) {
+  RETURN_IF_ERROR(WaitPulls(slot));
+  Assemble(slot);
+  const Batch& batch = slot.batch;
+  const int B = batch.size, F = static_cast<int>(fields_.size()), D = dim_;
+  const bool linear = model_->NeedsLinear();
+  nn::ModelInput in{B, F, D, emb_.data(), linear ? linear_.data() : nullptr};
+  logits_.resize(B);
+  d_logits_.resize(B);
+  d_emb_.resize(emb_.size());
+  if (linear) d_linear_.resize(linear_.size());
+  model_->params().ZeroGrads();
+  model_->Forward(in, /*training=*/true, logits_.data());
+  const double loss = nn::SigmoidCrossEntropyWithLogits(
+      logits_, std::span<const float>(batch.labels.data(), B), d_logits_);
+  nn::ModelInputGrad grad{d_emb_.data(), linear ? d_linear_.data() : nullptr};
+  model_->Backward(in, d_logits_.data(), &grad);
+
+  // Embedding gradients: per occurrence, summed per unique key. d_logits are
+  // of this worker's mean loss; scaling by B / global batch makes the pushes
+  // of all workers add up to the gradient of the global mean.
+  const float push_scale = static_cast<float>(B) / static_cast<float>(config_.train().batch_size());
+  const float l2 = config_.train().embedding_l2();
+  const auto& tables = slot.dedup->tables();
+  for (size_t t = 0; t < tables.size(); ++t) {
+    slot.grads[t].assign(tables[t].unique_keys.size() * server_dims_[t], 0.0f);
+  }
+  for (int f = 0; f < F; ++f) {
+    const FieldSpec& spec = fields_[f];
+    const TableKeys& tk = tables[spec.table];
+    const int sd = server_dims_[spec.table];
+    const FieldBatch& fb = batch.fields[tk.fields[spec.slot]];
+    occurrence_grads_.resize(fb.keys.size() * sd);
+    for (int b = 0; b < B; ++b) {
+      const int begin = fb.offsets[b], end = fb.offsets[b + 1];
+      float scale = push_scale;
+      if (spec.kind == FeatureConfig::NUMERIC) scale *= fb.values[b];
+      if (spec.mean && end - begin > 1) scale /= static_cast<float>(end - begin);
+      const float* g = &d_emb_[(static_cast<size_t>(b) * F + f) * D];
+      for (int k = begin; k < end; ++k) {
+        float* dst = &occurrence_grads_[static_cast<size_t>(k) * sd];
+        for (int d = 0; d < D; ++d) dst[d] = scale * g[d];
+        if (linear) dst[D] = scale * d_linear_[static_cast<size_t>(b) * F + f];
+      }
+    }
+    AccumulateFieldGradients(tk, spec.slot, occurrence_grads_.data(), sd, slot.grads[spec.table].data());
+  }
+  slot.pushes.resize(tables.size());
+  for (size_t t = 0; t < tables.size(); ++t) {
+    const int sd = server_dims_[t];
+    const TableKeys& tk = tables[t];
+    float* g = slot.grads[t].data();
+    if (l2 > 0) {
+      // The embedding regularizer (l2/2)||e||^2 of every row this step used,
+      // once per row, split over the workers.
+      const float* w = slot.rows[t].data();
+      const float reg = l2 * push_scale;
+      for (size_t i = 0; i < tk.unique_keys.size() * sd; ++i) g[i] += reg * w[i];
+    }
+    slot.counts[t].assign(tk.counts.begin(), tk.counts.end());
+    slot.pushes[t] = options_.client->Push(table_names_[t], tk.unique_keys, sd, g, slot.counts[t].data(),
+                                           global_step_, lr_scale_);
+  }
+  return loss;
+}
+
+absl::StatusOr<int64_t> Trainer::DenseStep(int local_samples) {
+  auto grads = model_->params().grads();
+  int64_t total = local_samples;
+  if (options_.num_workers > 1) {
+    // Sum of (samples x local mean gradient) and of samples, in one call.
+    reduce_buffer_.resize(grads.size() + 1);
+    for (size_t i = 0; i < grads.size(); ++i) reduce_buffer_[i] = grads[i] * local_samples;
+    reduce_buffer_.back() = static_cast<float>(local_samples);
+    MPI_Allreduce(MPI_IN_PLACE, reduce_buffer_.data(), static_cast<int>(reduce_buffer_.size()), MPI_FLOAT,
+                  MPI_SUM, options_.comm);
+    total = static_cast<int64_t>(std::llround(reduce_buffer_.back()));
+    if (total == 0) return 0;
+    const float inv = 1.0f / static_cast<float>(total);
+    for (size_t i = 0; i < grads.size(); ++i) grads[i] = reduce_buffer_[i] * inv;
+  }
+  if (total == 0) return 0;
+  optimizer_->Step(model_->params().values(), grads);
+  return total;
+}
+
+void Trainer::AverageBuffers() {
+  if (options_.num_workers <= 1) return;
+  auto buffers = model_->params().buffers();
+  if (buffers.empty()) return;
+  MPI_Allreduce(MPI_IN_PLACE, buffers.data(), static_cast<int>(buffers.size()), MPI_FLOAT, MPI_SUM,
+                options_.comm);
+  const float inv = 1.0f / options_.num_workers;
+  for (float& b : buffers) b *= inv;
+}
+
+absl::StatusOr<EvalResult> Trainer::Evaluate(Split split) {
+  AverageBuffers();
+  ASSIGN_OR_RETURN(ReaderOptions ro, MakeReaderOptions(config_, split, options_.worker_index, options_.num_workers));
+  ro.batch_size = local_batch_;
+  Reader reader(config_.data(), ro);
+  RETURN_IF_ERROR(reader.Start());
+  nn::EvalSet local;
+  const int F = static_cast<int>(fields_.size());
+  const bool linear = model_->NeedsLinear();
+  // Two slots: the next batch's pulls fly while this one is scored.
+  Slot& a = *slots_[0];
+  Slot& b = *slots_[slots_.size() > 1 ? 1 : 0];
+  RETURN_IF_ERROR(Fill(reader, a, false));
+  Slot* cur = &a;
+  Slot* next = &b;
+  while (cur->event == ReadEvent::kBatch) {
+    if (next != cur) RETURN_IF_ERROR(Fill(reader, *next, false));
+    RETURN_IF_ERROR(WaitPulls(*cur));
+    Assemble(*cur);
+    const int B = cur->batch.size;
+    logits_.resize(B);
+    probs_.resize(B);
+    nn::ModelInput in{B, F, dim_, emb_.data(), linear ? linear_.data() : nullptr};
+    model_->Forward(in, /*training=*/false, logits_.data());
+    nn::SigmoidProbabilities(logits_, probs_);
+    local.Add(probs_, std::span<const float>(cur->batch.labels.data(), B));
+    if (next == cur) {
+      RETURN_IF_ERROR(Fill(reader, *cur, false));
+    } else {
+      std::swap(cur, next);
+    }
+  }
+  reader.Stop();
+
+  EvalResult result;
+  double metrics[3] = {0, 0, 0};
+  if (options_.num_workers <= 1) {
+    ASSIGN_OR_RETURN(metrics[0], local.Auc());
+    ASSIGN_OR_RETURN(metrics[1], local.LogLoss());
+    metrics[2] = local.size();
+  } else {
+    // Gather every worker's scores on the chief: AUC does not decompose.
+    const int W = options_.num_workers;
+    int n = static_cast<int>(local.size());
+    std::vector<int> sizes(W), offsets(W);
+    MPI_Gather(&n, 1, MPI_INT, sizes.data(), 1, MPI_INT, 0, options_.comm);
+    int total = 0;
+    for (int w = 0; w < W; ++w) {
+      offsets[w] = total;
+      total += sizes[w];
+    }
+    std::vector<float> probs(options_.worker_index == 0 ? total : 0), labels(probs.size());
+    MPI_Gatherv(local.probs().data(), n, MPI_FLOAT, probs.data(), sizes.data(), offsets.data(), MPI_FLOAT, 0,
+                options_.comm);
+    MPI_Gatherv(local.labels().data(), n, MPI_FLOAT, labels.data(), sizes.data(), offsets.data(), MPI_FLOAT, 0,
+                options_.comm);
+    absl::Status status;
+    if (options_.worker_index == 0) {
+      auto auc = nn::ComputeAuc(probs, labels);
+      auto ll = nn::ComputeLogLoss(probs, labels);
+      if (auc.ok() && ll.ok()) {
+        metrics[0] = *auc;
+        metrics[1] = *ll;
+        metrics[2] = total;
+      } else {
+        status = auc.ok() ? ll.status() : auc.status();
+        metrics[2] = -1;
+      }
+    }
+    MPI_Bcast(metrics, 3, MPI_DOUBLE, 0, options_.comm);
+    if (metrics[2] < 0) return absl::FailedPreconditionError("evaluation failed on the chief");
+  }
+  result.auc = metrics[0];
+  result.logloss = metrics[1];
+  result.samples = static_cast<int64_t>(metrics[2]);
+  return result;
+}
+
+double Trainer::MonitorValue(const EvalResult& r) const {
+  return config_.train().monitor() == TrainConfig::AUC ? r.auc : r.auc - r.logloss;
+}
+
+absl::Status Trainer::Log(const std::string& json_line) {
+  if (options_.worker_index != 0 || options_.run_dir.empty()) return absl::OkStatus();
+  std::ofstream out(options_.run_dir + "/metrics.jsonl", std::ios::app);
+  out << json_line << "\n";
+  if (!out) return absl::UnavailableError(absl::StrCat(options_.run_dir, "/metrics.jsonl: write failed"));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<TrainSummary> Trainer::Run() {
+  const TrainConfig& train = config_.train();
+  const bool chief = options_.worker_index == 0;
+  const bool talk = chief && !options_.quiet;
+  ASSIGN_OR_RETURN(ReaderOptions ro,
+                   MakeReaderOptions(config_, Split::kTrain, options_.worker_index, options_.num_workers));
+  ro.batch_size = local_batch_;
+  const bool has_valid = config_.data().valid_size() > 0 && !train.skip_eval();
+  const bool has_test = config_.data().test_size() > 0 && !train.skip_eval();
+  int64_t steps_per_epoch = 0;
+  if (talk) {
+    const int64_t lines = CountLines(ro.files, config_.data().format() == DataConfig::CSV);
+    steps_per_epoch = (lines + train.batch_size() - 1) / train.batch_size();
+    std::printf("[train] %s: model %s, %d worker(s), global batch %d, %lld train lines (%lld steps/epoch), "
+                "up to %d epoch(s)\n",
+                config_.name().c_str(), ModelConfig::Type_Name(config_.model().type()).c_str(),
+                options_.num_workers, train.batch_size(), static_cast<long long>(lines),
+                static_cast<long long>(steps_per_epoch), train.epochs());
+    std::fflush(stdout);
+  }
+  Reader reader(config_.data(), ro);
+  RETURN_IF_ERROR(reader.Start());
+
+  TrainSummary summary;
+  const auto start = Clock::now();
+  double best_monitor = -1e300;
+  int bad_epochs = 0;
+  bool stop = false;
+  int64_t train_samples = 0;
+  double train_seconds = 0;
+  const size_t depth = slots_.size();
+  for (int epoch = 1; epoch <= train.epochs() && !stop; ++epoch) {
+    // Fill the pipeline: item i of the epoch lives in slot i % depth.
+    size_t head = 0, filled = 0;
+    bool local_done = false;  // this worker reached its end of epoch
+    auto fill_ahead = [&]() -> absl::Status {
+      while (!local_done && filled < head + depth) {
+        Slot& s = *slots_[filled % depth];
+        RETURN_IF_ERROR(Fill(reader, s, true));
+        ++filled;
+        if (s.event != ReadEvent::kBatch) local_done = true;
+      }
+      return absl::OkStatus();
+    };
+    const auto epoch_start = Clock::now();
+    int64_t epoch_samples = 0, epoch_steps = 0;
+    double loss_sum = 0;
+    int64_t loss_count = 0;
+    auto last_log = Clock::now();
+    while (true) {
+      RETURN_IF_ERROR(fill_ahead());
+      int local_samples = 0;
+      if (head < filled && slots_[head % depth]->event == ReadEvent::kBatch) {
+        Slot& s = *slots_[head % depth];
+        ASSIGN_OR_RETURN(double loss, TrainStep(s));
+        local_samples = s.batch.size;
+        loss_sum += loss;
+        ++loss_count;
+        ++head;
+      }
+      ASSIGN_OR_RETURN(int64_t step_samples, DenseStep(local_samples));
+      if (step_samples == 0) break;  // every worker is at its end of epoch
+      ++global_step_;
+      ++epoch_steps;
+      epoch_samples += step_samples;
+      if (talk && (epoch_steps % std::max(1, train.log_every_steps()) == 0 || Seconds(last_log) > 30)) {
+        const double secs = Seconds(epoch_start);
+        const double rate = epoch_samples / std::max(secs, 1e-9);
+        const double eta = steps_per_epoch > 0 ? (steps_per_epoch - epoch_steps) * secs / epoch_steps : -1;
+        std::printf("[train] epoch %d step %lld/%lld | %.0f samples/s | loss %.5f | epoch ETA %s\n", epoch,
+                    static_cast<long long>(epoch_steps), static_cast<long long>(steps_per_epoch), rate,
+                    loss_sum / std::max<int64_t>(1, loss_count), FormatEta(eta).c_str());
+        std::fflush(stdout);
+        last_log = Clock::now();
+        loss_sum = 0;
+        loss_count = 0;
+      }
+      if (train.max_steps() > 0 && global_step_ >= train.max_steps()) {
+        stop = true;
+        break;
+      }
+    }
+    for (auto& s : slots_) RETURN_IF_ERROR(s->WaitPushes());
+    const double epoch_secs = Seconds(epoch_start);
+    train_samples += epoch_samples;
+    train_seconds += epoch_secs;
+    summary.epochs_run = epoch;
+    if (stop) {
+      for (auto& s : slots_) s->Drain();
+      reader.Stop();
+      break;
+    }
+    // The reader's next item starts the next epoch; the pipeline is empty.
+    if (!has_valid) continue;
+    ASSIGN_OR_RETURN(EvalResult valid, Evaluate(Split::kValid));
+    const double rate = epoch_samples / std::max(epoch_secs, 1e-9);
+    RETURN_IF_ERROR(Log(absl::StrFormat(
+        R"({"epoch": %d, "step": %d, "split": "valid", "auc": %.6f, "logloss": %.6f, "samples": %d, "samples_per_sec": %.1f})",
+        epoch, global_step_, valid.auc, valid.logloss, valid.samples, rate)));
+    const double monitor = MonitorValue(valid);
+    const bool improved = monitor > best_monitor + 1e-6;
+    if (talk) {
+      std::printf("[valid] epoch %d: AUC %.6f logloss %.6f (%lld samples)%s\n", epoch, valid.auc, valid.logloss,
+                  static_cast<long long>(valid.samples), improved ? " *best" : "");
+      std::fflush(stdout);
+    }
+    if (improved) {
+      best_monitor = monitor;
+      bad_epochs = 0;
+      summary.best_epoch = epoch;
+      summary.best_valid = valid;
+      if (has_test) {
+        ASSIGN_OR_RETURN(summary.test, Evaluate(Split::kTest));
+        summary.has_test = true;
+      }
+    } else {
+      ++bad_epochs;
+      if (train.plateau_lr_factor() > 1) {
+        // FuxiCTR's reduce-on-plateau: both dense and sparse learning rates,
+        // floored at 1e-6 of the dense rate.
+        const float floor = 1e-6f / std::max(1e-12f, train.dense_optimizer().learning_rate());
+        lr_scale_ = std::max(floor, lr_scale_ / train.plateau_lr_factor());
+        optimizer_->set_learning_rate(train.dense_optimizer().learning_rate() * lr_scale_);
+        if (talk) std::printf("[train] no improvement: learning rates x%g\n", lr_scale_);
+      }
+      if (train.patience() > 0 && bad_epochs >= train.patience()) {
+        if (talk) std::printf("[train] early stop after epoch %d (best epoch %d)\n", epoch, summary.best_epoch);
+        stop = true;
+      }
+    }
+  }
+  reader.Stop();
+  if (!has_valid && has_test) {
+    ASSIGN_OR_RETURN(summary.test, Evaluate(Split::kTest));
+    summary.has_test = true;
+  }
+  summary.steps = global_step_;
+  summary.seconds = Seconds(start);
+  summary.train_samples_per_sec = train_samples / std::max(train_seconds, 1e-9);
+  if (summary.has_test) {
+    RETURN_IF_ERROR(Log(absl::StrFormat(
+        R"({"epoch": %d, "step": %d, "split": "test", "auc": %.6f, "logloss": %.6f, "samples": %d})",
+        summary.best_epoch, global_step_, summary.test.auc, summary.test.logloss, summary.test.samples)));
+  }
+  if (chief && !options_.run_dir.empty()) {
+    std::ofstream out(options_.run_dir + "/summary.json");
+    out << absl::StrFormat(
+        R"({"config": "%s", "model": "%s", "workers": %d, "epochs_run": %d, "best_epoch": %d, "steps": %d, )"
+        R"("valid_auc": %.6f, "valid_logloss": %.6f, "test_auc": %.6f, "test_logloss": %.6f, )"
+        R"("train_samples_per_sec": %.1f, "seconds": %.1f})",
+        config_.name(), ModelConfig::Type_Name(config_.model().type()), options_.num_workers, summary.epochs_run,
+        summary.best_epoch, summary.steps, summary.best_valid.auc, summary.best_valid.logloss, summary.test.auc,
+        summary.test.logloss, summary.train_samples_per_sec, summary.seconds)
+        << "\n";
+  }
+  if (talk) {
+    if (summary.has_test) {
+      std::printf("[test] AUC %.6f logloss %.6f (best epoch %d, %lld samples)\n", summary.test.auc,
+                  summary.test.logloss, summary.best_epoch, static_cast<long long>(summary.test.samples));
+    }
+    std::printf("[done] %lld steps, %.0f samples/s training, %.1f s in all\n", static_cast<long long>(summary.steps),
+                summary.train_samples_per_sec, summary.seconds);
+    std::fflush(stdout);
+  }
+  return summary;
+}
+
+}  // namespace ctrps

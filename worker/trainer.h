@@ -1,0 +1,115 @@
+// The training loop of one worker: read, de-duplicate keys, pull embeddings
+// (the next batch's pulls in flight while this one computes), run the dense
+// tower, push sparse gradients asynchronously, average dense gradients over
+// the workers with MPI_Allreduce, evaluate every epoch with early stopping,
+// and test the best epoch.
+//
+// Every worker runs a Trainer with the same config; worker 0 (the chief)
+// prints progress and writes the run directory (config.pbtxt,
+// metrics.jsonl, summary.json).
+#ifndef CTRPS_WORKER_TRAINER_H_
+#define CTRPS_WORKER_TRAINER_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "common/proto/config.pb.h"
+#include "mpi.h"
+#include "worker/data/batch.h"
+#include "worker/data/key_dedup.h"
+#include "worker/data/reader.h"
+#include "worker/nn/ctr_model.h"
+#include "worker/nn/dense_optimizer.h"
+#include "worker/ps_client.h"
+
+namespace ctrps {
+
+struct TrainerOptions {
+  ExperimentConfig config;  // loaded and validated
+  std::string run_dir;      // the chief writes here; created if missing
+  int worker_index = 0;
+  int num_workers = 1;
+  MPI_Comm comm = MPI_COMM_NULL;  // the workers' communicator; null when num_workers == 1
+  PsClient* client = nullptr;     // not owned
+  bool quiet = false;             // no progress lines (tests)
+};
+
+struct EvalResult {
+  double auc = 0;
+  double logloss = 0;
+  int64_t samples = 0;
+};
+
+struct TrainSummary {
+  int epochs_run = 0;
+  int best_epoch = 0;
+  int64_t steps = 0;
+  EvalResult best_valid;
+  EvalResult test;  // of the best epoch
+  bool has_test = false;
+  double train_samples_per_sec = 0;
+  double seconds = 0;
+};
+
+class Trainer {
+ public:
+  // InvalidArgument for a config the trainer cannot run (no features, tables
+  // of different dims feeding one model, an unsupported model).
+  static absl::StatusOr<std::unique_ptr<Trainer>> Create(TrainerOptions options);
+  ~Trainer();
+
+  // Trains, evaluates and tests as configured. Collective over the workers.
+  absl::StatusOr<TrainSummary> Run();
+
+  // Evaluates one split (all workers take part; every worker gets the result).
+  absl::StatusOr<EvalResult> Evaluate(Split split);
+
+ private:
+  struct Slot;
+  struct FieldSpec {
+    int table = 0;  // index into the dedup's tables
+    int slot = 0;   // position of the field within that table's fields
+    FeatureConfig::Kind kind = FeatureConfig::CATEGORICAL;
+    bool mean = false;
+  };
+
+  explicit Trainer(TrainerOptions options);
+  absl::Status Init();
+  // Reads the next item into `slot` and issues its pulls.
+  absl::Status Fill(Reader& reader, Slot& slot, bool training);
+  absl::Status WaitPulls(Slot& slot);
+  // Field embeddings and first-order weights of the slot's batch.
+  void Assemble(const Slot& slot);
+  // Forward, backward, push; returns the batch's mean loss.
+  absl::StatusOr<double> TrainStep(Slot& slot);
+  // Averages dense gradients over workers (weighted by samples) and steps the
+  // optimizer. Returns the total samples of this step over all workers.
+  absl::StatusOr<int64_t> DenseStep(int local_samples);
+  void AverageBuffers();
+  absl::Status Log(const std::string& json_line);
+  double MonitorValue(const EvalResult& r) const;
+
+  TrainerOptions options_;
+  const ExperimentConfig& config_;
+  std::vector<FieldSpec> fields_;
+  std::vector<std::string> table_names_;  // per dedup table
+  std::vector<int> server_dims_;          // per dedup table
+  int dim_ = 0;                           // model embedding dim
+  int local_batch_ = 0;
+  std::unique_ptr<nn::CtrModel> model_;
+  std::unique_ptr<nn::DenseOptimizer> optimizer_;
+  float lr_scale_ = 1.0f;
+  int64_t global_step_ = 0;
+
+  std::vector<std::unique_ptr<Slot>> slots_;
+  // Model inputs and gradients, reused every step.
+  std::vector<float> emb_, linear_, d_emb_, d_linear_, logits_, d_logits_, probs_;
+  std::vector<float> occurrence_rows_, occurrence_grads_;
+  std::vector<float> reduce_buffer_;
+};
+
+}  // namespace ctrps
+
+#endif  // CTRPS_WORKER_TRAINER_H_
