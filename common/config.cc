@@ -122,13 +122,45 @@ absl::Status Validate(const Locator& at, ExperimentConfig* config) {
   if (cluster.memory_limit_mb() < 0) return bad({{"cluster", -1}, {"memory_limit_mb", -1}}, "cluster.memory_limit_mb must be >= 0");
 
   std::set<std::string> tables;
+  for (const TableConfig& t : config->table()) tables.insert(t.name());
+  if (config->has_table_defaults() && config->table_defaults().dim() <= 0) {
+    return bad({{"table_defaults", -1}, {"dim", -1}},
+               absl::StrFormat("table_defaults has dim %d; it must be > 0", config->table_defaults().dim()));
+  }
+  DataConfig* data = config->mutable_data();
+  std::set<std::string> features;
+  for (int i = 0; i < data->feature_size(); ++i) {
+    FeatureConfig* f = data->mutable_feature(i);
+    std::vector<std::pair<std::string, int>> path = {{"data", -1}, {"feature", i}, {"name", -1}};
+    if (f->name().empty()) return bad(path, absl::StrCat("feature #", i + 1, " has no name"));
+    if (!features.insert(f->name()).second) return bad(path, absl::StrCat("feature \"", f->name(), "\" is defined twice"));
+    const bool explicit_table = f->has_table();
+    if (!explicit_table) f->set_table(f->name());
+    if (!f->has_column() && f->column_index() < 0) f->set_column(f->name());
+    if (!f->has_hash_as()) f->set_hash_as(f->table());
+    if (tables.count(f->table()) == 0 && config->has_table_defaults()) {
+      TableConfig* t = config->add_table();
+      *t = config->table_defaults();
+      t->set_name(f->table());
+      tables.insert(f->table());
+    }
+    if (tables.count(f->table()) == 0) {
+      path.back().first = explicit_table ? "table" : "name";
+      return bad(path, absl::StrFormat("feature \"%s\" names table \"%s\", which is not defined", f->name(), f->table()));
+    }
+    if ((f->kind() == FeatureConfig::SEQUENCE || f->kind() == FeatureConfig::MULTI_VALUED) && f->max_len() <= 0) {
+      path.back().first = "max_len";
+      return bad(path, absl::StrFormat("feature \"%s\": max_len must be > 0", f->name()));
+    }
+  }
+  std::set<std::string> seen_tables;
   for (int i = 0; i < config->table_size(); ++i) {
     TableConfig* t = config->mutable_table(i);
     auto where = [&](const char* field) {
       return std::vector<std::pair<std::string, int>>{{"table", i}, {field, -1}};
     };
     if (t->name().empty()) return bad(where("name"), absl::StrCat("table #", i + 1, " has no name"));
-    if (!tables.insert(t->name()).second) return bad(where("name"), absl::StrCat("table \"", t->name(), "\" is defined twice"));
+    if (!seen_tables.insert(t->name()).second) return bad(where("name"), absl::StrCat("table \"", t->name(), "\" is defined twice"));
     if (t->dim() <= 0) return bad(where("dim"), absl::StrFormat("table \"%s\" has dim %d; it must be > 0", t->name(), t->dim()));
     if (t->dim() > 4096) return bad(where("dim"), absl::StrFormat("table \"%s\" has dim %d; the limit is 4096", t->name(), t->dim()));
     const SparseOptimizerConfig& o = t->optimizer();
@@ -142,26 +174,6 @@ absl::Status Validate(const Locator& at, ExperimentConfig* config) {
     }
   }
 
-  DataConfig* data = config->mutable_data();
-  std::set<std::string> features;
-  for (int i = 0; i < data->feature_size(); ++i) {
-    FeatureConfig* f = data->mutable_feature(i);
-    std::vector<std::pair<std::string, int>> path = {{"data", -1}, {"feature", i}, {"name", -1}};
-    if (f->name().empty()) return bad(path, absl::StrCat("feature #", i + 1, " has no name"));
-    if (!features.insert(f->name()).second) return bad(path, absl::StrCat("feature \"", f->name(), "\" is defined twice"));
-    const bool explicit_table = f->has_table();
-    if (!explicit_table) f->set_table(f->name());
-    if (!f->has_column() && f->column_index() < 0) f->set_column(f->name());
-    if (!f->has_hash_as()) f->set_hash_as(f->table());
-    if (tables.count(f->table()) == 0) {
-      path.back().first = explicit_table ? "table" : "name";
-      return bad(path, absl::StrFormat("feature \"%s\" names table \"%s\", which is not defined", f->name(), f->table()));
-    }
-    if ((f->kind() == FeatureConfig::SEQUENCE || f->kind() == FeatureConfig::MULTI_VALUED) && f->max_len() <= 0) {
-      path.back().first = "max_len";
-      return bad(path, absl::StrFormat("feature \"%s\": max_len must be > 0", f->name()));
-    }
-  }
   if (data->max_bad_line_rate() < 0 || data->max_bad_line_rate() > 1) {
     return bad({{"data", -1}, {"max_bad_line_rate", -1}}, "data.max_bad_line_rate must be in [0, 1]");
   }

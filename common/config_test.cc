@@ -82,6 +82,22 @@ TEST(ConfigTest, BadOverrideIsRejected) {
   EXPECT_FALSE(ParseExperimentConfig(kGood, "c", {"train.epochs=five"}).ok());
 }
 
+TEST(ConfigTest, TableDefaultsMakeTablesForFeatures) {
+  auto config = ParseExperimentConfig(R"(
+table_defaults { dim: 10 optimizer { kind: ADAM learning_rate: 0.001 } }
+table { name: "item" dim: 16 }
+data { feature { name: "user" } feature { name: "item" } feature { name: "hist" table: "item" } }
+)", "conf/d.pbtxt");
+  ASSERT_TRUE(config.ok()) << config.status();
+  ASSERT_EQ(config->table_size(), 2);
+  const TableConfig* user = FindTable(*config, "user");
+  ASSERT_NE(user, nullptr);
+  EXPECT_EQ(user->dim(), 10);
+  EXPECT_EQ(user->optimizer().kind(), SparseOptimizerConfig::ADAM);
+  EXPECT_EQ(FindTable(*config, "item")->dim(), 16);
+  ExpectError("table_defaults { dim: 0 }\ndata { feature { name: \"u\" } }", "conf/x.pbtxt:1:18: table_defaults has dim 0");
+}
+
 TEST(ConfigTest, MissingFileIsNotFound) {
   auto config = LoadExperimentConfig("/nonexistent/conf.pbtxt");
   EXPECT_EQ(config.status().code(), absl::StatusCode::kNotFound);
