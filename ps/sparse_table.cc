@@ -16,6 +16,7 @@ constexpr uint32_t kNoSlot = KeyIndex::kNone;
 constexpr uint32_t kUsed = 1, kReferenced = 2;
 constexpr int kPrefetchAhead = 16;
 constexpr size_t kBlockKeys = 2048;
+constexpr uint32_t kMaxMissedSteps = 1000;
 // Rows live in chunks that double in size: chunk c holds kBaseRows << c rows
 // starting at slot kBaseRows * (2^c - 1). Slots never move, small tables stay
 // small, and big chunks get huge pages.
@@ -97,7 +98,8 @@ SparseTable::SparseTable(const TableConfig& config, const Options& options,
       state_dim_(optimizer_->state_dim()),
       row_bytes_(sizeof(RowMeta) + sizeof(float) * (dim_ + state_dim_)),
       charge_bytes_(static_cast<int64_t>(row_bytes_) + kIndexBytesPerRow),
-      admission_(config.min_count() > 1 || config.admit_probability() < 1.0f) {
+      admission_(config.min_count() > 1 || config.admit_probability() < 1.0f),
+      zeros_(config.dim(), 0.0f) {
   for (int i = 0; i < kNumStripes; ++i) stripes_.push_back(std::make_unique<Stripe>(row_bytes_));
 }
 
@@ -362,6 +364,7 @@ absl::Status SparseTable::PushBlock(std::span<const uint64_t> keys, const float*
   scratch.slots.resize(keys.size());
   const uint32_t now = options_.now_seconds();
   const uint32_t step32 = static_cast<uint32_t>(global_step);
+  const bool catch_up = config_.optimizer().l2_on_missed_steps() && config_.optimizer().l2() > 0;
   for (int si = 0; si < kNumStripes; ++si) {
     const uint32_t b = scratch.begin[si], e = scratch.begin[si + 1];
     if (b == e) continue;
@@ -423,6 +426,12 @@ absl::Status SparseTable::PushBlock(std::span<const uint64_t> keys, const float*
         meta = MetaOf(s, slot);
       }
       float* w = WeightsOf(s, slot);
+      if (catch_up && meta->updates > 0 && step32 > meta->last_step + 1) {
+        const uint32_t missed = std::min<uint32_t>(step32 - meta->last_step - 1, kMaxMissedSteps);
+        for (uint32_t k = 0; k < missed; ++k) {
+          optimizer_->Update(w, w + dim_, zeros_.data(), ++meta->updates, lr);
+        }
+      }
       meta->count += c;
       meta->updates += 1;
       meta->last_step = step32;

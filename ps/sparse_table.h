@@ -140,6 +140,7 @@ class SparseTable {
   const size_t row_bytes_;     // meta + weights + state
   const int64_t charge_bytes_; // row_bytes_ + kIndexBytesPerRow
   const bool admission_;
+  const std::vector<float> zeros_;  // a zero gradient, for missed-step catch-up
   std::vector<std::unique_ptr<Stripe>> stripes_;
   std::atomic<int64_t> rows_on_disk_{0};
   std::atomic<uint64_t> memory_hits_{0}, disk_hits_{0}, misses_{0}, spilled_{0}, evicted_ttl_{0};

@@ -195,6 +195,37 @@ TEST(SparseTableTest, MemoryLimitSpillsAndRoundTripsEveryRow) {
   EXPECT_LE(budget.used(), budget.limit());
 }
 
+TEST(SparseTableTest, L2OnMissedStepsMatchesDenseUpdates) {
+  // A row updated at steps 1 and 5 must equal one that took the L2-only
+  // update at steps 2, 3 and 4 explicitly.
+  TableConfig c = Config(2, SparseOptimizerConfig::ADAM);
+  c.mutable_optimizer()->set_l2(0.5f);
+  c.mutable_optimizer()->set_l2_on_missed_steps(true);
+  auto lazy = Make(c);
+  c.mutable_optimizer()->set_l2_on_missed_steps(false);
+  auto dense = Make(c);
+  std::vector<uint64_t> key = {3};
+  std::vector<float> g = {0.3f, -0.2f}, zero = {0, 0};
+  ASSERT_TRUE(lazy->Push(key, g.data(), nullptr, 1).ok());
+  ASSERT_TRUE(lazy->Push(key, g.data(), nullptr, 5).ok());
+  ASSERT_TRUE(dense->Push(key, g.data(), nullptr, 1).ok());
+  for (int step = 2; step <= 4; ++step) ASSERT_TRUE(dense->Push(key, zero.data(), nullptr, step).ok());
+  ASSERT_TRUE(dense->Push(key, g.data(), nullptr, 5).ok());
+  auto a = lazy->Peek(3), b = dense->Peek(3);
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ(a->meta.updates, 5u);
+  for (int d = 0; d < 2; ++d) {
+    EXPECT_FLOAT_EQ(a->weights[d], b->weights[d]);
+    EXPECT_FLOAT_EQ(a->state[d], b->state[d]);
+  }
+  // Without the option the gap is ignored: fewer updates, different row.
+  c.mutable_optimizer()->set_l2_on_missed_steps(false);
+  auto plain = Make(c);
+  ASSERT_TRUE(plain->Push(key, g.data(), nullptr, 1).ok());
+  ASSERT_TRUE(plain->Push(key, g.data(), nullptr, 5).ok());
+  EXPECT_EQ(plain->Peek(3)->meta.updates, 2u);
+}
+
 TEST(SparseTableTest, ZeroDimIsRejected) {
   TableConfig c = Config(0);
   EXPECT_EQ(SparseTable::Create(c, {}).status().code(), absl::StatusCode::kInvalidArgument);
