@@ -153,6 +153,28 @@ absl::Status Validate(const Locator& at, ExperimentConfig* config) {
       return bad(path, absl::StrFormat("feature \"%s\": max_len must be > 0", f->name()));
     }
   }
+  for (int i = 0; i < data->feature_size(); ++i) {
+    const FeatureConfig& f = data->feature(i);
+    if (!f.has_target()) continue;
+    const std::vector<std::pair<std::string, int>> path = {
+        {"data", -1}, {"feature", i}, {"target", -1}};
+    if (f.kind() != FeatureConfig::SEQUENCE) {
+      return bad(path, absl::StrFormat("feature \"%s\": target is only for SEQUENCE features",
+                                       f.name()));
+    }
+    const FeatureConfig* target = nullptr;
+    for (const FeatureConfig& g : data->feature()) {
+      if (g.name() == f.target()) target = &g;
+    }
+    if (target == nullptr) {
+      return bad(path, absl::StrFormat("feature \"%s\": target \"%s\" is not a feature", f.name(),
+                                       f.target()));
+    }
+    if (target->kind() == FeatureConfig::SEQUENCE) {
+      return bad(path, absl::StrFormat("feature \"%s\": target \"%s\" is itself a SEQUENCE feature",
+                                       f.name(), f.target()));
+    }
+  }
   std::set<std::string> seen_tables;
   for (int i = 0; i < config->table_size(); ++i) {
     TableConfig* t = config->mutable_table(i);

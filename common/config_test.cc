@@ -98,6 +98,35 @@ data { feature { name: "user" } feature { name: "item" } feature { name: "hist" 
   ExpectError("table_defaults { dim: 0 }\ndata { feature { name: \"u\" } }", "conf/x.pbtxt:1:18: table_defaults has dim 0");
 }
 
+TEST(ConfigTest, SequenceTargetNamesAFeature) {
+  auto config = ParseExperimentConfig(R"(
+table { name: "item" dim: 4 }
+data {
+  feature { name: "hist" kind: SEQUENCE table: "item" target: "item" }
+  feature { name: "item" }
+}
+)", "conf/t.pbtxt");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->data().feature(0).target(), "item");
+  EXPECT_FALSE(config->data().feature(1).has_target());
+}
+
+TEST(ConfigTest, BadSequenceTargetIsRejectedWithLine) {
+  ExpectError(
+      "table { name: \"item\" dim: 4 }\ndata {\n  feature { name: \"item\" }\n"
+      "  feature { name: \"hist\" kind: SEQUENCE table: \"item\"\n    target: \"itm\" }\n}\n",
+      "conf/x.pbtxt:5:5: feature \"hist\": target \"itm\" is not a feature");
+  ExpectError(
+      "table { name: \"item\" dim: 4 }\ndata {\n"
+      "  feature { name: \"h1\" kind: SEQUENCE table: \"item\" }\n"
+      "  feature { name: \"h2\" kind: SEQUENCE table: \"item\" target: \"h1\" }\n}\n",
+      "conf/x.pbtxt:4:53: feature \"h2\": target \"h1\" is itself a SEQUENCE feature");
+  ExpectError(
+      "table { name: \"item\" dim: 4 }\ndata {\n  feature { name: \"item\" }\n"
+      "  feature { name: \"cate\" table: \"item\" target: \"item\" }\n}\n",
+      "feature \"cate\": target is only for SEQUENCE features");
+}
+
 TEST(ConfigTest, MissingFileIsNotFound) {
   auto config = LoadExperimentConfig("/nonexistent/conf.pbtxt");
   EXPECT_EQ(config.status().code(), absl::StatusCode::kNotFound);
