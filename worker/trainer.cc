@@ -103,34 +103,11 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(TrainerOptions options)
 
 absl::Status Trainer::Init() {
   const DataConfig& data = config_.data();
-  if (data.feature_size() == 0) return absl::InvalidArgumentError("the config has no data.feature");
-  // Table layout as the de-duplicator groups fields.
-  KeyDedup probe(data);
-  Batch empty;
-  empty.Reset(data.feature_size(), 1);
-  probe.Run(empty);
-  fields_.resize(data.feature_size());
-  for (size_t t = 0; t < probe.tables().size(); ++t) {
-    const TableKeys& tk = probe.tables()[t];
-    const TableConfig* table = FindTable(config_, tk.name);
-    if (table == nullptr) return absl::InvalidArgumentError(absl::StrCat("no table \"", tk.name, "\""));
-    if (dim_ == 0) dim_ = table->dim();
-    if (table->dim() != dim_) {
-      return absl::InvalidArgumentError(absl::StrFormat(
-          "model %s needs one embedding dim for every field; table \"%s\" has %d, another has %d",
-          ModelConfig::Type_Name(config_.model().type()), tk.name, table->dim(), dim_));
-    }
-    table_names_.push_back(tk.name);
-    server_dims_.push_back(ServerDim(config_, table->dim()));
-    for (size_t s = 0; s < tk.fields.size(); ++s) {
-      const FeatureConfig& f = data.feature(tk.fields[s]);
-      fields_[tk.fields[s]] = {static_cast<int>(t), static_cast<int>(s), f.kind(),
-                               f.pooling() == FeatureConfig::MEAN};
-    }
-  }
+  ASSIGN_OR_RETURN(assembler_, FeatureAssembler::Create(config_));
   const int W = options_.num_workers;
   local_batch_ = (config_.train().batch_size() + W - 1) / W;
-  ASSIGN_OR_RETURN(model_, nn::CreateModel(config_.model(), data.feature_size(), dim_, config_.train().seed()));
+  ASSIGN_OR_RETURN(model_, nn::CreateModel(config_.model(), assembler_->num_fields(), assembler_->dim(),
+                                           config_.train().seed()));
   model_->SetDropoutSeed(config_.train().seed() * 1000003 + options_.worker_index + 1);
   ASSIGN_OR_RETURN(optimizer_,
                    nn::DenseOptimizer::Create(config_.train().dense_optimizer(), model_->params().values().size()));
@@ -138,7 +115,7 @@ absl::Status Trainer::Init() {
   for (int i = 0; i < depth; ++i) {
     auto slot = std::make_unique<Slot>();
     slot->dedup = std::make_unique<KeyDedup>(data);
-    size_t n = table_names_.size();
+    size_t n = assembler_->table_names().size();
     slot->rows.resize(n);
     slot->grads.resize(n);
     slot->counts.resize(n);
@@ -171,9 +148,9 @@ absl::Status Trainer::Fill(Reader& reader, Slot& slot, bool training) {
   const auto& tables = slot.dedup->tables();
   slot.pulls.resize(tables.size());
   for (size_t t = 0; t < tables.size(); ++t) {
-    const int sd = server_dims_[t];
+    const int sd = assembler_->server_dims()[t];
     slot.rows[t].resize(tables[t].unique_keys.size() * sd);
-    slot.pulls[t] = options_.client->Pull(table_names_[t], tables[t].unique_keys, sd, slot.rows[t].data(),
+    slot.pulls[t] = options_.client->Pull(assembler_->table_names()[t], tables[t].unique_keys, sd, slot.rows[t].data(),
                                           training ? global_step_ : 0);
   }
   return absl::OkStatus();
@@ -185,42 +162,19 @@ absl::Status Trainer::WaitPulls(Slot& slot) {
 }
 
 void Trainer::Assemble(const Slot& slot) {
-  const Batch& batch = slot.batch;
-  const int B = batch.size, F = static_cast<int>(fields_.size()), D = dim_;
-  const bool linear = model_->NeedsLinear();
-  emb_.assign(static_cast<size_t>(B) * F * D, 0.0f);
-  if (linear) linear_.assign(static_cast<size_t>(B) * F, 0.0f);
-  const auto& tables = slot.dedup->tables();
-  for (int f = 0; f < F; ++f) {
-    const FieldSpec& spec = fields_[f];
-    const TableKeys& tk = tables[spec.table];
-    const int sd = server_dims_[spec.table];
-    const FieldBatch& fb = batch.fields[tk.fields[spec.slot]];
-    occurrence_rows_.resize(fb.keys.size() * sd);
-    GatherRows(tk, spec.slot, slot.rows[spec.table].data(), sd, occurrence_rows_.data());
-    for (int b = 0; b < B; ++b) {
-      const int begin = fb.offsets[b], end = fb.offsets[b + 1];
-      if (begin == end) continue;
-      float scale = 1.0f;
-      if (spec.kind == FeatureConfig::NUMERIC) scale = fb.values[b];
-      if (spec.mean && end - begin > 1) scale /= static_cast<float>(end - begin);
-      float* dst = &emb_[(static_cast<size_t>(b) * F + f) * D];
-      float lin = 0;
-      for (int k = begin; k < end; ++k) {
-        const float* row = &occurrence_rows_[static_cast<size_t>(k) * sd];
-        for (int d = 0; d < D; ++d) dst[d] += scale * row[d];
-        if (linear) lin += scale * row[D];
-      }
-      if (linear) linear_[static_cast<size_t>(b) * F + f] = lin;
-    }
-  }
+  const size_t B = slot.batch.size, F = assembler_->num_fields(), D = assembler_->dim();
+  emb_.resize(B * F * D);
+  linear_.resize(assembler_->linear() ? B * F : 0);
+  row_ptrs_.clear();
+  for (const auto& rows : slot.rows) row_ptrs_.push_back(rows.data());
+  assembler_->Assemble(slot.batch, *slot.dedup, row_ptrs_, emb_.data(), linear_.data());
 }
 
 absl::StatusOr<double> Trainer::TrainStep(Slot& slot) {
   RETURN_IF_ERROR(WaitPulls(slot));
   Assemble(slot);
   const Batch& batch = slot.batch;
-  const int B = batch.size, F = static_cast<int>(fields_.size()), D = dim_;
+  const int B = batch.size, F = assembler_->num_fields(), D = assembler_->dim();
   const bool linear = model_->NeedsLinear();
   nn::ModelInput in{B, F, D, emb_.data(), linear ? linear_.data() : nullptr};
   logits_.resize(B);
@@ -240,32 +194,11 @@ absl::StatusOr<double> Trainer::TrainStep(Slot& slot) {
   const float push_scale = static_cast<float>(B) / static_cast<float>(config_.train().batch_size());
   const float l2 = config_.train().embedding_l2();
   const auto& tables = slot.dedup->tables();
-  for (size_t t = 0; t < tables.size(); ++t) {
-    slot.grads[t].assign(tables[t].unique_keys.size() * server_dims_[t], 0.0f);
-  }
-  for (int f = 0; f < F; ++f) {
-    const FieldSpec& spec = fields_[f];
-    const TableKeys& tk = tables[spec.table];
-    const int sd = server_dims_[spec.table];
-    const FieldBatch& fb = batch.fields[tk.fields[spec.slot]];
-    occurrence_grads_.resize(fb.keys.size() * sd);
-    for (int b = 0; b < B; ++b) {
-      const int begin = fb.offsets[b], end = fb.offsets[b + 1];
-      float scale = push_scale;
-      if (spec.kind == FeatureConfig::NUMERIC) scale *= fb.values[b];
-      if (spec.mean && end - begin > 1) scale /= static_cast<float>(end - begin);
-      const float* g = &d_emb_[(static_cast<size_t>(b) * F + f) * D];
-      for (int k = begin; k < end; ++k) {
-        float* dst = &occurrence_grads_[static_cast<size_t>(k) * sd];
-        for (int d = 0; d < D; ++d) dst[d] = scale * g[d];
-        if (linear) dst[D] = scale * d_linear_[static_cast<size_t>(b) * F + f];
-      }
-    }
-    AccumulateFieldGradients(tk, spec.slot, occurrence_grads_.data(), sd, slot.grads[spec.table].data());
-  }
+  assembler_->Scatter(batch, *slot.dedup, d_emb_.data(), linear ? d_linear_.data() : nullptr, push_scale,
+                      &slot.grads);
   slot.pushes.resize(tables.size());
   for (size_t t = 0; t < tables.size(); ++t) {
-    const int sd = server_dims_[t];
+    const int sd = assembler_->server_dims()[t];
     const TableKeys& tk = tables[t];
     float* g = slot.grads[t].data();
     if (l2 > 0) {
@@ -276,7 +209,7 @@ absl::StatusOr<double> Trainer::TrainStep(Slot& slot) {
       for (size_t i = 0; i < tk.unique_keys.size() * sd; ++i) g[i] += reg * w[i];
     }
     slot.counts[t].assign(tk.counts.begin(), tk.counts.end());
-    slot.pushes[t] = options_.client->Push(table_names_[t], tk.unique_keys, sd, g, slot.counts[t].data(),
+    slot.pushes[t] = options_.client->Push(assembler_->table_names()[t], tk.unique_keys, sd, g, slot.counts[t].data(),
                                            global_step_, lr_scale_);
   }
   return loss;
@@ -319,7 +252,7 @@ absl::StatusOr<EvalResult> Trainer::Evaluate(Split split) {
   Reader reader(config_.data(), ro);
   RETURN_IF_ERROR(reader.Start());
   nn::EvalSet local;
-  const int F = static_cast<int>(fields_.size());
+  const int F = assembler_->num_fields();
   const bool linear = model_->NeedsLinear();
   // Two slots: the next batch's pulls fly while this one is scored.
   Slot& a = *slots_[0];
@@ -334,7 +267,7 @@ absl::StatusOr<EvalResult> Trainer::Evaluate(Split split) {
     const int B = cur->batch.size;
     logits_.resize(B);
     probs_.resize(B);
-    nn::ModelInput in{B, F, dim_, emb_.data(), linear ? linear_.data() : nullptr};
+    nn::ModelInput in{B, F, assembler_->dim(), emb_.data(), linear ? linear_.data() : nullptr};
     model_->Forward(in, /*training=*/false, logits_.data());
     nn::SigmoidProbabilities(logits_, probs_);
     local.Add(probs_, std::span<const float>(cur->batch.labels.data(), B));

@@ -11,6 +11,7 @@
 #define CTRPS_WORKER_TRAINER_H_
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,7 @@
 #include "worker/data/batch.h"
 #include "worker/data/key_dedup.h"
 #include "worker/data/reader.h"
+#include "worker/feature_assembler.h"
 #include "worker/nn/ctr_model.h"
 #include "worker/nn/dense_optimizer.h"
 #include "worker/ps_client.h"
@@ -68,12 +70,6 @@ class Trainer {
 
  private:
   struct Slot;
-  struct FieldSpec {
-    int table = 0;  // index into the dedup's tables
-    int slot = 0;   // position of the field within that table's fields
-    FeatureConfig::Kind kind = FeatureConfig::CATEGORICAL;
-    bool mean = false;
-  };
 
   explicit Trainer(TrainerOptions options);
   absl::Status Init();
@@ -93,10 +89,7 @@ class Trainer {
 
   TrainerOptions options_;
   const ExperimentConfig& config_;
-  std::vector<FieldSpec> fields_;
-  std::vector<std::string> table_names_;  // per dedup table
-  std::vector<int> server_dims_;          // per dedup table
-  int dim_ = 0;                           // model embedding dim
+  std::optional<FeatureAssembler> assembler_;
   int local_batch_ = 0;
   std::unique_ptr<nn::CtrModel> model_;
   std::unique_ptr<nn::DenseOptimizer> optimizer_;
@@ -106,7 +99,7 @@ class Trainer {
   std::vector<std::unique_ptr<Slot>> slots_;
   // Model inputs and gradients, reused every step.
   std::vector<float> emb_, linear_, d_emb_, d_linear_, logits_, d_logits_, probs_;
-  std::vector<float> occurrence_rows_, occurrence_grads_;
+  std::vector<const float*> row_ptrs_;
   std::vector<float> reduce_buffer_;
 };
 
