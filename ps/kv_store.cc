@@ -5,7 +5,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "common/status.h"
 #include "rocksdb/db.h"
+#include "rocksdb/utilities/checkpoint.h"
 #include "rocksdb/filter_policy.h"
 #include "rocksdb/table.h"
 #include "rocksdb/write_batch.h"
@@ -24,6 +26,7 @@ absl::Status FromRocks(const rocksdb::Status& s, std::string_view what) {
 class RocksDbStore final : public KvStore {
  public:
   RocksDbStore(std::unique_ptr<rocksdb::DB> db, std::string dir) : db_(std::move(db)), dir_(std::move(dir)) {}
+
 
   absl::Status Write(const std::vector<Op>& ops) override {
     rocksdb::WriteBatch batch;
@@ -63,6 +66,15 @@ class RocksDbStore final : public KvStore {
   }
 
  private:
+  absl::Status Checkpoint(const std::string& dir) override {
+    rocksdb::Checkpoint* raw = nullptr;
+    RETURN_IF_ERROR(FromRocks(rocksdb::Checkpoint::Create(db_.get(), &raw), "rocksdb checkpoint"));
+    std::unique_ptr<rocksdb::Checkpoint> cp(raw);
+    // log_size_for_flush 0: flush the memtable first (there is no WAL).
+    return FromRocks(cp->CreateCheckpoint(dir, 0), absl::StrCat("rocksdb checkpoint of ", dir_, " into ", dir));
+  }
+
+ private:
   std::unique_ptr<rocksdb::DB> db_;
   std::string dir_;
 };
@@ -94,6 +106,9 @@ class MemoryKvStore final : public KvStore {
     }
     return absl::OkStatus();
   }
+  absl::Status Checkpoint(const std::string& dir) override {
+    return absl::UnimplementedError("the in-memory store has no checkpoints");
+  }
 
  private:
   absl::Mutex mu_;
@@ -122,5 +137,28 @@ absl::StatusOr<std::unique_ptr<KvStore>> OpenRocksDbStore(const std::string& dir
 }
 
 std::unique_ptr<KvStore> NewMemoryKvStore() { return std::make_unique<MemoryKvStore>(); }
+
+absl::Status ScanRocksDb(const std::string& dir,
+                         const std::function<absl::Status(std::string_view, std::string_view)>& fn) {
+  if (!std::filesystem::exists(dir + "/CURRENT")) {
+    return absl::NotFoundError(absl::StrCat(dir, ": not a RocksDB directory (no CURRENT file)"));
+  }
+  rocksdb::Options options;
+  options.paranoid_checks = true;
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Status s = rocksdb::DB::OpenForReadOnly(options, dir, &raw);
+  if (!s.ok()) return absl::DataLossError(absl::StrCat(dir, ": cannot open: ", s.ToString()));
+  std::unique_ptr<rocksdb::DB> db(raw);
+  rocksdb::ReadOptions ro;
+  ro.verify_checksums = true;
+  ro.fill_cache = false;
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(ro));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    RETURN_IF_ERROR(fn(std::string_view(it->key().data(), it->key().size()),
+                       std::string_view(it->value().data(), it->value().size())));
+  }
+  if (!it->status().ok()) return absl::DataLossError(absl::StrCat(dir, ": ", it->status().ToString()));
+  return absl::OkStatus();
+}
 
 }  // namespace ctrps

@@ -3,6 +3,7 @@
 #ifndef CTRPS_PS_KV_STORE_H_
 #define CTRPS_PS_KV_STORE_H_
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -28,7 +29,18 @@ class KvStore {
   // For each key, found[i] tells whether it exists and values[i] holds it.
   virtual absl::Status MultiGet(const std::vector<std::string_view>& keys,
                                 std::vector<std::string>* values, std::vector<bool>* found) = 0;
+
+  // A consistent copy of the store in `dir` (must not exist). RocksDB hard
+  // links its immutable files, so only what changed since the last
+  // checkpoint is written. Unimplemented for the in-memory store.
+  virtual absl::Status Checkpoint(const std::string& dir) = 0;
 };
+
+// Calls fn(key, value) for every entry of the RocksDB at `dir`, opened
+// read-only, in key order. Stops at fn's first error. NotFound when `dir` is
+// not a RocksDB; DataLoss when it is damaged.
+absl::Status ScanRocksDb(const std::string& dir,
+                         const std::function<absl::Status(std::string_view, std::string_view)>& fn);
 
 // RocksDB under `dir` (created if missing; an existing store is reopened).
 // Tuned as a cache tier: no WAL, bloom filters so absent keys cost no read.

@@ -6,6 +6,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/checkpoint_manifest.h"
+#include "common/hash.h"
 #include "common/status.h"
 #include "glog/logging.h"
 #include "zmq_addon.hpp"
@@ -39,12 +41,12 @@ PsServer::~PsServer() { Stop(); }
 absl::Status PsServer::CreateTables() {
   if (!tables_.empty()) return absl::OkStatus();
   budget_ = std::make_unique<MemoryBudget>(options_.memory_limit_bytes);
-  if (options_.memory_limit_bytes > 0) {
-    if (options_.storage_dir.empty()) {
-      return absl::InvalidArgumentError("a memory limit needs a storage directory for spilled rows");
-    }
-    // A fresh job starts from an empty store; leftovers of an earlier run
-    // would be stale rows.
+  if (options_.memory_limit_bytes > 0 && options_.storage_dir.empty()) {
+    return absl::InvalidArgumentError("a memory limit needs a storage directory for spilled rows");
+  }
+  if (!options_.storage_dir.empty()) {
+    // A fresh job starts from an empty store (a resumed one loads a
+    // checkpoint into it); leftovers of an earlier run would be stale rows.
     std::error_code ec;
     std::filesystem::remove_all(options_.storage_dir, ec);
     ASSIGN_OR_RETURN(store_, OpenRocksDbStore(options_.storage_dir));
@@ -232,6 +234,10 @@ absl::Status PsServer::HandleRequest(const RequestHeader& header, std::vector<zm
       return absl::OkStatus();
     case OP_SHUTDOWN:
       return absl::OkStatus();
+    case OP_SAVE:
+      return Save(header.path(), reply_header);
+    case OP_LOAD:
+      return Load(header.path(), reply_header);
     case OP_PULL:
     case OP_PUSH:
       break;
@@ -290,6 +296,99 @@ absl::Status PsServer::HandleRequest(const RequestHeader& header, std::vector<zm
                                                       header.learning_rate_scale()));
   }
   return t->Push({keys, n}, grads, counts, step, header.learning_rate_scale());
+}
+
+absl::Status PsServer::Save(const std::string& dir, ReplyHeader* reply) {
+  if (dir.empty()) return absl::InvalidArgumentError("save: no path");
+  if (store_ == nullptr) return absl::FailedPreconditionError("save: this server has no storage directory");
+  const auto start = std::chrono::steady_clock::now();
+  absl::MutexLock lock(&checkpoint_mu_);
+  uint64_t rows = 0;
+  for (auto& [name, table] : tables_) {
+    ASSIGN_OR_RETURN(uint64_t n, table->Flush());
+    rows += n;
+  }
+  std::error_code ec;
+  std::filesystem::create_directories(std::filesystem::path(dir).parent_path(), ec);
+  RETURN_IF_ERROR(store_->Checkpoint(dir));
+  reply->set_rows(rows);
+  reply->set_seconds(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  LOG(INFO) << "server " << options_.shard << ": checkpoint " << dir << ": " << rows << " rows written in "
+            << reply->seconds() << " s";
+  return absl::OkStatus();
+}
+
+absl::Status PsServer::Load(const std::string& dir, ReplyHeader* reply) {
+  if (dir.empty()) return absl::InvalidArgumentError("load: no path");
+  if (store_ == nullptr) return absl::FailedPreconditionError("load: this server has no storage directory");
+  const auto start = std::chrono::steady_clock::now();
+  absl::MutexLock lock(&checkpoint_mu_);
+  for (auto& [name, table] : tables_) {
+    TableStats st = table->Stats();
+    if (st.rows_in_memory() + st.rows_on_disk() > 0) {
+      return absl::FailedPreconditionError(absl::StrCat("load: table \"", name, "\" already has rows"));
+    }
+  }
+  ASSIGN_OR_RETURN(CheckpointManifest manifest, ReadCheckpointManifest(dir));
+  // Old table id -> this server's table; shapes must agree.
+  absl::flat_hash_map<uint32_t, SparseTable*> by_id;
+  for (const CheckpointTable& ct : manifest.table()) {
+    SparseTable* t = table(ct.name());
+    if (t == nullptr) return absl::InvalidArgumentError(absl::StrCat(dir, ": table \"", ct.name(), "\" is not in this job's config"));
+    if (static_cast<int>(ct.dim()) != t->dim() || static_cast<int>(ct.state_dim()) != t->state_dim()) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "%s: table \"%s\" was saved with dim %d and optimizer state %d; this job has %d and %d", dir, ct.name(),
+          ct.dim(), ct.state_dim(), t->dim(), t->state_dim()));
+    }
+    by_id[ct.id()] = t;
+  }
+  absl::flat_hash_map<SparseTable*, uint64_t> loaded;
+  std::vector<std::string> keys, values;
+  std::vector<KvStore::Op> ops;
+  auto flush = [&]() -> absl::Status {
+    ops.clear();
+    for (size_t i = 0; i < keys.size(); ++i) ops.push_back({keys[i], values[i], false});
+    RETURN_IF_ERROR(store_->Write(ops));
+    keys.clear();
+    values.clear();
+    return absl::OkStatus();
+  };
+  for (uint32_t j = 0; j < manifest.num_servers(); ++j) {
+    const std::string part = absl::StrCat(dir, "/server-", j);
+    RETURN_IF_ERROR(ScanRocksDb(part, [&](std::string_view k, std::string_view v) -> absl::Status {
+      if (k.size() != 12) return absl::DataLossError(absl::StrCat(part, ": a key of ", k.size(), " bytes"));
+      uint32_t id = 0;
+      uint64_t key = 0;
+      for (int i = 0; i < 4; ++i) id = (id << 8) | static_cast<uint8_t>(k[i]);
+      for (int i = 4; i < 12; ++i) key = (key << 8) | static_cast<uint8_t>(k[i]);
+      if (ShardOf(key, options_.num_shards) != options_.shard) return absl::OkStatus();
+      auto it = by_id.find(id);
+      if (it == by_id.end()) return absl::DataLossError(absl::StrCat(part, ": a row of unknown table id ", id));
+      SparseTable* t = it->second;
+      if (v.size() != t->row_bytes()) {
+        return absl::DataLossError(absl::StrFormat("%s: a row of table \"%s\" has %d bytes, expected %d", part,
+                                                   t->name(), v.size(), t->row_bytes()));
+      }
+      std::string nk(k);
+      for (int i = 0; i < 4; ++i) nk[i] = static_cast<char>(t->table_id() >> (24 - 8 * i));
+      keys.push_back(std::move(nk));
+      values.emplace_back(v);
+      ++loaded[t];
+      if (keys.size() >= 65536) return flush();
+      return absl::OkStatus();
+    }));
+  }
+  RETURN_IF_ERROR(flush());
+  uint64_t rows = 0;
+  for (auto& [t, n] : loaded) {
+    t->AddLoadedRows(n);
+    rows += n;
+  }
+  reply->set_rows(rows);
+  reply->set_seconds(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  LOG(INFO) << "server " << options_.shard << "/" << options_.num_shards << ": loaded " << rows << " rows from "
+            << dir << " (" << manifest.num_servers() << " servers) in " << reply->seconds() << " s";
+  return absl::OkStatus();
 }
 
 void PsServer::MaybeEvictExpired() {

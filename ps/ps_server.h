@@ -71,6 +71,8 @@ class PsServer {
  private:
   absl::Status HandleRequest(const RequestHeader& header, std::vector<zmq::message_t>& request,
                              std::vector<zmq::message_t>* reply, ReplyHeader* reply_header);
+  absl::Status Save(const std::string& dir, ReplyHeader* reply);
+  absl::Status Load(const std::string& dir, ReplyHeader* reply);
   void IoLoop();
   void HandlerLoop(int index);
   void MaybeEvictExpired();
@@ -98,6 +100,7 @@ class PsServer {
   absl::Mutex done_mu_;
   bool done_ ABSL_GUARDED_BY(done_mu_) = false;
 
+  absl::Mutex checkpoint_mu_;  // one save or load at a time
   absl::Mutex log_mu_;
   absl::flat_hash_set<std::string> logged_peers_ ABSL_GUARDED_BY(log_mu_);
 };

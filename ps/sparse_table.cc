@@ -13,7 +13,9 @@ namespace ctrps {
 namespace {
 
 constexpr uint32_t kNoSlot = KeyIndex::kNone;
-constexpr uint32_t kUsed = 1, kReferenced = 2;
+// Row flags. kDirty: changed since it was last written to the store.
+// kOnDisk: the store also holds a copy (current unless kDirty).
+constexpr uint32_t kUsed = 1, kReferenced = 2, kDirty = 4, kOnDisk = 8;
 constexpr int kPrefetchAhead = 16;
 constexpr size_t kBlockKeys = 2048;
 constexpr uint32_t kMaxMissedSteps = 1000;
@@ -150,6 +152,57 @@ void SparseTable::FreeSlot(Stripe& s, uint32_t slot) {
   if (options_.budget != nullptr) options_.budget->Add(-charge_bytes_);
 }
 
+absl::Status SparseTable::DropRow(Stripe& s, uint32_t slot) {
+  const RowMeta* meta = MetaOf(s, slot);
+  if (meta->flags & kOnDisk) {
+    // Without this the store's copy would come back on the next miss.
+    std::string k = DiskKey(meta->key);
+    RETURN_IF_ERROR(options_.store->Write({{k, {}, true}}));
+  }
+  FreeSlot(s, slot);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<uint64_t> SparseTable::Flush() {
+  if (options_.store == nullptr) {
+    return absl::FailedPreconditionError(absl::StrCat("table \"", name(), "\" has no store to flush to"));
+  }
+  constexpr size_t kChunkRows = 1 << 16;
+  uint64_t written = 0;
+  std::string buffer;
+  std::vector<KvStore::Op> ops;
+  std::vector<uint32_t> chunk;
+  for (auto& sp : stripes_) {
+    Stripe& s = *sp;
+    absl::MutexLock lock(&s.mu);
+    auto write_chunk = [&]() -> absl::Status {
+      if (chunk.empty()) return absl::OkStatus();
+      ops.clear();
+      for (size_t i = 0; i < chunk.size(); ++i) {
+        const char* p = buffer.data() + i * (row_bytes_ + 12);
+        ops.push_back({std::string_view(p, 12), std::string_view(p + 12, row_bytes_), false});
+      }
+      RETURN_IF_ERROR(options_.store->Write(ops));
+      for (uint32_t slot : chunk) MetaOf(s, slot)->flags = (MetaOf(s, slot)->flags & ~kDirty) | kOnDisk;
+      written += chunk.size();
+      chunk.clear();
+      buffer.clear();
+      return absl::OkStatus();
+    };
+    buffer.reserve(std::min<size_t>(kChunkRows, s.index.size()) * (row_bytes_ + 12));
+    for (uint32_t slot = 0; slot < s.num_slots; ++slot) {
+      const RowMeta* meta = MetaOf(s, slot);
+      if (!(meta->flags & kUsed) || !(meta->flags & kDirty)) continue;
+      buffer.append(DiskKey(meta->key));
+      buffer.append(reinterpret_cast<const char*>(meta), row_bytes_);
+      chunk.push_back(slot);
+      if (chunk.size() == kChunkRows) RETURN_IF_ERROR(write_chunk());
+    }
+    RETURN_IF_ERROR(write_chunk());
+  }
+  return written;
+}
+
 std::string SparseTable::DiskKey(uint64_t key) const {
   // Big-endian (table id, key) so a table's rows are contiguous in the store.
   std::string k(12, '\0');
@@ -186,7 +239,7 @@ absl::Status SparseTable::Promote(Stripe& s, const std::vector<uint64_t>& keys,
   std::vector<std::string> values;
   std::vector<bool> found;
   RETURN_IF_ERROR(options_.store->MultiGet(views, &values, &found));
-  std::vector<KvStore::Op> deletes;
+  uint64_t promoted = 0;
   for (size_t i = 0; i < keys.size(); ++i) {
     if (!found[i]) continue;
     if (uint32_t slot = s.index.Find(keys[i]); slot != kNoSlot) {  // a repeated key
@@ -197,17 +250,18 @@ absl::Status SparseTable::Promote(Stripe& s, const std::vector<uint64_t>& keys,
       return absl::DataLossError(absl::StrFormat("table \"%s\": stored row of key %d has %d bytes, expected %d",
                                                  name(), keys[i], values[i].size(), row_bytes_));
     }
-    deletes.push_back({views[i], {}, true});
+    // The store keeps its copy: spilling this row again costs no write
+    // unless it changes.
+    ++promoted;
     rows_on_disk_.fetch_sub(1, std::memory_order_relaxed);
     uint32_t slot = AllocSlot(s, keys[i]);
     RowMeta* meta = MetaOf(s, slot);
     std::memcpy(meta, values[i].data(), row_bytes_);
     meta->key = keys[i];
-    meta->flags = kUsed | kReferenced;
+    meta->flags = kUsed | kReferenced | kOnDisk;
     (*slots)[i] = slot;
   }
-  disk_hits_.fetch_add(deletes.size(), std::memory_order_relaxed);
-  if (!deletes.empty()) RETURN_IF_ERROR(options_.store->Write(deletes));
+  disk_hits_.fetch_add(promoted, std::memory_order_relaxed);
   return absl::OkStatus();
 }
 
@@ -236,19 +290,24 @@ absl::Status SparseTable::SpillIfOver(Stripe& s) {
       continue;
     }
     victims.push_back(slot);
-    meta->flags = 0;  // not picked twice in this sweep
+    // Not picked twice in this sweep; the kDirty/kOnDisk bits say whether
+    // the store's copy is current.
+    meta->flags &= ~kUsed;
   }
+  size_t writes = 0;
   for (uint32_t slot : victims) {
     const RowMeta* meta = MetaOf(s, slot);
+    if ((meta->flags & kOnDisk) && !(meta->flags & kDirty)) continue;
     s.spill_buffer.append(DiskKey(meta->key));
     s.spill_buffer.append(reinterpret_cast<const char*>(meta), row_bytes_);
+    ++writes;
   }
   const char* base = s.spill_buffer.data();
-  for (size_t i = 0; i < victims.size(); ++i) {
+  for (size_t i = 0; i < writes; ++i) {
     const char* p = base + i * (row_bytes_ + 12);
     s.spill_ops.push_back({std::string_view(p, 12), std::string_view(p + 12, row_bytes_), false});
   }
-  RETURN_IF_ERROR(options_.store->Write(s.spill_ops));
+  if (!s.spill_ops.empty()) RETURN_IF_ERROR(options_.store->Write(s.spill_ops));
   for (uint32_t slot : victims) FreeSlot(s, slot);
   rows_on_disk_.fetch_add(victims.size(), std::memory_order_relaxed);
   spilled_.fetch_add(victims.size(), std::memory_order_relaxed);
@@ -317,7 +376,7 @@ absl::Status SparseTable::PullBlock(std::span<const uint64_t> keys, float* out) 
       float* dst = out + static_cast<size_t>(pos) * dim_;
       uint32_t slot = scratch.slots[j];
       if (slot != kNoSlot && Expired(*MetaOf(s, slot), 0, now)) {
-        FreeSlot(s, slot);
+        RETURN_IF_ERROR(DropRow(s, slot));
         evicted_ttl_.fetch_add(1, std::memory_order_relaxed);
         slot = kNoSlot;
       }
@@ -397,7 +456,7 @@ absl::Status SparseTable::PushBlock(std::span<const uint64_t> keys, const float*
       uint32_t slot = scratch.slots[j];
       if (slots_changed) slot = s.index.Find(key);
       if (slot != kNoSlot && Expired(*MetaOf(s, slot), global_step, now)) {
-        FreeSlot(s, slot);
+        RETURN_IF_ERROR(DropRow(s, slot));
         evicted_ttl_.fetch_add(1, std::memory_order_relaxed);
         slot = kNoSlot;
         slots_changed = true;
@@ -437,7 +496,7 @@ absl::Status SparseTable::PushBlock(std::span<const uint64_t> keys, const float*
       meta->last_step = step32;
       meta->last_sec = now;
       optimizer_->Update(w, w + dim_, grads + static_cast<size_t>(pos) * dim_, meta->updates, lr);
-      meta->flags |= kReferenced;
+      meta->flags |= kReferenced | kDirty;
     }
     RETURN_IF_ERROR(SpillIfOver(s));
   }
@@ -454,7 +513,7 @@ absl::StatusOr<uint64_t> SparseTable::EvictExpired(uint64_t global_step) {
     for (uint32_t slot = 0; slot < s.num_slots; ++slot) {
       const RowMeta* meta = MetaOf(s, slot);
       if ((meta->flags & kUsed) && Expired(*meta, global_step, now)) {
-        FreeSlot(s, slot);
+        RETURN_IF_ERROR(DropRow(s, slot));
         ++dropped;
       }
     }

@@ -97,6 +97,18 @@ class SparseTable {
 
   TableStats Stats() const;
 
+  // Writes every row changed since its last write into the store (after
+  // which the store holds the whole table). Returns rows written.
+  // FailedPrecondition without a store.
+  absl::StatusOr<uint64_t> Flush();
+
+  // Counts `rows` written into the store by a checkpoint load.
+  void AddLoadedRows(uint64_t rows) { rows_on_disk_.fetch_add(rows); }
+
+  uint32_t table_id() const { return options_.table_id; }
+  int state_dim() const { return state_dim_; }
+  size_t row_bytes() const { return row_bytes_; }
+
   struct RowSnapshot {
     RowMeta meta;
     std::vector<float> weights;
@@ -122,6 +134,8 @@ class SparseTable {
   float* WeightsOf(const Stripe& s, uint32_t slot) const;
   uint32_t AllocSlot(Stripe& s, uint64_t key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
   void FreeSlot(Stripe& s, uint32_t slot) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
+  // Frees a row and deletes its copy in the store.
+  absl::Status DropRow(Stripe& s, uint32_t slot) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
   // Reads the rows of `keys` (missing from memory) from the store into memory.
   // slots[i] becomes the new slot or stays kNoSlot.
   absl::Status Promote(Stripe& s, const std::vector<uint64_t>& keys, std::vector<uint32_t>* slots)

@@ -85,6 +85,7 @@ struct PsClient::Request {
   float* out = nullptr;
   int dim = 0;
   std::vector<ServerStats>* stats = nullptr;
+  std::vector<uint64_t>* rows = nullptr;
   absl::Status status;
 };
 
@@ -240,31 +241,51 @@ PsFuture PsClient::Submit(Op op, const std::string& table, std::span<const uint6
       }
     }
   }
-  Enqueue(std::move(req));
+  Enqueue(std::move(req), absl::ZeroDuration());
   return future;
 }
 
-PsFuture PsClient::SubmitControl(Op op, std::vector<ServerStats>* stats) {
+PsFuture PsClient::SubmitControl(Op op, std::vector<ServerStats>* stats, std::vector<uint64_t>* rows,
+                                 const std::function<std::string(int)>& path_of, absl::Duration timeout) {
   auto req = std::make_shared<Request>();
   req->id = next_id_.fetch_add(1);
   req->op = op;
   req->state = std::make_shared<PsFuture::State>();
   req->stats = stats;
+  req->rows = rows;
   if (stats != nullptr) stats->assign(endpoints_.size(), ServerStats());
+  if (rows != nullptr) rows->assign(endpoints_.size(), 0);
   PsFuture future(req->state);
   req->parts.resize(endpoints_.size());
-  for (auto& p : req->parts) {
+  for (size_t s = 0; s < req->parts.size(); ++s) {
     RequestHeader h;
     h.set_op(op);
     h.set_request_id(req->id);
-    p.frames.emplace_back(h.SerializeAsString());
+    if (path_of) h.set_path(path_of(static_cast<int>(s)));
+    req->parts[s].frames.emplace_back(h.SerializeAsString());
   }
-  Enqueue(std::move(req));
+  Enqueue(std::move(req), timeout);
   return future;
 }
 
-void PsClient::Enqueue(std::shared_ptr<Request> request) {
-  request->deadline = absl::Now() + timeout_;
+absl::StatusOr<std::vector<uint64_t>> PsClient::Save(const std::string& dir, absl::Duration timeout) {
+  std::vector<uint64_t> rows;
+  absl::Status s = SubmitControl(OP_SAVE, nullptr, &rows,
+                                 [&dir](int shard) { return absl::StrCat(dir, "/server-", shard); }, timeout)
+                       .Wait();
+  if (!s.ok()) return s;
+  return rows;
+}
+
+absl::StatusOr<std::vector<uint64_t>> PsClient::Load(const std::string& dir, absl::Duration timeout) {
+  std::vector<uint64_t> rows;
+  absl::Status s = SubmitControl(OP_LOAD, nullptr, &rows, [&dir](int) { return dir; }, timeout).Wait();
+  if (!s.ok()) return s;
+  return rows;
+}
+
+void PsClient::Enqueue(std::shared_ptr<Request> request, absl::Duration timeout) {
+  request->deadline = absl::Now() + (timeout > absl::ZeroDuration() ? timeout : timeout_);
   absl::MutexLock lock(&mu_);
   submitted_.push_back(std::move(request));
   wake_send_->send(zmq::str_buffer("w"), zmq::send_flags::dontwait);
@@ -359,6 +380,8 @@ void PsClient::IoLoop() {
           }
         } else if (r.op == OP_STATS && r.stats != nullptr) {
           (*r.stats)[s] = h.stats();
+        } else if (r.rows != nullptr) {
+          (*r.rows)[s] = h.rows();
         }
         if (r.pending == 0) finish(r);
       }

@@ -17,6 +17,7 @@
 #define CTRPS_WORKER_PS_CLIENT_H_
 
 #include <atomic>
+#include <functional>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -74,6 +75,14 @@ class PsClient {
                 float learning_rate_scale = 1.0f);
 
   absl::StatusOr<std::vector<ServerStats>> Stats();
+
+  // Every server flushes its tables and writes a RocksDB checkpoint to
+  // <dir>/server-<shard>. Returns the rows each server wrote. Pushes must be
+  // paused (the trainer drains them first) for the rows to be one instant.
+  absl::StatusOr<std::vector<uint64_t>> Save(const std::string& dir, absl::Duration timeout);
+  // Every server loads the rows it owns from the checkpoint at `dir`
+  // (written by any number of servers). Returns the rows each loaded.
+  absl::StatusOr<std::vector<uint64_t>> Load(const std::string& dir, absl::Duration timeout);
   // Asks every server to exit; waits for their acknowledgements.
   absl::Status Shutdown();
 
@@ -84,8 +93,11 @@ class PsClient {
   PsFuture Submit(Op op, const std::string& table, std::span<const uint64_t> keys, int dim, float* out,
                   const float* grads, const uint32_t* counts, uint64_t global_step,
                   float learning_rate_scale);
-  PsFuture SubmitControl(Op op, std::vector<ServerStats>* stats);
-  void Enqueue(std::shared_ptr<Request> request);
+  // One control request per server; `path_of(shard)` fills header.path.
+  PsFuture SubmitControl(Op op, std::vector<ServerStats>* stats, std::vector<uint64_t>* rows = nullptr,
+                         const std::function<std::string(int)>& path_of = nullptr,
+                         absl::Duration timeout = absl::ZeroDuration());
+  void Enqueue(std::shared_ptr<Request> request, absl::Duration timeout);
   void IoLoop();
 
   std::vector<std::string> endpoints_;
