@@ -14,17 +14,22 @@
 #include "worker/nn/concat.h"
 #include "worker/nn/cross_net.h"
 #include "worker/nn/cross_net_v2.h"
+#include "worker/nn/din_attention.h"
 #include "worker/nn/feature_selection.h"
 #include "worker/nn/first_order.h"
 #include "worker/nn/fm_interaction.h"
 #include "worker/nn/graph.h"
 #include "worker/nn/linear.h"
 #include "worker/nn/mlp_block.h"
+#include "worker/nn/replace_fields.h"
+#include "worker/nn/sdim_sampling.h"
+#include "worker/nn/sequence_pooling.h"
 
 namespace ctrps::nn {
 namespace {
 
 constexpr uint64_t kGraphSeedSalt = 0x6772617068ULL;
+constexpr uint64_t kSdimSeedSalt = 0x7364696dULL;
 
 class GraphModel final : public CtrModel {
  public:
@@ -43,6 +48,17 @@ class GraphModel final : public CtrModel {
   Node* linear() const { return linear_; }
   void set_logits(Node* logits) { logits_ = logits; }
 
+  // A sequence input node [B, max_len * dim] for `spec`; its pooling layer
+  // is attached with set_pooling().
+  Node* AddSequence(const SequenceSpec& spec) {
+    specs_.push_back(spec);
+    seq_nodes_.push_back(
+        graph_.AddInput(static_cast<int64_t>(spec.max_len) * dim_, /*needs_grad=*/true));
+    pools_.push_back(nullptr);
+    return seq_nodes_.back();
+  }
+  void set_pooling(size_t i, SequencePooling* pool) { pools_[i] = pool; }
+
   bool NeedsLinear() const override { return linear_ != nullptr; }
 
   void Forward(const ModelInput& in, bool training, float* logits) override {
@@ -50,6 +66,14 @@ class GraphModel final : public CtrModel {
     assert(linear_ == nullptr || in.linear != nullptr);
     graph_.BindInput(emb_, in.emb, nullptr);
     if (linear_ != nullptr) graph_.BindInput(linear_, in.linear, nullptr);
+    assert(in.sequences.size() == specs_.size());
+    for (size_t i = 0; i < specs_.size(); ++i) {
+      const SequenceInput& seq = in.sequences[i];
+      assert(seq.field == specs_[i].field && seq.target_field == specs_[i].target_field &&
+             seq.max_len == specs_[i].max_len);
+      graph_.BindInput(seq_nodes_[i], seq.emb, nullptr);
+      pools_[i]->set_lengths(seq.lengths);
+    }
     ForwardContext ctx{training, 0};
     if (training) ctx.step = Mix64(dropout_seed_ ^ Mix64(++step_));
     graph_.Forward(in.batch, ctx);
@@ -59,6 +83,10 @@ class GraphModel final : public CtrModel {
   void Backward(const ModelInput& in, const float* d_logits, ModelInputGrad* grad) override {
     graph_.BindInput(emb_, in.emb, grad->d_emb);
     if (linear_ != nullptr) graph_.BindInput(linear_, in.linear, grad->d_linear);
+    assert(grad->d_seq_emb.size() == specs_.size());
+    for (size_t i = 0; i < specs_.size(); ++i) {
+      graph_.BindInput(seq_nodes_[i], in.sequences[i].emb, grad->d_seq_emb[i]);
+    }
     graph_.Backward(logits_, d_logits);
   }
 
@@ -76,6 +104,9 @@ class GraphModel final : public CtrModel {
   Node* emb_ = nullptr;
   Node* linear_ = nullptr;
   Node* logits_ = nullptr;
+  std::vector<SequenceSpec> specs_;
+  std::vector<Node*> seq_nodes_;
+  std::vector<SequencePooling*> pools_;
 };
 
 absl::Status CheckUnits(const google::protobuf::RepeatedField<int32_t>& units, const char* field) {
@@ -159,6 +190,116 @@ absl::Status BuildFinalMlp(const ModelConfig& config, GraphModel* model, int dim
   return absl::OkStatus();
 }
 
+bool IsSequenceType(ModelConfig::Type type) {
+  return type == ModelConfig::MEANPOOL || type == ModelConfig::DIN || type == ModelConfig::SDIM;
+}
+
+absl::Status CheckSequences(const ModelConfig& config, int num_fields,
+                            const std::vector<SequenceSpec>& sequences) {
+  const std::string type = ModelConfig::Type_Name(config.type());
+  if (!IsSequenceType(config.type())) {
+    if (sequences.empty()) return absl::OkStatus();
+    return absl::InvalidArgumentError(
+        absl::StrCat("model.type ", type, " takes no sequence inputs (got ", sequences.size(),
+                     "); the sequence models are MEANPOOL, DIN and SDIM"));
+  }
+  if (sequences.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "model.type ", type, " needs at least one sequence input (a SEQUENCE feature)"));
+  }
+  std::vector<bool> is_sequence(num_fields, false);
+  for (size_t i = 0; i < sequences.size(); ++i) {
+    const SequenceSpec& s = sequences[i];
+    if (s.field < 0 || s.field >= num_fields) {
+      return absl::InvalidArgumentError(absl::StrCat("model: sequence ", i, " fills field ",
+                                                     s.field, ", outside [0, ", num_fields, ")"));
+    }
+    if (is_sequence[s.field]) {
+      return absl::InvalidArgumentError(absl::StrCat("model: sequence ", i, " fills field ",
+                                                     s.field, ", as an earlier one does"));
+    }
+    is_sequence[s.field] = true;
+    if (s.max_len <= 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("model: sequence ", i, " has max_len ", s.max_len, "; it must be > 0"));
+    }
+  }
+  if (config.type() == ModelConfig::MEANPOOL) return absl::OkStatus();
+  for (size_t i = 0; i < sequences.size(); ++i) {
+    const SequenceSpec& s = sequences[i];
+    if (s.target_field < 0 || s.target_field >= num_fields) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("model.type ", type, ": sequence ", i, " (field ", s.field,
+                       ") needs a target field in [0, ", num_fields, "), got ", s.target_field,
+                       " (set the SEQUENCE feature's `target`)"));
+    }
+    if (is_sequence[s.target_field]) {
+      return absl::InvalidArgumentError(absl::StrCat("model: sequence ", i, " has target field ",
+                                                     s.target_field,
+                                                     ", which is itself a sequence field"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// MEANPOOL, DIN, SDIM: each sequence is pooled into its field's slot, then
+// the MLP runs over the F fields.
+absl::Status BuildSequenceModel(const ModelConfig& config, GraphModel* model, int dim,
+                                const std::vector<SequenceSpec>& sequences, uint64_t seed) {
+  Graph* g = model->graph();
+  ASSIGN_OR_RETURN(MlpOptions mlp, DeepOptions(config));
+  mlp.output_dim = 1;
+  MlpOptions attention;
+  if (config.type() == ModelConfig::DIN) {
+    RETURN_IF_ERROR(CheckUnits(config.attention_hidden_units(), "attention_hidden_units"));
+    absl::StatusOr<Activation> act = ParseActivation(config.attention_activation());
+    if (!act.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("model.attention_activation: ", act.status().message()));
+    }
+    attention.activation = *act;
+    attention.hidden_units = Units(config.attention_hidden_units());
+  }
+  const int num_hashes = config.sdim_num_hashes(), hash_bits = config.sdim_hash_bits();
+  if (config.type() == ModelConfig::SDIM) {
+    if (hash_bits < 1 || hash_bits > 16) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("model.sdim_hash_bits must be in [1, 16], got ", hash_bits));
+    }
+    if (num_hashes <= 0 || num_hashes % hash_bits != 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("model.sdim_num_hashes must be a positive multiple of sdim_hash_bits (",
+                       hash_bits, "), got ", num_hashes));
+    }
+  }
+  std::vector<std::pair<int, Node*>> pooled;
+  for (size_t i = 0; i < sequences.size(); ++i) {
+    const SequenceSpec& spec = sequences[i];
+    Node* seq = model->AddSequence(spec);
+    const int64_t query_offset = static_cast<int64_t>(spec.target_field) * dim;
+    SequencePooling* pool = nullptr;
+    switch (config.type()) {
+      case ModelConfig::DIN:
+        attention.name = absl::StrCat("din.", i, ".att");
+        pool = g->Add<DinAttention>(seq, spec.max_len, model->emb(), query_offset, attention);
+        break;
+      case ModelConfig::SDIM:
+        pool = g->Add<SdimSampling>(seq, spec.max_len, model->emb(), query_offset, num_hashes,
+                                    hash_bits, Mix64(seed ^ kSdimSeedSalt ^ Mix64(i + 1)),
+                                    absl::StrCat("sdim.", i));
+        break;
+      default:
+        pool = g->Add<MeanSequencePooling>(seq, spec.max_len, dim);
+        break;
+    }
+    model->set_pooling(i, pool);
+    pooled.emplace_back(spec.field, pool->out());
+  }
+  Node* x = g->Add<ReplaceFields>(model->emb(), dim, std::move(pooled))->out();
+  model->set_logits(AddMlp(g, x, mlp));
+  return absl::OkStatus();
+}
+
 absl::Status Build(const ModelConfig& config, GraphModel* model, int num_fields, int dim) {
   Graph* g = model->graph();
   Node* flat = model->emb();
@@ -232,10 +373,8 @@ absl::Status Build(const ModelConfig& config, GraphModel* model, int num_fields,
     case ModelConfig::SDIM:
       break;
   }
-  return absl::UnimplementedError(absl::StrCat(
-      "model.type ", ModelConfig::Type_Name(config.type()),
-      " is not built by CreateModel (it supports LR, FM, DNN, WIDE_DEEP, DEEPFM, DCN, DCNV2, "
-      "FINALMLP)"));
+  return absl::InvalidArgumentError(absl::StrCat(
+      "model.type ", ModelConfig::Type_Name(config.type()), " is not known to CreateModel"));
 }
 
 bool TypeNeedsLinear(ModelConfig::Type type) {
@@ -247,6 +386,12 @@ bool TypeNeedsLinear(ModelConfig::Type type) {
 
 absl::StatusOr<std::unique_ptr<CtrModel>> CreateModel(const ModelConfig& config, int num_fields,
                                                       int dim, uint64_t seed) {
+  return CreateModel(config, num_fields, dim, seed, {});
+}
+
+absl::StatusOr<std::unique_ptr<CtrModel>> CreateModel(const ModelConfig& config, int num_fields,
+                                                      int dim, uint64_t seed,
+                                                      const std::vector<SequenceSpec>& sequences) {
   if (num_fields <= 0) {
     return absl::InvalidArgumentError(
         absl::StrCat("model: the number of fields must be > 0, got ", num_fields));
@@ -255,8 +400,13 @@ absl::StatusOr<std::unique_ptr<CtrModel>> CreateModel(const ModelConfig& config,
     return absl::InvalidArgumentError(
         absl::StrCat("model: the embedding dim must be > 0, got ", dim));
   }
+  RETURN_IF_ERROR(CheckSequences(config, num_fields, sequences));
   auto model = std::make_unique<GraphModel>(num_fields, dim, TypeNeedsLinear(config.type()), seed);
-  RETURN_IF_ERROR(Build(config, model.get(), num_fields, dim));
+  if (IsSequenceType(config.type())) {
+    RETURN_IF_ERROR(BuildSequenceModel(config, model.get(), dim, sequences, seed));
+  } else {
+    RETURN_IF_ERROR(Build(config, model.get(), num_fields, dim));
+  }
   return std::unique_ptr<CtrModel>(std::move(model));
 }
 

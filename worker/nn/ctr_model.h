@@ -14,11 +14,21 @@
 //   ModelInputGrad grad{d_emb, d_linear};
 //   model->Backward(in, d_logits, &grad);
 //   // allreduce params().grads(), then optimizer->Step(...)
+//
+// Sequence models (MEANPOOL, DIN, SDIM) also take behaviour sequences: each
+// fills the emb slot of one field with its pooled history, so the MLP still
+// sees F fields of D. Their shape is fixed when the model is created:
+//
+//   std::vector<SequenceSpec> specs = {{.field = 3, .target_field = 1, .max_len = 500}};
+//   auto model = CreateModel(config.model(), num_fields, dim, seed, specs);
+//   in.sequences = {{3, 1, 500, hist_emb, hist_lengths}};   // same order as specs
+//   grad.d_seq_emb = {d_hist_emb};
 #ifndef CTRPS_WORKER_NN_CTR_MODEL_H_
 #define CTRPS_WORKER_NN_CTR_MODEL_H_
 
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "common/proto/config.pb.h"
@@ -26,18 +36,41 @@
 
 namespace ctrps::nn {
 
+// One behaviour sequence of a batch (a SEQUENCE feature), for MEANPOOL, DIN
+// and SDIM.
+struct SequenceInput {
+  int field = 0;                     // the slot in [0, F) of emb that the pooled history fills
+  int target_field = -1;             // the field whose embedding is the query (DIN, SDIM); -1: none
+  int max_len = 0;                   // L
+  const float* emb = nullptr;        // [B, L, D]; sample b's rows past lengths[b] are not read
+  const int32_t* lengths = nullptr;  // [B], each in [0, L]
+};
+
 struct ModelInput {
   int batch = 0;                  // B
   int num_fields = 0;             // F
   int dim = 0;                    // D
-  const float* emb = nullptr;     // [B, F, D] field embeddings (multi-valued fields pooled)
+  const float* emb = nullptr;     // [B, F, D] field embeddings (multi-valued fields pooled);
+                                  // the slots of sequence fields are not read
   const float* linear = nullptr;  // [B, F] first-order weights, present iff NeedsLinear()
+  // One per SequenceSpec the model was created with, in that order, with the
+  // same field, target_field and max_len; empty for the other models.
+  std::vector<SequenceInput> sequences = {};
 };
 
 // Same shapes as ModelInput; overwritten by Backward().
 struct ModelInputGrad {
-  float* d_emb = nullptr;
-  float* d_linear = nullptr;  // required iff NeedsLinear()
+  float* d_emb = nullptr;              // zero in the slots of sequence fields; the target field's
+                                       // slot includes the attention's gradient w.r.t. the query
+  float* d_linear = nullptr;           // required iff NeedsLinear()
+  std::vector<float*> d_seq_emb = {};  // one [B, L, D] per sequence; zero past each length
+};
+
+// Where a sequence model's behaviour sequence goes (see SequenceInput).
+struct SequenceSpec {
+  int field = 0;
+  int target_field = -1;  // required by DIN and SDIM, ignored by MEANPOOL
+  int max_len = 0;
 };
 
 // Not thread-safe: one model per training thread. Buffers are kept between
@@ -64,6 +97,7 @@ class CtrModel {
   virtual ParameterArena& params() = 0;
 
   // 2 x multiply-adds of the forward pass per sample (for benchmarks).
+  // Sequence models count full histories (max_len rows).
   virtual int64_t FlopsPerSample() const = 0;
 
   // Seeds the dropout masks separately from the parameters, so workers that
@@ -88,9 +122,26 @@ class CtrModel {
 // deterministically from `seed` (Xavier-uniform weights, zero biases).
 //
 // Errors: InvalidArgument for a bad shape or option (the message names the
-// config field), Unimplemented for MEANPOOL, DIN and SDIM (sequence models).
+// config field), and for MEANPOOL, DIN and SDIM, which need the overload
+// below.
 absl::StatusOr<std::unique_ptr<CtrModel>> CreateModel(const ModelConfig& config, int num_fields,
                                                       int dim, uint64_t seed);
+
+// As above, with behaviour sequences, for the sequence models:
+//   MEANPOOL  each sequence's slot = mean of its valid rows (0 for none); MLP(flat emb) -> 1
+//   DIN       slot = sum_l a_l h_l, a_l = attention MLP over [h_l, t, h_l - t, h_l * t] with
+//             t the target field's embedding (attention_hidden_units,
+//             attention_activation; weights not softmax-normalised, see din_attention.h);
+//             MLP(flat emb) -> 1
+//   SDIM      slot = SimHash sampling of the rows sharing t's hash codes (sdim_num_hashes
+//             hyperplanes in groups of sdim_hash_bits; see sdim_sampling.h); MLP -> 1
+// The MLP follows hidden_units, activation ("dice" too), dropout and
+// batch_norm. `sequences` fields must be distinct; a target field must not
+// be a sequence field. Other model types take no sequences.
+// Errors: InvalidArgument naming the sequence or config field at fault.
+absl::StatusOr<std::unique_ptr<CtrModel>> CreateModel(const ModelConfig& config, int num_fields,
+                                                      int dim, uint64_t seed,
+                                                      const std::vector<SequenceSpec>& sequences);
 
 }  // namespace ctrps::nn
 
