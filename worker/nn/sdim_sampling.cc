@@ -3,12 +3,32 @@
 #include <cblas.h>
 
 #include <algorithm>
+#include <bit>
 #include <cassert>
 #include <cmath>
 
 #include "worker/nn/random.h"
 
 namespace ctrps::nn {
+namespace {
+
+// Calls f(g) for every group g < groups where a[g] == b[g]. A row matches the
+// target in few groups, so the comparisons are made into a bit mask first
+// (no branch per group) and only the matches are visited.
+template <typename F>
+inline void ForEachMatch(const uint16_t* a, const uint16_t* b, int groups, F f) {
+  for (int g0 = 0; g0 < groups; g0 += 64) {
+    const int n = std::min(64, groups - g0);
+    uint64_t mask = 0;
+    for (int g = 0; g < n; ++g) mask |= static_cast<uint64_t>(a[g0 + g] == b[g0 + g]) << g;
+    while (mask != 0) {
+      f(g0 + std::countr_zero(mask));
+      mask &= mask - 1;
+    }
+  }
+}
+
+}  // namespace
 
 SdimSampling::SdimSampling(Graph* graph, Node* seq, int max_len, Node* query, int64_t query_offset,
                            int num_hashes, int hash_bits, uint64_t seed, const std::string& name)
@@ -39,13 +59,17 @@ void SdimSampling::Hash(const float* x, int64_t rows, int64_t ld, uint16_t* code
   proj_.resize(rows * m);
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(rows), m, dim_, 1.0f, x,
               static_cast<int>(ld), arena_->buffer(hyperplanes_), m, 0.0f, proj_.data(), m);
+  // Bit k of group g is hyperplane column k * groups + g, so each bit is
+  // one contiguous pass over the groups (vectorised).
   for (int64_t r = 0; r < rows; ++r) {
     const float* p = proj_.data() + r * m;
     uint16_t* c = codes + r * groups;
-    for (int g = 0; g < groups; ++g) {
-      unsigned code = 0;
-      for (int k = 0; k < hash_bits_; ++k) code |= (p[g * hash_bits_ + k] > 0.0f ? 1u : 0u) << k;
-      c[g] = static_cast<uint16_t>(code);
+    for (int g = 0; g < groups; ++g) c[g] = p[g] > 0.0f ? 1 : 0;
+    for (int k = 1; k < hash_bits_; ++k) {
+      const float* pk = p + k * groups;
+      for (int g = 0; g < groups; ++g) {
+        c[g] = static_cast<uint16_t>(c[g] | ((pk[g] > 0.0f ? 1 : 0) << k));
+      }
     }
   }
 }
@@ -75,11 +99,10 @@ void SdimSampling::Forward(const ForwardContext&) {
     for (int l = 0; l < n; ++l) {
       const uint16_t* rc = row_codes_.data() + (static_cast<int64_t>(offsets_[b]) + l) * groups;
       const float* h = Row(b, l);
-      for (int g = 0; g < groups; ++g) {
-        if (rc[g] != qc[g]) continue;
+      ForEachMatch(rc, qc, groups, [&](int g) {
         float* s = sums + g * d;
         for (int64_t j = 0; j < d; ++j) s[j] += h[j];
-      }
+      });
     }
     float* y = out_->mutable_value() + b * d;
     std::fill(y, y + d, 0.0f);
@@ -125,11 +148,10 @@ void SdimSampling::Backward() {
       if (!accumulate) std::fill(dh, dh + d, 0.0f);
       if (l >= n) continue;
       const uint16_t* rc = row_codes_.data() + (static_cast<int64_t>(offsets_[b]) + l) * groups;
-      for (int g = 0; g < groups; ++g) {
-        if (rc[g] != qc[g]) continue;
+      ForEachMatch(rc, qc, groups, [&](int g) {
         const float* ds = d_sum_.data() + g * d;
         for (int64_t j = 0; j < d; ++j) dh[j] += ds[j];
-      }
+      });
     }
   }
 }

@@ -4,10 +4,10 @@
 //
 // m = num_hashes random hyperplanes r_1..r_m (SimHash / signed random
 // projections; N(0, 1) entries, fixed and not trained) give every vector x the
-// bits sign(<x, r_k>) > 0. They are taken tau = hash_bits at a time: G = m / tau
-// groups, and in group g a vector's code is the tau-bit number of bits
-// g*tau .. g*tau + tau - 1. For each sample with target (query) t and valid
-// history rows h_l:
+// bits <x, r_k> > 0. They are taken tau = hash_bits at a time: G = m / tau
+// groups, and in group g a vector's code is the tau-bit number whose bit k
+// (k < tau) is that of hyperplane k * G + g. For each sample with target
+// (query) t and valid history rows h_l:
 //
 //   s_g  = sum of the h_l whose group-g code equals t's group-g code
 //   u_g  = s_g / ||s_g||_2    (0 when no row matches)
@@ -66,7 +66,8 @@ class SdimSampling final : public SequencePooling {
   int num_hashes() const { return num_hashes_; }
   int hash_bits() const { return hash_bits_; }
   int num_groups() const { return num_hashes_ / hash_bits_; }
-  // [dim, num_hashes] row-major.
+  // [dim, num_hashes] row-major: column k * num_groups() + g is bit k of
+  // group g.
   const float* hyperplanes() const { return arena_->buffer(hyperplanes_); }
   ParamSlot hyperplanes_slot() const { return hyperplanes_; }
 

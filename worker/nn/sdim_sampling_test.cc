@@ -74,7 +74,7 @@ std::vector<double> Naive(const Fixture& f, const std::vector<float>& seq,
   const int m = f.sdim->num_hashes(), tau = f.sdim->hash_bits(), groups = m / tau;
   auto code = [&](const float* x, int g) {
     int c = 0;
-    for (int k = 0; k < tau; ++k) c |= (f.Projection(x, g * tau + k) > 0 ? 1 : 0) << k;
+    for (int k = 0; k < tau; ++k) c |= (f.Projection(x, k * groups + g) > 0 ? 1 : 0) << k;
     return c;
   };
   std::vector<double> out(kBatch * kDim, 0.0);
