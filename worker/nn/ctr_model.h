@@ -74,7 +74,8 @@ struct SequenceSpec {
 };
 
 // Not thread-safe: one model per training thread. Buffers are kept between
-// steps and resized only when the batch size changes.
+// steps and grow only with the batch size (DIN: with the batch's number of
+// valid history rows).
 class CtrModel {
  public:
   virtual ~CtrModel() = default;
@@ -89,11 +90,13 @@ class CtrModel {
   virtual void Forward(const ModelInput& in, bool training, float* logits) = 0;
 
   // After Forward(in, ...) on the same `in`: given d(loss)/d(logits) [B],
-  // overwrites grad->d_emb (and grad->d_linear) and adds the parameter
+  // overwrites grad->d_emb (and grad->d_linear, grad->d_seq_emb) and adds the parameter
   // gradients to params().grads() (the caller clears them with ZeroGrads()).
   virtual void Backward(const ModelInput& in, const float* d_logits, ModelInputGrad* grad) = 0;
 
-  // The dense parameters (values, grads) and buffers (running statistics).
+  // The dense parameters (values, grads) and buffers (running statistics;
+  // SDIM's fixed hyperplanes, identical on every worker built from the same
+  // seed).
   virtual ParameterArena& params() = 0;
 
   // 2 x multiply-adds of the forward pass per sample (for benchmarks).
