@@ -36,8 +36,8 @@ class DinAttention final : public SequencePooling {
  public:
   // The query of sample b is columns [query_offset, query_offset + dim) of
   // row b of `query` (a per-sample node, e.g. the field embeddings with
-  // query_offset = target_field * dim). `mlp.hidden_units` must be non-empty
-  // or empty (then a_l is one Linear); mlp.output_dim is ignored (always 1).
+  // query_offset = target_field * dim). `mlp.hidden_units` may be empty
+  // (a_l is then one Linear); mlp.output_dim is ignored (always 1).
   DinAttention(Graph* graph, Node* seq, int max_len, Node* query, int64_t query_offset,
                MlpOptions mlp);
 
