@@ -17,7 +17,8 @@
 namespace ctrps {
 namespace {
 
-constexpr size_t kBufferBytes = 1 << 20;
+// Per region and file; an export writes one file per table at a time.
+constexpr size_t kBufferBytes = 256 << 10;
 
 size_t ElementBytes(EmbDtype dtype) { return dtype == EmbDtype::kF16 ? 2 : 4; }
 

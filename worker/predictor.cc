@@ -119,7 +119,6 @@ void Predictor::Table::Lookup(uint64_t key, float* out) const {
 
 absl::StatusOr<std::unique_ptr<Predictor>> Predictor::Load(const std::string& export_dir) {
   std::unique_ptr<Predictor> p(new Predictor());
-  p->dir_ = export_dir;
   ASSIGN_OR_RETURN(p->manifest_, ReadExportManifest(export_dir));
   const std::string manifest_path = (fs::path(export_dir) / "manifest.pbtxt").string();
   const ExperimentConfig& config = p->manifest_.config();
@@ -198,19 +197,23 @@ absl::StatusOr<std::unique_ptr<Predictor>> Predictor::Load(const std::string& ex
     p->tables_.push_back(std::move(table));
   }
 
-  // The first context doubles as a check that the model loads.
-  ASSIGN_OR_RETURN(std::unique_ptr<Context> first, p->NewContext());
+  // The model made to check the sizes becomes the first pooled one.
+  ASSIGN_OR_RETURN(std::unique_ptr<Context> first, p->NewContext(std::move(*model)));
   p->Release(std::move(first));
   return p;
 }
 
 Predictor::~Predictor() = default;
 
-absl::StatusOr<std::unique_ptr<Predictor::Context>> Predictor::NewContext() const {
+absl::StatusOr<std::unique_ptr<Predictor::Context>> Predictor::NewContext(
+    std::unique_ptr<nn::CtrModel> model) const {
   const ExperimentConfig& config = manifest_.config();
   auto context = std::make_unique<Context>(*assembler_, config.data());
-  ASSIGN_OR_RETURN(context->model, nn::CreateModel(config.model(), assembler_->num_fields(),
-                                                   assembler_->dim(), config.train().seed()));
+  if (model == nullptr) {
+    ASSIGN_OR_RETURN(model, nn::CreateModel(config.model(), assembler_->num_fields(),
+                                            assembler_->dim(), config.train().seed()));
+  }
+  context->model = std::move(model);
   nn::ParameterArena& params = context->model->params();
   std::copy(dense_values_.begin(), dense_values_.end(), params.values().begin());
   std::copy(dense_buffers_.begin(), dense_buffers_.end(), params.buffers().begin());

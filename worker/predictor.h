@@ -31,6 +31,7 @@
 #include "worker/data/batch.h"
 #include "worker/embedding_file.h"
 #include "worker/feature_assembler.h"
+#include "worker/nn/ctr_model.h"
 
 namespace ctrps {
 
@@ -79,12 +80,13 @@ class Predictor {
   class Lease;
 
   Predictor() = default;
-  absl::StatusOr<std::unique_ptr<Context>> NewContext() const;
+  // A context with `model` (created here when null) holding the dense weights.
+  absl::StatusOr<std::unique_ptr<Context>> NewContext(
+      std::unique_ptr<nn::CtrModel> model = nullptr) const;
   absl::StatusOr<Lease> Acquire() const;
   void Release(std::unique_ptr<Context> context) const;
   absl::Status Score(Context& context, const Batch& batch, std::vector<float>* probs) const;
 
-  std::string dir_;
   ExportManifest manifest_;
   std::unique_ptr<FeatureAssembler> assembler_;  // copied into each context
   std::vector<Table> tables_;                    // in the assembler's table order

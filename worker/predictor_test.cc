@@ -8,7 +8,9 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "common/config.h"
 #include "gtest/gtest.h"
 #include "worker/export.h"
 #include "worker/half.h"
@@ -193,6 +195,36 @@ TEST_F(PredictorTest, Fp16ScoresUseHalfRoundedRows) {
   ASSERT_TRUE(got.ok()) << got.status();
   ExpectNear(*got, DirectScores(ckpt_, lines_, 0, true, Missing::kAsTraining), 1e-6f);
   ExpectNear(*got, DirectScores(ckpt_, lines_, 0, false, Missing::kAsTraining), 2e-3f);
+}
+
+TEST_F(PredictorTest, HeaderlessFormatScoresEveryLine) {
+  auto config = ParseExperimentConfig(R"(
+    table { name: "a" dim: 3 init { kind: UNIFORM scale: 0.5 } }
+    table { name: "b" dim: 3 min_count: 2 }
+    data {
+      format: LIBSVM
+      feature { name: "a" column_index: 0 }
+      feature { name: "b" column_index: 1 }
+    }
+    model { type: FM }
+  )",
+                                      "libsvm.pbtxt");
+  ASSERT_TRUE(config.ok()) << config.status();
+  std::vector<std::string> lines;
+  for (int i = 0; i < 60; ++i)
+    lines.push_back(absl::StrCat(i % 2, " ", i % 13, ":1 ", i % 7, ":1"));
+  root_ = NewTempDir();
+  ckpt_ = BuildCheckpoint(*config, root_ + "/ckpt", 1, lines, /*skip_every=*/4);
+  export_ = root_ + "/export";
+  ASSERT_TRUE(ExportFromCheckpoint(ckpt_.dir, export_, false, 0).ok());
+  auto predictor = Load();
+  ASSERT_NE(predictor, nullptr);
+  auto got = predictor->PredictLines(lines);
+  ASSERT_TRUE(got.ok()) << got.status();
+  ExpectNear(*got, DirectScores(ckpt_, lines, 0, false, Missing::kAsTraining), 1e-6f);
+  auto bad = predictor->PredictLines({lines[0], "1 x:y"});
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(bad.status().message().find("line 2: "), std::string::npos) << bad.status();
 }
 
 TEST_F(PredictorTest, ConcurrentPredictGivesIdenticalResults) {
