@@ -295,7 +295,11 @@ absl::Status PsServer::HandleRequest(const RequestHeader& header, std::vector<zm
     return absl::InvalidArgumentError(absl::StrFormat("push: learning_rate_scale must be in (0, 1], got %g",
                                                       header.learning_rate_scale()));
   }
-  return t->Push({keys, n}, grads, counts, step, header.learning_rate_scale());
+  if (!(header.batch_fraction() > 0 && header.batch_fraction() <= 1)) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("push: batch_fraction must be in (0, 1], got %g", header.batch_fraction()));
+  }
+  return t->Push({keys, n}, grads, counts, step, header.learning_rate_scale(), header.batch_fraction());
 }
 
 absl::Status PsServer::Save(const std::string& dir, ReplyHeader* reply) {
@@ -313,7 +317,7 @@ absl::Status PsServer::Save(const std::string& dir, ReplyHeader* reply) {
   RETURN_IF_ERROR(store_->Checkpoint(dir));
   reply->set_rows(rows);
   reply->set_seconds(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-  LOG(INFO) << "server " << options_.shard << ": checkpoint " << dir << ": " << rows << " rows written in "
+  VLOG(1) << "server " << options_.shard << ": checkpoint " << dir << ": " << rows << " rows written in "
             << reply->seconds() << " s";
   return absl::OkStatus();
 }

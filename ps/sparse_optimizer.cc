@@ -12,8 +12,8 @@ namespace {
 class Sgd final : public SparseOptimizer {
  public:
   Sgd(const SparseOptimizerConfig& c, int dim) : SparseOptimizer(c, dim, 0) {}
-  void Update(float* w, float*, const float* g, uint32_t, float lr) const override {
-    const float l2 = config_.l2();
+  void Update(float* w, float*, const float* g, uint32_t, float lr, float fraction) const override {
+    const float l2 = config_.l2() * fraction;
     for (int i = 0; i < dim_; ++i) w[i] -= lr * (g[i] + l2 * w[i]);
   }
 };
@@ -24,8 +24,8 @@ class Adagrad final : public SparseOptimizer {
   void InitState(float* state) const override {
     for (int i = 0; i < dim_; ++i) state[i] = config_.initial_accumulator();
   }
-  void Update(float* w, float* acc, const float* g, uint32_t, float lr) const override {
-    const float l2 = config_.l2(), eps = config_.epsilon();
+  void Update(float* w, float* acc, const float* g, uint32_t, float lr, float fraction) const override {
+    const float l2 = config_.l2() * fraction, eps = config_.epsilon();
     for (int i = 0; i < dim_; ++i) {
       float gi = g[i] + l2 * w[i];
       acc[i] += gi * gi;
@@ -37,12 +37,12 @@ class Adagrad final : public SparseOptimizer {
 class Adam final : public SparseOptimizer {
  public:
   Adam(const SparseOptimizerConfig& c, int dim) : SparseOptimizer(c, dim, 2 * dim) {}
-  void Update(float* w, float* state, const float* g, uint32_t step, float lr) const override {
-    const float l2 = config_.l2(), eps = config_.epsilon();
+  void Update(float* w, float* state, const float* g, uint32_t step, float lr, float fraction) const override {
+    const float l2 = config_.l2() * fraction, eps = config_.epsilon();
     const float b1 = config_.beta1(), b2 = config_.beta2();
     const float c1 = 1.0f - std::pow(b1, static_cast<float>(step));
     const float c2 = 1.0f - std::pow(b2, static_cast<float>(step));
-    const float step_size = lr / c1;
+    const float step_size = lr * fraction / c1;
     const float inv_sqrt_c2 = 1.0f / std::sqrt(c2);
     float* m = state;
     float* v = state + dim_;
@@ -59,7 +59,7 @@ class Adam final : public SparseOptimizer {
 class Ftrl final : public SparseOptimizer {
  public:
   Ftrl(const SparseOptimizerConfig& c, int dim) : SparseOptimizer(c, dim, 2 * dim) {}
-  void Update(float* w, float* state, const float* g, uint32_t, float alpha) const override {
+  void Update(float* w, float* state, const float* g, uint32_t, float alpha, float) const override {
     const float beta = config_.ftrl_beta();
     const float l1 = config_.l1(), l2 = config_.l2();
     float* z = state;

@@ -32,7 +32,10 @@ class SparseOptimizer {
   // row's update count including this one (1 for the first update), used by
   // Adam's bias correction. `lr` is the learning rate to use (the config's,
   // possibly scaled down on a plateau).
-  virtual void Update(float* w, float* state, const float* g, uint32_t step, float lr) const = 0;
+  // `fraction` (0, 1] is the share of a global step this update carries
+  // (see RequestHeader.batch_fraction): it scales L2, and Adam's step.
+  virtual void Update(float* w, float* state, const float* g, uint32_t step, float lr,
+                      float fraction = 1.0f) const = 0;
 
   float learning_rate() const { return config_.learning_rate(); }
 

@@ -405,19 +405,20 @@ absl::Status SparseTable::PullBlock(std::span<const uint64_t> keys, float* out) 
 
 absl::Status SparseTable::Push(std::span<const uint64_t> all_keys, const float* all_grads,
                                const uint32_t* all_counts, uint64_t global_step,
-                               float learning_rate_scale) {
+                               float learning_rate_scale, float batch_fraction) {
   const float lr = optimizer_->learning_rate() * learning_rate_scale;
   for (size_t at = 0; at < all_keys.size(); at += kBlockKeys) {
     const size_t n = std::min(kBlockKeys, all_keys.size() - at);
     RETURN_IF_ERROR(PushBlock(all_keys.subspan(at, n), all_grads + at * dim_,
-                              all_counts != nullptr ? all_counts + at : nullptr, global_step, lr));
+                              all_counts != nullptr ? all_counts + at : nullptr, global_step, lr, batch_fraction));
   }
   pushed_keys_.fetch_add(all_keys.size(), std::memory_order_relaxed);
   return absl::OkStatus();
 }
 
 absl::Status SparseTable::PushBlock(std::span<const uint64_t> keys, const float* grads,
-                                    const uint32_t* counts, uint64_t global_step, float lr) {
+                                    const uint32_t* counts, uint64_t global_step, float lr,
+                                    float fraction) {
   Scratch& scratch = tls_scratch;
   GroupByStripe(scratch, keys, StripeOf);
   scratch.slots.resize(keys.size());
@@ -495,7 +496,7 @@ absl::Status SparseTable::PushBlock(std::span<const uint64_t> keys, const float*
       meta->updates += 1;
       meta->last_step = step32;
       meta->last_sec = now;
-      optimizer_->Update(w, w + dim_, grads + static_cast<size_t>(pos) * dim_, meta->updates, lr);
+      optimizer_->Update(w, w + dim_, grads + static_cast<size_t>(pos) * dim_, meta->updates, lr, fraction);
       meta->flags |= kReferenced | kDirty;
     }
     RETURN_IF_ERROR(SpillIfOver(s));

@@ -90,7 +90,7 @@ class SparseTable {
   // says how many samples used the key, for admission and statistics.
   // Creates rows for admitted keys; a key not yet admitted is only counted.
   absl::Status Push(std::span<const uint64_t> keys, const float* grads, const uint32_t* counts,
-                    uint64_t global_step, float learning_rate_scale = 1.0f);
+                    uint64_t global_step, float learning_rate_scale = 1.0f, float batch_fraction = 1.0f);
 
   // Drops rows not updated within the TTL. Returns rows dropped.
   absl::StatusOr<uint64_t> EvictExpired(uint64_t global_step);
@@ -129,7 +129,7 @@ class SparseTable {
   }
   absl::Status PullBlock(std::span<const uint64_t> keys, float* out);
   absl::Status PushBlock(std::span<const uint64_t> keys, const float* grads, const uint32_t* counts,
-                         uint64_t global_step, float lr);
+                         uint64_t global_step, float lr, float fraction);
   RowMeta* MetaOf(const Stripe& s, uint32_t slot) const;
   float* WeightsOf(const Stripe& s, uint32_t slot) const;
   uint32_t AllocSlot(Stripe& s, uint64_t key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);

@@ -19,6 +19,8 @@ DEFINE_string(config, "", "experiment file (conf/<name>.pbtxt)");
 DEFINE_bool(mpi, false, "started by mpirun after the servers");
 DEFINE_string(run_dir, "", "run directory for logs, metrics and checkpoints (default runs/<config name>)");
 DEFINE_bool(shutdown_servers, true, "ask the servers to exit when training ends");
+DEFINE_bool(resume, false, "continue from the newest complete checkpoint");
+DEFINE_string(resume_from, "", "continue from this checkpoint directory");
 DEFINE_bool(print_cluster, false, "print \"num_servers num_workers\" from the config and exit (for the launcher)");
 
 namespace ctrps {
@@ -75,6 +77,8 @@ int Main(int argc, char** argv, const std::vector<std::string>& overrides) {
   to.num_workers = workers;
   to.comm = mpi ? mpi->workers() : MPI_COMM_NULL;
   to.client = client->get();
+  to.resume = FLAGS_resume;
+  to.resume_from = FLAGS_resume_from;
   auto trainer = Trainer::Create(to);
   absl::Status status = trainer.ok() ? trainer->get()->Run().status() : trainer.status();
   if (!status.ok()) {

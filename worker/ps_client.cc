@@ -151,18 +151,19 @@ absl::Status PsClient::Start() {
 
 PsFuture PsClient::Pull(const std::string& table, std::span<const uint64_t> keys, int dim, float* out,
                         uint64_t global_step) {
-  return Submit(OP_PULL, table, keys, dim, out, nullptr, nullptr, global_step, 1.0f);
+  return Submit(OP_PULL, table, keys, dim, out, nullptr, nullptr, global_step, 1.0f, 1.0f);
 }
 
 PsFuture PsClient::Push(const std::string& table, std::span<const uint64_t> keys, int dim,
                         const float* grads, const uint32_t* counts, uint64_t global_step,
-                        float learning_rate_scale) {
-  return Submit(OP_PUSH, table, keys, dim, nullptr, grads, counts, global_step, learning_rate_scale);
+                        float learning_rate_scale, float batch_fraction) {
+  return Submit(OP_PUSH, table, keys, dim, nullptr, grads, counts, global_step, learning_rate_scale,
+                batch_fraction);
 }
 
 PsFuture PsClient::Submit(Op op, const std::string& table, std::span<const uint64_t> keys, int dim,
                           float* out, const float* grads, const uint32_t* counts,
-                          uint64_t global_step, float learning_rate_scale) {
+                          uint64_t global_step, float learning_rate_scale, float batch_fraction) {
   auto req = std::make_shared<Request>();
   req->id = next_id_.fetch_add(1);
   req->op = op;
@@ -187,6 +188,7 @@ PsFuture PsClient::Submit(Op op, const std::string& table, std::span<const uint6
     h.set_global_step(global_step);
     if (counts != nullptr) h.set_has_counts(true);
     if (learning_rate_scale != 1.0f) h.set_learning_rate_scale(learning_rate_scale);
+    if (batch_fraction != 1.0f) h.set_batch_fraction(batch_fraction);
     return zmq::message_t(h.SerializeAsString());
   };
   if (S == 1) {
@@ -219,14 +221,17 @@ PsFuture PsClient::Submit(Op op, const std::string& table, std::span<const uint6
       p.positions.reserve(p.num_keys);
       p.frames.push_back(header_frame(p.num_keys));
       p.frames.emplace_back(p.num_keys * sizeof(uint64_t));
-      key_dst[s] = static_cast<uint64_t*>(p.frames.back().data());
       if (op == OP_PUSH) {
         p.frames.emplace_back(p.num_keys * row_bytes);
-        grad_dst[s] = static_cast<char*>(p.frames.back().data());
-        if (counts != nullptr) {
-          p.frames.emplace_back(p.num_keys * sizeof(uint32_t));
-          count_dst[s] = static_cast<uint32_t*>(p.frames.back().data());
-        }
+        if (counts != nullptr) p.frames.emplace_back(p.num_keys * sizeof(uint32_t));
+      }
+      // Pointers only once the vector is complete: ZeroMQ keeps messages of
+      // up to 33 bytes inside the message object, so a frame's data moves
+      // when the vector grows.
+      key_dst[s] = static_cast<uint64_t*>(p.frames[1].data());
+      if (op == OP_PUSH) {
+        grad_dst[s] = static_cast<char*>(p.frames[2].data());
+        if (counts != nullptr) count_dst[s] = static_cast<uint32_t*>(p.frames[3].data());
       }
     }
     for (size_t i = 0; i < keys.size(); ++i) {

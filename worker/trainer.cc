@@ -10,16 +10,22 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/checkpoint_manifest.h"
 #include "common/config.h"
 #include "common/model_tables.h"
 #include "common/status.h"
 #include "worker/nn/bce_loss.h"
+#include "ps/sparse_optimizer.h"
 #include "worker/nn/metrics.h"
 
 namespace ctrps {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+double NowSeconds() {
+  return std::chrono::duration<double>(Clock::now().time_since_epoch()).count();
+}
 
 constexpr absl::Duration kReaderWait = absl::Seconds(30);
 
@@ -121,6 +127,8 @@ absl::Status Trainer::Init() {
     slot->counts.resize(n);
     slots_.push_back(std::move(slot));
   }
+  checkpoint_root_ = config_.checkpoint().dir();
+  if (checkpoint_root_.empty()) checkpoint_root_ = absl::StrCat(options_.run_dir.empty() ? "." : options_.run_dir, "/checkpoints");
   if (options_.worker_index == 0 && !options_.run_dir.empty()) {
     std::error_code ec;
     std::filesystem::create_directories(options_.run_dir, ec);
@@ -210,28 +218,40 @@ absl::StatusOr<double> Trainer::TrainStep(Slot& slot) {
     }
     slot.counts[t].assign(tk.counts.begin(), tk.counts.end());
     slot.pushes[t] = options_.client->Push(assembler_->table_names()[t], tk.unique_keys, sd, g, slot.counts[t].data(),
-                                           global_step_, lr_scale_);
+                                           global_step_, lr_scale_, push_scale);
   }
   return loss;
 }
 
-absl::StatusOr<int64_t> Trainer::DenseStep(int local_samples) {
+absl::StatusOr<int64_t> Trainer::DenseStep(int local_samples, bool* checkpoint_due) {
   auto grads = model_->params().grads();
+  const CheckpointConfig& ckpt = config_.checkpoint();
+  // The chief's clock decides time-based checkpoints; the flag rides on the
+  // gradient allreduce so every worker agrees without another collective.
+  bool due = options_.worker_index == 0 && ckpt.every_seconds() > 0 &&
+             NowSeconds() - last_checkpoint_time_ >= ckpt.every_seconds();
   int64_t total = local_samples;
   if (options_.num_workers > 1) {
-    // Sum of (samples x local mean gradient) and of samples, in one call.
-    reduce_buffer_.resize(grads.size() + 1);
+    // Sum of (samples x local mean gradient), of samples, and the flag.
+    reduce_buffer_.resize(grads.size() + 2);
     for (size_t i = 0; i < grads.size(); ++i) reduce_buffer_[i] = grads[i] * local_samples;
-    reduce_buffer_.back() = static_cast<float>(local_samples);
+    reduce_buffer_[grads.size()] = static_cast<float>(local_samples);
+    reduce_buffer_[grads.size() + 1] = due ? 1.0f : 0.0f;
     MPI_Allreduce(MPI_IN_PLACE, reduce_buffer_.data(), static_cast<int>(reduce_buffer_.size()), MPI_FLOAT,
                   MPI_SUM, options_.comm);
-    total = static_cast<int64_t>(std::llround(reduce_buffer_.back()));
-    if (total == 0) return 0;
-    const float inv = 1.0f / static_cast<float>(total);
-    for (size_t i = 0; i < grads.size(); ++i) grads[i] = reduce_buffer_[i] * inv;
+    total = static_cast<int64_t>(std::llround(reduce_buffer_[grads.size()]));
+    due = reduce_buffer_[grads.size() + 1] > 0;
+    if (total > 0) {
+      const float inv = 1.0f / static_cast<float>(total);
+      for (size_t i = 0; i < grads.size(); ++i) grads[i] = reduce_buffer_[i] * inv;
+    }
   }
-  if (total == 0) return 0;
+  if (total == 0) {
+    *checkpoint_due = false;
+    return 0;
+  }
   optimizer_->Step(model_->params().values(), grads);
+  *checkpoint_due = due || (ckpt.every_steps() > 0 && (global_step_ + 1) % ckpt.every_steps() == 0);
   return total;
 }
 
@@ -342,6 +362,8 @@ absl::StatusOr<TrainSummary> Trainer::Run() {
   ASSIGN_OR_RETURN(ReaderOptions ro,
                    MakeReaderOptions(config_, Split::kTrain, options_.worker_index, options_.num_workers));
   ro.batch_size = local_batch_;
+  if (options_.resume || !options_.resume_from.empty()) RETURN_IF_ERROR(Restore(&ro));
+  last_checkpoint_time_ = NowSeconds();
   const bool has_valid = config_.data().valid_size() > 0 && !train.skip_eval();
   const bool has_test = config_.data().test_size() > 0 && !train.skip_eval();
   int64_t steps_per_epoch = 0;
@@ -349,24 +371,24 @@ absl::StatusOr<TrainSummary> Trainer::Run() {
     const int64_t lines = CountLines(ro.files, config_.data().format() == DataConfig::CSV);
     steps_per_epoch = (lines + train.batch_size() - 1) / train.batch_size();
     std::printf("[train] %s: model %s, %d worker(s), global batch %d, %lld train lines (%lld steps/epoch), "
-                "up to %d epoch(s)\n",
+                "up to %d epoch(s)%s\n",
                 config_.name().c_str(), ModelConfig::Type_Name(config_.model().type()).c_str(),
                 options_.num_workers, train.batch_size(), static_cast<long long>(lines),
-                static_cast<long long>(steps_per_epoch), train.epochs());
+                static_cast<long long>(steps_per_epoch), train.epochs(),
+                epochs_done_ > 0 || global_step_ > 0
+                    ? absl::StrFormat(", resuming at step %d (epoch %d)", global_step_, epochs_done_ + 1).c_str()
+                    : "");
     std::fflush(stdout);
   }
   Reader reader(config_.data(), ro);
   RETURN_IF_ERROR(reader.Start());
 
-  TrainSummary summary;
   const auto start = Clock::now();
-  double best_monitor = -1e300;
-  int bad_epochs = 0;
-  bool stop = false;
+  bool stop = train.patience() > 0 && bad_epochs_ >= train.patience();
   int64_t train_samples = 0;
   double train_seconds = 0;
   const size_t depth = slots_.size();
-  for (int epoch = 1; epoch <= train.epochs() && !stop; ++epoch) {
+  for (int epoch = epochs_done_ + 1; epoch <= train.epochs() && !stop; ++epoch) {
     // Fill the pipeline: item i of the epoch lives in slot i % depth.
     size_t head = 0, filled = 0;
     bool local_done = false;  // this worker reached its end of epoch
@@ -391,15 +413,18 @@ absl::StatusOr<TrainSummary> Trainer::Run() {
         Slot& s = *slots_[head % depth];
         ASSIGN_OR_RETURN(double loss, TrainStep(s));
         local_samples = s.batch.size;
+        last_position_ = s.batch.position;
         loss_sum += loss;
         ++loss_count;
         ++head;
       }
-      ASSIGN_OR_RETURN(int64_t step_samples, DenseStep(local_samples));
+      bool checkpoint_due = false;
+      ASSIGN_OR_RETURN(int64_t step_samples, DenseStep(local_samples, &checkpoint_due));
       if (step_samples == 0) break;  // every worker is at its end of epoch
       ++global_step_;
       ++epoch_steps;
       epoch_samples += step_samples;
+      samples_trained_ += step_samples;
       if (talk && (epoch_steps % std::max(1, train.log_every_steps()) == 0 || Seconds(last_log) > 30)) {
         const double secs = Seconds(epoch_start);
         const double rate = epoch_samples / std::max(secs, 1e-9);
@@ -412,6 +437,7 @@ absl::StatusOr<TrainSummary> Trainer::Run() {
         loss_sum = 0;
         loss_count = 0;
       }
+      if (checkpoint_due) RETURN_IF_ERROR(SaveCheckpoint());
       if (train.max_steps() > 0 && global_step_ >= train.max_steps()) {
         stop = true;
         break;
@@ -421,57 +447,65 @@ absl::StatusOr<TrainSummary> Trainer::Run() {
     const double epoch_secs = Seconds(epoch_start);
     train_samples += epoch_samples;
     train_seconds += epoch_secs;
-    summary.epochs_run = epoch;
+    summary_.epochs_run = epoch;
     if (stop) {
       for (auto& s : slots_) s->Drain();
-      reader.Stop();
       break;
     }
     // The reader's next item starts the next epoch; the pipeline is empty.
-    if (!has_valid) continue;
-    ASSIGN_OR_RETURN(EvalResult valid, Evaluate(Split::kValid));
-    const double rate = epoch_samples / std::max(epoch_secs, 1e-9);
-    RETURN_IF_ERROR(Log(absl::StrFormat(
-        R"({"epoch": %d, "step": %d, "split": "valid", "auc": %.6f, "logloss": %.6f, "samples": %d, "samples_per_sec": %.1f})",
-        epoch, global_step_, valid.auc, valid.logloss, valid.samples, rate)));
-    const double monitor = MonitorValue(valid);
-    const bool improved = monitor > best_monitor + 1e-6;
-    if (talk) {
-      std::printf("[valid] epoch %d: AUC %.6f logloss %.6f (%lld samples)%s\n", epoch, valid.auc, valid.logloss,
-                  static_cast<long long>(valid.samples), improved ? " *best" : "");
-      std::fflush(stdout);
+    if (has_valid) {
+      ASSIGN_OR_RETURN(EvalResult valid, Evaluate(Split::kValid));
+      const double rate = epoch_samples / std::max(epoch_secs, 1e-9);
+      RETURN_IF_ERROR(Log(absl::StrFormat(
+          R"({"epoch": %d, "step": %d, "split": "valid", "auc": %.6f, "logloss": %.6f, "samples": %d, "samples_per_sec": %.1f})",
+          epoch, global_step_, valid.auc, valid.logloss, valid.samples, rate)));
+      const double monitor = MonitorValue(valid);
+      const bool improved = monitor > best_monitor_ + 1e-6;
+      if (talk) {
+        std::printf("[valid] epoch %d: AUC %.6f logloss %.6f (%lld samples)%s\n", epoch, valid.auc, valid.logloss,
+                    static_cast<long long>(valid.samples), improved ? " *best" : "");
+        std::fflush(stdout);
+      }
+      if (improved) {
+        best_monitor_ = monitor;
+        bad_epochs_ = 0;
+        summary_.best_epoch = epoch;
+        summary_.best_valid = valid;
+        if (has_test) {
+          ASSIGN_OR_RETURN(summary_.test, Evaluate(Split::kTest));
+          summary_.has_test = true;
+        }
+      } else {
+        ++bad_epochs_;
+        if (train.plateau_lr_factor() > 1) {
+          // FuxiCTR's reduce-on-plateau: both dense and sparse learning
+          // rates, floored at 1e-6 of the dense rate.
+          const float floor = 1e-6f / std::max(1e-12f, train.dense_optimizer().learning_rate());
+          lr_scale_ = std::max(floor, lr_scale_ / train.plateau_lr_factor());
+          optimizer_->set_learning_rate(train.dense_optimizer().learning_rate() * lr_scale_);
+          if (talk) std::printf("[train] no improvement: learning rates x%g\n", lr_scale_);
+        }
+        if (train.patience() > 0 && bad_epochs_ >= train.patience()) {
+          if (talk) std::printf("[train] early stop after epoch %d (best epoch %d)\n", epoch, summary_.best_epoch);
+          stop = true;
+        }
+      }
     }
-    if (improved) {
-      best_monitor = monitor;
-      bad_epochs = 0;
-      summary.best_epoch = epoch;
-      summary.best_valid = valid;
-      if (has_test) {
-        ASSIGN_OR_RETURN(summary.test, Evaluate(Split::kTest));
-        summary.has_test = true;
-      }
-    } else {
-      ++bad_epochs;
-      if (train.plateau_lr_factor() > 1) {
-        // FuxiCTR's reduce-on-plateau: both dense and sparse learning rates,
-        // floored at 1e-6 of the dense rate.
-        const float floor = 1e-6f / std::max(1e-12f, train.dense_optimizer().learning_rate());
-        lr_scale_ = std::max(floor, lr_scale_ / train.plateau_lr_factor());
-        optimizer_->set_learning_rate(train.dense_optimizer().learning_rate() * lr_scale_);
-        if (talk) std::printf("[train] no improvement: learning rates x%g\n", lr_scale_);
-      }
-      if (train.patience() > 0 && bad_epochs >= train.patience()) {
-        if (talk) std::printf("[train] early stop after epoch %d (best epoch %d)\n", epoch, summary.best_epoch);
-        stop = true;
-      }
+    epochs_done_ = epoch;
+    if (config_.checkpoint().every_epochs() > 0 && epoch % config_.checkpoint().every_epochs() == 0 && !stop &&
+        epoch < train.epochs()) {
+      RETURN_IF_ERROR(SaveCheckpoint());
     }
   }
   reader.Stop();
   if (!has_valid && has_test) {
-    ASSIGN_OR_RETURN(summary.test, Evaluate(Split::kTest));
-    summary.has_test = true;
+    ASSIGN_OR_RETURN(summary_.test, Evaluate(Split::kTest));
+    summary_.has_test = true;
   }
+  if (config_.checkpoint().at_end()) RETURN_IF_ERROR(SaveCheckpoint());
+  TrainSummary summary = summary_;
   summary.steps = global_step_;
+  summary.samples_trained = samples_trained_;
   summary.seconds = Seconds(start);
   summary.train_samples_per_sec = train_samples / std::max(train_seconds, 1e-9);
   if (summary.has_test) {
@@ -484,10 +518,11 @@ absl::StatusOr<TrainSummary> Trainer::Run() {
     out << absl::StrFormat(
         R"({"config": "%s", "model": "%s", "workers": %d, "epochs_run": %d, "best_epoch": %d, "steps": %d, )"
         R"("valid_auc": %.6f, "valid_logloss": %.6f, "test_auc": %.6f, "test_logloss": %.6f, )"
-        R"("train_samples_per_sec": %.1f, "seconds": %.1f})",
+        R"("samples_trained": %d, "train_samples_per_sec": %.1f, "seconds": %.1f, "checkpoint": "%s"})",
         config_.name(), ModelConfig::Type_Name(config_.model().type()), options_.num_workers, summary.epochs_run,
         summary.best_epoch, summary.steps, summary.best_valid.auc, summary.best_valid.logloss, summary.test.auc,
-        summary.test.logloss, summary.train_samples_per_sec, summary.seconds)
+        summary.test.logloss, summary.samples_trained, summary.train_samples_per_sec, summary.seconds,
+        last_checkpoint_)
         << "\n";
   }
   if (talk) {
@@ -500,6 +535,256 @@ absl::StatusOr<TrainSummary> Trainer::Run() {
     std::fflush(stdout);
   }
   return summary;
+}
+
+absl::Status Trainer::AgreeOnStatus(const absl::Status& chief_status) {
+  if (options_.num_workers <= 1) return chief_status;
+  std::string message(chief_status.message());
+  int header[2] = {static_cast<int>(chief_status.code()), static_cast<int>(message.size())};
+  MPI_Bcast(header, 2, MPI_INT, 0, options_.comm);
+  message.resize(header[1]);
+  MPI_Bcast(message.data(), header[1], MPI_CHAR, 0, options_.comm);
+  return absl::Status(static_cast<absl::StatusCode>(header[0]), message);
+}
+
+absl::Status Trainer::SaveCheckpoint() {
+  const auto start = Clock::now();
+  // Every push of every worker is applied before any server saves, so each
+  // row's weights and optimizer state come from one instant.
+  for (auto& s : slots_) s->Drain();
+  const int W = options_.num_workers;
+  int64_t mine[4] = {last_position_.epoch, last_position_.file, last_position_.line, last_position_.skip};
+  if (last_position_.epoch < epochs_done_) mine[0] = epochs_done_, mine[1] = 0, mine[2] = 0, mine[3] = 0;
+  std::vector<int64_t> positions(4 * W);
+  if (W > 1) {
+    MPI_Gather(mine, 4, MPI_INT64_T, positions.data(), 4, MPI_INT64_T, 0, options_.comm);
+  } else {
+    std::copy(mine, mine + 4, positions.begin());
+  }
+  absl::Status status;
+  const std::string dir = absl::StrCat(checkpoint_root_, "/ckpt-", global_step_);
+  if (options_.worker_index == 0) {
+    status = [&]() -> absl::Status {
+      if (auto existing = ReadCheckpointManifest(dir); existing.ok()) {
+        // Taken at this step already (say, periodically on the last step):
+        // rows and dense state are the same; bring the rest up to date.
+        existing->set_epochs_done(epochs_done_);
+        existing->clear_position();
+        for (int w = 0; w < W; ++w) {
+          ReaderPositionProto* p = existing->add_position();
+          p->set_epoch(positions[4 * w]);
+          p->set_file(positions[4 * w + 1]);
+          p->set_line(positions[4 * w + 2]);
+          p->set_skip(positions[4 * w + 3]);
+        }
+        existing->set_best_monitor(best_monitor_);
+        existing->set_bad_epochs(bad_epochs_);
+        existing->set_best_epoch(summary_.best_epoch);
+        existing->set_best_valid_auc(summary_.best_valid.auc);
+        existing->set_best_valid_logloss(summary_.best_valid.logloss);
+        if (summary_.has_test) {
+          existing->set_test_auc(summary_.test.auc);
+          existing->set_test_logloss(summary_.test.logloss);
+        }
+        existing->set_learning_rate_scale(lr_scale_);
+        return WriteCheckpointManifest(dir, *existing);
+      }
+      std::error_code ec;
+      std::filesystem::remove_all(dir, ec);  // leftovers of an interrupted attempt
+      std::filesystem::create_directories(dir, ec);
+      if (ec) return absl::UnavailableError(absl::StrCat(dir, ": cannot create: ", ec.message()));
+      ASSIGN_OR_RETURN(std::vector<uint64_t> rows, options_.client->Save(dir, absl::Minutes(30)));
+      CheckpointManifest m;
+      m.set_global_step(global_step_);
+      m.set_epochs_done(epochs_done_);
+      *m.mutable_config() = config_;
+      m.set_config_fingerprint(ConfigFingerprint(config_));
+      m.set_num_servers(options_.client->num_shards());
+      m.set_num_workers(W);
+      const std::vector<TableConfig> tables = ServerTables(config_);
+      for (size_t i = 0; i < tables.size(); ++i) {
+        CheckpointTable* t = m.add_table();
+        t->set_name(tables[i].name());
+        t->set_id(i);
+        t->set_dim(tables[i].dim());
+        auto opt = SparseOptimizer::Create(tables[i].optimizer(), tables[i].dim());
+        t->set_state_dim(opt.ok() ? (*opt)->state_dim() : 0);
+      }
+      // Dense: values, buffers, optimizer state.
+      auto& arena = model_->params();
+      auto state = optimizer_->state();
+      std::string dense;
+      dense.append(reinterpret_cast<const char*>(arena.values().data()), arena.values().size_bytes());
+      dense.append(reinterpret_cast<const char*>(arena.buffers().data()), arena.buffers().size_bytes());
+      dense.append(reinterpret_cast<const char*>(state.data()), state.size_bytes());
+      RETURN_IF_ERROR(WriteFileAtomically(dir + "/dense.bin", dense));
+      m.mutable_dense()->set_path("dense.bin");
+      m.mutable_dense()->set_bytes(dense.size());
+      m.mutable_dense()->set_crc32c(Crc32c(dense));
+      m.set_dense_values(arena.values().size());
+      m.set_dense_buffers(arena.buffers().size());
+      m.set_optimizer_state(state.size());
+      m.set_optimizer_step(optimizer_->step());
+      m.set_learning_rate_scale(lr_scale_);
+      for (int w = 0; w < W; ++w) {
+        ReaderPositionProto* p = m.add_position();
+        p->set_epoch(positions[4 * w]);
+        p->set_file(positions[4 * w + 1]);
+        p->set_line(positions[4 * w + 2]);
+        p->set_skip(positions[4 * w + 3]);
+      }
+      m.set_samples_trained(samples_trained_);
+      m.set_best_monitor(best_monitor_);
+      m.set_bad_epochs(bad_epochs_);
+      m.set_best_epoch(summary_.best_epoch);
+      m.set_best_valid_auc(summary_.best_valid.auc);
+      m.set_best_valid_logloss(summary_.best_valid.logloss);
+      if (summary_.has_test) {
+        m.set_test_auc(summary_.test.auc);
+        m.set_test_logloss(summary_.test.logloss);
+      }
+      uint64_t written = 0;
+      for (uint64_t r : rows) written += r;
+      m.set_rows_written(written);
+      m.set_previous(last_checkpoint_);
+      for (const auto& entry : std::filesystem::recursive_directory_iterator(dir, ec)) {
+        if (!entry.is_regular_file()) continue;
+        CheckpointFile* f = m.add_file();
+        f->set_path(std::filesystem::relative(entry.path(), dir).string());
+        f->set_bytes(entry.file_size());
+      }
+      m.set_seconds(Seconds(start));
+      RETURN_IF_ERROR(WriteCheckpointManifest(dir, m));  // the checkpoint exists from here on
+      // Only now may older ones go.
+      std::vector<std::string> all = ListCheckpoints(checkpoint_root_);
+      for (size_t i = std::max(1, config_.checkpoint().keep()); i < all.size(); ++i) {
+        std::filesystem::remove_all(all[i], ec);
+      }
+      if (!options_.quiet) {
+        std::printf("[checkpoint] %s: step %lld, %llu rows written, %.2f s\n", dir.c_str(),
+                    static_cast<long long>(global_step_), static_cast<unsigned long long>(written), Seconds(start));
+        std::fflush(stdout);
+      }
+      return absl::OkStatus();
+    }();
+  }
+  RETURN_IF_ERROR(AgreeOnStatus(status));
+  last_checkpoint_ = dir;
+  last_checkpoint_time_ = NowSeconds();
+  return absl::OkStatus();
+}
+
+absl::Status Trainer::ValidateCheckpoint(const std::string& dir, CheckpointManifest* manifest) {
+  ASSIGN_OR_RETURN(*manifest, ReadCheckpointManifest(dir));
+  if (manifest->config_fingerprint() != ConfigFingerprint(config_)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        dir, ": written for another config (its tables, features or model differ from ", config_.name(), "'s)"));
+  }
+  for (const CheckpointFile& f : manifest->file()) {
+    const std::string path = absl::StrCat(dir, "/", f.path());
+    std::error_code ec;
+    const uint64_t size = std::filesystem::file_size(path, ec);
+    if (ec) return absl::DataLossError(absl::StrCat(path, ": missing"));
+    if (size != f.bytes()) {
+      return absl::DataLossError(absl::StrFormat("%s: %d bytes, the manifest says %d", path, size, f.bytes()));
+    }
+  }
+  std::ifstream in(absl::StrCat(dir, "/dense.bin"), std::ios::binary);
+  std::string dense((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (dense.size() != manifest->dense().bytes() || Crc32c(dense) != manifest->dense().crc32c()) {
+    return absl::DataLossError(absl::StrCat(dir, "/dense.bin: checksum mismatch (damaged)"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> Trainer::PickCheckpoint() {
+  if (!options_.resume_from.empty()) {
+    CheckpointManifest m;
+    RETURN_IF_ERROR(ValidateCheckpoint(options_.resume_from, &m));
+    return options_.resume_from;
+  }
+  std::vector<std::string> all = ListCheckpoints(checkpoint_root_);
+  if (all.empty()) return absl::NotFoundError(absl::StrCat("--resume: no complete checkpoint in ", checkpoint_root_));
+  CheckpointManifest m;
+  absl::Status newest = ValidateCheckpoint(all[0], &m);
+  if (newest.ok()) return all[0];
+  for (size_t i = 1; i < all.size(); ++i) {
+    if (ValidateCheckpoint(all[i], &m).ok()) {
+      return absl::Status(newest.code(),
+                          absl::StrCat("the newest checkpoint is refused: ", newest.message(),
+                                       ". The next older one is whole: resume from it with --resume_from ", all[i]));
+    }
+  }
+  return absl::Status(newest.code(), absl::StrCat("the newest checkpoint is refused: ", newest.message(),
+                                                  "; no older checkpoint is whole"));
+}
+
+absl::Status Trainer::Restore(ReaderOptions* reader_options) {
+  std::string dir;
+  absl::Status status;
+  if (options_.worker_index == 0) {
+    auto picked = PickCheckpoint();
+    status = picked.status();
+    if (picked.ok()) {
+      dir = *picked;
+      auto manifest = ReadCheckpointManifest(dir);
+      if (manifest.ok() && manifest->num_workers() != static_cast<uint32_t>(options_.num_workers)) {
+        status = absl::FailedPreconditionError(absl::StrFormat(
+            "%s was written by %d workers; resume with --workers %d (reading positions are per worker)", dir,
+            manifest->num_workers(), manifest->num_workers()));
+      } else if (manifest.ok()) {
+        auto rows = options_.client->Load(dir, absl::Minutes(30));
+        status = rows.status();
+      } else {
+        status = manifest.status();
+      }
+    }
+  }
+  RETURN_IF_ERROR(AgreeOnStatus(status));
+  if (options_.num_workers > 1) {
+    int n = static_cast<int>(dir.size());
+    MPI_Bcast(&n, 1, MPI_INT, 0, options_.comm);
+    dir.resize(n);
+    MPI_Bcast(dir.data(), n, MPI_CHAR, 0, options_.comm);
+  }
+  ASSIGN_OR_RETURN(CheckpointManifest m, ReadCheckpointManifest(dir));
+  auto& arena = model_->params();
+  auto state = optimizer_->state();
+  if (m.dense_values() != arena.values().size() || m.dense_buffers() != arena.buffers().size() ||
+      m.optimizer_state() != state.size()) {
+    return absl::FailedPreconditionError(absl::StrCat(dir, ": dense state does not fit this model"));
+  }
+  std::ifstream in(absl::StrCat(dir, "/dense.bin"), std::ios::binary);
+  in.read(reinterpret_cast<char*>(arena.values().data()), arena.values().size_bytes());
+  in.read(reinterpret_cast<char*>(arena.buffers().data()), arena.buffers().size_bytes());
+  in.read(reinterpret_cast<char*>(state.data()), state.size_bytes());
+  if (!in) return absl::DataLossError(absl::StrCat(dir, "/dense.bin: short read"));
+  optimizer_->set_step(m.optimizer_step());
+  lr_scale_ = m.learning_rate_scale();
+  optimizer_->set_learning_rate(config_.train().dense_optimizer().learning_rate() * lr_scale_);
+  global_step_ = m.global_step();
+  samples_trained_ = m.samples_trained();
+  epochs_done_ = m.epochs_done();
+  best_monitor_ = m.best_monitor();
+  bad_epochs_ = m.bad_epochs();
+  summary_.best_epoch = m.best_epoch();
+  summary_.best_valid.auc = m.best_valid_auc();
+  summary_.best_valid.logloss = m.best_valid_logloss();
+  if (m.has_test_auc()) {
+    summary_.test.auc = m.test_auc();
+    summary_.test.logloss = m.test_logloss();
+    summary_.has_test = true;
+  }
+  const ReaderPositionProto& p = m.position(options_.worker_index);
+  reader_options->start = {p.epoch(), p.file(), p.line(), p.skip()};
+  last_position_ = reader_options->start;
+  last_checkpoint_ = dir;
+  if (options_.worker_index == 0 && !options_.quiet) {
+    std::printf("[resume] %s: step %lld, %d epoch(s) done\n", dir.c_str(), static_cast<long long>(global_step_),
+                epochs_done_);
+    std::fflush(stdout);
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace ctrps

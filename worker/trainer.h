@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/proto/checkpoint.pb.h"
 #include "common/proto/config.pb.h"
 #include "mpi.h"
 #include "worker/data/batch.h"
@@ -36,6 +37,9 @@ struct TrainerOptions {
   MPI_Comm comm = MPI_COMM_NULL;  // the workers' communicator; null when num_workers == 1
   PsClient* client = nullptr;     // not owned
   bool quiet = false;             // no progress lines (tests)
+  // Continue from the newest complete checkpoint (or from resume_from).
+  bool resume = false;
+  std::string resume_from;
 };
 
 struct EvalResult {
@@ -48,6 +52,7 @@ struct TrainSummary {
   int epochs_run = 0;
   int best_epoch = 0;
   int64_t steps = 0;
+  int64_t samples_trained = 0;  // since the job began (resumes included)
   EvalResult best_valid;
   EvalResult test;  // of the best epoch
   bool has_test = false;
@@ -82,8 +87,20 @@ class Trainer {
   absl::StatusOr<double> TrainStep(Slot& slot);
   // Averages dense gradients over workers (weighted by samples) and steps the
   // optimizer. Returns the total samples of this step over all workers.
-  absl::StatusOr<int64_t> DenseStep(int local_samples);
+  // *checkpoint_due says whether the job checkpoints after this step.
+  absl::StatusOr<int64_t> DenseStep(int local_samples, bool* checkpoint_due);
   void AverageBuffers();
+  // Collective: drains pushes, has every server checkpoint its tables, and
+  // the chief writes dense state, reading positions and the manifest last.
+  absl::Status SaveCheckpoint();
+  // Collective: picks and validates the checkpoint, loads the servers, the
+  // dense state and this worker's reading position.
+  absl::Status Restore(ReaderOptions* reader_options);
+  // The checkpoint to resume from (chief only), or why there is none.
+  absl::StatusOr<std::string> PickCheckpoint();
+  absl::Status ValidateCheckpoint(const std::string& dir, CheckpointManifest* manifest);
+  // Status of the chief, seen by every worker.
+  absl::Status AgreeOnStatus(const absl::Status& chief_status);
   absl::Status Log(const std::string& json_line);
   double MonitorValue(const EvalResult& r) const;
 
@@ -95,6 +112,16 @@ class Trainer {
   std::unique_ptr<nn::DenseOptimizer> optimizer_;
   float lr_scale_ = 1.0f;
   int64_t global_step_ = 0;
+  int64_t samples_trained_ = 0;  // since the job began, over all workers
+  // Where training state stands, for checkpoints.
+  int epochs_done_ = 0;
+  ReadPosition last_position_;  // after the last batch this worker trained on
+  double best_monitor_ = -1e300;
+  int bad_epochs_ = 0;
+  TrainSummary summary_;
+  std::string checkpoint_root_;
+  std::string last_checkpoint_;
+  double last_checkpoint_time_ = 0;
 
   std::vector<std::unique_ptr<Slot>> slots_;
   // Model inputs and gradients, reused every step.
