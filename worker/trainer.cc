@@ -16,6 +16,7 @@
 #include "common/status.h"
 #include "worker/nn/bce_loss.h"
 #include "ps/sparse_optimizer.h"
+#include "worker/export.h"
 #include "worker/nn/metrics.h"
 
 namespace ctrps {
@@ -265,7 +266,7 @@ void Trainer::AverageBuffers() {
   for (float& b : buffers) b *= inv;
 }
 
-absl::StatusOr<EvalResult> Trainer::Evaluate(Split split) {
+absl::StatusOr<EvalResult> Trainer::Evaluate(Split split, const std::string& scores_out) {
   AverageBuffers();
   ASSIGN_OR_RETURN(ReaderOptions ro, MakeReaderOptions(config_, split, options_.worker_index, options_.num_workers));
   ro.batch_size = local_batch_;
@@ -298,6 +299,11 @@ absl::StatusOr<EvalResult> Trainer::Evaluate(Split split) {
     }
   }
   reader.Stop();
+  if (!scores_out.empty() && options_.num_workers == 1) {
+    std::string text;
+    for (float p : local.probs()) absl::StrAppendFormat(&text, "%.8g\n", p);
+    RETURN_IF_ERROR(WriteFileAtomically(scores_out, text));
+  }
 
   EvalResult result;
   double metrics[3] = {0, 0, 0};
@@ -472,7 +478,10 @@ absl::StatusOr<TrainSummary> Trainer::Run() {
         summary_.best_epoch = epoch;
         summary_.best_valid = valid;
         if (has_test) {
-          ASSIGN_OR_RETURN(summary_.test, Evaluate(Split::kTest));
+          const std::string scores = train.write_test_scores() && !options_.run_dir.empty()
+                                         ? options_.run_dir + "/test_scores.txt"
+                                         : "";
+          ASSIGN_OR_RETURN(summary_.test, Evaluate(Split::kTest, scores));
           summary_.has_test = true;
         }
       } else {
@@ -492,9 +501,10 @@ absl::StatusOr<TrainSummary> Trainer::Run() {
       }
     }
     epochs_done_ = epoch;
-    if (config_.checkpoint().every_epochs() > 0 && epoch % config_.checkpoint().every_epochs() == 0 && !stop &&
-        epoch < train.epochs()) {
+    const bool best_now = summary_.best_epoch == epoch;
+    if ((config_.checkpoint().every_epochs() > 0 && epoch % config_.checkpoint().every_epochs() == 0) || best_now) {
       RETURN_IF_ERROR(SaveCheckpoint());
+      if (best_now) best_checkpoint_ = last_checkpoint_;
     }
   }
   reader.Stop();
@@ -503,6 +513,26 @@ absl::StatusOr<TrainSummary> Trainer::Run() {
     summary_.has_test = true;
   }
   if (config_.checkpoint().at_end()) RETURN_IF_ERROR(SaveCheckpoint());
+  if (chief && config_.checkpoint().export_at_end() && !last_checkpoint_.empty()) {
+    // Serve the best epoch, as FuxiCTR restores it before testing.
+    const std::string source = best_checkpoint_.empty() ? last_checkpoint_ : best_checkpoint_;
+    std::string out = config_.checkpoint().export_dir();
+    if (out.empty()) out = absl::StrCat(options_.run_dir.empty() ? "." : options_.run_dir, "/export");
+    ASSIGN_OR_RETURN(ExportManifest exported, ExportFromCheckpoint(source, out, config_.checkpoint().export_fp16(),
+                                                                  config_.checkpoint().export_min_count()));
+    uint64_t rows = 0;
+    for (const ExportTable& t : exported.table()) rows += t.rows();
+    uint64_t bytes = 0;
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(out, ec)) {
+      if (e.is_regular_file()) bytes += e.file_size();
+    }
+    if (talk) {
+      std::printf("[export] %s (from %s): %llu rows in %d tables, %.1f MB, %s\n", out.c_str(), source.c_str(),
+                  static_cast<unsigned long long>(rows), exported.table_size(), bytes / 1048576.0,
+                  config_.checkpoint().export_fp16() ? "fp16" : "fp32");
+    }
+  }
   TrainSummary summary = summary_;
   summary.steps = global_step_;
   summary.samples_trained = samples_trained_;
@@ -658,6 +688,7 @@ absl::Status Trainer::SaveCheckpoint() {
       // Only now may older ones go.
       std::vector<std::string> all = ListCheckpoints(checkpoint_root_);
       for (size_t i = std::max(1, config_.checkpoint().keep()); i < all.size(); ++i) {
+        if (all[i] == best_checkpoint_) continue;  // the best epoch is what gets exported
         std::filesystem::remove_all(all[i], ec);
       }
       if (!options_.quiet) {

@@ -71,7 +71,8 @@ class Trainer {
   absl::StatusOr<TrainSummary> Run();
 
   // Evaluates one split (all workers take part; every worker gets the result).
-  absl::StatusOr<EvalResult> Evaluate(Split split);
+  // With scores_out, also writes every score (one per line; single worker).
+  absl::StatusOr<EvalResult> Evaluate(Split split, const std::string& scores_out = "");
 
  private:
   struct Slot;
@@ -121,6 +122,7 @@ class Trainer {
   TrainSummary summary_;
   std::string checkpoint_root_;
   std::string last_checkpoint_;
+  std::string best_checkpoint_;  // taken at the end of the best epoch; never pruned
   double last_checkpoint_time_ = 0;
 
   std::vector<std::unique_ptr<Slot>> slots_;
