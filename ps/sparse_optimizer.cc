@@ -42,7 +42,7 @@ class Adam final : public SparseOptimizer {
     const float b1 = config_.beta1(), b2 = config_.beta2();
     const float c1 = 1.0f - std::pow(b1, static_cast<float>(step));
     const float c2 = 1.0f - std::pow(b2, static_cast<float>(step));
-    const float step_size = lr * fraction / c1;
+    const float step_size = lr / c1;
     const float inv_sqrt_c2 = 1.0f / std::sqrt(c2);
     float* m = state;
     float* v = state + dim_;

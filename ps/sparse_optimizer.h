@@ -33,7 +33,10 @@ class SparseOptimizer {
   // Adam's bias correction. `lr` is the learning rate to use (the config's,
   // possibly scaled down on a plateau).
   // `fraction` (0, 1] is the share of a global step this update carries
-  // (see RequestHeader.batch_fraction): it scales L2, and Adam's step.
+  // (see RequestHeader.batch_fraction): it scales the L2 term, so W workers
+  // regularise a row once per step between them. Steps themselves are not
+  // scaled: a key that only one worker saw must move as far as it would
+  // with one worker.
   virtual void Update(float* w, float* state, const float* g, uint32_t step, float lr,
                       float fraction = 1.0f) const = 0;
 
