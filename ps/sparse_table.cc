@@ -1,5 +1,6 @@
 #include "ps/sparse_table.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 
@@ -190,9 +191,16 @@ absl::StatusOr<uint64_t> SparseTable::Flush() {
       return absl::OkStatus();
     };
     buffer.reserve(std::min<size_t>(kChunkRows, s.index.size()) * (row_bytes_ + 12));
+    // In key order: RocksDB's memtable takes sorted inserts several times
+    // faster than random ones.
+    std::vector<std::pair<uint64_t, uint32_t>> dirty;
     for (uint32_t slot = 0; slot < s.num_slots; ++slot) {
       const RowMeta* meta = MetaOf(s, slot);
-      if (!(meta->flags & kUsed) || !(meta->flags & kDirty)) continue;
+      if ((meta->flags & kUsed) && (meta->flags & kDirty)) dirty.emplace_back(meta->key, slot);
+    }
+    std::sort(dirty.begin(), dirty.end());
+    for (const auto& [key, slot] : dirty) {
+      const RowMeta* meta = MetaOf(s, slot);
       buffer.append(DiskKey(meta->key));
       buffer.append(reinterpret_cast<const char*>(meta), row_bytes_);
       chunk.push_back(slot);
