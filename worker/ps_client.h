@@ -72,7 +72,7 @@ class PsClient {
   // learning_rate_scale in (0, 1] multiplies the table's learning rate.
   PsFuture Push(const std::string& table, std::span<const uint64_t> keys, int dim, const float* grads,
                 const uint32_t* counts = nullptr, uint64_t global_step = 0,
-                float learning_rate_scale = 1.0f);
+                float learning_rate_scale = 1.0f, float batch_fraction = 1.0f);
 
   absl::StatusOr<std::vector<ServerStats>> Stats();
 
@@ -92,7 +92,7 @@ class PsClient {
   absl::Status Start();
   PsFuture Submit(Op op, const std::string& table, std::span<const uint64_t> keys, int dim, float* out,
                   const float* grads, const uint32_t* counts, uint64_t global_step,
-                  float learning_rate_scale);
+                  float learning_rate_scale, float batch_fraction);
   // One control request per server; `path_of(shard)` fills header.path.
   PsFuture SubmitControl(Op op, std::vector<ServerStats>* stats, std::vector<uint64_t>* rows = nullptr,
                          const std::function<std::string(int)>& path_of = nullptr,
