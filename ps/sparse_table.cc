@@ -349,6 +349,29 @@ absl::Status SparseTable::Pull(std::span<const uint64_t> all_keys, float* all_ou
   return absl::OkStatus();
 }
 
+absl::Status SparseTable::FindSlots(Stripe& s, std::span<const uint64_t> keys, uint32_t b, uint32_t e) {
+  Scratch& scratch = tls_scratch;
+  scratch.miss_keys.clear();
+  scratch.miss_pos.clear();
+  // The index is prefetched ahead: lookups overlap their cache misses.
+  for (uint32_t j = b; j < e; ++j) {
+    if (j + kPrefetchAhead < e) s.index.Prefetch(keys[scratch.order[j + kPrefetchAhead]]);
+    const uint32_t found = s.index.Find(keys[scratch.order[j]]);
+    scratch.slots[j] = found;
+    if (found == kNoSlot) {
+      scratch.miss_keys.push_back(keys[scratch.order[j]]);
+      scratch.miss_pos.push_back(j);
+    }
+  }
+  if (!scratch.miss_keys.empty()) {
+    RETURN_IF_ERROR(Promote(s, scratch.miss_keys, &scratch.miss_slots));
+    for (size_t m = 0; m < scratch.miss_keys.size(); ++m) {
+      scratch.slots[scratch.miss_pos[m]] = scratch.miss_slots[m];
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status SparseTable::PullBlock(std::span<const uint64_t> keys, float* out) {
   Scratch& scratch = tls_scratch;  // one TLS lookup, not one per access
   GroupByStripe(scratch, keys, StripeOf);
@@ -360,24 +383,7 @@ absl::Status SparseTable::PullBlock(std::span<const uint64_t> keys, float* out) 
     if (b == e) continue;
     Stripe& s = *stripes_[si];
     absl::MutexLock lock(&s.mu);
-    // Pass 1: find slots, prefetching the index ahead.
-    scratch.miss_keys.clear();
-    scratch.miss_pos.clear();
-    for (uint32_t j = b; j < e; ++j) {
-      if (j + kPrefetchAhead < e) s.index.Prefetch(keys[scratch.order[j + kPrefetchAhead]]);
-      const uint32_t found = s.index.Find(keys[scratch.order[j]]);
-      scratch.slots[j] = found;
-      if (found == kNoSlot) {
-        scratch.miss_keys.push_back(keys[scratch.order[j]]);
-        scratch.miss_pos.push_back(j);
-      }
-    }
-    if (!scratch.miss_keys.empty()) {
-      RETURN_IF_ERROR(Promote(s, scratch.miss_keys, &scratch.miss_slots));
-      for (size_t m = 0; m < scratch.miss_keys.size(); ++m) {
-        scratch.slots[scratch.miss_pos[m]] = scratch.miss_slots[m];
-      }
-    }
+    RETURN_IF_ERROR(FindSlots(s, keys, b, e));
     // Pass 2: copy weights, prefetching rows ahead.
     for (uint32_t j = b; j < e; ++j) {
       const uint32_t pos = scratch.order[j];
@@ -438,23 +444,7 @@ absl::Status SparseTable::PushBlock(std::span<const uint64_t> keys, const float*
     if (b == e) continue;
     Stripe& s = *stripes_[si];
     absl::MutexLock lock(&s.mu);
-    scratch.miss_keys.clear();
-    scratch.miss_pos.clear();
-    for (uint32_t j = b; j < e; ++j) {
-      if (j + kPrefetchAhead < e) s.index.Prefetch(keys[scratch.order[j + kPrefetchAhead]]);
-      const uint32_t found = s.index.Find(keys[scratch.order[j]]);
-      scratch.slots[j] = found;
-      if (found == kNoSlot) {
-        scratch.miss_keys.push_back(keys[scratch.order[j]]);
-        scratch.miss_pos.push_back(j);
-      }
-    }
-    if (!scratch.miss_keys.empty()) {
-      RETURN_IF_ERROR(Promote(s, scratch.miss_keys, &scratch.miss_slots));
-      for (size_t m = 0; m < scratch.miss_keys.size(); ++m) {
-        scratch.slots[scratch.miss_pos[m]] = scratch.miss_slots[m];
-      }
-    }
+    RETURN_IF_ERROR(FindSlots(s, keys, b, e));
     // Once a slot was freed or allocated in this group, slots found in pass 1
     // for repeated keys may be stale: look them up again.
     bool slots_changed = false;

@@ -127,6 +127,10 @@ class SparseTable {
   static int StripeOf(uint64_t key) {
     return static_cast<int>((key * 0x9e3779b97f4a7c15ULL) >> 60);
   }
+  // Slots of the grouped keys [b, e) of stripe `s` (in the thread's
+  // scratch), reading missing rows from the store.
+  absl::Status FindSlots(Stripe& s, std::span<const uint64_t> keys, uint32_t b, uint32_t e)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
   absl::Status PullBlock(std::span<const uint64_t> keys, float* out);
   absl::Status PushBlock(std::span<const uint64_t> keys, const float* grads, const uint32_t* counts,
                          uint64_t global_step, float lr, float fraction);
