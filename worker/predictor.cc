@@ -52,6 +52,16 @@ class Predictor::Lease {
 
 namespace {
 
+// The model as training built it: with the assembler's sequences, if any.
+absl::StatusOr<std::unique_ptr<nn::CtrModel>> CreateModelFor(const ExperimentConfig& config,
+                                                             const FeatureAssembler& assembler) {
+  if (assembler.sequence_specs().empty()) {
+    return nn::CreateModel(config.model(), assembler.num_fields(), assembler.dim(), config.train().seed());
+  }
+  return nn::CreateModel(config.model(), assembler.num_fields(), assembler.dim(), config.train().seed(),
+                         assembler.sequence_specs());
+}
+
 absl::StatusOr<std::vector<float>> ReadFloats(const std::string& path, uint64_t count) {
   std::error_code ec;
   if (!fs::exists(path, ec)) return absl::NotFoundError(absl::StrCat(path, ": no such file"));
@@ -130,8 +140,7 @@ absl::StatusOr<std::unique_ptr<Predictor>> Predictor::Load(const std::string& ex
   p->assembler_ = std::make_unique<FeatureAssembler>(std::move(*assembler));
 
   // Dense weights: the model decides how many there must be.
-  auto model = nn::CreateModel(config.model(), p->assembler_->num_fields(), p->assembler_->dim(),
-                               config.train().seed());
+  auto model = CreateModelFor(config, *p->assembler_);
   if (!model.ok()) {
     return absl::Status(model.status().code(),
                         absl::StrCat(manifest_path, ": ", model.status().message()));
@@ -210,8 +219,7 @@ absl::StatusOr<std::unique_ptr<Predictor::Context>> Predictor::NewContext(
   const ExperimentConfig& config = manifest_.config();
   auto context = std::make_unique<Context>(*assembler_, config.data());
   if (model == nullptr) {
-    ASSIGN_OR_RETURN(model, nn::CreateModel(config.model(), assembler_->num_fields(),
-                                            assembler_->dim(), config.train().seed()));
+    ASSIGN_OR_RETURN(model, CreateModelFor(config, *assembler_));
   }
   context->model = std::move(model);
   nn::ParameterArena& params = context->model->params();
@@ -262,7 +270,7 @@ absl::Status Predictor::Score(Context& c, const Batch& batch, std::vector<float>
   c.linear.resize(linear ? static_cast<size_t>(B) * F : 0);
   c.assembler.Assemble(batch, c.dedup, c.row_ptrs, c.emb.data(), c.linear.data());
   c.logits.resize(B);
-  nn::ModelInput in{B, F, D, c.emb.data(), linear ? c.linear.data() : nullptr};
+  nn::ModelInput in{B, F, D, c.emb.data(), linear ? c.linear.data() : nullptr, c.assembler.sequences()};
   c.model->Forward(in, /*training=*/false, c.logits.data());
   nn::SigmoidProbabilities(c.logits, *probs);
   return absl::OkStatus();

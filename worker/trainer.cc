@@ -113,8 +113,13 @@ absl::Status Trainer::Init() {
   ASSIGN_OR_RETURN(assembler_, FeatureAssembler::Create(config_));
   const int W = options_.num_workers;
   local_batch_ = (config_.train().batch_size() + W - 1) / W;
-  ASSIGN_OR_RETURN(model_, nn::CreateModel(config_.model(), assembler_->num_fields(), assembler_->dim(),
-                                           config_.train().seed()));
+  if (assembler_->sequence_specs().empty()) {
+    ASSIGN_OR_RETURN(model_, nn::CreateModel(config_.model(), assembler_->num_fields(), assembler_->dim(),
+                                             config_.train().seed()));
+  } else {
+    ASSIGN_OR_RETURN(model_, nn::CreateModel(config_.model(), assembler_->num_fields(), assembler_->dim(),
+                                             config_.train().seed(), assembler_->sequence_specs()));
+  }
   model_->SetDropoutSeed(config_.train().seed() * 1000003 + options_.worker_index + 1);
   ASSIGN_OR_RETURN(optimizer_,
                    nn::DenseOptimizer::Create(config_.train().dense_optimizer(), model_->params().values().size()));
@@ -185,16 +190,23 @@ absl::StatusOr<double> Trainer::TrainStep(Slot& slot) {
   const Batch& batch = slot.batch;
   const int B = batch.size, F = assembler_->num_fields(), D = assembler_->dim();
   const bool linear = model_->NeedsLinear();
-  nn::ModelInput in{B, F, D, emb_.data(), linear ? linear_.data() : nullptr};
+  nn::ModelInput in{B, F, D, emb_.data(), linear ? linear_.data() : nullptr, assembler_->sequences()};
   logits_.resize(B);
   d_logits_.resize(B);
   d_emb_.resize(emb_.size());
   if (linear) d_linear_.resize(linear_.size());
+  const auto& specs = assembler_->sequence_specs();
+  d_seq_.resize(specs.size());
+  d_seq_ptrs_.resize(specs.size());
+  for (size_t i = 0; i < specs.size(); ++i) {
+    d_seq_[i].resize(static_cast<size_t>(B) * specs[i].max_len * D);
+    d_seq_ptrs_[i] = d_seq_[i].data();
+  }
   model_->params().ZeroGrads();
   model_->Forward(in, /*training=*/true, logits_.data());
   const double loss = nn::SigmoidCrossEntropyWithLogits(
       logits_, std::span<const float>(batch.labels.data(), B), d_logits_);
-  nn::ModelInputGrad grad{d_emb_.data(), linear ? d_linear_.data() : nullptr};
+  nn::ModelInputGrad grad{d_emb_.data(), linear ? d_linear_.data() : nullptr, d_seq_ptrs_};
   model_->Backward(in, d_logits_.data(), &grad);
 
   // Embedding gradients: per occurrence, summed per unique key. d_logits are
@@ -203,8 +215,13 @@ absl::StatusOr<double> Trainer::TrainStep(Slot& slot) {
   const float push_scale = static_cast<float>(B) / static_cast<float>(config_.train().batch_size());
   const float l2 = config_.train().embedding_l2();
   const auto& tables = slot.dedup->tables();
-  assembler_->Scatter(batch, *slot.dedup, d_emb_.data(), linear ? d_linear_.data() : nullptr, push_scale,
-                      &slot.grads);
+  assembler_->Scatter(batch, *slot.dedup, d_emb_.data(), linear ? d_linear_.data() : nullptr, d_seq_ptrs_,
+                      push_scale, &slot.grads);
+  ++dedup_steps_;
+  for (const TableKeys& tk : tables) {
+    keys_before_dedup_ += static_cast<int64_t>(tk.index.size());
+    keys_after_dedup_ += static_cast<int64_t>(tk.unique_keys.size());
+  }
   slot.pushes.resize(tables.size());
   for (size_t t = 0; t < tables.size(); ++t) {
     const int sd = assembler_->server_dims()[t];
@@ -288,7 +305,8 @@ absl::StatusOr<EvalResult> Trainer::Evaluate(Split split, const std::string& sco
     const int B = cur->batch.size;
     logits_.resize(B);
     probs_.resize(B);
-    nn::ModelInput in{B, F, assembler_->dim(), emb_.data(), linear ? linear_.data() : nullptr};
+    nn::ModelInput in{B, F, assembler_->dim(), emb_.data(), linear ? linear_.data() : nullptr,
+                      assembler_->sequences()};
     model_->Forward(in, /*training=*/false, logits_.data());
     nn::SigmoidProbabilities(logits_, probs_);
     local.Add(probs_, std::span<const float>(cur->batch.labels.data(), B));
@@ -559,6 +577,11 @@ absl::StatusOr<TrainSummary> Trainer::Run() {
     if (summary.has_test) {
       std::printf("[test] AUC %.6f logloss %.6f (best epoch %d, %lld samples)\n", summary.test.auc,
                   summary.test.logloss, summary.best_epoch, static_cast<long long>(summary.test.samples));
+    }
+    if (dedup_steps_ > 0) {
+      std::printf("[keys] per batch (this worker, all tables): %.1f before de-duplication, %.1f after\n",
+                  static_cast<double>(keys_before_dedup_) / dedup_steps_,
+                  static_cast<double>(keys_after_dedup_) / dedup_steps_);
     }
     std::printf("[done] %lld steps, %.0f samples/s training, %.1f s in all\n", static_cast<long long>(summary.steps),
                 summary.train_samples_per_sec, summary.seconds);

@@ -129,7 +129,14 @@ class Trainer {
   // Model inputs and gradients, reused every step.
   std::vector<float> emb_, linear_, d_emb_, d_linear_, logits_, d_logits_, probs_;
   std::vector<const float*> row_ptrs_;
+  std::vector<std::vector<float>> d_seq_;  // per sequence: [B, max_len, dim]
+  std::vector<float*> d_seq_ptrs_;
   std::vector<float> reduce_buffer_;
+  // Key occurrences and unique keys over all tables, summed over training
+  // steps (reported once at the end).
+  int64_t keys_before_dedup_ = 0;
+  int64_t keys_after_dedup_ = 0;
+  int64_t dedup_steps_ = 0;
 };
 
 }  // namespace ctrps
