@@ -140,6 +140,11 @@ void PsServer::IoLoop() {
       }
     }
   }
+  if (shutdown) {
+    // The SHUTDOWN reply is still queued: let it reach the peer before the
+    // socket goes (Stop() terminates the context, which waits for it).
+    router.set(zmq::sockopt::linger, 2000);
+  }
   stopping_.store(true);
   absl::MutexLock lock(&done_mu_);
   done_ = true;
@@ -434,6 +439,7 @@ void PsServer::Stop() {
   handlers_.clear();
   router_.reset();
   replies_.reset();
+  context_.close();  // waits for queued replies within each socket's linger
 }
 
 }  // namespace ctrps
