@@ -302,6 +302,79 @@ double ExactAuc(const std::vector<float>& scores, const std::vector<uint8_t>& la
   return area / (positives * negatives_below);
 }
 
+absl::StatusOr<std::vector<DatagenFileReport>> WriteSplits(
+    const std::vector<std::string>& paths, const std::vector<double>& splits, double total, int64_t rows_total,
+    const std::string& header, const std::function<GeneratedRow(std::string*)>& next,
+    const std::function<void(int64_t)>& progress, int64_t progress_every) {
+  std::vector<DatagenFileReport> files;
+  std::string data, probs;
+  data.reserve(kFlushBytes + 4096);
+  probs.reserve(kFlushBytes / 4 + 4096);
+  std::vector<float> scores;
+  std::vector<uint8_t> labels;
+  int64_t done = 0;
+  double cumulative = 0;
+  for (size_t s = 0; s < splits.size(); ++s) {
+    cumulative += splits[s];
+    const int64_t end =
+        s + 1 == splits.size()
+            ? rows_total
+            : static_cast<int64_t>(std::llround(rows_total * (cumulative / total)));
+    const int64_t rows = std::max<int64_t>(0, end - done);
+    DatagenFileReport file;
+    file.path = paths[s];
+    file.rows = rows;
+    const std::string prob_path = paths[s] + ".prob";
+    std::unique_ptr<std::FILE, int (*)(std::FILE*)> f(std::fopen(paths[s].c_str(), "wb"),
+                                                      &std::fclose);
+    if (f == nullptr) return absl::ErrnoToStatus(errno, absl::StrCat(paths[s], ": cannot create"));
+    std::unique_ptr<std::FILE, int (*)(std::FILE*)> pf(std::fopen(prob_path.c_str(), "wb"),
+                                                       &std::fclose);
+    if (pf == nullptr)
+      return absl::ErrnoToStatus(errno, absl::StrCat(prob_path, ": cannot create"));
+    data = header;
+    scores.clear();
+    labels.clear();
+    scores.reserve(rows);
+    labels.reserve(rows);
+    double clicks = 0, prob_sum = 0;
+    for (int64_t i = 0; i < rows; ++i) {
+      const GeneratedRow row = next(&data);
+      char buf[32];
+      auto [pend, ec] =
+          std::to_chars(buf, buf + sizeof(buf), row.prob, std::chars_format::fixed, 6);
+      probs.append(buf, pend - buf);
+      probs.push_back('\n');
+      scores.push_back(row.prob);
+      labels.push_back(static_cast<uint8_t>(row.label));
+      clicks += row.label;
+      prob_sum += row.prob;
+      if (data.size() >= kFlushBytes) {
+        RETURN_IF_ERROR(WriteAll(f.get(), data, paths[s]));
+        RETURN_IF_ERROR(WriteAll(pf.get(), probs, prob_path));
+        data.clear();
+        probs.clear();
+      }
+      if (++done % progress_every == 0 && progress) progress(done);
+    }
+    RETURN_IF_ERROR(WriteAll(f.get(), data, paths[s]));
+    RETURN_IF_ERROR(WriteAll(pf.get(), probs, prob_path));
+    data.clear();
+    probs.clear();
+    if (std::fclose(f.release()) != 0) {
+      return absl::ErrnoToStatus(errno, absl::StrCat(paths[s], ": close failed"));
+    }
+    if (std::fclose(pf.release()) != 0) {
+      return absl::ErrnoToStatus(errno, absl::StrCat(prob_path, ": close failed"));
+    }
+    file.ctr = rows > 0 ? clicks / rows : 0;
+    file.mean_prob = rows > 0 ? prob_sum / rows : 0;
+    file.oracle_auc = ExactAuc(scores, labels);
+    files.push_back(file);
+  }
+  return files;
+}
+
 absl::StatusOr<DatagenReport> WriteCtrData(const DatagenOptions& options, const std::string& out,
                                            const std::function<void(int64_t)>& progress) {
   const std::vector<double>& splits = options.splits;
@@ -341,71 +414,14 @@ absl::StatusOr<DatagenReport> WriteCtrData(const DatagenOptions& options, const 
   DatagenReport report;
   report.bias = gen->bias();
   CtrRow row;
-  std::string data, probs;
-  data.reserve(kFlushBytes + 4096);
-  probs.reserve(kFlushBytes / 4 + 4096);
-  std::vector<float> scores;
-  std::vector<uint8_t> labels;
-  int64_t done = 0;
-  double cumulative = 0;
-  for (size_t s = 0; s < splits.size(); ++s) {
-    cumulative += splits[s];
-    const int64_t end =
-        s + 1 == splits.size()
-            ? options.rows
-            : static_cast<int64_t>(std::llround(options.rows * (cumulative / total)));
-    const int64_t rows = std::max<int64_t>(0, end - done);
-    DatagenFileReport file;
-    file.path = paths[s];
-    file.rows = rows;
-    const std::string prob_path = paths[s] + ".prob";
-    std::unique_ptr<std::FILE, int (*)(std::FILE*)> f(std::fopen(paths[s].c_str(), "wb"),
-                                                      &std::fclose);
-    if (f == nullptr) return absl::ErrnoToStatus(errno, absl::StrCat(paths[s], ": cannot create"));
-    std::unique_ptr<std::FILE, int (*)(std::FILE*)> pf(std::fopen(prob_path.c_str(), "wb"),
-                                                       &std::fclose);
-    if (pf == nullptr)
-      return absl::ErrnoToStatus(errno, absl::StrCat(prob_path, ": cannot create"));
-    scores.clear();
-    labels.clear();
-    scores.reserve(rows);
-    labels.reserve(rows);
-    double clicks = 0, prob_sum = 0;
-    for (int64_t i = 0; i < rows; ++i) {
-      gen->Next(&row);
-      gen->AppendTsv(row, &data);
-      char buf[32];
-      auto [pend, ec] =
-          std::to_chars(buf, buf + sizeof(buf), row.prob, std::chars_format::fixed, 6);
-      probs.append(buf, pend - buf);
-      probs.push_back('\n');
-      scores.push_back(row.prob);
-      labels.push_back(static_cast<uint8_t>(row.label));
-      clicks += row.label;
-      prob_sum += row.prob;
-      if (data.size() >= kFlushBytes) {
-        RETURN_IF_ERROR(WriteAll(f.get(), data, paths[s]));
-        RETURN_IF_ERROR(WriteAll(pf.get(), probs, prob_path));
-        data.clear();
-        probs.clear();
-      }
-      if (++done % 1000000 == 0 && progress) progress(done);
-    }
-    RETURN_IF_ERROR(WriteAll(f.get(), data, paths[s]));
-    RETURN_IF_ERROR(WriteAll(pf.get(), probs, prob_path));
-    data.clear();
-    probs.clear();
-    if (std::fclose(f.release()) != 0) {
-      return absl::ErrnoToStatus(errno, absl::StrCat(paths[s], ": close failed"));
-    }
-    if (std::fclose(pf.release()) != 0) {
-      return absl::ErrnoToStatus(errno, absl::StrCat(prob_path, ": close failed"));
-    }
-    file.ctr = rows > 0 ? clicks / rows : 0;
-    file.mean_prob = rows > 0 ? prob_sum / rows : 0;
-    file.oracle_auc = ExactAuc(scores, labels);
-    report.files.push_back(file);
-  }
+  ASSIGN_OR_RETURN(report.files,
+                   WriteSplits(paths, splits, total, options.rows, "",
+                               [&](std::string* data) {
+                                 gen->Next(&row);
+                                 gen->AppendTsv(row, data);
+                                 return GeneratedRow{row.prob, row.label};
+                               },
+                               progress, 1000000));
   return report;
 }
 

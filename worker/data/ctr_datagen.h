@@ -121,6 +121,23 @@ struct DatagenReport {
 absl::StatusOr<DatagenReport> WriteCtrData(const DatagenOptions& options, const std::string& out,
                                            const std::function<void(int64_t)>& progress = nullptr);
 
+// One generated row: `next` appends its text (with its newline) and returns
+// its true click probability and label.
+struct GeneratedRow {
+  double prob = 0;
+  int label = 0;
+};
+
+// The file-writing part shared by the generators: `rows` rows split over
+// `paths` in the proportions `splits` (which sum to `total`), each file
+// starting with `header` (may be empty) and with a `.prob` side file; each
+// file's CTR, mean probability and oracle AUC are reported.
+// `progress(rows_done)` is called every `progress_every` rows.
+absl::StatusOr<std::vector<DatagenFileReport>> WriteSplits(
+    const std::vector<std::string>& paths, const std::vector<double>& splits, double total, int64_t rows,
+    const std::string& header, const std::function<GeneratedRow(std::string*)>& next,
+    const std::function<void(int64_t)>& progress, int64_t progress_every);
+
 // Exact ROC AUC of `scores` against 0/1 `labels` (ties count one half).
 // NaN when there are no positives or no negatives.
 double ExactAuc(const std::vector<float>& scores, const std::vector<uint8_t>& labels);

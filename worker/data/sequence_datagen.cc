@@ -19,7 +19,6 @@ namespace {
 constexpr int kCalibrationRows = 20000;
 constexpr int kMaxInterests = 64;
 constexpr uint64_t kGolden = 0x9e3779b97f4a7c15ULL;
-constexpr size_t kFlushBytes = 4 << 20;
 // cos(v_i, c_j) ~ 1 / sqrt(1 + kItemSpread^2) = 0.8.
 constexpr double kItemSpread = 0.75;
 
@@ -48,13 +47,6 @@ void AppendInt(int64_t v, std::string* out) {
   char buf[24];
   auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), v);
   out->append(buf, end - buf);
-}
-
-absl::Status WriteAll(std::FILE* f, const std::string& data, const std::string& path) {
-  if (!data.empty() && std::fwrite(data.data(), 1, data.size(), f) != data.size()) {
-    return absl::ErrnoToStatus(errno, absl::StrCat(path, ": write failed"));
-  }
-  return absl::OkStatus();
 }
 
 }  // namespace
@@ -302,73 +294,15 @@ absl::StatusOr<DatagenReport> WriteSequenceData(const SequenceDatagenOptions& op
   DatagenReport report;
   report.bias = gen->bias();
   SequenceRow row;
-  std::string data, probs;
-  data.reserve(kFlushBytes + (64 << 10));
-  probs.reserve(kFlushBytes / 4 + 4096);
-  std::vector<float> scores;
-  std::vector<uint8_t> labels;
-  int64_t done = 0;
-  double cumulative = 0;
-  for (size_t s = 0; s < splits.size(); ++s) {
-    cumulative += splits[s];
-    const int64_t end =
-        s + 1 == splits.size()
-            ? options.rows
-            : static_cast<int64_t>(std::llround(options.rows * (cumulative / total)));
-    const int64_t rows = std::max<int64_t>(0, end - done);
-    DatagenFileReport file;
-    file.path = paths[s];
-    file.rows = rows;
-    const std::string prob_path = paths[s] + ".prob";
-    std::unique_ptr<std::FILE, int (*)(std::FILE*)> f(std::fopen(paths[s].c_str(), "wb"),
-                                                      &std::fclose);
-    if (f == nullptr) return absl::ErrnoToStatus(errno, absl::StrCat(paths[s], ": cannot create"));
-    std::unique_ptr<std::FILE, int (*)(std::FILE*)> pf(std::fopen(prob_path.c_str(), "wb"),
-                                                       &std::fclose);
-    if (pf == nullptr) {
-      return absl::ErrnoToStatus(errno, absl::StrCat(prob_path, ": cannot create"));
-    }
-    absl::StrAppend(&data, SequenceGenerator::kCsvHeader, "\n");
-    scores.clear();
-    labels.clear();
-    scores.reserve(rows);
-    labels.reserve(rows);
-    double clicks = 0, prob_sum = 0;
-    for (int64_t i = 0; i < rows; ++i) {
-      gen->Next(&row);
-      gen->AppendCsv(row, &data);
-      char buf[32];
-      auto [pend, ec] =
-          std::to_chars(buf, buf + sizeof(buf), row.prob, std::chars_format::fixed, 6);
-      probs.append(buf, pend - buf);
-      probs.push_back('\n');
-      scores.push_back(row.prob);
-      labels.push_back(static_cast<uint8_t>(row.label));
-      clicks += row.label;
-      prob_sum += row.prob;
-      if (data.size() >= kFlushBytes) {
-        RETURN_IF_ERROR(WriteAll(f.get(), data, paths[s]));
-        RETURN_IF_ERROR(WriteAll(pf.get(), probs, prob_path));
-        data.clear();
-        probs.clear();
-      }
-      if (++done % 100000 == 0 && progress) progress(done);
-    }
-    RETURN_IF_ERROR(WriteAll(f.get(), data, paths[s]));
-    RETURN_IF_ERROR(WriteAll(pf.get(), probs, prob_path));
-    data.clear();
-    probs.clear();
-    if (std::fclose(f.release()) != 0) {
-      return absl::ErrnoToStatus(errno, absl::StrCat(paths[s], ": close failed"));
-    }
-    if (std::fclose(pf.release()) != 0) {
-      return absl::ErrnoToStatus(errno, absl::StrCat(prob_path, ": close failed"));
-    }
-    file.ctr = rows > 0 ? clicks / rows : 0;
-    file.mean_prob = rows > 0 ? prob_sum / rows : 0;
-    file.oracle_auc = ExactAuc(scores, labels);
-    report.files.push_back(file);
-  }
+  ASSIGN_OR_RETURN(report.files,
+                   WriteSplits(paths, splits, total, options.rows,
+                               absl::StrCat(SequenceGenerator::kCsvHeader, "\n"),
+                               [&](std::string* data) {
+                                 gen->Next(&row);
+                                 gen->AppendCsv(row, data);
+                                 return GeneratedRow{row.prob, row.label};
+                               },
+                               progress, 100000));
   return report;
 }
 
