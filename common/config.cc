@@ -207,7 +207,6 @@ absl::Status Validate(const Locator& at, ExperimentConfig* config) {
     return bad({{"train", -1}, {"dense_optimizer", -1}, {"learning_rate", -1}}, absl::StrFormat("negative dense learning_rate %g", train.dense_optimizer().learning_rate()));
   }
   if (train.prefetch() < 0) return bad({{"train", -1}, {"prefetch", -1}}, "train.prefetch must be >= 0");
-  if (train.embedding_l2() < 0) return bad({{"train", -1}, {"embedding_l2", -1}}, "train.embedding_l2 must be >= 0");
   const ModelConfig& model = config->model();
   if (model.dropout() < 0 || model.dropout() >= 1) return bad({{"model", -1}, {"dropout", -1}}, "model.dropout must be in [0, 1)");
   for (int u : model.hidden_units()) {

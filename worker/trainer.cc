@@ -213,7 +213,6 @@ absl::StatusOr<double> Trainer::TrainStep(Slot& slot) {
   // of this worker's mean loss; scaling by B / global batch makes the pushes
   // of all workers add up to the gradient of the global mean.
   const float push_scale = static_cast<float>(B) / static_cast<float>(config_.train().batch_size());
-  const float l2 = config_.train().embedding_l2();
   const auto& tables = slot.dedup->tables();
   assembler_->Scatter(batch, *slot.dedup, d_emb_.data(), linear ? d_linear_.data() : nullptr, d_seq_ptrs_,
                       push_scale, &slot.grads);
@@ -227,13 +226,6 @@ absl::StatusOr<double> Trainer::TrainStep(Slot& slot) {
     const int sd = assembler_->server_dims()[t];
     const TableKeys& tk = tables[t];
     float* g = slot.grads[t].data();
-    if (l2 > 0) {
-      // The embedding regularizer (l2/2)||e||^2 of every row this step used,
-      // once per row, split over the workers.
-      const float* w = slot.rows[t].data();
-      const float reg = l2 * push_scale;
-      for (size_t i = 0; i < tk.unique_keys.size() * sd; ++i) g[i] += reg * w[i];
-    }
     slot.counts[t].assign(tk.counts.begin(), tk.counts.end());
     slot.pushes[t] = options_.client->Push(assembler_->table_names()[t], tk.unique_keys, sd, g, slot.counts[t].data(),
                                            global_step_, lr_scale_, push_scale);
