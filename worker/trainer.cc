@@ -123,7 +123,10 @@ absl::Status Trainer::Init() {
   model_->SetDropoutSeed(config_.train().seed() * 1000003 + options_.worker_index + 1);
   ASSIGN_OR_RETURN(optimizer_,
                    nn::DenseOptimizer::Create(config_.train().dense_optimizer(), model_->params().values().size()));
-  const int depth = std::max(1, config_.train().prefetch() + 1);
+  // prefetch + 1 batches are filled (the one computing and those whose pulls
+  // are in flight) and one more slot holds the batch whose push is still in
+  // flight, so refilling a slot never waits for the push just issued.
+  const int depth = std::max(1, config_.train().prefetch() + 1) + 1;
   for (int i = 0; i < depth; ++i) {
     auto slot = std::make_unique<Slot>();
     slot->dedup = std::make_unique<KeyDedup>(data);
@@ -404,12 +407,13 @@ absl::StatusOr<TrainSummary> Trainer::Run() {
   int64_t train_samples = 0;
   double train_seconds = 0;
   const size_t depth = slots_.size();
+  const size_t ahead = depth - 1;  // batches filled: computing + pulls in flight
   for (int epoch = epochs_done_ + 1; epoch <= train.epochs() && !stop; ++epoch) {
     // Fill the pipeline: item i of the epoch lives in slot i % depth.
     size_t head = 0, filled = 0;
     bool local_done = false;  // this worker reached its end of epoch
     auto fill_ahead = [&]() -> absl::Status {
-      while (!local_done && filled < head + depth) {
+      while (!local_done && filled < head + ahead) {
         Slot& s = *slots_[filled % depth];
         RETURN_IF_ERROR(Fill(reader, s, true));
         ++filled;
