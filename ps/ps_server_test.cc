@@ -51,7 +51,9 @@ class RawPeer {
     auto got = zmq::recv_multipart(sock_, std::back_inserter(reply));
     EXPECT_TRUE(got.has_value()) << "no reply within 5 s";
     ReplyHeader h;
-    if (!reply.empty()) EXPECT_TRUE(h.ParseFromArray(reply[0].data(), reply[0].size()));
+    if (!reply.empty()) {
+      EXPECT_TRUE(h.ParseFromArray(reply[0].data(), reply[0].size()));
+    }
     if (body != nullptr) {
       body->clear();
       for (size_t i = 1; i < reply.size(); ++i) body->push_back(std::move(reply[i]));
