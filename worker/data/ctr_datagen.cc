@@ -302,10 +302,49 @@ double ExactAuc(const std::vector<float>& scores, const std::vector<uint8_t>& la
   return area / (positives * negatives_below);
 }
 
+absl::StatusOr<SplitPlan> PlanSplits(const std::vector<double>& splits, const std::string& out,
+                                     const std::string& extension) {
+  if (splits.empty() || splits.size() > 3) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("datagen: 1 to 3 split fractions expected, got ", splits.size()));
+  }
+  SplitPlan plan;
+  plan.splits = splits;
+  for (double s : splits) {
+    if (!(s >= 0) || !std::isfinite(s)) {
+      return absl::InvalidArgumentError(absl::StrCat("datagen: bad split fraction ", s));
+    }
+    plan.total += s;
+  }
+  if (plan.total <= 0) return absl::InvalidArgumentError("datagen: split fractions sum to 0");
+  if (out.empty()) return absl::InvalidArgumentError("datagen: no output path");
+  if (splits.size() == 1) {
+    plan.paths.push_back(out);
+  } else {
+    const char* names[] = {"train", "valid", "test"};
+    for (size_t i = 0; i < splits.size(); ++i) {
+      plan.paths.push_back(absl::StrCat(out, ".", names[i], ".", extension));
+    }
+  }
+  return plan;
+}
+
 absl::StatusOr<std::vector<DatagenFileReport>> WriteSplits(
-    const std::vector<std::string>& paths, const std::vector<double>& splits, double total, int64_t rows_total,
-    const std::string& header, const std::function<GeneratedRow(std::string*)>& next,
+    const SplitPlan& plan, int64_t rows_total, const std::string& header,
+    const std::function<GeneratedRow(std::string*)>& next,
     const std::function<void(int64_t)>& progress, int64_t progress_every) {
+  const std::vector<std::string>& paths = plan.paths;
+  const std::vector<double>& splits = plan.splits;
+  const double total = plan.total;
+  const std::filesystem::path parent = std::filesystem::path(paths[0]).parent_path();
+  if (!parent.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(parent, ec);
+    if (ec) {
+      return absl::UnavailableError(
+          absl::StrCat(parent.string(), ": cannot create directory: ", ec.message()));
+    }
+  }
   std::vector<DatagenFileReport> files;
   std::string data, probs;
   data.reserve(kFlushBytes + 4096);
@@ -377,45 +416,14 @@ absl::StatusOr<std::vector<DatagenFileReport>> WriteSplits(
 
 absl::StatusOr<DatagenReport> WriteCtrData(const DatagenOptions& options, const std::string& out,
                                            const std::function<void(int64_t)>& progress) {
-  const std::vector<double>& splits = options.splits;
-  if (splits.empty() || splits.size() > 3) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("datagen: 1 to 3 split fractions expected, got ", splits.size()));
-  }
-  double total = 0;
-  for (double s : splits) {
-    if (!(s >= 0) || !std::isfinite(s)) {
-      return absl::InvalidArgumentError(absl::StrCat("datagen: bad split fraction ", s));
-    }
-    total += s;
-  }
-  if (total <= 0) return absl::InvalidArgumentError("datagen: split fractions sum to 0");
-  if (out.empty()) return absl::InvalidArgumentError("datagen: no output path");
+  ASSIGN_OR_RETURN(SplitPlan plan, PlanSplits(options.splits, out, "tsv"));
   ASSIGN_OR_RETURN(std::unique_ptr<CtrGenerator> gen, CtrGenerator::Create(options));
-
-  std::vector<std::string> paths;
-  if (splits.size() == 1) {
-    paths.push_back(out);
-  } else {
-    const char* names[] = {"train", "valid", "test"};
-    for (size_t i = 0; i < splits.size(); ++i)
-      paths.push_back(absl::StrCat(out, ".", names[i], ".tsv"));
-  }
-  const std::filesystem::path parent = std::filesystem::path(out).parent_path();
-  if (!parent.empty()) {
-    std::error_code ec;
-    std::filesystem::create_directories(parent, ec);
-    if (ec) {
-      return absl::UnavailableError(
-          absl::StrCat(parent.string(), ": cannot create directory: ", ec.message()));
-    }
-  }
 
   DatagenReport report;
   report.bias = gen->bias();
   CtrRow row;
   ASSIGN_OR_RETURN(report.files,
-                   WriteSplits(paths, splits, total, options.rows, "",
+                   WriteSplits(plan, options.rows, "",
                                [&](std::string* data) {
                                  gen->Next(&row);
                                  gen->AppendTsv(row, data);

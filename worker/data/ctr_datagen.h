@@ -128,14 +128,26 @@ struct GeneratedRow {
   int label = 0;
 };
 
-// The file-writing part shared by the generators: `rows` rows split over
-// `paths` in the proportions `splits` (which sum to `total`), each file
-// starting with `header` (may be empty) and with a `.prob` side file; each
-// file's CTR, mean probability and oracle AUC are reported.
+// Where the generators write: one file per split fraction (1 to 3, named
+// OUT.train/.valid/.test.EXT, or OUT itself for one), fractions normalised
+// by their sum. PlanSplits checks the fractions and the output path
+// (InvalidArgument naming what is wrong) before anything is generated.
+struct SplitPlan {
+  std::vector<std::string> paths;
+  std::vector<double> splits;
+  double total = 0;  // sum of splits
+};
+absl::StatusOr<SplitPlan> PlanSplits(const std::vector<double>& splits, const std::string& out,
+                                     const std::string& extension);
+
+// The file-writing part shared by the generators: `rows` rows over the plan's
+// files in its proportions, each file starting with `header` (may be empty)
+// and with a `.prob` side file; each file's CTR, mean probability and oracle
+// AUC are reported. Creates the output directory.
 // `progress(rows_done)` is called every `progress_every` rows.
 absl::StatusOr<std::vector<DatagenFileReport>> WriteSplits(
-    const std::vector<std::string>& paths, const std::vector<double>& splits, double total, int64_t rows,
-    const std::string& header, const std::function<GeneratedRow(std::string*)>& next,
+    const SplitPlan& plan, int64_t rows, const std::string& header,
+    const std::function<GeneratedRow(std::string*)>& next,
     const std::function<void(int64_t)>& progress, int64_t progress_every);
 
 // Exact ROC AUC of `scores` against 0/1 `labels` (ties count one half).

@@ -6,7 +6,6 @@
 #include <charconv>
 #include <cmath>
 #include <cstdio>
-#include <filesystem>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -256,46 +255,14 @@ void SequenceGenerator::AppendCsv(const SequenceRow& row, std::string* out) cons
 absl::StatusOr<DatagenReport> WriteSequenceData(const SequenceDatagenOptions& options,
                                                 const std::string& out,
                                                 const std::function<void(int64_t)>& progress) {
-  const std::vector<double>& splits = options.splits;
-  if (splits.empty() || splits.size() > 3) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("datagen: 1 to 3 split fractions expected, got ", splits.size()));
-  }
-  double total = 0;
-  for (double s : splits) {
-    if (!(s >= 0) || !std::isfinite(s)) {
-      return absl::InvalidArgumentError(absl::StrCat("datagen: bad split fraction ", s));
-    }
-    total += s;
-  }
-  if (total <= 0) return absl::InvalidArgumentError("datagen: split fractions sum to 0");
-  if (out.empty()) return absl::InvalidArgumentError("datagen: no output path");
+  ASSIGN_OR_RETURN(SplitPlan plan, PlanSplits(options.splits, out, "csv"));
   ASSIGN_OR_RETURN(std::unique_ptr<SequenceGenerator> gen, SequenceGenerator::Create(options));
-
-  std::vector<std::string> paths;
-  if (splits.size() == 1) {
-    paths.push_back(out);
-  } else {
-    const char* names[] = {"train", "valid", "test"};
-    for (size_t i = 0; i < splits.size(); ++i) {
-      paths.push_back(absl::StrCat(out, ".", names[i], ".csv"));
-    }
-  }
-  const std::filesystem::path parent = std::filesystem::path(out).parent_path();
-  if (!parent.empty()) {
-    std::error_code ec;
-    std::filesystem::create_directories(parent, ec);
-    if (ec) {
-      return absl::UnavailableError(
-          absl::StrCat(parent.string(), ": cannot create directory: ", ec.message()));
-    }
-  }
 
   DatagenReport report;
   report.bias = gen->bias();
   SequenceRow row;
   ASSIGN_OR_RETURN(report.files,
-                   WriteSplits(paths, splits, total, options.rows,
+                   WriteSplits(plan, options.rows,
                                absl::StrCat(SequenceGenerator::kCsvHeader, "\n"),
                                [&](std::string* data) {
                                  gen->Next(&row);
