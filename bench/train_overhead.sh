@@ -15,13 +15,10 @@ rounds=${1:-3}
 build=${CTRPS_BUILD_DIR:-$PWD/build}
 [[ -f data/criteo_synth/d.train.tsv ]] || { echo "data/criteo_synth/d.train.tsv: missing (see --help)" >&2; exit 2; }
 # The kernel set launch/ctr-train picks, so that both sides run the same GEMMs.
-coretype=${OPENBLAS_CORETYPE:-}
-if [[ -z $coretype ]]; then
-  if grep -qw avx512f /proc/cpuinfo; then coretype=SkylakeX; elif grep -qw avx2 /proc/cpuinfo; then coretype=Haswell; fi
-fi
+source launch/openblas_coretype.sh
 ratios=()
 for ((r = 1; r <= rounds; ++r)); do
-  dense=$(OPENBLAS_CORETYPE=$coretype OPENBLAS_NUM_THREADS=1 "$build/worker/nn/dense_bench" \
+  dense=$(OPENBLAS_NUM_THREADS=1 "$build/worker/nn/dense_bench" \
             --benchmark_filter=DeepFm --benchmark_min_time=3 --benchmark_out=/tmp/train_overhead.$$.json \
             --benchmark_out_format=json >/dev/null 2>&1 &&
           python3 -c 'import json,sys; print(round(json.load(open(sys.argv[1]))["benchmarks"][0]["samples_per_second"]))' \
