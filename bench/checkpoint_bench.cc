@@ -30,6 +30,20 @@ namespace {
 using Clock = std::chrono::steady_clock;
 double Since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
+// One SAVE or LOAD handled in-process, as the server's IO thread would.
+ReplyHeader Call(PsServer& server, Op op, const std::string& path) {
+  RequestHeader h;
+  h.set_op(op);
+  h.set_path(path);
+  std::vector<zmq::message_t> req, rep;
+  req.emplace_back(h.SerializeAsString());
+  bool shutdown = false;
+  server.Handle(req, &rep, &shutdown);
+  ReplyHeader reply;
+  reply.ParseFromArray(rep[0].data(), rep[0].size());
+  return reply;
+}
+
 uint64_t DirBytes(const std::string& dir) {
   uint64_t bytes = 0;
   std::error_code ec;
@@ -71,15 +85,7 @@ int Main() {
 
   auto save = [&](const std::string& dir, uint64_t* rows) -> double {
     auto start = Clock::now();
-    ReplyHeader reply;
-    std::vector<zmq::message_t> req, rep;
-    RequestHeader h;
-    h.set_op(OP_SAVE);
-    h.set_path(dir + "/server-0");
-    req.emplace_back(h.SerializeAsString());
-    bool shutdown = false;
-    server->Handle(req, &rep, &shutdown);
-    reply.ParseFromArray(rep[0].data(), rep[0].size());
+    const ReplyHeader reply = Call(*server, OP_SAVE, dir + "/server-0");
     if (reply.code() != 0) std::printf("save failed: %s\n", reply.message().c_str());
     *rows = reply.rows();
     CheckpointManifest m;
@@ -124,15 +130,7 @@ int Main() {
   PsServer fresh(o2);
   if (!fresh.Start().ok()) return 1;
   auto start = Clock::now();
-  std::vector<zmq::message_t> req, rep;
-  RequestHeader h;
-  h.set_op(OP_LOAD);
-  h.set_path(FLAGS_dir + "/ckpt-2");
-  req.emplace_back(h.SerializeAsString());
-  bool shutdown = false;
-  fresh.Handle(req, &rep, &shutdown);
-  ReplyHeader reply;
-  reply.ParseFromArray(rep[0].data(), rep[0].size());
+  const ReplyHeader reply = Call(fresh, OP_LOAD, FLAGS_dir + "/ckpt-2");
   std::printf("%-34s %10.2f %12llu\n", "restore (load + re-shard scan)", Since(start),
               static_cast<unsigned long long>(reply.rows()));
   for (bool fp16 : {false, true}) {
