@@ -65,6 +65,23 @@ std::vector<std::vector<float>> Rows(const KeyDedup& dedup, const FeatureAssembl
   return rows;
 }
 
+// TwoSamples() de-duplicated and assembled by `a` (rows from Rows()); emb
+// starts at -1 so that every slot Assemble leaves alone shows.
+struct Assembled {
+  Assembled(const ExperimentConfig& config, FeatureAssembler& a)
+      : batch(TwoSamples()), dedup(config.data()) {
+    dedup.Run(batch);
+    rows = Rows(dedup, a);
+    std::vector<const float*> ptrs;
+    for (auto& r : rows) ptrs.push_back(r.data());
+    a.Assemble(batch, dedup, ptrs, emb.data(), nullptr);
+  }
+  Batch batch;
+  KeyDedup dedup;
+  std::vector<std::vector<float>> rows;
+  std::vector<float> emb = std::vector<float>(2 * 3 * 2, -1.0f);
+};
+
 TEST(FeatureAssemblerTest, SequenceModelsKeepSequencesWithNewestMaxLenRows) {
   for (ModelConfig::Type type : {ModelConfig::MEANPOOL, ModelConfig::DIN, ModelConfig::SDIM}) {
     ExperimentConfig config = SequenceConfig(type);
@@ -75,14 +92,7 @@ TEST(FeatureAssemblerTest, SequenceModelsKeepSequencesWithNewestMaxLenRows) {
     EXPECT_EQ(a->sequence_specs()[0].target_field, 1);
     EXPECT_EQ(a->sequence_specs()[0].max_len, 3);
 
-    Batch batch = TwoSamples();
-    KeyDedup dedup(config.data());
-    dedup.Run(batch);
-    auto rows = Rows(dedup, *a);
-    std::vector<const float*> ptrs;
-    for (auto& r : rows) ptrs.push_back(r.data());
-    std::vector<float> emb(2 * 3 * 2, -1.0f);
-    a->Assemble(batch, dedup, ptrs, emb.data(), nullptr);
+    const std::vector<float> emb = Assembled(config, *a).emb;
 
     EXPECT_EQ(emb[(0 * 3 + 1) * 2], 10.0f);
     EXPECT_EQ(emb[(1 * 3 + 1) * 2 + 1], 11.5f);
@@ -107,14 +117,9 @@ TEST(FeatureAssemblerTest, SequenceGradientsShareTheTargetsTable) {
   ExperimentConfig config = SequenceConfig(ModelConfig::DIN);
   auto a = FeatureAssembler::Create(config);
   ASSERT_TRUE(a.ok()) << a.status();
-  Batch batch = TwoSamples();
-  KeyDedup dedup(config.data());
-  dedup.Run(batch);
-  auto rows = Rows(dedup, *a);
-  std::vector<const float*> ptrs;
-  for (auto& r : rows) ptrs.push_back(r.data());
-  std::vector<float> emb(2 * 3 * 2);
-  a->Assemble(batch, dedup, ptrs, emb.data(), nullptr);
+  Assembled in(config, *a);
+  const Batch& batch = in.batch;
+  const KeyDedup& dedup = in.dedup;
 
   // d_emb: 1 in the item slots; d_seq: 100 * (position + 1) at valid positions.
   std::vector<float> d_emb(2 * 3 * 2, 0.0f);
@@ -153,14 +158,7 @@ TEST(FeatureAssemblerTest, OtherModelsPoolSequences) {
   auto a = FeatureAssembler::Create(config);
   ASSERT_TRUE(a.ok()) << a.status();
   EXPECT_TRUE(a->sequence_specs().empty());
-  Batch batch = TwoSamples();
-  KeyDedup dedup(config.data());
-  dedup.Run(batch);
-  auto rows = Rows(dedup, *a);
-  std::vector<const float*> ptrs;
-  for (auto& r : rows) ptrs.push_back(r.data());
-  std::vector<float> emb(2 * 3 * 2);
-  a->Assemble(batch, dedup, ptrs, emb.data(), nullptr);
+  const std::vector<float> emb = Assembled(config, *a).emb;
   EXPECT_TRUE(a->sequences().empty());
   EXPECT_EQ(emb[(0 * 3 + 2) * 2], 22.0f);  // SUM of 10 and 12
   EXPECT_EQ(emb[(0 * 3 + 2) * 2 + 1], 23.0f);
