@@ -3,7 +3,6 @@
 #include <cblas.h>
 
 #include <algorithm>
-#include <bit>
 #include <cassert>
 #include <cmath>
 
@@ -12,19 +11,14 @@
 namespace ctrps::nn {
 namespace {
 
-// Calls f(g) for every group g < groups where a[g] == b[g]. A row matches the
-// target in few groups, so the comparisons are made into a bit mask first
-// (no branch per group) and only the matches are visited.
-template <typename F>
-inline void ForEachMatch(const uint16_t* a, const uint16_t* b, int groups, F f) {
-  for (int g0 = 0; g0 < groups; g0 += 64) {
-    const int n = std::min(64, groups - g0);
-    uint64_t mask = 0;
-    for (int g = 0; g < n; ++g) mask |= static_cast<uint64_t>(a[g0 + g] == b[g0 + g]) << g;
-    while (mask != 0) {
-      f(g0 + std::countr_zero(mask));
-      mask &= mask - 1;
-    }
+// match[l * groups + g] = 1 where row l's group-g code equals the target's,
+// else 0: the [n, G] selection matrix of one sample.
+inline void MatchMatrix(const uint16_t* row_codes, const uint16_t* query_codes, int n, int groups,
+                        float* match) {
+  for (int l = 0; l < n; ++l) {
+    const uint16_t* rc = row_codes + static_cast<int64_t>(l) * groups;
+    float* m = match + static_cast<int64_t>(l) * groups;
+    for (int g = 0; g < groups; ++g) m[g] = rc[g] == query_codes[g] ? 1.0f : 0.0f;
   }
 }
 
@@ -88,21 +82,25 @@ void SdimSampling::Forward(const ForwardContext&) {
   query_codes_.resize(batch * groups);
   Hash(query_->value() + query_offset_, batch, query_->width(), query_codes_.data());
 
+  match_.resize(rows * groups);
   unit_.resize(batch * groups * d);
   inv_norm_.resize(batch * groups);
   const float inv_groups = 1.0f / static_cast<float>(groups);
   for (int64_t b = 0; b < batch; ++b) {
     float* sums = unit_.data() + b * groups * d;
-    std::fill(sums, sums + groups * d, 0.0f);
-    const uint16_t* qc = query_codes_.data() + b * groups;
+    // s = M^T H: the [G, n] selection times the sample's [n, dim] rows.
+    // One product instead of a scattered add per (row, group) match: with
+    // one bit per group a row matches in half the groups, and the product
+    // runs at BLAS speed however many match.
     const int n = Length(b);
-    for (int l = 0; l < n; ++l) {
-      const uint16_t* rc = row_codes_.data() + (static_cast<int64_t>(offsets_[b]) + l) * groups;
-      const float* h = Row(b, l);
-      ForEachMatch(rc, qc, groups, [&](int g) {
-        float* s = sums + g * d;
-        for (int64_t j = 0; j < d; ++j) s[j] += h[j];
-      });
+    if (n > 0) {
+      float* match = match_.data() + static_cast<int64_t>(offsets_[b]) * groups;
+      MatchMatrix(row_codes_.data() + static_cast<int64_t>(offsets_[b]) * groups,
+                  query_codes_.data() + b * groups, n, groups, match);
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, groups, static_cast<int>(d), n, 1.0f,
+                  match, groups, Row(b, 0), static_cast<int>(d), 0.0f, sums, static_cast<int>(d));
+    } else {
+      std::fill(sums, sums + groups * d, 0.0f);
     }
     float* y = out_->mutable_value() + b * d;
     std::fill(y, y + d, 0.0f);
@@ -140,24 +138,23 @@ void SdimSampling::Backward() {
       for (int64_t j = 0; j < d; ++j) dot += u[j] * dy[j];
       for (int64_t j = 0; j < d; ++j) ds[j] = inv * inv_groups * (dy[j] - u[j] * dot);
     }
-    const uint16_t* qc = query_codes_.data() + b * groups;
+    // d_h = M d_s for the valid rows (the forward's selection, kept);
+    // padding rows get nothing.
     const int n = Length(b);
     float* dseq = seq_->grad() + b * seq_->width();
-    for (int l = 0; l < max_len_; ++l) {
-      float* dh = dseq + l * d;
-      if (!accumulate) std::fill(dh, dh + d, 0.0f);
-      if (l >= n) continue;
-      const uint16_t* rc = row_codes_.data() + (static_cast<int64_t>(offsets_[b]) + l) * groups;
-      ForEachMatch(rc, qc, groups, [&](int g) {
-        const float* ds = d_sum_.data() + g * d;
-        for (int64_t j = 0; j < d; ++j) dh[j] += ds[j];
-      });
+    if (n > 0) {
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, static_cast<int>(d), groups, 1.0f,
+                  match_.data() + static_cast<int64_t>(offsets_[b]) * groups, groups, d_sum_.data(),
+                  static_cast<int>(d), accumulate ? 1.0f : 0.0f, dseq, static_cast<int>(d));
     }
+    if (!accumulate) std::fill(dseq + n * d, dseq + max_len_ * d, 0.0f);
   }
 }
 
 int64_t SdimSampling::FlopsPerSample() const {
-  return 2 * static_cast<int64_t>(max_len_ + 1) * dim_ * num_hashes_;
+  // Hashing, then the selection products s = M^T H and d_H = M d_s.
+  return 2 * static_cast<int64_t>(max_len_ + 1) * dim_ * num_hashes_ +
+         4 * static_cast<int64_t>(max_len_) * dim_ * num_groups();
 }
 
 }  // namespace ctrps::nn

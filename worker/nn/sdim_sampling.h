@@ -28,9 +28,10 @@
 // cblas_sgemm per sample against the [dim, m] hyperplanes) is done once per
 // sequence and batch and does not depend on the target, so it is the part
 // SDIM's BSE moves out of the serving path; the target side is one [B, dim]
-// x [dim, m] product, then per sample O(length * G) code comparisons and one
-// add per matching (row, group). No attention MLP, nothing per target that
-// grows with a network.
+// x [dim, m] product, then per sample O(length * G) code comparisons into a
+// 0/1 selection matrix M [length, G] and one product s = M^T H (the backward:
+// d_H = M d_s). No attention MLP, nothing per target that grows with a
+// network.
 //
 // Gradients flow to the history rows through the normalised sums. The codes
 // are piecewise constant, so the target gets no gradient from this layer
@@ -60,7 +61,8 @@ class SdimSampling final : public SequencePooling {
 
   void Forward(const ForwardContext& ctx) override;
   void Backward() override;
-  // The hashing products of max_len history rows and the target.
+  // The hashing products of max_len history rows and the target, and the
+  // selection products forward and backward.
   int64_t FlopsPerSample() const override;
 
   int num_hashes() const { return num_hashes_; }
@@ -84,6 +86,7 @@ class SdimSampling final : public SequencePooling {
   AlignedVector proj_;                 // scratch [max(max_len, B), m]
   std::vector<uint16_t> row_codes_;    // [N, G], packed valid rows
   std::vector<uint16_t> query_codes_;  // [B, G]
+  AlignedVector match_;                // [N, G]: 1 where a valid row's code equals its target's
   AlignedVector unit_;                 // [B, G, dim]: u_g
   AlignedVector inv_norm_;             // [B, G]: 1 / ||s_g||, 0 without a match
   AlignedVector d_sum_;                // scratch [G, dim]

@@ -157,9 +157,11 @@ TEST(SdimSamplingTest, HyperplanesAreAFixedBufferDrawnFromTheSeed) {
   EXPECT_NEAR(sum2 / 48, 1.0, 0.5);
 }
 
-TEST(SdimSamplingTest, FlopsCountTheHashingProducts) {
+TEST(SdimSamplingTest, FlopsCountTheHashingAndSelectionProducts) {
   Fixture f(12, 3);
-  EXPECT_EQ(f.sdim->FlopsPerSample(), 2 * (kLen + 1) * kDim * 12);
+  // Hashing: (length + 1) x dim x 12 hyperplanes; selection: [4 groups, length]
+  // x [length, dim] forward and its transpose backward.
+  EXPECT_EQ(f.sdim->FlopsPerSample(), 2 * (kLen + 1) * kDim * 12 + 4 * kLen * kDim * 4);
 }
 
 }  // namespace
