@@ -82,7 +82,7 @@ void SdimSampling::Forward(const ForwardContext&) {
   query_codes_.resize(batch * groups);
   Hash(query_->value() + query_offset_, batch, query_->width(), query_codes_.data());
 
-  match_.resize(rows * groups);
+  match_.resize(static_cast<int64_t>(max_len_) * groups);
   unit_.resize(batch * groups * d);
   inv_norm_.resize(batch * groups);
   const float inv_groups = 1.0f / static_cast<float>(groups);
@@ -94,11 +94,10 @@ void SdimSampling::Forward(const ForwardContext&) {
     // runs at BLAS speed however many match.
     const int n = Length(b);
     if (n > 0) {
-      float* match = match_.data() + static_cast<int64_t>(offsets_[b]) * groups;
       MatchMatrix(row_codes_.data() + static_cast<int64_t>(offsets_[b]) * groups,
-                  query_codes_.data() + b * groups, n, groups, match);
+                  query_codes_.data() + b * groups, n, groups, match_.data());
       cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, groups, static_cast<int>(d), n, 1.0f,
-                  match, groups, Row(b, 0), static_cast<int>(d), 0.0f, sums, static_cast<int>(d));
+                  match_.data(), groups, Row(b, 0), static_cast<int>(d), 0.0f, sums, static_cast<int>(d));
     } else {
       std::fill(sums, sums + groups * d, 0.0f);
     }
@@ -138,13 +137,16 @@ void SdimSampling::Backward() {
       for (int64_t j = 0; j < d; ++j) dot += u[j] * dy[j];
       for (int64_t j = 0; j < d; ++j) ds[j] = inv * inv_groups * (dy[j] - u[j] * dot);
     }
-    // d_h = M d_s for the valid rows (the forward's selection, kept);
-    // padding rows get nothing.
+    // d_h = M d_s for the valid rows; padding rows get nothing. M is rebuilt
+    // from the kept codes: comparing is cheaper than keeping [N, G] floats
+    // (1 GB at batch 1024 and length 5,000) between the passes.
     const int n = Length(b);
     float* dseq = seq_->grad() + b * seq_->width();
     if (n > 0) {
+      MatchMatrix(row_codes_.data() + static_cast<int64_t>(offsets_[b]) * groups,
+                  query_codes_.data() + b * groups, n, groups, match_.data());
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, static_cast<int>(d), groups, 1.0f,
-                  match_.data() + static_cast<int64_t>(offsets_[b]) * groups, groups, d_sum_.data(),
+                  match_.data(), groups, d_sum_.data(),
                   static_cast<int>(d), accumulate ? 1.0f : 0.0f, dseq, static_cast<int>(d));
     }
     if (!accumulate) std::fill(dseq + n * d, dseq + max_len_ * d, 0.0f);

@@ -86,7 +86,7 @@ class SdimSampling final : public SequencePooling {
   AlignedVector proj_;                 // scratch [max(max_len, B), m]
   std::vector<uint16_t> row_codes_;    // [N, G], packed valid rows
   std::vector<uint16_t> query_codes_;  // [B, G]
-  AlignedVector match_;                // [N, G]: 1 where a valid row's code equals its target's
+  AlignedVector match_;                // scratch [max_len, G]: 1 where a row's code equals the target's
   AlignedVector unit_;                 // [B, G, dim]: u_g
   AlignedVector inv_norm_;             // [B, G]: 1 / ||s_g||, 0 without a match
   AlignedVector d_sum_;                // scratch [G, dim]
