@@ -238,13 +238,28 @@ double CtrGenerator::Logit(const CtrRow& row) const {
     }
   }
   double inter = 0;
-  for (const auto& p : kPairs) {
-    double dot = 0;
-    for (int c = 0; c < k; ++c) dot += factors[p[0]][c] * factors[p[1]][c];
-    inter += dot;
+  int pairs = kNumPairs;
+  if (options_.interactions == Interactions::kPairs) {
+    for (const auto& p : kPairs) {
+      double dot = 0;
+      for (int c = 0; c < k; ++c) dot += factors[p[0]][c] * factors[p[1]][c];
+      inter += dot;
+    }
+  } else {
+    // Every pair among the fields: (||sum_f u_f||^2 - sum_f ||u_f||^2) / 2.
+    const int n = static_cast<int>(pair_fields_.size());
+    pairs = n * (n - 1) / 2;
+    for (int c = 0; c < k; ++c) {
+      double sum = 0, sq = 0;
+      for (int f : pair_fields_) {
+        sum += factors[f][c];
+        sq += double{factors[f][c]} * factors[f][c];
+      }
+      inter += 0.5 * (sum * sum - sq);
+    }
   }
   // Each dot product has variance 1/k; normalise the sum to variance s^2.
-  z += options_.interaction_strength * inter * std::sqrt(static_cast<double>(k) / kNumPairs);
+  z += options_.interaction_strength * inter * std::sqrt(static_cast<double>(k) / pairs);
 
   // Numerics: t_j is the (discretised) standard score of column j; blank = 0.
   double t[kCriteoIntColumns];

@@ -7,8 +7,17 @@
 // the CRITEO_TSV format. The click probability of a row is
 //
 //   p = sigmoid(bias + sum_f w_f(C_f)                        per-value effects
-//               + s * sum_{(a,b) in kPairs} <u_a(C_a), u_b(C_b)> / sqrt(#pairs)
+//               + s * sum_{(a,b) in P} <u_a(C_a), u_b(C_b)> / sqrt(|P| / k)
 //               + g(I1..I13))                                  nonlinear numerics
+//
+// P, the interacting field pairs, is set by `interactions`: kClique (the
+// default) takes every pair among the 23 fields of kPairs, which is exactly
+// a factorization machine's interaction term over those fields (one factor
+// vector per value, shared by all its pairs), so an FM-family model is
+// well specified and the gap to the oracle measures training; kPairs takes
+// only 15 chosen pairs (a sparse pair graph, which no FM of small dim can
+// represent with one vector per value: its interactions must come from an
+// MLP or field-aware factors).
 //
 // where w_f(v) ~ N(0, sigma_f^2) and u_f(v) (k uniform components of mean 0,
 // variance 1/k) are hidden per-value
@@ -35,8 +44,11 @@ namespace ctrps {
 inline constexpr int kCriteoIntColumns = 13;
 inline constexpr int kCriteoCatColumns = 26;
 
+enum class Interactions { kClique, kPairs };
+
 struct DatagenOptions {
   int64_t rows = 1000000;
+  Interactions interactions = Interactions::kClique;
   uint64_t seed = 2024;
   double interaction_strength = 1.0;
   int64_t max_cardinality = 1000000;

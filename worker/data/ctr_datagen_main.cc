@@ -36,6 +36,10 @@ DEFINE_string(splits, "0.8,0.1,0.1",
 DEFINE_uint64(seed, 2024, "Random seed; the output is a pure function of the flags.");
 DEFINE_double(interaction_strength, 1.0,
               "Scale of the pairwise hidden-factor interaction term of the logit (0 = none).");
+DEFINE_string(interactions, "clique",
+              "Which categorical fields interact: clique = every pair among 23 of the 26 (an "
+              "FM's interaction term over them); pairs = 15 chosen pairs only (a sparse pair "
+              "graph that a low-dim FM cannot represent).");
 DEFINE_int64(max_cardinality, 1000000,
              "Cap on the distinct values of a categorical field (the Criteo cardinalities, "
              "up to 10M, are capped at this).");
@@ -81,6 +85,15 @@ int main(int argc, char** argv) {
   options.rows = FLAGS_rows;
   options.seed = FLAGS_seed;
   options.interaction_strength = FLAGS_interaction_strength;
+  if (FLAGS_interactions == "clique") {
+    options.interactions = ctrps::Interactions::kClique;
+  } else if (FLAGS_interactions == "pairs") {
+    options.interactions = ctrps::Interactions::kPairs;
+  } else {
+    std::fprintf(stderr, "ctr-datagen: --interactions must be clique or pairs, got '%s'\n",
+                 FLAGS_interactions.c_str());
+    return 2;
+  }
   options.max_cardinality = FLAGS_max_cardinality;
   options.target_ctr = FLAGS_ctr;
   options.factor_dim = FLAGS_factor_dim;

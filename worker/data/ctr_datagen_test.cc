@@ -150,6 +150,46 @@ TEST(CtrDatagenTest, InteractionStrengthChangesOnlyTheProbabilities) {
   EXPECT_GT(diff / 1000, 0.3);  // the interaction term has unit scale
 }
 
+// The mixed differences of the logit over the values of fields a, b (and c):
+// zero where the fields do not interact, and the third order is always zero
+// (the planted interactions are pairwise).
+double MixedDifference(const CtrGenerator& gen, CtrRow row, const std::vector<int>& fields) {
+  double total = 0;
+  for (int mask = 0; mask < (1 << fields.size()); ++mask) {
+    CtrRow r = row;
+    int sign = 1;
+    for (size_t i = 0; i < fields.size(); ++i) {
+      if (mask & (1 << i)) {
+        r.cats[fields[i]] = 7;  // the other value; the row has 3 everywhere
+      } else {
+        sign = -sign;
+      }
+    }
+    total += sign * gen.Logit(r);
+  }
+  return total;
+}
+
+TEST(CtrDatagenTest, CliqueInteractsEveryPairOfItsFieldsAndPairsOnlyTheListedOnes) {
+  DatagenOptions o = Small(0);
+  auto clique = CtrGenerator::Create(o);
+  o.interactions = Interactions::kPairs;
+  auto pairs = CtrGenerator::Create(o);
+  ASSERT_TRUE(clique.ok() && pairs.ok());
+  CtrRow row;
+  (*clique)->Next(&row);
+  for (int f = 0; f < kCriteoCatColumns; ++f) row.cats[f] = 3;
+  // C1 x C2 is a listed pair; C1 x C3 is not, but both are clique fields;
+  // C9 (index 8) is in no pair at all.
+  EXPECT_GT(std::fabs(MixedDifference(**clique, row, {0, 1})), 1e-4);
+  EXPECT_GT(std::fabs(MixedDifference(**clique, row, {0, 2})), 1e-4);
+  EXPECT_NEAR(MixedDifference(**clique, row, {0, 8}), 0, 1e-9);
+  EXPECT_GT(std::fabs(MixedDifference(**pairs, row, {0, 1})), 1e-4);
+  EXPECT_NEAR(MixedDifference(**pairs, row, {0, 2}), 0, 1e-9);
+  EXPECT_NEAR(MixedDifference(**clique, row, {0, 1, 2}), 0, 1e-9);
+  EXPECT_NEAR(MixedDifference(**pairs, row, {0, 1, 13}), 0, 1e-9);
+}
+
 TEST(CtrDatagenTest, CategoricalValuesFollowZipfWithCappedCardinality) {
   DatagenOptions o = Small(0);
   o.max_cardinality = 5000;
