@@ -37,6 +37,10 @@ DEFINE_int32(dim, 16, "embedding dimension");
 DEFINE_int64(table_rows, 10000000, "rows in the table (filled before timing)");
 DEFINE_string(distribution, "uniform", "key distribution: uniform or zipf");
 DEFINE_double(zipf_s, 0.99, "zipf exponent");
+DEFINE_int32(key_sets, 64,
+             "distinct requests each client draws before timing and cycles through; their "
+             "keys must far outnumber the rows a memory limit keeps resident, or an "
+             "over-the-limit run turns into an in-memory one after the first cycle");
 DEFINE_int64(memory_limit_mb, 0, "memory limit per server (0: none); rows past it spill to RocksDB");
 DEFINE_string(optimizer, "adagrad", "sgd, adagrad, adam or ftrl");
 DEFINE_double(seconds, 5, "seconds per phase (pull, then push)");
@@ -273,7 +277,7 @@ int Main() {
   std::vector<std::pair<pid_t, int>> clients;
   for (int c = 0; c < FLAGS_clients; ++c) {
     clients.push_back(Spawn([&endpoints, c](int out) {
-      auto sets = MakeKeySets(8, 1000 + c);
+      auto sets = MakeKeySets(FLAGS_key_sets, 1000 + c);
       auto client = ConnectOrDie(endpoints);
       PhaseResult r[2] = {RunPhase(*client, false, sets), RunPhase(*client, true, sets)};
       WriteAll(out, r, sizeof(r));
@@ -355,5 +359,9 @@ int main(int argc, char** argv) {
       "pull/push throughput of the parameter server on loopback.\n"
       "  ps_bench --servers 1 --clients 1 --keys_per_request 100000 --dim 16 --table_rows 10000000");
   gflags::ParseCommandLineFlags(&argc, &argv, true);
+  if (FLAGS_key_sets < 1) {
+    std::fprintf(stderr, "ps_bench: --key_sets must be at least 1, got %d\n", FLAGS_key_sets);
+    return 2;
+  }
   return ctrps::Main();
 }

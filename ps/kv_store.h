@@ -44,7 +44,10 @@ absl::Status ScanRocksDb(const std::string& dir,
 
 // RocksDB under `dir` (created if missing; an existing store is reopened).
 // Tuned as a cache tier: no WAL, bloom filters so absent keys cost no read.
-absl::StatusOr<std::unique_ptr<KvStore>> OpenRocksDbStore(const std::string& dir);
+// write_buffer_bytes: the memtable's size before it is flushed to an SST
+// file (tests pass a small one so that reads come from files).
+absl::StatusOr<std::unique_ptr<KvStore>> OpenRocksDbStore(const std::string& dir,
+                                                          size_t write_buffer_bytes = 64 << 20);
 
 std::unique_ptr<KvStore> NewMemoryKvStore();
 

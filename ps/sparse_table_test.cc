@@ -1,10 +1,13 @@
 #include "ps/sparse_table.h"
 
 #include <cmath>
+#include <filesystem>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "ps/kv_store.h"
 
 namespace ctrps {
 namespace {
@@ -153,14 +156,15 @@ TEST(SparseTableTest, TtlInSecondsDropsStaleRows) {
   EXPECT_EQ(*table->EvictExpired(1), 1u);
 }
 
-TEST(SparseTableTest, MemoryLimitSpillsAndRoundTripsEveryRow) {
+// A table 10x over its memory limit, spilling to `store`, ends equal to an
+// unlimited twin row by row.
+void ExpectSpillRoundTrip(KvStore* store) {
   TableConfig c = Config(8, SparseOptimizerConfig::ADAGRAD);
   const int kRows = 20000;
   const int64_t row_charge = sizeof(RowMeta) + 4 * 16 + SparseTable::kIndexBytesPerRow;
   MemoryBudget budget(row_charge * kRows / 10);  // 10x over the limit
-  auto store = NewMemoryKvStore();
   SparseTable::Options options;
-  options.store = store.get();
+  options.store = store;
   options.budget = &budget;
   auto table = Make(c, options);
   auto reference = Make(c);  // unlimited twin
@@ -193,6 +197,21 @@ TEST(SparseTableTest, MemoryLimitSpillsAndRoundTripsEveryRow) {
     }
   }
   EXPECT_LE(budget.used(), budget.limit());
+}
+
+TEST(SparseTableTest, MemoryLimitSpillsAndRoundTripsEveryRow) {
+  auto store = NewMemoryKvStore();
+  ExpectSpillRoundTrip(store.get());
+}
+
+TEST(SparseTableTest, MemoryLimitRoundTripsEveryRowThroughRocksDb) {
+  // A 256 KB memtable: most rows come back from SST files, the rest from the
+  // (hashed) memtable.
+  const std::string dir = testing::TempDir() + "/spill_rocksdb";
+  std::filesystem::remove_all(dir);
+  auto store = OpenRocksDbStore(dir, 256 << 10);
+  ASSERT_TRUE(store.ok()) << store.status();
+  ExpectSpillRoundTrip(store->get());
 }
 
 TEST(SparseTableTest, L2OnMissedStepsMatchesDenseUpdates) {
