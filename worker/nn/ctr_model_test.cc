@@ -537,7 +537,8 @@ TEST(CtrModelTest, SequenceModelFlopsCountAttentionAndHashing) {
             mlp + (kLen1 + kLen2) * att);
   EXPECT_EQ(MakeSequenceModel("type: SDIM hidden_units: [8] sdim_num_hashes: 12 sdim_hash_bits: 3")
                 ->FlopsPerSample(),
-            mlp + 2 * (kLen1 + 1 + kLen2 + 1) * kDim * 12);
+            mlp + 2 * (kLen1 + 1 + kLen2 + 1) * kDim * 12  // hashing
+                + 4 * (kLen1 + kLen2) * kDim * 4);           // selection, 4 groups
 }
 
 TEST(CtrModelTest, SequenceModelParameterCounts) {
