@@ -55,7 +55,7 @@ class RocksDbStore final : public KvStore {
     std::vector<rocksdb::Status> statuses(keys.size());
     db_->MultiGet(rocksdb::ReadOptions(), db_->DefaultColumnFamily(), keys.size(), slices.data(),
                   out.data(), statuses.data(), /*sorted_input=*/false);
-    values->resize(keys.size());
+    if (values->size() < keys.size()) values->resize(keys.size());  // grow only: reuse buffers
     found->assign(keys.size(), false);
     for (size_t i = 0; i < keys.size(); ++i) {
       if (statuses[i].ok()) {
@@ -98,7 +98,7 @@ class MemoryKvStore final : public KvStore {
   absl::Status MultiGet(const std::vector<std::string_view>& keys, std::vector<std::string>* values,
                         std::vector<bool>* found) override {
     absl::MutexLock lock(&mu_);
-    values->resize(keys.size());
+    if (values->size() < keys.size()) values->resize(keys.size());  // grow only: reuse buffers
     found->assign(keys.size(), false);
     for (size_t i = 0; i < keys.size(); ++i) {
       auto it = data_.find(std::string(keys[i]));

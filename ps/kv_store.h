@@ -27,6 +27,8 @@ class KvStore {
   virtual absl::Status Write(const std::vector<Op>& ops) = 0;
 
   // For each key, found[i] tells whether it exists and values[i] holds it.
+  // found gets keys.size() entries; values grows to at least that and keeps
+  // any further entries, so a caller reusing it reuses the strings' buffers.
   virtual absl::Status MultiGet(const std::vector<std::string_view>& keys,
                                 std::vector<std::string>* values, std::vector<bool>* found) = 0;
 

@@ -37,6 +37,12 @@ struct Scratch {
   std::vector<uint64_t> miss_keys;
   std::vector<uint32_t> miss_pos;
   std::vector<uint32_t> miss_slots;
+  // Promote's store request and reply, kept so that their strings' buffers
+  // are reused: a spilled row coming back costs no allocation.
+  std::vector<std::string> disk_keys;
+  std::vector<std::string_view> disk_views;
+  std::vector<std::string> disk_values;
+  std::vector<bool> disk_found;
   uint32_t begin[SparseTable::kNumStripes + 1];
 };
 thread_local Scratch tls_scratch;
@@ -240,13 +246,17 @@ absl::Status SparseTable::Promote(Stripe& s, const std::vector<uint64_t>& keys,
       keys.empty()) {
     return absl::OkStatus();
   }
-  std::vector<std::string> disk_keys;
-  disk_keys.reserve(keys.size());
-  for (uint64_t k : keys) disk_keys.push_back(DiskKey(k));
-  std::vector<std::string_view> views(disk_keys.begin(), disk_keys.end());
-  std::vector<std::string> values;
-  std::vector<bool> found;
-  RETURN_IF_ERROR(options_.store->MultiGet(views, &values, &found));
+  Scratch& scratch = tls_scratch;
+  std::vector<std::string>& disk_keys = scratch.disk_keys;
+  if (disk_keys.size() < keys.size()) disk_keys.resize(keys.size());
+  scratch.disk_views.clear();
+  for (size_t i = 0; i < keys.size(); ++i) {
+    disk_keys[i] = DiskKey(keys[i]);
+    scratch.disk_views.push_back(disk_keys[i]);
+  }
+  std::vector<std::string>& values = scratch.disk_values;
+  std::vector<bool>& found = scratch.disk_found;
+  RETURN_IF_ERROR(options_.store->MultiGet(scratch.disk_views, &values, &found));
   uint64_t promoted = 0;
   for (size_t i = 0; i < keys.size(); ++i) {
     if (!found[i]) continue;
