@@ -170,6 +170,9 @@ CtrGenerator::CtrGenerator(const DatagenOptions& options) : options_(options) {
       }
     }
   }
+  const int n = static_cast<int>(pair_fields_.size());
+  const int num_pairs = options.interactions == Interactions::kPairs ? kNumPairs : n * (n - 1) / 2;
+  interaction_norm_ = std::sqrt(static_cast<double>(options.factor_dim) / num_pairs);
   // The calibration stream; Create() reseeds for the data stream.
   uint64_t s = Mix64(options.seed ^ 0xca11b7a7e5ULL);
   for (uint64_t& r : rng_) r = s = Mix64(s + kGolden);
@@ -238,7 +241,6 @@ double CtrGenerator::Logit(const CtrRow& row) const {
     }
   }
   double inter = 0;
-  int pairs = kNumPairs;
   if (options_.interactions == Interactions::kPairs) {
     for (const auto& p : kPairs) {
       double dot = 0;
@@ -247,8 +249,6 @@ double CtrGenerator::Logit(const CtrRow& row) const {
     }
   } else {
     // Every pair among the fields: (||sum_f u_f||^2 - sum_f ||u_f||^2) / 2.
-    const int n = static_cast<int>(pair_fields_.size());
-    pairs = n * (n - 1) / 2;
     for (int c = 0; c < k; ++c) {
       double sum = 0, sq = 0;
       for (int f : pair_fields_) {
@@ -258,8 +258,7 @@ double CtrGenerator::Logit(const CtrRow& row) const {
       inter += 0.5 * (sum * sum - sq);
     }
   }
-  // Each dot product has variance 1/k; normalise the sum to variance s^2.
-  z += options_.interaction_strength * inter * std::sqrt(static_cast<double>(k) / pairs);
+  z += options_.interaction_strength * inter * interaction_norm_;
 
   // Numerics: t_j is the (discretised) standard score of column j; blank = 0.
   double t[kCriteoIntColumns];

@@ -106,6 +106,9 @@ class CtrGenerator {
   DatagenOptions options_;
   std::vector<CatField> fields_;
   std::vector<int> pair_fields_;  // fields that appear in a pair
+  // sqrt(k / |P|): the sum of |P| dot products (variance 1/k each) times
+  // this has variance 1 (then times s).
+  double interaction_norm_ = 0;
   double bias_ = 0;
   uint64_t rng_[4];
 };
