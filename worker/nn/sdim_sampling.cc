@@ -9,20 +9,6 @@
 #include "worker/nn/random.h"
 
 namespace ctrps::nn {
-namespace {
-
-// match[l * groups + g] = 1 where row l's group-g code equals the target's,
-// else 0: the [n, G] selection matrix of one sample.
-inline void MatchMatrix(const uint16_t* row_codes, const uint16_t* query_codes, int n, int groups,
-                        float* match) {
-  for (int l = 0; l < n; ++l) {
-    const uint16_t* rc = row_codes + static_cast<int64_t>(l) * groups;
-    float* m = match + static_cast<int64_t>(l) * groups;
-    for (int g = 0; g < groups; ++g) m[g] = rc[g] == query_codes[g] ? 1.0f : 0.0f;
-  }
-}
-
-}  // namespace
 
 SdimSampling::SdimSampling(Graph* graph, Node* seq, int max_len, Node* query, int64_t query_offset,
                            int num_hashes, int hash_bits, uint64_t seed, const std::string& name)
@@ -68,6 +54,18 @@ void SdimSampling::Hash(const float* x, int64_t rows, int64_t ld, uint16_t* code
   }
 }
 
+int SdimSampling::BuildMatch(int64_t b) {
+  const int n = Length(b);
+  const int groups = num_groups();
+  const uint16_t* qc = query_codes_.data() + b * groups;
+  for (int l = 0; l < n; ++l) {
+    const uint16_t* rc = row_codes_.data() + (static_cast<int64_t>(offsets_[b]) + l) * groups;
+    float* m = match_.data() + static_cast<int64_t>(l) * groups;
+    for (int g = 0; g < groups; ++g) m[g] = rc[g] == qc[g] ? 1.0f : 0.0f;
+  }
+  return n;
+}
+
 void SdimSampling::Forward(const ForwardContext&) {
   const int64_t batch = seq_->rows();
   const int64_t d = dim_;
@@ -92,10 +90,8 @@ void SdimSampling::Forward(const ForwardContext&) {
     // One product instead of a scattered add per (row, group) match: with
     // one bit per group a row matches in half the groups, and the product
     // runs at BLAS speed however many match.
-    const int n = Length(b);
+    const int n = BuildMatch(b);
     if (n > 0) {
-      MatchMatrix(row_codes_.data() + static_cast<int64_t>(offsets_[b]) * groups,
-                  query_codes_.data() + b * groups, n, groups, match_.data());
       cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, groups, static_cast<int>(d), n, 1.0f,
                   match_.data(), groups, Row(b, 0), static_cast<int>(d), 0.0f, sums, static_cast<int>(d));
     } else {
@@ -140,11 +136,9 @@ void SdimSampling::Backward() {
     // d_h = M d_s for the valid rows; padding rows get nothing. M is rebuilt
     // from the kept codes: comparing is cheaper than keeping [N, G] floats
     // (1 GB at batch 1024 and length 5,000) between the passes.
-    const int n = Length(b);
+    const int n = BuildMatch(b);
     float* dseq = seq_->grad() + b * seq_->width();
     if (n > 0) {
-      MatchMatrix(row_codes_.data() + static_cast<int64_t>(offsets_[b]) * groups,
-                  query_codes_.data() + b * groups, n, groups, match_.data());
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, static_cast<int>(d), groups, 1.0f,
                   match_.data(), groups, d_sum_.data(),
                   static_cast<int>(d), accumulate ? 1.0f : 0.0f, dseq, static_cast<int>(d));

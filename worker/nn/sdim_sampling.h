@@ -76,6 +76,10 @@ class SdimSampling final : public SequencePooling {
  private:
   // Codes [rows, G] of `rows` vectors x (row stride `ld`) into `codes`.
   void Hash(const float* x, int64_t rows, int64_t ld, uint16_t* codes);
+  // match_[l * G + g] = 1 where sample b's row l has the target's group-g
+  // code, else 0 (the selection matrix M of its valid rows); returns the
+  // sample's length.
+  int BuildMatch(int64_t b);
 
   ParameterArena* arena_;
   Node* query_;
