@@ -16,13 +16,15 @@ build=${CTRPS_BUILD_DIR:-$PWD/build}
 [[ -f data/criteo_synth/d.train.tsv ]] || { echo "data/criteo_synth/d.train.tsv: missing (see --help)" >&2; exit 2; }
 # The kernel set launch/ctr-train picks, so that both sides run the same GEMMs.
 source launch/openblas_coretype.sh
+json=$(mktemp)
+trap 'rm -f "$json"' EXIT
 ratios=()
 for ((r = 1; r <= rounds; ++r)); do
   dense=$(OPENBLAS_NUM_THREADS=1 "$build/worker/nn/dense_bench" \
-            --benchmark_filter=DeepFm --benchmark_min_time=3 --benchmark_out=/tmp/train_overhead.$$.json \
+            --benchmark_filter=DeepFm --benchmark_min_time=3 --benchmark_out="$json" \
             --benchmark_out_format=json >/dev/null 2>&1 &&
           python3 -c 'import json,sys; print(round(json.load(open(sys.argv[1]))["benchmarks"][0]["samples_per_second"]))' \
-            /tmp/train_overhead.$$.json)
+            "$json")
   dir=runs/train_overhead_$r
   launch/ctr-train conf/bench_criteo_deepfm.pbtxt --servers 1 --workers 1 --run-dir "$dir" >/dev/null 2>&1 ||
     { echo "round $r: the job failed, see $dir/train.log" >&2; exit 1; }
