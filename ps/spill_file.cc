@@ -1,0 +1,206 @@
+#include "ps/spill_file.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "common/hash.h"
+#include "common/status.h"
+
+namespace ctrps {
+namespace {
+
+constexpr size_t kPage = 4096;
+constexpr size_t kInitialBuckets = 16;
+// Grow (or sweep tombstones) past this fraction of slots used or deleted;
+// probes then end within a bucket or two.
+constexpr double kMaxFill = 0.85;
+
+absl::Status ErrnoError(const std::string& what, const std::string& path, int err) {
+  return absl::UnavailableError(absl::StrCat("spill file ", path, ": ", what, ": ", std::strerror(err)));
+}
+
+}  // namespace
+
+SpillFile::SpillFile(std::string path, size_t row_bytes)
+    : path_(std::move(path)),
+      row_bytes_(row_bytes),
+      slots_(static_cast<int>(std::clamp<size_t>((kPage - kTagBytes) / row_bytes, 1, kMaxSlots))),
+      stride_((kTagBytes + slots_ * row_bytes + 63) / 64 * 64) {}
+
+absl::StatusOr<std::unique_ptr<SpillFile>> SpillFile::Create(std::string path, size_t row_bytes) {
+  if (row_bytes < sizeof(uint64_t) || row_bytes % 8 != 0) {
+    return absl::InvalidArgumentError(absl::StrFormat("spill file %s: row of %d bytes", path, row_bytes));
+  }
+  std::unique_ptr<SpillFile> f(new SpillFile(std::move(path), row_bytes));
+  f->file_ = f->path_;
+  RETURN_IF_ERROR(f->MapNew(f->file_, kInitialBuckets, &f->fd_, &f->base_));
+  f->buckets_ = kInitialBuckets;
+  return f;
+}
+
+SpillFile::~SpillFile() {
+  if (base_ != nullptr) munmap(base_, file_bytes());
+  if (fd_ >= 0) {
+    close(fd_);
+    unlink(file_.c_str());
+  }
+}
+
+absl::Status SpillFile::MapNew(const std::string& path, size_t buckets, int* fd, std::byte** base) const {
+  const size_t bytes = buckets * stride_;
+  int f = open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (f < 0) return ErrnoError("cannot create", path, errno);
+  // Reserve the blocks now: a write through the mapping into a file the disk
+  // has no room for would kill the process with SIGBUS instead of failing.
+  if (int err = posix_fallocate(f, 0, static_cast<off_t>(bytes)); err != 0) {
+    close(f);
+    unlink(path.c_str());
+    return ErrnoError(absl::StrCat("cannot reserve ", bytes, " bytes"), path, err);
+  }
+  void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, f, 0);
+  if (p == MAP_FAILED) {
+    const int err = errno;
+    close(f);
+    unlink(path.c_str());
+    return ErrnoError(absl::StrCat("cannot map ", bytes, " bytes"), path, err);
+  }
+  // One row per lookup: read-ahead would only evict useful pages.
+  madvise(p, bytes, MADV_RANDOM);
+  *fd = f;
+  *base = static_cast<std::byte*>(p);
+  return absl::OkStatus();
+}
+
+uint64_t SpillFile::Hash(uint64_t key) {
+  // Salted so that buckets do not line up with the memory index's slots.
+  return Mix64(key ^ 0x6a09e667f3bcc908ULL);
+}
+
+uint32_t SpillFile::Match(const uint16_t* tags, uint16_t t) const {
+  uint32_t m = 0;
+#if defined(__SSE2__)
+  const __m128i v = _mm_set1_epi16(static_cast<short>(t));
+  const auto* p = reinterpret_cast<const __m128i*>(tags);
+  for (int q = 0; q < 2; ++q) {
+    const __m128i a = _mm_cmpeq_epi16(_mm_load_si128(p + 2 * q), v);
+    const __m128i b = _mm_cmpeq_epi16(_mm_load_si128(p + 2 * q + 1), v);
+    m |= static_cast<uint32_t>(_mm_movemask_epi8(_mm_packs_epi16(a, b))) << (16 * q);
+  }
+#else
+  for (int i = 0; i < kMaxSlots; ++i) m |= static_cast<uint32_t>(tags[i] == t) << i;
+#endif
+  return slots_ == 32 ? m : m & ((1u << slots_) - 1);
+}
+
+std::byte* SpillFile::Find(uint64_t key) {
+  const uint64_t h = Hash(key);
+  const uint16_t t = TagOf(h);
+  for (size_t b = HomeBucket(h);; b = b + 1 == buckets_ ? 0 : b + 1) {
+    const uint16_t* tags = TagsOf(b);
+    for (uint32_t m = Match(tags, t); m != 0; m &= m - 1) {
+      std::byte* row = SlotOf(b, __builtin_ctz(m));
+      uint64_t k;
+      std::memcpy(&k, row, sizeof(k));
+      if (k == key) return row;
+    }
+    if (Match(tags, kEmpty) != 0) return nullptr;  // no key was ever pushed past this bucket
+  }
+}
+
+absl::Status SpillFile::Put(const std::byte* row) {
+  uint64_t key;
+  std::memcpy(&key, row, sizeof(key));
+  if (std::byte* old = Find(key); old != nullptr) {
+    std::memcpy(old, row, row_bytes_);
+    return absl::OkStatus();
+  }
+  const size_t capacity = buckets_ * slots_;
+  if (static_cast<double>(used_ + deleted_ + 1) > kMaxFill * capacity) {
+    // Mostly tombstones: sweep them at the same size; otherwise double.
+    const bool crowded = static_cast<double>(used_ + 1) > 0.5 * capacity;
+    RETURN_IF_ERROR(Resize(crowded ? buckets_ * 2 : buckets_));
+  }
+  const uint64_t h = Hash(key);
+  for (size_t b = HomeBucket(h);; b = b + 1 == buckets_ ? 0 : b + 1) {
+    uint16_t* tags = TagsOf(b);
+    const uint32_t free = Match(tags, kEmpty) | Match(tags, kDeleted);
+    if (free == 0) continue;
+    const int i = __builtin_ctz(free);
+    if (tags[i] == kDeleted) --deleted_;
+    tags[i] = TagOf(h);
+    std::memcpy(SlotOf(b, i), row, row_bytes_);
+    ++used_;
+    return absl::OkStatus();
+  }
+}
+
+void SpillFile::EraseFound(std::byte* row) {
+  const size_t off = static_cast<size_t>(row - base_);
+  const size_t b = off / stride_;
+  Remove(b, static_cast<int>((off - b * stride_ - kTagBytes) / row_bytes_));
+}
+
+void SpillFile::Remove(size_t b, int i) {
+  uint16_t* tags = TagsOf(b);
+  // A bucket with an empty slot was never full, so no probe went past it:
+  // the slot can be empty again instead of a tombstone.
+  if (Match(tags, kEmpty) != 0) {
+    tags[i] = kEmpty;
+  } else {
+    tags[i] = kDeleted;
+    ++deleted_;
+  }
+  --used_;
+}
+
+absl::Status SpillFile::Resize(size_t buckets) {
+  const std::string next = absl::StrCat(path_, ".", ++generation_);
+  int fd = -1;
+  std::byte* base = nullptr;
+  RETURN_IF_ERROR(MapNew(next, buckets, &fd, &base));
+  std::byte* old_base = base_;
+  const size_t old_buckets = buckets_;
+  const int old_fd = fd_;
+  const std::string old_file = file_;
+  base_ = base;
+  fd_ = fd;
+  file_ = next;
+  buckets_ = buckets;
+  used_ = 0;
+  deleted_ = 0;
+  for (size_t b = 0; b < old_buckets; ++b) {
+    const auto* tags = reinterpret_cast<const uint16_t*>(old_base + b * stride_);
+    for (int i = 0; i < slots_; ++i) {
+      if (tags[i] < kMinTag) continue;
+      const std::byte* row = old_base + b * stride_ + kTagBytes + i * row_bytes_;
+      uint64_t key;
+      std::memcpy(&key, row, sizeof(key));
+      for (size_t nb = HomeBucket(Hash(key));; nb = nb + 1 == buckets_ ? 0 : nb + 1) {
+        uint16_t* ntags = TagsOf(nb);
+        const uint32_t free = Match(ntags, kEmpty);
+        if (free == 0) continue;
+        const int j = __builtin_ctz(free);
+        ntags[j] = tags[i];
+        std::memcpy(SlotOf(nb, j), row, row_bytes_);
+        ++used_;
+        break;
+      }
+    }
+  }
+  munmap(old_base, old_buckets * stride_);
+  close(old_fd);
+  unlink(old_file.c_str());
+  return absl::OkStatus();
+}
+
+}  // namespace ctrps

@@ -1,0 +1,118 @@
+// Where a table stripe's cold rows go when the server is over its memory
+// limit: a hash table of fixed-size rows in a memory-mapped file.
+//
+// The file is an array of buckets. A bucket is one 64-byte line of
+// 16-bit tags (0 empty, 1 deleted, else a fingerprint of the key) followed by
+// up to 32 row slots, sized so that a bucket fits in a 4 KB page for rows of
+// up to ~4 KB. A lookup reads the tag line of the key's home bucket, compares
+// every tag at once, and touches a slot only on a fingerprint match: about two
+// cache misses and one page per lookup, no per-key index in memory, no
+// decoding. A full bucket sends later keys to the next one (linear probing by
+// bucket); deletions leave a tombstone only in buckets that were ever full.
+//
+// Rows start with their 64-bit key (RowMeta does). Nothing in the file is
+// meant to outlive the process: it is scratch, removed by the destructor; a
+// checkpoint of the table goes to RocksDB. Growing re-inserts every row into a
+// new file twice the size (per stripe, so one step moves 1/16 of a table)
+// and removes the old one.
+//
+// Not thread-safe: the stripe's mutex guards it. Pointers returned by Find
+// stay valid until the next Put, Erase or growth.
+#ifndef CTRPS_PS_SPILL_FILE_H_
+#define CTRPS_PS_SPILL_FILE_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+
+namespace ctrps {
+
+class SpillFile {
+ public:
+  // A new, empty file at `path` (an existing file there is replaced).
+  // row_bytes >= 8 and a multiple of 8. Unavailable when the file cannot be
+  // created or its space reserved.
+  static absl::StatusOr<std::unique_ptr<SpillFile>> Create(std::string path, size_t row_bytes);
+  ~SpillFile();
+  SpillFile(const SpillFile&) = delete;
+  SpillFile& operator=(const SpillFile&) = delete;
+
+  // The file now in use: `path`, or `path`.N after N growths.
+  const std::string& file() const { return file_; }
+  size_t size() const { return used_; }
+  size_t row_bytes() const { return row_bytes_; }
+  // Bytes of the file (all buckets, used or not).
+  uint64_t file_bytes() const { return static_cast<uint64_t>(buckets_) * stride_; }
+
+  // Brings the tag line of `key`'s home bucket toward the cache.
+  void Prefetch(uint64_t key) const { __builtin_prefetch(base_ + HomeBucket(Hash(key)) * stride_); }
+
+  // The stored row of `key`, or null.
+  std::byte* Find(uint64_t key);
+
+  // Stores a copy of `row` (row_bytes; its key is its first 8 bytes),
+  // replacing the row with the same key. Unavailable when the file has to
+  // grow and cannot (disk full), in which case nothing changed.
+  absl::Status Put(const std::byte* row);
+
+  // Removes a row Find returned.
+  void EraseFound(std::byte* row);
+
+  // Calls fn(row) for every stored row; fn may change the row's bytes after
+  // its key. When fn returns true the row is removed.
+  template <typename Fn>
+  void ForEach(Fn fn) {
+    for (size_t b = 0; b < buckets_; ++b) {
+      uint16_t* tags = TagsOf(b);
+      for (int i = 0; i < slots_; ++i) {
+        if (tags[i] < kMinTag) continue;
+        if (fn(SlotOf(b, i))) Remove(b, i);
+      }
+    }
+  }
+
+ private:
+  static constexpr uint16_t kEmpty = 0, kDeleted = 1, kMinTag = 2;
+  static constexpr size_t kTagBytes = 64;
+  static constexpr int kMaxSlots = kTagBytes / sizeof(uint16_t);
+
+  SpillFile(std::string path, size_t row_bytes);
+
+  static uint64_t Hash(uint64_t key);
+  static uint16_t TagOf(uint64_t h) {
+    const auto t = static_cast<uint16_t>(h);
+    return t < kMinTag ? static_cast<uint16_t>(t + kMinTag) : t;
+  }
+  size_t HomeBucket(uint64_t h) const {
+    return static_cast<size_t>((static_cast<unsigned __int128>(h) * buckets_) >> 64);
+  }
+  uint16_t* TagsOf(size_t b) const { return reinterpret_cast<uint16_t*>(base_ + b * stride_); }
+  std::byte* SlotOf(size_t b, int i) const { return base_ + b * stride_ + kTagBytes + i * row_bytes_; }
+  // Bit i set where tags[i] == t, for the bucket's slots.
+  uint32_t Match(const uint16_t* tags, uint16_t t) const;
+  void Remove(size_t b, int i);
+  // Maps a new file of `buckets` buckets and moves every row into it.
+  absl::Status Resize(size_t buckets);
+  // Creates, sizes and maps a file; fills fd/base on success.
+  absl::Status MapNew(const std::string& path, size_t buckets, int* fd, std::byte** base) const;
+
+  const std::string path_;
+  const size_t row_bytes_;
+  const int slots_;      // row slots per bucket
+  const size_t stride_;  // bytes per bucket
+  std::string file_;
+  int generation_ = 0;
+  int fd_ = -1;
+  std::byte* base_ = nullptr;
+  size_t buckets_ = 0;
+  size_t used_ = 0;
+  size_t deleted_ = 0;
+};
+
+}  // namespace ctrps
+
+#endif  // CTRPS_PS_SPILL_FILE_H_

@@ -1,0 +1,178 @@
+#include "ps/spill_file.h"
+
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstring>
+#include <filesystem>
+#include <random>
+#include <unordered_map>
+#include <vector>
+
+#include "gtest/gtest.h"
+
+namespace ctrps {
+namespace {
+
+std::string TestPath(const std::string& name) {
+  return testing::TempDir() + "/spill_file_" + name + "_" + std::to_string(getpid());
+}
+
+// A row of `bytes` bytes: key first, then words derived from (key, version).
+std::vector<std::byte> Row(size_t bytes, uint64_t key, uint64_t version) {
+  std::vector<std::byte> row(bytes);
+  std::memcpy(row.data(), &key, 8);
+  for (size_t off = 8; off + 8 <= bytes; off += 8) {
+    uint64_t w = key * 0x9e3779b97f4a7c15ULL + version * 31 + off;
+    std::memcpy(row.data() + off, &w, 8);
+  }
+  return row;
+}
+
+// Random puts, overwrites and erases against a map; every row read back must
+// equal the last one written. Covers growth, tombstones and their sweeps.
+void CheckAgainstMap(size_t row_bytes, int ops, uint64_t key_space) {
+  auto file = SpillFile::Create(TestPath("map" + std::to_string(row_bytes)), row_bytes);
+  ASSERT_TRUE(file.ok()) << file.status();
+  SpillFile& f = **file;
+  std::unordered_map<uint64_t, uint64_t> expect;  // key -> version
+  std::mt19937_64 rng(row_bytes);
+  for (int op = 0; op < ops; ++op) {
+    const uint64_t key = rng() % key_space * 0x100000001ULL;  // keys with high bits set too
+    if (rng() % 3 == 0) {
+      std::byte* row = f.Find(key);
+      ASSERT_EQ(row != nullptr, expect.count(key) == 1) << "key " << key << " at op " << op;
+      if (row != nullptr) {
+        f.EraseFound(row);
+        expect.erase(key);
+      }
+    } else {
+      const uint64_t version = op;
+      ASSERT_TRUE(f.Put(Row(row_bytes, key, version).data()).ok());
+      expect[key] = version;
+    }
+  }
+  ASSERT_EQ(f.size(), expect.size());
+  for (const auto& [key, version] : expect) {
+    const std::byte* row = f.Find(key);
+    ASSERT_NE(row, nullptr) << key;
+    ASSERT_EQ(std::memcmp(row, Row(row_bytes, key, version).data(), row_bytes), 0) << key;
+  }
+  size_t seen = 0;
+  f.ForEach([&](std::byte* row) {
+    uint64_t key;
+    std::memcpy(&key, row, 8);
+    EXPECT_EQ(expect.count(key), 1u) << key;
+    ++seen;
+    return false;
+  });
+  EXPECT_EQ(seen, expect.size());
+}
+
+TEST(SpillFileTest, MatchesAMapUnderPutsOverwritesAndErases) { CheckAgainstMap(160, 200000, 40000); }
+
+TEST(SpillFileTest, RowsLargerThanAPageGetOneSlotPerBucket) { CheckAgainstMap(5000, 20000, 3000); }
+
+TEST(SpillFileTest, ChurnAtConstantSizeKeepsTheFileFromGrowing) {
+  // A table over its limit: every row that comes back in is replaced by
+  // another going out. Tombstones must be swept, not grown past.
+  auto file = SpillFile::Create(TestPath("churn"), 96);
+  ASSERT_TRUE(file.ok()) << file.status();
+  SpillFile& f = **file;
+  for (uint64_t k = 0; k < 50000; ++k) ASSERT_TRUE(f.Put(Row(96, k, 0).data()).ok());
+  const uint64_t bytes = f.file_bytes();
+  std::mt19937_64 rng(7);
+  std::vector<uint64_t> out;  // keys not in the file
+  for (uint64_t k = 50000; k < 60000; ++k) out.push_back(k);
+  for (int i = 0; i < 500000; ++i) {
+    uint64_t in = rng() % 60000;
+    std::byte* row = f.Find(in);
+    if (row == nullptr) continue;
+    f.EraseFound(row);
+    size_t j = rng() % out.size();
+    ASSERT_TRUE(f.Put(Row(96, out[j], i).data()).ok());
+    out[j] = in;
+  }
+  EXPECT_EQ(f.size(), 50000u);
+  EXPECT_LE(f.file_bytes(), bytes);
+  for (uint64_t k : out) EXPECT_EQ(f.Find(k), nullptr);
+}
+
+TEST(SpillFileTest, ForEachCanChangeAndRemoveRows) {
+  auto file = SpillFile::Create(TestPath("foreach"), 32);
+  ASSERT_TRUE(file.ok()) << file.status();
+  SpillFile& f = **file;
+  for (uint64_t k = 1; k <= 1000; ++k) ASSERT_TRUE(f.Put(Row(32, k, 0).data()).ok());
+  f.ForEach([](std::byte* row) {
+    uint64_t key;
+    std::memcpy(&key, row, 8);
+    std::memset(row + 8, 0xab, 8);
+    return key % 2 == 0;
+  });
+  EXPECT_EQ(f.size(), 500u);
+  for (uint64_t k = 1; k <= 1000; ++k) {
+    const std::byte* row = f.Find(k);
+    ASSERT_EQ(row != nullptr, k % 2 == 1) << k;
+    if (row != nullptr) {
+      EXPECT_EQ(row[8], std::byte{0xab});
+    }
+  }
+}
+
+TEST(SpillFileTest, FileIsRemovedWithTheObject) {
+  const std::string path = TestPath("removed");
+  std::string last;
+  {
+    auto file = SpillFile::Create(path, 64);
+    ASSERT_TRUE(file.ok()) << file.status();
+    for (uint64_t k = 0; k < 10000; ++k) ASSERT_TRUE((*file)->Put(Row(64, k, 0).data()).ok());
+    last = (*file)->file();
+    EXPECT_NE(last, path);  // it grew, into a new file
+    EXPECT_TRUE(std::filesystem::exists(last));
+    EXPECT_FALSE(std::filesystem::exists(path));  // the first one is gone
+  }
+  EXPECT_FALSE(std::filesystem::exists(last));
+}
+
+TEST(SpillFileTest, UncreatableFileIsAnErrorNamingIt) {
+  auto file = SpillFile::Create("/nonexistent-dir/x/rows", 64);
+  ASSERT_FALSE(file.ok());
+  EXPECT_EQ(file.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_NE(file.status().message().find("/nonexistent-dir/x/rows"), std::string::npos) << file.status();
+}
+
+TEST(SpillFileTest, GrowthPastTheDiskLimitFailsAndKeepsEveryRow) {
+  // A file size limit stands in for a full disk: growing cannot reserve its
+  // blocks, so Put fails with an error and the rows already stored stay.
+  auto file = SpillFile::Create(TestPath("full"), 160);
+  ASSERT_TRUE(file.ok()) << file.status();
+  SpillFile& f = **file;
+  std::signal(SIGXFSZ, SIG_IGN);
+  rlimit old;
+  getrlimit(RLIMIT_FSIZE, &old);
+  rlimit small = old;
+  small.rlim_cur = 1 << 20;
+  ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &small), 0);
+  absl::Status status;
+  uint64_t stored = 0;
+  for (uint64_t k = 0; k < 100000 && status.ok(); ++k) {
+    status = f.Put(Row(160, k, 1).data());
+    if (status.ok()) ++stored;
+  }
+  setrlimit(RLIMIT_FSIZE, &old);
+  ASSERT_FALSE(status.ok());
+  EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable);
+  EXPECT_NE(status.message().find("cannot reserve"), std::string::npos) << status;
+  EXPECT_EQ(f.size(), stored);
+  for (uint64_t k = 0; k < stored; ++k) {
+    const std::byte* row = f.Find(k);
+    ASSERT_NE(row, nullptr) << k;
+    ASSERT_EQ(std::memcmp(row, Row(160, k, 1).data(), 160), 0) << k;
+  }
+  // With room again, it goes on.
+  EXPECT_TRUE(f.Put(Row(160, stored, 1).data()).ok());
+}
+
+}  // namespace
+}  // namespace ctrps
