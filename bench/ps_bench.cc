@@ -5,7 +5,7 @@
 // client keeps --inflight requests of --keys_per_request unique keys in
 // flight, first pulling, then pushing, for --seconds each.
 //
-//   ps_bench --servers 1 --clients 1 --keys_per_request 100000 --dim 16 \
+//   ps_bench --servers 1 --clients 1 --keys_per_request 100000 --dim 16
 //            --table_rows 10000000 [--memory_limit_mb 200] [--distribution zipf]
 //
 // Prints a table, then one JSON line with pull_keys_per_sec and

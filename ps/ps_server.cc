@@ -49,7 +49,11 @@ absl::Status PsServer::CreateTables() {
     // checkpoint into it); leftovers of an earlier run would be stale rows.
     std::error_code ec;
     std::filesystem::remove_all(options_.storage_dir, ec);
-    ASSIGN_OR_RETURN(store_, OpenRocksDbStore(options_.storage_dir));
+    ASSIGN_OR_RETURN(store_, OpenRocksDbStore(options_.storage_dir + "/rocksdb"));
+    spill_dir_ = options_.storage_dir + "/spill";
+    if (!std::filesystem::create_directories(spill_dir_, ec) && ec) {
+      return absl::UnavailableError(absl::StrCat("cannot create ", spill_dir_, ": ", ec.message()));
+    }
   }
   uint32_t id = 0;
   for (const TableConfig& config : options_.tables) {
@@ -57,6 +61,7 @@ absl::Status PsServer::CreateTables() {
     topts.table_id = id++;
     topts.store = store_.get();
     topts.budget = budget_.get();
+    topts.spill_dir = spill_dir_;
     ASSIGN_OR_RETURN(auto table, SparseTable::Create(config, topts));
     if (!tables_.emplace(config.name(), std::move(table)).second) {
       return absl::InvalidArgumentError(absl::StrCat("table \"", config.name(), "\" is defined twice"));

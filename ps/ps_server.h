@@ -35,7 +35,9 @@ struct PsServerOptions {
   std::string bind = "tcp://127.0.0.1:0";  // port 0: ephemeral
   int threads = 2;
   int64_t memory_limit_bytes = 0;  // 0: unlimited
-  std::string storage_dir;         // needed when memory_limit_bytes > 0
+  // <storage_dir>/rocksdb: the store checkpoints go through; <storage_dir>/spill:
+  // rows spilled past the memory limit. Needed when memory_limit_bytes > 0.
+  std::string storage_dir;
   int64_t max_request_bytes = 512ll << 20;
   std::vector<TableConfig> tables;
 };
@@ -80,6 +82,7 @@ class PsServer {
 
   PsServerOptions options_;
   std::unique_ptr<KvStore> store_;
+  std::string spill_dir_;
   std::unique_ptr<MemoryBudget> budget_;
   absl::flat_hash_map<std::string, std::unique_ptr<SparseTable>> tables_;
   std::atomic<uint64_t> max_global_step_{0};

@@ -14,9 +14,12 @@ namespace ctrps {
 namespace {
 
 constexpr uint32_t kNoSlot = KeyIndex::kNone;
-// Row flags. kDirty: changed since it was last written to the store.
-// kOnDisk: the store also holds a copy (current unless kDirty).
-constexpr uint32_t kUsed = 1, kReferenced = 2, kDirty = 4, kOnDisk = 8;
+// Row flags. kUsed, kReferenced: a memory slot in use, and its CLOCK bit.
+// kDirty: changed since it was last written to the store. kInStore: the
+// store also holds a copy (current unless kDirty). The last two travel with
+// the row into the spill file and back.
+constexpr uint32_t kUsed = 1, kReferenced = 2, kDirty = 4, kInStore = 8;
+constexpr uint32_t kStoreFlags = kDirty | kInStore;
 constexpr int kPrefetchAhead = 16;
 constexpr size_t kBlockKeys = 2048;
 constexpr uint32_t kMaxMissedSteps = 1000;
@@ -37,6 +40,9 @@ struct Scratch {
   std::vector<uint64_t> miss_keys;
   std::vector<uint32_t> miss_pos;
   std::vector<uint32_t> miss_slots;
+  std::vector<uint64_t> store_keys;  // misses that were not in the spill file either
+  std::vector<uint32_t> store_pos;
+  std::vector<const std::byte*> file_rows;  // per grouped position: a spilled row read in place
   // Promote's store request and reply, kept so that their strings' buffers
   // are reused: a spilled row coming back costs no allocation.
   std::vector<std::string> disk_keys;
@@ -63,11 +69,12 @@ SparseTable::Options WithDefaultClock(SparseTable::Options options) {
 }  // namespace
 
 struct SparseTable::Stripe {
-  explicit Stripe(size_t row_bytes) : row_bytes(row_bytes) {}
+  Stripe(size_t row_bytes, int id) : row_bytes(row_bytes), id(id) {}
   ~Stripe() {
     for (int c = 0; c < kMaxChunks; ++c) FreeBlock(chunks[c], (size_t{kBaseRows} << c) * row_bytes);
   }
   const size_t row_bytes;
+  const int id;
   absl::Mutex mu;
   KeyIndex index ABSL_GUARDED_BY(mu);
   std::byte* chunks[kMaxChunks] = {};
@@ -75,9 +82,8 @@ struct SparseTable::Stripe {
   std::vector<uint32_t> free_slots ABSL_GUARDED_BY(mu);
   uint32_t clock_hand ABSL_GUARDED_BY(mu) = 0;
   absl::flat_hash_map<uint64_t, uint32_t> pending ABSL_GUARDED_BY(mu);  // admission counts
-  // Reused buffers for spilling.
-  std::string spill_buffer ABSL_GUARDED_BY(mu);
-  std::vector<KvStore::Op> spill_ops ABSL_GUARDED_BY(mu);
+  std::vector<uint32_t> victims ABSL_GUARDED_BY(mu);  // reused by each spill
+  std::unique_ptr<SpillFile> spill ABSL_GUARDED_BY(mu);  // created by the first spill
 };
 
 absl::StatusOr<std::unique_ptr<SparseTable>> SparseTable::Create(const TableConfig& config,
@@ -86,9 +92,9 @@ absl::StatusOr<std::unique_ptr<SparseTable>> SparseTable::Create(const TableConf
     return absl::InvalidArgumentError(
         absl::StrFormat("table \"%s\" has dim %d; it must be > 0", config.name(), config.dim()));
   }
-  if (options.budget != nullptr && options.budget->limited() && options.store == nullptr) {
+  if (options.budget != nullptr && options.budget->limited() && options.spill_dir.empty()) {
     return absl::InvalidArgumentError(
-        absl::StrCat("table \"", config.name(), "\": a memory limit needs a store to spill to"));
+        absl::StrCat("table \"", config.name(), "\": a memory limit needs a directory to spill rows to"));
   }
   auto optimizer = SparseOptimizer::Create(config.optimizer(), config.dim());
   if (!optimizer.ok()) {
@@ -109,7 +115,7 @@ SparseTable::SparseTable(const TableConfig& config, const Options& options,
       charge_bytes_(static_cast<int64_t>(row_bytes_) + kIndexBytesPerRow),
       admission_(config.min_count() > 1 || config.admit_probability() < 1.0f),
       zeros_(config.dim(), 0.0f) {
-  for (int i = 0; i < kNumStripes; ++i) stripes_.push_back(std::make_unique<Stripe>(row_bytes_));
+  for (int i = 0; i < kNumStripes; ++i) stripes_.push_back(std::make_unique<Stripe>(row_bytes_, i));
 }
 
 SparseTable::~SparseTable() {
@@ -159,13 +165,15 @@ void SparseTable::FreeSlot(Stripe& s, uint32_t slot) {
   if (options_.budget != nullptr) options_.budget->Add(-charge_bytes_);
 }
 
+absl::Status SparseTable::DeleteStoreCopy(const RowMeta& meta) {
+  if (!(meta.flags & kInStore)) return absl::OkStatus();
+  // Without this the store's copy would come back on the next miss.
+  std::string k = DiskKey(meta.key);
+  return options_.store->Write({{k, {}, true}});
+}
+
 absl::Status SparseTable::DropRow(Stripe& s, uint32_t slot) {
-  const RowMeta* meta = MetaOf(s, slot);
-  if (meta->flags & kOnDisk) {
-    // Without this the store's copy would come back on the next miss.
-    std::string k = DiskKey(meta->key);
-    RETURN_IF_ERROR(options_.store->Write({{k, {}, true}}));
-  }
+  RETURN_IF_ERROR(DeleteStoreCopy(*MetaOf(s, slot)));
   FreeSlot(s, slot);
   return absl::OkStatus();
 }
@@ -178,7 +186,7 @@ absl::StatusOr<uint64_t> SparseTable::Flush() {
   uint64_t written = 0;
   std::string buffer;
   std::vector<KvStore::Op> ops;
-  std::vector<uint32_t> chunk;
+  std::vector<RowMeta*> chunk;  // rows in memory or in the spill file
   for (auto& sp : stripes_) {
     Stripe& s = *sp;
     absl::MutexLock lock(&s.mu);
@@ -190,7 +198,7 @@ absl::StatusOr<uint64_t> SparseTable::Flush() {
         ops.push_back({std::string_view(p, 12), std::string_view(p + 12, row_bytes_), false});
       }
       RETURN_IF_ERROR(options_.store->Write(ops));
-      for (uint32_t slot : chunk) MetaOf(s, slot)->flags = (MetaOf(s, slot)->flags & ~kDirty) | kOnDisk;
+      for (RowMeta* meta : chunk) meta->flags = (meta->flags & ~kDirty) | kInStore;
       written += chunk.size();
       chunk.clear();
       buffer.clear();
@@ -198,18 +206,25 @@ absl::StatusOr<uint64_t> SparseTable::Flush() {
     };
     buffer.reserve(std::min<size_t>(kChunkRows, s.index.size()) * (row_bytes_ + 12));
     // In key order: RocksDB's memtable takes sorted inserts several times
-    // faster than random ones.
-    std::vector<std::pair<uint64_t, uint32_t>> dirty;
+    // faster than random ones. The spill file's rows stay put while the
+    // stripe is locked, so pointers to them are stable here.
+    std::vector<std::pair<uint64_t, RowMeta*>> dirty;
     for (uint32_t slot = 0; slot < s.num_slots; ++slot) {
-      const RowMeta* meta = MetaOf(s, slot);
-      if ((meta->flags & kUsed) && (meta->flags & kDirty)) dirty.emplace_back(meta->key, slot);
+      RowMeta* meta = MetaOf(s, slot);
+      if ((meta->flags & kUsed) && (meta->flags & kDirty)) dirty.emplace_back(meta->key, meta);
+    }
+    if (s.spill != nullptr) {
+      s.spill->ForEach([&](std::byte* row) {
+        auto* meta = reinterpret_cast<RowMeta*>(row);
+        if (meta->flags & kDirty) dirty.emplace_back(meta->key, meta);
+        return false;
+      });
     }
     std::sort(dirty.begin(), dirty.end());
-    for (const auto& [key, slot] : dirty) {
-      const RowMeta* meta = MetaOf(s, slot);
+    for (const auto& [key, meta] : dirty) {
       buffer.append(DiskKey(meta->key));
       buffer.append(reinterpret_cast<const char*>(meta), row_bytes_);
-      chunk.push_back(slot);
+      chunk.push_back(meta);
       if (chunk.size() == kChunkRows) RETURN_IF_ERROR(write_chunk());
     }
     RETURN_IF_ERROR(write_chunk());
@@ -242,7 +257,7 @@ bool SparseTable::AdmittedAt(uint64_t key, uint32_t count) const {
 absl::Status SparseTable::Promote(Stripe& s, const std::vector<uint64_t>& keys,
                                   std::vector<uint32_t>* slots) {
   slots->assign(keys.size(), kNoSlot);
-  if (options_.store == nullptr || rows_on_disk_.load(std::memory_order_relaxed) == 0 ||
+  if (options_.store == nullptr || store_only_rows_.load(std::memory_order_relaxed) == 0 ||
       keys.empty()) {
     return absl::OkStatus();
   }
@@ -268,19 +283,30 @@ absl::Status SparseTable::Promote(Stripe& s, const std::vector<uint64_t>& keys,
       return absl::DataLossError(absl::StrFormat("table \"%s\": stored row of key %d has %d bytes, expected %d",
                                                  name(), keys[i], values[i].size(), row_bytes_));
     }
-    // The store keeps its copy: spilling this row again costs no write
-    // unless it changes.
+    // The store keeps its copy: a checkpoint rewrites this row only if it
+    // changes.
     ++promoted;
-    rows_on_disk_.fetch_sub(1, std::memory_order_relaxed);
+    store_only_rows_.fetch_sub(1, std::memory_order_relaxed);
     uint32_t slot = AllocSlot(s, keys[i]);
     RowMeta* meta = MetaOf(s, slot);
     std::memcpy(meta, values[i].data(), row_bytes_);
     meta->key = keys[i];
-    meta->flags = kUsed | kReferenced | kOnDisk;
+    meta->flags = kUsed | kReferenced | kInStore;
     (*slots)[i] = slot;
   }
   disk_hits_.fetch_add(promoted, std::memory_order_relaxed);
   return absl::OkStatus();
+}
+
+uint32_t SparseTable::BringBack(Stripe& s, std::byte* file_row) {
+  const auto* stored = reinterpret_cast<const RowMeta*>(file_row);
+  const uint32_t slot = AllocSlot(s, stored->key);
+  RowMeta* meta = MetaOf(s, slot);
+  const uint32_t flags = kUsed | kReferenced | (stored->flags & kStoreFlags);
+  std::memcpy(meta, file_row, row_bytes_);
+  meta->flags = flags;
+  s.spill->EraseFound(file_row);
+  return slot;
 }
 
 absl::Status SparseTable::SpillIfOver(Stripe& s) {
@@ -290,12 +316,18 @@ absl::Status SparseTable::SpillIfOver(Stripe& s) {
   int64_t want_rows = (budget->over() + budget->limit() / 64) / charge_bytes_ + 1;
   want_rows = std::min<int64_t>(want_rows, s.index.size());
   if (want_rows <= 0) return absl::OkStatus();
-  s.spill_buffer.clear();
-  s.spill_buffer.reserve(want_rows * (row_bytes_ + 12));
-  s.spill_ops.clear();
+  if (s.spill == nullptr) {
+    auto file = SpillFile::Create(
+        absl::StrFormat("%s/table-%d-stripe-%02d.rows", options_.spill_dir, options_.table_id, s.id), row_bytes_);
+    if (!file.ok()) {
+      return absl::Status(file.status().code(),
+                          absl::StrCat("table \"", name(), "\": spilling cold rows: ", file.status().message()));
+    }
+    s.spill = std::move(*file);
+  }
   const uint32_t num_slots = s.num_slots;
-  std::vector<uint32_t> victims;
-  victims.reserve(want_rows);
+  std::vector<uint32_t>& victims = s.victims;
+  victims.clear();
   // CLOCK: a referenced row gets a second chance; at most two sweeps.
   for (uint64_t visited = 0; static_cast<int64_t>(victims.size()) < want_rows && visited < 2ull * num_slots + 1;
        ++visited) {
@@ -308,27 +340,22 @@ absl::Status SparseTable::SpillIfOver(Stripe& s) {
       continue;
     }
     victims.push_back(slot);
-    // Not picked twice in this sweep; the kDirty/kOnDisk bits say whether
-    // the store's copy is current.
-    meta->flags &= ~kUsed;
+    meta->flags &= ~kUsed;  // not picked twice in this sweep
   }
-  size_t writes = 0;
-  for (uint32_t slot : victims) {
-    const RowMeta* meta = MetaOf(s, slot);
-    if ((meta->flags & kOnDisk) && !(meta->flags & kDirty)) continue;
-    s.spill_buffer.append(DiskKey(meta->key));
-    s.spill_buffer.append(reinterpret_cast<const char*>(meta), row_bytes_);
-    ++writes;
+  // Every victim moves to the file (kDirty / kInStore go with it). If the
+  // file cannot take one (disk full), it and the rest stay in memory.
+  absl::Status status;
+  size_t moved = 0;
+  for (; moved < victims.size(); ++moved) {
+    status = s.spill->Put(reinterpret_cast<const std::byte*>(MetaOf(s, victims[moved])));
+    if (!status.ok()) break;
+    FreeSlot(s, victims[moved]);
   }
-  const char* base = s.spill_buffer.data();
-  for (size_t i = 0; i < writes; ++i) {
-    const char* p = base + i * (row_bytes_ + 12);
-    s.spill_ops.push_back({std::string_view(p, 12), std::string_view(p + 12, row_bytes_), false});
+  for (size_t i = moved; i < victims.size(); ++i) MetaOf(s, victims[i])->flags |= kUsed;
+  spilled_.fetch_add(moved, std::memory_order_relaxed);
+  if (!status.ok()) {
+    return absl::Status(status.code(), absl::StrCat("table \"", name(), "\": spilling cold rows: ", status.message()));
   }
-  if (!s.spill_ops.empty()) RETURN_IF_ERROR(options_.store->Write(s.spill_ops));
-  for (uint32_t slot : victims) FreeSlot(s, slot);
-  rows_on_disk_.fetch_add(victims.size(), std::memory_order_relaxed);
-  spilled_.fetch_add(victims.size(), std::memory_order_relaxed);
   return absl::OkStatus();
 }
 
@@ -359,7 +386,8 @@ absl::Status SparseTable::Pull(std::span<const uint64_t> all_keys, float* all_ou
   return absl::OkStatus();
 }
 
-absl::Status SparseTable::FindSlots(Stripe& s, std::span<const uint64_t> keys, uint32_t b, uint32_t e) {
+absl::Status SparseTable::FindSlots(Stripe& s, std::span<const uint64_t> keys, uint32_t b, uint32_t e,
+                                    bool bring_back) {
   Scratch& scratch = tls_scratch;
   scratch.miss_keys.clear();
   scratch.miss_pos.clear();
@@ -368,15 +396,51 @@ absl::Status SparseTable::FindSlots(Stripe& s, std::span<const uint64_t> keys, u
     if (j + kPrefetchAhead < e) s.index.Prefetch(keys[scratch.order[j + kPrefetchAhead]]);
     const uint32_t found = s.index.Find(keys[scratch.order[j]]);
     scratch.slots[j] = found;
+    if (!bring_back) scratch.file_rows[j] = nullptr;
     if (found == kNoSlot) {
       scratch.miss_keys.push_back(keys[scratch.order[j]]);
       scratch.miss_pos.push_back(j);
     }
   }
-  if (!scratch.miss_keys.empty()) {
-    RETURN_IF_ERROR(Promote(s, scratch.miss_keys, &scratch.miss_slots));
-    for (size_t m = 0; m < scratch.miss_keys.size(); ++m) {
-      scratch.slots[scratch.miss_pos[m]] = scratch.miss_slots[m];
+  if (scratch.miss_keys.empty()) return absl::OkStatus();
+  scratch.store_keys.clear();
+  scratch.store_pos.clear();
+  if (s.spill != nullptr && s.spill->size() > 0) {
+    bool brought_back = false;
+    const size_t n = scratch.miss_keys.size();
+    for (size_t m = 0; m < n; ++m) {
+      if (m + kPrefetchAhead < n) s.spill->Prefetch(scratch.miss_keys[m + kPrefetchAhead]);
+      const uint64_t key = scratch.miss_keys[m];
+      const uint32_t j = scratch.miss_pos[m];
+      std::byte* row = s.spill->Find(key);
+      if (row != nullptr) {
+        if (bring_back) {
+          scratch.slots[j] = BringBack(s, row);
+          brought_back = true;
+        } else {
+          scratch.file_rows[j] = row;
+        }
+        continue;
+      }
+      // A key repeated in this block whose row an earlier copy brought back.
+      if (brought_back) {
+        if (uint32_t slot = s.index.Find(key); slot != kNoSlot) {
+          scratch.slots[j] = slot;
+          continue;
+        }
+      }
+      scratch.store_keys.push_back(key);
+      scratch.store_pos.push_back(j);
+    }
+    disk_hits_.fetch_add(n - scratch.store_keys.size(), std::memory_order_relaxed);
+  } else {
+    scratch.store_keys.swap(scratch.miss_keys);
+    scratch.store_pos.swap(scratch.miss_pos);
+  }
+  if (!scratch.store_keys.empty()) {
+    RETURN_IF_ERROR(Promote(s, scratch.store_keys, &scratch.miss_slots));
+    for (size_t m = 0; m < scratch.store_keys.size(); ++m) {
+      if (scratch.miss_slots[m] != kNoSlot) scratch.slots[scratch.store_pos[m]] = scratch.miss_slots[m];
     }
   }
   return absl::OkStatus();
@@ -386,6 +450,7 @@ absl::Status SparseTable::PullBlock(std::span<const uint64_t> keys, float* out) 
   Scratch& scratch = tls_scratch;  // one TLS lookup, not one per access
   GroupByStripe(scratch, keys, StripeOf);
   scratch.slots.resize(keys.size());
+  scratch.file_rows.resize(keys.size());
   const uint32_t now = options_.now_seconds();
   uint64_t hits = 0, misses = 0;
   for (int si = 0; si < kNumStripes; ++si) {
@@ -393,12 +458,27 @@ absl::Status SparseTable::PullBlock(std::span<const uint64_t> keys, float* out) 
     if (b == e) continue;
     Stripe& s = *stripes_[si];
     absl::MutexLock lock(&s.mu);
-    RETURN_IF_ERROR(FindSlots(s, keys, b, e));
-    // Pass 2: copy weights, prefetching rows ahead.
+    RETURN_IF_ERROR(FindSlots(s, keys, b, e, /*bring_back=*/false));
+    // Pass 2: copy weights.
     for (uint32_t j = b; j < e; ++j) {
       const uint32_t pos = scratch.order[j];
       float* dst = out + static_cast<size_t>(pos) * dim_;
       uint32_t slot = scratch.slots[j];
+      if (const std::byte* row = scratch.file_rows[j]; row != nullptr) {
+        // A spilled row is read where it is; a push will bring it back.
+        const auto* meta = reinterpret_cast<const RowMeta*>(row);
+        if (!Expired(*meta, 0, now)) {
+          std::memcpy(dst, row + sizeof(RowMeta), sizeof(float) * dim_);
+          continue;
+        }
+        // Expired: dropped, and every later copy of the key reads its initial value.
+        RETURN_IF_ERROR(DeleteStoreCopy(*meta));
+        s.spill->EraseFound(const_cast<std::byte*>(row));
+        evicted_ttl_.fetch_add(1, std::memory_order_relaxed);
+        for (uint32_t k = j + 1; k < e; ++k) {
+          if (scratch.file_rows[k] == row) scratch.file_rows[k] = nullptr;
+        }
+      }
       if (slot != kNoSlot && Expired(*MetaOf(s, slot), 0, now)) {
         RETURN_IF_ERROR(DropRow(s, slot));
         evicted_ttl_.fetch_add(1, std::memory_order_relaxed);
@@ -454,7 +534,7 @@ absl::Status SparseTable::PushBlock(std::span<const uint64_t> keys, const float*
     if (b == e) continue;
     Stripe& s = *stripes_[si];
     absl::MutexLock lock(&s.mu);
-    RETURN_IF_ERROR(FindSlots(s, keys, b, e));
+    RETURN_IF_ERROR(FindSlots(s, keys, b, e, /*bring_back=*/true));
     // Once a slot was freed or allocated in this group, slots found in pass 1
     // for repeated keys may be stale: look them up again.
     bool slots_changed = false;
@@ -526,6 +606,17 @@ absl::StatusOr<uint64_t> SparseTable::EvictExpired(uint64_t global_step) {
         ++dropped;
       }
     }
+    if (s.spill == nullptr) continue;
+    absl::Status status;
+    s.spill->ForEach([&](std::byte* row) {
+      const auto* meta = reinterpret_cast<const RowMeta*>(row);
+      if (!status.ok() || !Expired(*meta, global_step, now)) return false;
+      status = DeleteStoreCopy(*meta);
+      if (!status.ok()) return false;
+      ++dropped;
+      return true;
+    });
+    RETURN_IF_ERROR(status);
   }
   evicted_ttl_.fetch_add(dropped, std::memory_order_relaxed);
   return dropped;
@@ -534,11 +625,15 @@ absl::StatusOr<uint64_t> SparseTable::EvictExpired(uint64_t global_step) {
 TableStats SparseTable::Stats() const {
   TableStats st;
   st.set_name(name());
-  uint64_t rows = 0, pending = 0, bytes = 0;
+  uint64_t rows = 0, pending = 0, bytes = 0, spilled_rows = 0, file_bytes = 0;
   for (auto& sp : stripes_) {
     Stripe& s = *sp;
     absl::MutexLock lock(&s.mu);
     rows += s.index.size();
+    if (s.spill != nullptr) {
+      spilled_rows += s.spill->size();
+      file_bytes += s.spill->file_bytes();
+    }
     pending += s.pending.size();
     // Rows touched so far (chunk pages are committed as they are used).
     bytes += static_cast<uint64_t>(s.num_slots) * row_bytes_;
@@ -547,7 +642,8 @@ TableStats SparseTable::Stats() const {
     bytes += s.free_slots.capacity() * 4;
   }
   st.set_rows_in_memory(rows);
-  st.set_rows_on_disk(rows_on_disk_.load());
+  st.set_rows_on_disk(spilled_rows + store_only_rows_.load());
+  st.set_bytes_on_disk(file_bytes);
   st.set_rows_pending_admission(pending);
   st.set_bytes_in_memory(bytes);
   st.set_memory_hits(memory_hits_.load());
@@ -568,6 +664,9 @@ absl::StatusOr<SparseTable::RowSnapshot> SparseTable::Peek(uint64_t key) {
   const char* row = nullptr;
   if (uint32_t slot = s.index.Find(key); slot != kNoSlot) {
     row = reinterpret_cast<const char*>(MetaOf(s, slot));
+  } else if (const std::byte* spilled = s.spill != nullptr ? s.spill->Find(key) : nullptr; spilled != nullptr) {
+    row = reinterpret_cast<const char*>(spilled);
+    snap.on_disk = true;
   } else if (options_.store != nullptr) {
     std::string k = DiskKey(key);
     std::vector<std::string> values;

@@ -1,6 +1,13 @@
 // One embedding table on one server: rows in memory (striped hash index over
-// slab-allocated rows), cold rows spilled to a KvStore past the server's
-// memory budget, a sparse optimizer, admission and TTL eviction.
+// slab-allocated rows), cold rows spilled to a file per stripe past the
+// server's memory budget, a KvStore (RocksDB) that checkpoints are written
+// through and loaded rows are read from, a sparse optimizer, admission and
+// TTL eviction.
+//
+// Where a row lives: in memory, or in its stripe's spill file, or (after a
+// checkpoint load, until first touched) only in the store; never in two of
+// the first two. A pull reads a spilled row where it is; a push brings it
+// back into memory, evicting the coldest rows (CLOCK) to the file.
 //
 // Thread safety: every public method may be called concurrently. Keys are
 // spread over kNumStripes stripes, each with its own mutex; a request locks
@@ -25,18 +32,19 @@
 #include "ps/huge_page_allocator.h"
 #include "ps/kv_store.h"
 #include "ps/sparse_optimizer.h"
+#include "ps/spill_file.h"
 
 namespace ctrps {
 
-// Per-row metadata, stored in front of the row's floats (and on disk), so a
-// lookup touches one place in memory.
+// Per-row metadata, stored in front of the row's floats (in memory, in the
+// spill file and in the store), so a lookup touches one place.
 struct RowMeta {
   uint64_t key = 0;
   uint32_t count = 0;      // times the key was pushed (including before admission)
   uint32_t updates = 0;    // optimizer steps applied (Adam's t)
   uint32_t last_step = 0;  // global step of the last update
   uint32_t last_sec = 0;   // clock seconds of the last update
-  uint32_t flags = 0;      // in memory only: slot used, recently referenced
+  uint32_t flags = 0;      // slot used, recently referenced, store copy current
   uint32_t reserved = 0;
 };
 static_assert(sizeof(RowMeta) == 32);
@@ -66,13 +74,14 @@ class SparseTable {
 
   struct Options {
     uint32_t table_id = 0;          // prefix of this table's keys in the store
-    KvStore* store = nullptr;       // not owned; null: never spill
+    KvStore* store = nullptr;       // not owned; null: no checkpoints
     MemoryBudget* budget = nullptr; // not owned; null: unlimited
+    std::string spill_dir;          // spill files go here; needed with a limited budget
     std::function<uint32_t()> now_seconds;  // clock for TTL in seconds; default steady clock
   };
 
   // InvalidArgument for a bad config (dim <= 0, bad optimizer). A budget that
-  // is limited needs a store.
+  // is limited needs a spill_dir (which must exist).
   static absl::StatusOr<std::unique_ptr<SparseTable>> Create(const TableConfig& config,
                                                              const Options& options);
   ~SparseTable();
@@ -97,13 +106,14 @@ class SparseTable {
 
   TableStats Stats() const;
 
-  // Writes every row changed since its last write into the store (after
-  // which the store holds the whole table). Returns rows written.
-  // FailedPrecondition without a store.
+  // Writes every row (in memory or spilled) changed since its last write into
+  // the store, after which the store holds the whole table. Returns rows
+  // written. FailedPrecondition without a store.
   absl::StatusOr<uint64_t> Flush();
 
-  // Counts `rows` written into the store by a checkpoint load.
-  void AddLoadedRows(uint64_t rows) { rows_on_disk_.fetch_add(rows); }
+  // Counts `rows` written into the store by a checkpoint load: misses look
+  // them up there until each has been read once.
+  void AddLoadedRows(uint64_t rows) { store_only_rows_.fetch_add(rows); }
 
   uint32_t table_id() const { return options_.table_id; }
   int state_dim() const { return state_dim_; }
@@ -128,8 +138,10 @@ class SparseTable {
     return static_cast<int>((key * 0x9e3779b97f4a7c15ULL) >> 60);
   }
   // Slots of the grouped keys [b, e) of stripe `s` (in the thread's
-  // scratch), reading missing rows from the store.
-  absl::Status FindSlots(Stripe& s, std::span<const uint64_t> keys, uint32_t b, uint32_t e)
+  // scratch). A key missing from memory is looked up in the spill file:
+  // with `bring_back` its row moves into memory, otherwise scratch.file_rows
+  // points at it. Keys in neither are read from the store into memory.
+  absl::Status FindSlots(Stripe& s, std::span<const uint64_t> keys, uint32_t b, uint32_t e, bool bring_back)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
   absl::Status PullBlock(std::span<const uint64_t> keys, float* out);
   absl::Status PushBlock(std::span<const uint64_t> keys, const float* grads, const uint32_t* counts,
@@ -140,8 +152,12 @@ class SparseTable {
   void FreeSlot(Stripe& s, uint32_t slot) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
   // Frees a row and deletes its copy in the store.
   absl::Status DropRow(Stripe& s, uint32_t slot) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
-  // Reads the rows of `keys` (missing from memory) from the store into memory.
-  // slots[i] becomes the new slot or stays kNoSlot.
+  // Deletes the store's copy of a row whose meta says it has one.
+  absl::Status DeleteStoreCopy(const RowMeta& meta);
+  // Moves a row found in the spill file into memory; returns its slot.
+  uint32_t BringBack(Stripe& s, std::byte* file_row) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
+  // Reads the rows of `keys` (in neither memory nor the spill file) from the
+  // store into memory. slots[i] becomes the new slot or stays kNoSlot.
   absl::Status Promote(Stripe& s, const std::vector<uint64_t>& keys, std::vector<uint32_t>* slots)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
   // Spills this stripe's coldest rows until the budget is no longer over.
@@ -160,7 +176,7 @@ class SparseTable {
   const bool admission_;
   const std::vector<float> zeros_;  // a zero gradient, for missed-step catch-up
   std::vector<std::unique_ptr<Stripe>> stripes_;
-  std::atomic<int64_t> rows_on_disk_{0};
+  std::atomic<int64_t> store_only_rows_{0};  // loaded, not yet read
   std::atomic<uint64_t> memory_hits_{0}, disk_hits_{0}, misses_{0}, spilled_{0}, evicted_ttl_{0};
   std::atomic<uint64_t> pulled_keys_{0}, pushed_keys_{0};
 };

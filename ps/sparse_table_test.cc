@@ -156,62 +156,154 @@ TEST(SparseTableTest, TtlInSecondsDropsStaleRows) {
   EXPECT_EQ(*table->EvictExpired(1), 1u);
 }
 
-// A table 10x over its memory limit, spilling to `store`, ends equal to an
-// unlimited twin row by row.
-void ExpectSpillRoundTrip(KvStore* store) {
-  TableConfig c = Config(8, SparseOptimizerConfig::ADAGRAD);
-  const int kRows = 20000;
-  const int64_t row_charge = sizeof(RowMeta) + 4 * 16 + SparseTable::kIndexBytesPerRow;
-  MemoryBudget budget(row_charge * kRows / 10);  // 10x over the limit
-  SparseTable::Options options;
-  options.store = store;
-  options.budget = &budget;
-  auto table = Make(c, options);
-  auto reference = Make(c);  // unlimited twin
-  std::mt19937_64 rng(1);
+std::string SpillDir(const std::string& name) {
+  const std::string dir = testing::TempDir() + "/spill_" + name;
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  return dir;
+}
+
+constexpr int kRows = 20000;
+constexpr int kDim = 8;
+// Budget bytes per Adagrad row of dim 8.
+constexpr int64_t kRowCharge = sizeof(RowMeta) + 4 * 2 * kDim + SparseTable::kIndexBytesPerRow;
+
+// Pushes 60 rounds of 1,000 random keys of [0, kRows) into every table, and
+// pulls a batch between pushes (reading spilled rows where they are).
+void PushRounds(const std::vector<SparseTable*>& tables, uint64_t seed, int first_step, MemoryBudget* budget) {
+  std::mt19937_64 rng(seed);
   std::vector<uint64_t> keys(1000);
-  std::vector<float> grads(1000 * 8);
+  std::vector<float> grads(1000 * kDim);
   for (int round = 0; round < 60; ++round) {
     for (auto& k : keys) k = rng() % kRows;
     for (auto& g : grads) g = std::uniform_real_distribution<float>(-1, 1)(rng);
-    ASSERT_TRUE(table->Push(keys, grads.data(), nullptr, round).ok());
-    ASSERT_TRUE(reference->Push(keys, grads.data(), nullptr, round).ok());
-    EXPECT_LE(budget.used(), budget.limit()) << "round " << round;
-  }
-  TableStats st = table->Stats();
-  EXPECT_GT(st.rows_on_disk(), 0u);
-  EXPECT_LE(st.rows_in_memory() * row_charge, static_cast<uint64_t>(budget.limit()));
-  // Every row, wherever it lives, equals the unlimited table's row exactly.
-  std::vector<uint64_t> all(kRows);
-  for (int i = 0; i < kRows; ++i) all[i] = i;
-  std::vector<float> a(kRows * 8), b(kRows * 8);
-  ASSERT_TRUE(table->Pull(all, a.data()).ok());
-  ASSERT_TRUE(reference->Pull(all, b.data()).ok());
-  EXPECT_EQ(a, b);
-  for (int k = 0; k < kRows; k += 997) {
-    auto x = table->Peek(k), y = reference->Peek(k);
-    ASSERT_EQ(x.ok(), y.ok());
-    if (x.ok()) {
-      EXPECT_EQ(x->state, y->state);
-      EXPECT_EQ(x->meta.updates, y->meta.updates);
+    std::vector<float> first;
+    for (SparseTable* t : tables) {
+      std::vector<float> out(keys.size() * kDim);
+      ASSERT_TRUE(t->Pull(keys, out.data()).ok());
+      if (first.empty()) first = out;
+      ASSERT_EQ(out, first) << "round " << round;
+      ASSERT_TRUE(t->Push(keys, grads.data(), nullptr, first_step + round).ok());
+    }
+    if (budget != nullptr) {
+      ASSERT_LE(budget->used(), budget->limit()) << "round " << round;
     }
   }
-  EXPECT_LE(budget.used(), budget.limit());
+}
+
+// Every row of `a`, wherever it lives, equals `b`'s exactly.
+void ExpectSameRows(SparseTable& a, SparseTable& b) {
+  std::vector<uint64_t> all(kRows);
+  for (int i = 0; i < kRows; ++i) all[i] = i;
+  std::vector<float> x(kRows * kDim), y(kRows * kDim);
+  ASSERT_TRUE(a.Pull(all, x.data()).ok());
+  ASSERT_TRUE(b.Pull(all, y.data()).ok());
+  EXPECT_EQ(x, y);
+  for (int k = 0; k < kRows; k += 97) {
+    auto p = a.Peek(k), q = b.Peek(k);
+    ASSERT_EQ(p.ok(), q.ok()) << k;
+    if (p.ok()) {
+      EXPECT_EQ(p->state, q->state) << k;
+      EXPECT_EQ(p->meta.updates, q->meta.updates) << k;
+      EXPECT_EQ(p->meta.count, q->meta.count) << k;
+    }
+  }
 }
 
 TEST(SparseTableTest, MemoryLimitSpillsAndRoundTripsEveryRow) {
-  auto store = NewMemoryKvStore();
-  ExpectSpillRoundTrip(store.get());
+  // 10x over the limit: nine rows in ten live in the spill files.
+  TableConfig c = Config(kDim, SparseOptimizerConfig::ADAGRAD);
+  MemoryBudget budget(kRowCharge * kRows / 10);
+  SparseTable::Options options;
+  options.budget = &budget;
+  options.spill_dir = SpillDir("roundtrip");
+  auto table = Make(c, options);
+  auto reference = Make(c);  // unlimited twin
+  PushRounds({table.get(), reference.get()}, 1, 0, &budget);
+  TableStats st = table->Stats();
+  EXPECT_GT(st.rows_on_disk(), st.rows_in_memory() * 5);
+  EXPECT_GT(st.bytes_on_disk(), st.rows_on_disk() * (sizeof(RowMeta) + 4 * 2 * kDim));
+  EXPECT_LE(st.rows_in_memory() * kRowCharge, static_cast<uint64_t>(budget.limit()));
+  EXPECT_EQ(st.rows_in_memory() + st.rows_on_disk(), reference->Stats().rows_in_memory());
+  ExpectSameRows(*table, *reference);
+  EXPECT_LE(budget.used(), budget.limit());
 }
 
-TEST(SparseTableTest, MemoryLimitRoundTripsEveryRowThroughRocksDb) {
-  // A 256 KB memtable: most rows come back from SST files, the rest from the
-  // (hashed) memtable.
-  const std::string dir = testing::TempDir() + "/spill_rocksdb";
-  std::filesystem::remove_all(dir);
-  auto store = OpenRocksDbStore(dir, 256 << 10);
+TEST(SparseTableTest, LimitWithoutSpillDirIsRejected) {
+  MemoryBudget budget(1 << 20);
+  SparseTable::Options options;
+  options.budget = &budget;
+  auto t = SparseTable::Create(Config(4), options);
+  ASSERT_FALSE(t.ok());
+  EXPECT_NE(t.status().message().find("directory to spill"), std::string::npos) << t.status();
+}
+
+TEST(SparseTableTest, FlushWritesSpilledRowsAndALoadReadsThemBackThroughRocksDb) {
+  // A 256 KB memtable: loaded rows come back from SST files, not only the
+  // memtable.
+  TableConfig c = Config(kDim, SparseOptimizerConfig::ADAGRAD);
+  const std::string dir = SpillDir("flush");
+  auto store = OpenRocksDbStore(dir + "/rocksdb", 256 << 10);
   ASSERT_TRUE(store.ok()) << store.status();
-  ExpectSpillRoundTrip(store->get());
+  MemoryBudget budget(kRowCharge * kRows / 10);
+  SparseTable::Options options;
+  options.store = store->get();
+  options.budget = &budget;
+  options.spill_dir = dir;
+  auto table = Make(c, options);
+  auto reference = Make(c);
+  PushRounds({table.get(), reference.get()}, 2, 0, &budget);
+  const uint64_t rows = reference->Stats().rows_in_memory();
+  auto written = table->Flush();
+  ASSERT_TRUE(written.ok()) << written.status();
+  EXPECT_EQ(*written, rows);  // memory and spill files alike
+  EXPECT_EQ(*table->Flush(), 0u);  // nothing changed since
+  // A few more pushes: the next flush writes only the rows they touched.
+  PushRounds({table.get(), reference.get()}, 3, 60, &budget);
+  auto again = table->Flush();
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_GT(*again, 0u);
+  EXPECT_LT(*again, rows);
+  table.reset();
+
+  // A new table over the flushed store, as a checkpoint load leaves it.
+  MemoryBudget budget2(kRowCharge * kRows / 10);
+  options.budget = &budget2;
+  options.spill_dir = SpillDir("flush_reload");
+  auto loaded = Make(c, options);
+  loaded->AddLoadedRows(reference->Stats().rows_in_memory());
+  ExpectSameRows(*loaded, *reference);
+  // Training goes on identically: rows move between memory, the spill files
+  // and the store.
+  PushRounds({loaded.get(), reference.get()}, 4, 120, &budget2);
+  ExpectSameRows(*loaded, *reference);
+}
+
+TEST(SparseTableTest, TtlEvictionReachesSpilledRows) {
+  TableConfig c = Config(kDim, SparseOptimizerConfig::ADAGRAD);
+  c.set_ttl_steps(10);
+  MemoryBudget budget(kRowCharge * kRows / 10);
+  SparseTable::Options options;
+  options.budget = &budget;
+  options.spill_dir = SpillDir("ttl");
+  auto table = Make(c, options);
+  std::vector<uint64_t> keys(kRows);
+  for (int i = 0; i < kRows; ++i) keys[i] = i;
+  std::vector<float> grads(kRows * kDim, 0.5f);
+  ASSERT_TRUE(table->Push(keys, grads.data(), nullptr, 1).ok());
+  ASSERT_GT(table->Stats().rows_on_disk(), 0u);
+  // Half the keys are updated again at step 20; at step 25 the rest are
+  // 24 steps old and expire, in memory and in the spill files alike.
+  std::vector<uint64_t> even;
+  for (int i = 0; i < kRows; i += 2) even.push_back(i);
+  ASSERT_TRUE(table->Push(even, grads.data(), nullptr, 20).ok());
+  auto dropped = table->EvictExpired(25);
+  ASSERT_TRUE(dropped.ok()) << dropped.status();
+  EXPECT_EQ(*dropped, static_cast<uint64_t>(kRows / 2));
+  TableStats st = table->Stats();
+  EXPECT_EQ(st.rows_in_memory() + st.rows_on_disk(), static_cast<uint64_t>(kRows / 2));
+  EXPECT_FALSE(table->Peek(1).ok());
+  EXPECT_TRUE(table->Peek(2).ok());
 }
 
 TEST(SparseTableTest, L2OnMissedStepsMatchesDenseUpdates) {
