@@ -21,6 +21,9 @@ constexpr uint32_t kNoSlot = KeyIndex::kNone;
 constexpr uint32_t kUsed = 1, kReferenced = 2, kDirty = 4, kInStore = 8;
 constexpr uint32_t kStoreFlags = kDirty | kInStore;
 constexpr int kPrefetchAhead = 16;
+// A push brings a spilled row back into memory once in this many (see
+// WantBack); the other pushes update it in the spill file.
+constexpr uint64_t kBringBackOneIn = 8;
 constexpr size_t kBlockKeys = 2048;
 constexpr uint32_t kMaxMissedSteps = 1000;
 // Rows live in chunks that double in size: chunk c holds kBaseRows << c rows
@@ -298,6 +301,16 @@ absl::Status SparseTable::Promote(Stripe& s, const std::vector<uint64_t>& keys,
   return absl::OkStatus();
 }
 
+bool SparseTable::WantBack(const RowMeta& meta) const {
+  // Room to spare: below the level a spill frees memory down to (limit -
+  // limit/64), so that rows a spill just moved out do not all come back.
+  const MemoryBudget& budget = *options_.budget;
+  if (budget.used() + charge_bytes_ <= budget.limit() - budget.limit() / 32) return true;
+  // One push in kBringBackOneIn, drawn from (key, update count): a row pushed
+  // often comes back soon, one pushed once in a while is updated where it is.
+  return Mix64(meta.key ^ (uint64_t{meta.updates} << 32) ^ 0x243f6a8885a308d3ULL) % kBringBackOneIn == 0;
+}
+
 uint32_t SparseTable::BringBack(Stripe& s, std::byte* file_row) {
   const auto* stored = reinterpret_cast<const RowMeta*>(file_row);
   const uint32_t slot = AllocSlot(s, stored->key);
@@ -396,7 +409,7 @@ absl::Status SparseTable::FindSlots(Stripe& s, std::span<const uint64_t> keys, u
     if (j + kPrefetchAhead < e) s.index.Prefetch(keys[scratch.order[j + kPrefetchAhead]]);
     const uint32_t found = s.index.Find(keys[scratch.order[j]]);
     scratch.slots[j] = found;
-    if (!bring_back) scratch.file_rows[j] = nullptr;
+    scratch.file_rows[j] = nullptr;
     if (found == kNoSlot) {
       scratch.miss_keys.push_back(keys[scratch.order[j]]);
       scratch.miss_pos.push_back(j);
@@ -414,7 +427,7 @@ absl::Status SparseTable::FindSlots(Stripe& s, std::span<const uint64_t> keys, u
       const uint32_t j = scratch.miss_pos[m];
       std::byte* row = s.spill->Find(key);
       if (row != nullptr) {
-        if (bring_back) {
+        if (bring_back && WantBack(*reinterpret_cast<const RowMeta*>(row))) {
           scratch.slots[j] = BringBack(s, row);
           brought_back = true;
         } else {
@@ -526,6 +539,7 @@ absl::Status SparseTable::PushBlock(std::span<const uint64_t> keys, const float*
   Scratch& scratch = tls_scratch;
   GroupByStripe(scratch, keys, StripeOf);
   scratch.slots.resize(keys.size());
+  scratch.file_rows.resize(keys.size());
   const uint32_t now = options_.now_seconds();
   const uint32_t step32 = static_cast<uint32_t>(global_step);
   const bool catch_up = config_.optimizer().l2_on_missed_steps() && config_.optimizer().l2() > 0;
@@ -544,14 +558,32 @@ absl::Status SparseTable::PushBlock(std::span<const uint64_t> keys, const float*
       const uint32_t c = counts != nullptr ? counts[pos] : 1;
       uint32_t slot = scratch.slots[j];
       if (slots_changed) slot = s.index.Find(key);
+      RowMeta* meta = nullptr;
+      float* w = nullptr;
+      if (std::byte* row = const_cast<std::byte*>(scratch.file_rows[j]); row != nullptr) {
+        // Updated where it is, in the spill file.
+        meta = reinterpret_cast<RowMeta*>(row);
+        if (Expired(*meta, global_step, now)) {
+          RETURN_IF_ERROR(DeleteStoreCopy(*meta));
+          s.spill->EraseFound(row);
+          evicted_ttl_.fetch_add(1, std::memory_order_relaxed);
+          for (uint32_t k = j + 1; k < e; ++k) {
+            if (scratch.file_rows[k] == row) scratch.file_rows[k] = nullptr;
+          }
+          meta = nullptr;  // a new row, below
+        } else {
+          w = reinterpret_cast<float*>(row + sizeof(RowMeta));
+        }
+      }
       if (slot != kNoSlot && Expired(*MetaOf(s, slot), global_step, now)) {
         RETURN_IF_ERROR(DropRow(s, slot));
         evicted_ttl_.fetch_add(1, std::memory_order_relaxed);
         slot = kNoSlot;
         slots_changed = true;
       }
-      RowMeta* meta;
-      if (slot == kNoSlot) {
+      if (meta != nullptr) {
+        // The spilled row, above.
+      } else if (slot == kNoSlot) {
         uint32_t seen = c;
         if (admission_) {
           auto it = s.pending.find(key);
@@ -567,13 +599,13 @@ absl::Status SparseTable::PushBlock(std::span<const uint64_t> keys, const float*
         meta = MetaOf(s, slot);
         *meta = RowMeta{.key = key, .flags = kUsed | kReferenced};
         meta->count = seen - c;
-        float* w = WeightsOf(s, slot);
+        w = WeightsOf(s, slot);
         InitializeRow(config_, key, w, dim_);
         optimizer_->InitState(w + dim_);
       } else {
         meta = MetaOf(s, slot);
+        w = WeightsOf(s, slot);
       }
-      float* w = WeightsOf(s, slot);
       if (catch_up && meta->updates > 0 && step32 > meta->last_step + 1) {
         const uint32_t missed = std::min<uint32_t>(step32 - meta->last_step - 1, kMaxMissedSteps);
         for (uint32_t k = 0; k < missed; ++k) {

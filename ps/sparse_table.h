@@ -6,8 +6,10 @@
 //
 // Where a row lives: in memory, or in its stripe's spill file, or (after a
 // checkpoint load, until first touched) only in the store; never in two of
-// the first two. A pull reads a spilled row where it is; a push brings it
-// back into memory, evicting the coldest rows (CLOCK) to the file.
+// the first two. A pull reads a spilled row where it is. A push updates it
+// there too, but one push in eight (and any push while memory has room)
+// brings it back into memory, evicting the coldest rows (CLOCK) to the file:
+// rows pushed often end up in memory without every cold row paying a move.
 //
 // Thread safety: every public method may be called concurrently. Keys are
 // spread over kNumStripes stripes, each with its own mutex; a request locks
@@ -154,6 +156,8 @@ class SparseTable {
   absl::Status DropRow(Stripe& s, uint32_t slot) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
   // Deletes the store's copy of a row whose meta says it has one.
   absl::Status DeleteStoreCopy(const RowMeta& meta);
+  // Whether a push should bring this spilled row back into memory.
+  bool WantBack(const RowMeta& meta) const;
   // Moves a row found in the spill file into memory; returns its slot.
   uint32_t BringBack(Stripe& s, std::byte* file_row) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
   // Reads the rows of `keys` (in neither memory nor the spill file) from the
