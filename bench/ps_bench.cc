@@ -41,9 +41,12 @@ DEFINE_int32(key_sets, 64,
              "distinct requests each client draws before timing and cycles through; their "
              "keys must far outnumber the rows a memory limit keeps resident, or an "
              "over-the-limit run turns into an in-memory one after the first cycle");
-DEFINE_int64(memory_limit_mb, 0, "memory limit per server (0: none); rows past it spill to RocksDB");
+DEFINE_int64(memory_limit_mb, 0, "memory limit per server (0: none); rows past it spill to disk");
 DEFINE_string(optimizer, "adagrad", "sgd, adagrad, adam or ftrl");
 DEFINE_double(seconds, 5, "seconds per phase (pull, then push)");
+DEFINE_double(warmup_seconds, 0,
+              "untimed pushes before the timed phases, so that an over-the-limit table's "
+              "memory holds the rows the pushes made hot, as in training");
 DEFINE_int32(inflight, 2, "requests in flight per client");
 DEFINE_int32(server_threads, 2, "request threads per server");
 DEFINE_string(storage_dir, "/tmp/ps_bench", "where servers keep spilled rows");
@@ -98,9 +101,27 @@ std::vector<std::vector<uint64_t>> MakeKeySets(int count, uint64_t seed) {
 
 struct PhaseResult {
   double keys = 0, seconds = 0, p50_ms = 0, p99_ms = 0;
+  double memory_hit_rate = 0;  // of the keys the servers looked up during the phase
 };
 
-PhaseResult RunPhase(PsClient& client, bool push, const std::vector<std::vector<uint64_t>>& sets) {
+// (memory hits, disk hits) of the bench table, summed over the servers.
+std::pair<uint64_t, uint64_t> Hits(PsClient& client) {
+  auto stats = client.Stats();
+  if (!stats.ok()) {
+    std::fprintf(stderr, "ps_bench: stats failed: %s\n", stats.status().ToString().c_str());
+    std::_Exit(1);
+  }
+  std::pair<uint64_t, uint64_t> h{0, 0};
+  for (const auto& s : *stats) {
+    h.first += s.table(0).memory_hits();
+    h.second += s.table(0).disk_hits();
+  }
+  return h;
+}
+
+PhaseResult RunPhase(PsClient& client, bool push, const std::vector<std::vector<uint64_t>>& sets,
+                     double seconds) {
+  const auto hits_before = Hits(client);
   const int dim = FLAGS_dim;
   const int depth = std::max(1, FLAGS_inflight);
   std::vector<std::vector<float>> buffers(depth, std::vector<float>(FLAGS_keys_per_request * dim, 0.001f));
@@ -118,7 +139,7 @@ PhaseResult RunPhase(PsClient& client, bool push, const std::vector<std::vector<
   };
   std::vector<size_t> sizes(depth);
   const auto begin = Clock::now();
-  const auto end = begin + std::chrono::duration<double>(FLAGS_seconds);
+  const auto end = begin + std::chrono::duration<double>(seconds);
   for (int i = 0; i < depth; ++i) sizes[i] = submit(i);
   for (int slot = 0;; slot = (slot + 1) % depth) {
     absl::Status s = futures[slot].Wait();
@@ -144,6 +165,9 @@ PhaseResult RunPhase(PsClient& client, bool push, const std::vector<std::vector<
   std::sort(latencies.begin(), latencies.end());
   r.p50_ms = latencies[latencies.size() / 2];
   r.p99_ms = latencies[std::min(latencies.size() - 1, latencies.size() * 99 / 100)];
+  const auto hits_after = Hits(client);
+  const double memory = hits_after.first - hits_before.first, disk = hits_after.second - hits_before.second;
+  r.memory_hit_rate = memory / std::max(1.0, memory + disk);
   return r;
 }
 
@@ -279,7 +303,8 @@ int Main() {
     clients.push_back(Spawn([&endpoints, c](int out) {
       auto sets = MakeKeySets(FLAGS_key_sets, 1000 + c);
       auto client = ConnectOrDie(endpoints);
-      PhaseResult r[2] = {RunPhase(*client, false, sets), RunPhase(*client, true, sets)};
+      if (FLAGS_warmup_seconds > 0) RunPhase(*client, true, sets, FLAGS_warmup_seconds);
+      PhaseResult r[2] = {RunPhase(*client, false, sets, FLAGS_seconds), RunPhase(*client, true, sets, FLAGS_seconds)};
       WriteAll(out, r, sizeof(r));
     }));
   }
@@ -297,6 +322,7 @@ int Main() {
       total[p].seconds = std::max(total[p].seconds, r[p].seconds);
       total[p].p50_ms = std::max(total[p].p50_ms, r[p].p50_ms);
       total[p].p99_ms = std::max(total[p].p99_ms, r[p].p99_ms);
+      total[p].memory_hit_rate += r[p].memory_hit_rate / FLAGS_clients;
     }
   }
 
@@ -307,16 +333,15 @@ int Main() {
     auto stats = client->Stats();
     std::string line;
     if (stats.ok()) {
-      uint64_t mem = 0, disk = 0, hits = 0, disk_hits = 0, bytes = 0;
+      uint64_t mem = 0, disk = 0, bytes = 0, disk_bytes = 0;
       for (const auto& s : *stats) {
         mem += s.table(0).rows_in_memory();
         disk += s.table(0).rows_on_disk();
-        hits += s.table(0).memory_hits();
-        disk_hits += s.table(0).disk_hits();
         bytes += s.bytes_in_memory();
+        disk_bytes += s.table(0).bytes_on_disk();
       }
-      line = absl::StrFormat("rows in memory %d, on disk %d, memory hit rate %.3f, %.0f MB in memory",
-                             mem, disk, hits / std::max(1.0, double(hits + disk_hits)), bytes / 1048576.0);
+      line = absl::StrFormat("rows in memory %d, on disk %d; %.0f MB in memory, %.0f MB of spill files", mem, disk,
+                             bytes / 1048576.0, disk_bytes / 1048576.0);
     }
     (void)client->Shutdown();
     uint32_t n = line.size();
@@ -335,11 +360,11 @@ int Main() {
   const double bytes_per_key[2] = {8.0 + 4.0 * FLAGS_dim, 8.0 + 4.0 * FLAGS_dim};
   const char* names[2] = {"pull", "push"};
   double rate[2];
-  std::printf("\n%-6s %14s %10s %10s %10s\n", "op", "keys/s", "MB/s", "p50 ms", "p99 ms");
+  std::printf("\n%-6s %14s %10s %10s %10s %10s\n", "op", "keys/s", "MB/s", "p50 ms", "p99 ms", "mem hits");
   for (int p = 0; p < 2; ++p) {
     rate[p] = total[p].keys / total[p].seconds;
-    std::printf("%-6s %14.0f %10.1f %10.2f %10.2f\n", names[p], rate[p], rate[p] * bytes_per_key[p] / 1e6,
-                total[p].p50_ms, total[p].p99_ms);
+    std::printf("%-6s %14.0f %10.1f %10.2f %10.2f %10.3f\n", names[p], rate[p], rate[p] * bytes_per_key[p] / 1e6,
+                total[p].p50_ms, total[p].p99_ms, total[p].memory_hit_rate);
   }
   std::printf("%s\n", stats_line.c_str());
   std::printf("{\"servers\": %d, \"clients\": %d, \"keys_per_request\": %d, \"dim\": %d, \"table_rows\": %lld, "

@@ -23,7 +23,7 @@ constexpr uint32_t kStoreFlags = kDirty | kInStore;
 constexpr int kPrefetchAhead = 16;
 // A push brings a spilled row back into memory once in this many (see
 // WantBack); the other pushes update it in the spill file.
-constexpr uint64_t kBringBackOneIn = 8;
+constexpr uint64_t kBringBackOneIn = 32;
 constexpr size_t kBlockKeys = 2048;
 constexpr uint32_t kMaxMissedSteps = 1000;
 // Rows live in chunks that double in size: chunk c holds kBaseRows << c rows
@@ -84,6 +84,7 @@ struct SparseTable::Stripe {
   uint32_t num_slots ABSL_GUARDED_BY(mu) = 0;  // slots ever handed out
   std::vector<uint32_t> free_slots ABSL_GUARDED_BY(mu);
   uint32_t clock_hand ABSL_GUARDED_BY(mu) = 0;
+  int64_t charged_index_bytes ABSL_GUARDED_BY(mu) = 0;  // index memory counted in the budget
   absl::flat_hash_map<uint64_t, uint32_t> pending ABSL_GUARDED_BY(mu);  // admission counts
   std::vector<uint32_t> victims ABSL_GUARDED_BY(mu);  // reused by each spill
   std::unique_ptr<SpillFile> spill ABSL_GUARDED_BY(mu);  // created by the first spill
@@ -115,7 +116,7 @@ SparseTable::SparseTable(const TableConfig& config, const Options& options,
       dim_(config.dim()),
       state_dim_(optimizer_->state_dim()),
       row_bytes_(sizeof(RowMeta) + sizeof(float) * (dim_ + state_dim_)),
-      charge_bytes_(static_cast<int64_t>(row_bytes_) + kIndexBytesPerRow),
+      charge_bytes_(static_cast<int64_t>(row_bytes_) + kBookkeepingBytesPerRow),
       admission_(config.min_count() > 1 || config.admit_probability() < 1.0f),
       zeros_(config.dim(), 0.0f) {
   for (int i = 0; i < kNumStripes; ++i) stripes_.push_back(std::make_unique<Stripe>(row_bytes_, i));
@@ -123,12 +124,12 @@ SparseTable::SparseTable(const TableConfig& config, const Options& options,
 
 SparseTable::~SparseTable() {
   if (options_.budget == nullptr) return;
-  int64_t rows = 0;
+  int64_t bytes = 0;
   for (auto& s : stripes_) {
     absl::MutexLock lock(&s->mu);
-    rows += s->index.size();
+    bytes += s->index.size() * charge_bytes_ + s->charged_index_bytes;
   }
-  options_.budget->Add(-rows * charge_bytes_);
+  options_.budget->Add(-bytes);
 }
 
 RowMeta* SparseTable::MetaOf(const Stripe& s, uint32_t slot) const {
@@ -156,7 +157,15 @@ uint32_t SparseTable::AllocSlot(Stripe& s, uint64_t key) {
   meta->key = key;
   meta->flags = kUsed | kReferenced;
   s.index.Set(key, slot);
-  if (options_.budget != nullptr) options_.budget->Add(charge_bytes_);
+  rows_in_memory_.fetch_add(1, std::memory_order_relaxed);
+  if (options_.budget != nullptr) {
+    int64_t charge = charge_bytes_;
+    if (const auto index_bytes = static_cast<int64_t>(s.index.bytes()); index_bytes != s.charged_index_bytes) {
+      charge += index_bytes - s.charged_index_bytes;  // the index grew
+      s.charged_index_bytes = index_bytes;
+    }
+    options_.budget->Add(charge);
+  }
   return slot;
 }
 
@@ -165,6 +174,7 @@ void SparseTable::FreeSlot(Stripe& s, uint32_t slot) {
   s.index.Erase(meta->key);
   meta->flags = 0;
   s.free_slots.push_back(slot);
+  rows_in_memory_.fetch_sub(1, std::memory_order_relaxed);
   if (options_.budget != nullptr) options_.budget->Add(-charge_bytes_);
 }
 
@@ -302,8 +312,8 @@ absl::Status SparseTable::Promote(Stripe& s, const std::vector<uint64_t>& keys,
 }
 
 bool SparseTable::WantBack(const RowMeta& meta) const {
-  // Room to spare: below the level a spill frees memory down to (limit -
-  // limit/64), so that rows a spill just moved out do not all come back.
+  // Room to spare: well below the level a spill frees memory down to, so
+  // that rows a spill just moved out do not all come back.
   const MemoryBudget& budget = *options_.budget;
   if (budget.used() + charge_bytes_ <= budget.limit() - budget.limit() / 32) return true;
   // One push in kBringBackOneIn, drawn from (key, update count): a row pushed
@@ -322,11 +332,40 @@ uint32_t SparseTable::BringBack(Stripe& s, std::byte* file_row) {
   return slot;
 }
 
-absl::Status SparseTable::SpillIfOver(Stripe& s) {
+absl::Status SparseTable::Settle() {
+  MemoryBudget* budget = options_.budget;
+  for (int tries = 0; budget != nullptr && budget->over() > 0 && tries < kNumStripes; ++tries) {
+    Stripe* biggest = nullptr;
+    size_t most = 0;
+    for (auto& sp : stripes_) {
+      absl::MutexLock lock(&sp->mu);
+      if (sp->index.size() > most) {
+        most = sp->index.size();
+        biggest = sp.get();
+      }
+    }
+    if (biggest == nullptr) return absl::OkStatus();  // over because of other tables
+    absl::MutexLock lock(&biggest->mu);
+    RETURN_IF_ERROR(SpillIfOver(*biggest, /*any_stripe=*/true));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SparseTable::SpillIfOver(Stripe& s, bool any_stripe) {
   MemoryBudget* budget = options_.budget;
   if (budget == nullptr || budget->over() <= 0) return absl::OkStatus();
   // Free the overshoot plus ~1.5% of the limit, so spills come in batches.
-  int64_t want_rows = (budget->over() + budget->limit() / 64) / charge_bytes_ + 1;
+  // Only a stripe holding at least its share of the table's rows spills. A
+  // request visits the stripes in order, so otherwise the ones visited after
+  // the budget ran over would give up rows for the ones before, and the
+  // memory of the slots they once used would stay allocated.
+  if (!any_stripe &&
+      static_cast<int64_t>(s.index.size()) * kNumStripes < rows_in_memory_.load(std::memory_order_relaxed)) {
+    return absl::OkStatus();
+  }
+  // The overshoot plus a little (1/1024 of the limit), so spills come in
+  // batches but no stripe swings far from its share.
+  int64_t want_rows = (budget->over() + budget->limit() / (64 * kNumStripes)) / charge_bytes_ + 1;
   want_rows = std::min<int64_t>(want_rows, s.index.size());
   if (want_rows <= 0) return absl::OkStatus();
   if (s.spill == nullptr) {
@@ -395,6 +434,7 @@ absl::Status SparseTable::Pull(std::span<const uint64_t> all_keys, float* all_ou
     const size_t n = std::min(kBlockKeys, all_keys.size() - at);
     RETURN_IF_ERROR(PullBlock(all_keys.subspan(at, n), all_out + at * dim_));
   }
+  RETURN_IF_ERROR(Settle());
   pulled_keys_.fetch_add(all_keys.size(), std::memory_order_relaxed);
   return absl::OkStatus();
 }
@@ -415,6 +455,7 @@ absl::Status SparseTable::FindSlots(Stripe& s, std::span<const uint64_t> keys, u
       scratch.miss_pos.push_back(j);
     }
   }
+  memory_hits_.fetch_add(e - b - scratch.miss_keys.size(), std::memory_order_relaxed);
   if (scratch.miss_keys.empty()) return absl::OkStatus();
   scratch.store_keys.clear();
   scratch.store_pos.clear();
@@ -465,7 +506,7 @@ absl::Status SparseTable::PullBlock(std::span<const uint64_t> keys, float* out) 
   scratch.slots.resize(keys.size());
   scratch.file_rows.resize(keys.size());
   const uint32_t now = options_.now_seconds();
-  uint64_t hits = 0, misses = 0;
+  uint64_t misses = 0;
   for (int si = 0; si < kNumStripes; ++si) {
     const uint32_t b = scratch.begin[si], e = scratch.begin[si + 1];
     if (b == e) continue;
@@ -503,7 +544,6 @@ absl::Status SparseTable::PullBlock(std::span<const uint64_t> keys, float* out) 
         for (int d = 0; d < dim_; ++d) dst[d] = w[d];
         // Only the CLOCK needs the bit; leave the line clean when it is set.
         if (!(meta->flags & kReferenced)) meta->flags |= kReferenced;
-        ++hits;
       } else {
         ++misses;
         if (admission_) {
@@ -515,7 +555,6 @@ absl::Status SparseTable::PullBlock(std::span<const uint64_t> keys, float* out) 
     }
     RETURN_IF_ERROR(SpillIfOver(s));
   }
-  memory_hits_.fetch_add(hits, std::memory_order_relaxed);
   misses_.fetch_add(misses, std::memory_order_relaxed);
   return absl::OkStatus();
 }
@@ -529,6 +568,7 @@ absl::Status SparseTable::Push(std::span<const uint64_t> all_keys, const float* 
     RETURN_IF_ERROR(PushBlock(all_keys.subspan(at, n), all_grads + at * dim_,
                               all_counts != nullptr ? all_counts + at : nullptr, global_step, lr, batch_fraction));
   }
+  RETURN_IF_ERROR(Settle());
   pushed_keys_.fetch_add(all_keys.size(), std::memory_order_relaxed);
   return absl::OkStatus();
 }
@@ -596,6 +636,7 @@ absl::Status SparseTable::PushBlock(std::span<const uint64_t> keys, const float*
         }
         slot = AllocSlot(s, key);
         slots_changed = true;
+        misses_.fetch_add(1, std::memory_order_relaxed);
         meta = MetaOf(s, slot);
         *meta = RowMeta{.key = key, .flags = kUsed | kReferenced};
         meta->count = seen - c;

@@ -70,9 +70,10 @@ class MemoryBudget {
 class SparseTable {
  public:
   static constexpr int kNumStripes = 16;
-  // Bytes charged to the budget per resident row beyond the row itself
-  // (hash index entry at its load factor, slot bookkeeping).
-  static constexpr int kIndexBytesPerRow = 32;
+  // Bytes charged to the budget per resident row beyond the row itself (its
+  // free-list entry and slack). The stripes' hash indexes are charged as
+  // they are allocated.
+  static constexpr int kBookkeepingBytesPerRow = 8;
 
   struct Options {
     uint32_t table_id = 0;          // prefix of this table's keys in the store
@@ -164,8 +165,12 @@ class SparseTable {
   // store into memory. slots[i] becomes the new slot or stays kNoSlot.
   absl::Status Promote(Stripe& s, const std::vector<uint64_t>& keys, std::vector<uint32_t>* slots)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
-  // Spills this stripe's coldest rows until the budget is no longer over.
-  absl::Status SpillIfOver(Stripe& s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
+  // Spills this stripe's coldest rows until the budget is no longer over,
+  // if the stripe holds at least its share of the table's rows (any_stripe:
+  // regardless).
+  absl::Status SpillIfOver(Stripe& s, bool any_stripe = false) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
+  // After a request: while the budget is over, spills from the biggest stripe.
+  absl::Status Settle();
   std::string DiskKey(uint64_t key) const;
   bool Expired(const RowMeta& m, uint64_t global_step, uint32_t now) const;
   bool AdmittedAt(uint64_t key, uint32_t count) const;
@@ -176,11 +181,12 @@ class SparseTable {
   const int dim_;
   const int state_dim_;
   const size_t row_bytes_;     // meta + weights + state
-  const int64_t charge_bytes_; // row_bytes_ + kIndexBytesPerRow
+  const int64_t charge_bytes_; // row_bytes_ + kBookkeepingBytesPerRow
   const bool admission_;
   const std::vector<float> zeros_;  // a zero gradient, for missed-step catch-up
   std::vector<std::unique_ptr<Stripe>> stripes_;
   std::atomic<int64_t> store_only_rows_{0};  // loaded, not yet read
+  std::atomic<int64_t> rows_in_memory_{0};
   std::atomic<uint64_t> memory_hits_{0}, disk_hits_{0}, misses_{0}, spilled_{0}, evicted_ttl_{0};
   std::atomic<uint64_t> pulled_keys_{0}, pushed_keys_{0};
 };

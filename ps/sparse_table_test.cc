@@ -166,7 +166,7 @@ std::string SpillDir(const std::string& name) {
 constexpr int kRows = 20000;
 constexpr int kDim = 8;
 // Budget bytes per Adagrad row of dim 8.
-constexpr int64_t kRowCharge = sizeof(RowMeta) + 4 * 2 * kDim + SparseTable::kIndexBytesPerRow;
+constexpr int64_t kRowCharge = sizeof(RowMeta) + 4 * 2 * kDim + SparseTable::kBookkeepingBytesPerRow;
 
 // Pushes 60 rounds of 1,000 random keys of [0, kRows) into every table, and
 // pulls a batch between pushes (reading spilled rows where they are).
@@ -221,7 +221,8 @@ TEST(SparseTableTest, MemoryLimitSpillsAndRoundTripsEveryRow) {
   auto reference = Make(c);  // unlimited twin
   PushRounds({table.get(), reference.get()}, 1, 0, &budget);
   TableStats st = table->Stats();
-  EXPECT_GT(st.rows_on_disk(), st.rows_in_memory() * 5);
+  // 10x the limit in bytes; the stripes' indexes take their part of it too.
+  EXPECT_GT(st.rows_on_disk(), st.rows_in_memory() * 3);
   EXPECT_GT(st.bytes_on_disk(), st.rows_on_disk() * (sizeof(RowMeta) + 4 * 2 * kDim));
   EXPECT_LE(st.rows_in_memory() * kRowCharge, static_cast<uint64_t>(budget.limit()));
   EXPECT_EQ(st.rows_in_memory() + st.rows_on_disk(), reference->Stats().rows_in_memory());
