@@ -7,7 +7,7 @@
 // Where a row lives: in memory, or in its stripe's spill file, or (after a
 // checkpoint load, until first touched) only in the store; never in two of
 // the first two. A pull reads a spilled row where it is. A push updates it
-// there too, but one push in eight (and any push while memory has room)
+// there too, but one push in 32 (and any push while memory has room)
 // brings it back into memory, evicting the coldest rows (CLOCK) to the file:
 // rows pushed often end up in memory without every cold row paying a move.
 //
