@@ -14,6 +14,9 @@ namespace ctrps {
 namespace {
 
 constexpr uint32_t kNoSlot = KeyIndex::kNone;
+// In scratch.slots: the row is in the spill file, at scratch.file_rows[j].
+// Never a real slot (slots stay below 2^32 - 256).
+constexpr uint32_t kInFile = kNoSlot - 1;
 // Row flags. kUsed, kReferenced: a memory slot in use, and its CLOCK bit.
 // kDirty: changed since it was last written to the store. kInStore: the
 // store also holds a copy (current unless kDirty). The last two travel with
@@ -45,7 +48,7 @@ struct Scratch {
   std::vector<uint32_t> miss_slots;
   std::vector<uint64_t> store_keys;  // misses that were not in the spill file either
   std::vector<uint32_t> store_pos;
-  std::vector<const std::byte*> file_rows;  // per grouped position: a spilled row read in place
+  std::vector<std::byte*> file_rows;  // per grouped position whose slot is kInFile: the row
   // Promote's store request and reply, kept so that their strings' buffers
   // are reused: a spilled row coming back costs no allocation.
   std::vector<std::string> disk_keys;
@@ -449,7 +452,6 @@ absl::Status SparseTable::FindSlots(Stripe& s, std::span<const uint64_t> keys, u
     if (j + kPrefetchAhead < e) s.index.Prefetch(keys[scratch.order[j + kPrefetchAhead]]);
     const uint32_t found = s.index.Find(keys[scratch.order[j]]);
     scratch.slots[j] = found;
-    scratch.file_rows[j] = nullptr;
     if (found == kNoSlot) {
       scratch.miss_keys.push_back(keys[scratch.order[j]]);
       scratch.miss_pos.push_back(j);
@@ -472,6 +474,7 @@ absl::Status SparseTable::FindSlots(Stripe& s, std::span<const uint64_t> keys, u
           scratch.slots[j] = BringBack(s, row);
           brought_back = true;
         } else {
+          scratch.slots[j] = kInFile;
           scratch.file_rows[j] = row;
         }
         continue;
@@ -518,8 +521,9 @@ absl::Status SparseTable::PullBlock(std::span<const uint64_t> keys, float* out) 
       const uint32_t pos = scratch.order[j];
       float* dst = out + static_cast<size_t>(pos) * dim_;
       uint32_t slot = scratch.slots[j];
-      if (const std::byte* row = scratch.file_rows[j]; row != nullptr) {
-        // A spilled row is read where it is; a push will bring it back.
+      if (slot == kInFile) {
+        // A spilled row is read where it is.
+        std::byte* row = scratch.file_rows[j];
         const auto* meta = reinterpret_cast<const RowMeta*>(row);
         if (!Expired(*meta, 0, now)) {
           std::memcpy(dst, row + sizeof(RowMeta), sizeof(float) * dim_);
@@ -527,11 +531,12 @@ absl::Status SparseTable::PullBlock(std::span<const uint64_t> keys, float* out) 
         }
         // Expired: dropped, and every later copy of the key reads its initial value.
         RETURN_IF_ERROR(DeleteStoreCopy(*meta));
-        s.spill->EraseFound(const_cast<std::byte*>(row));
+        s.spill->EraseFound(row);
         evicted_ttl_.fetch_add(1, std::memory_order_relaxed);
         for (uint32_t k = j + 1; k < e; ++k) {
-          if (scratch.file_rows[k] == row) scratch.file_rows[k] = nullptr;
+          if (scratch.slots[k] == kInFile && scratch.file_rows[k] == row) scratch.slots[k] = kNoSlot;
         }
+        slot = kNoSlot;
       }
       if (slot != kNoSlot && Expired(*MetaOf(s, slot), 0, now)) {
         RETURN_IF_ERROR(DropRow(s, slot));
@@ -597,23 +602,27 @@ absl::Status SparseTable::PushBlock(std::span<const uint64_t> keys, const float*
       const uint64_t key = keys[pos];
       const uint32_t c = counts != nullptr ? counts[pos] : 1;
       uint32_t slot = scratch.slots[j];
-      if (slots_changed) slot = s.index.Find(key);
+      // (A spilled row stays where it is during this pass.)
+      if (slots_changed && slot != kInFile) slot = s.index.Find(key);
       RowMeta* meta = nullptr;
       float* w = nullptr;
-      if (std::byte* row = const_cast<std::byte*>(scratch.file_rows[j]); row != nullptr) {
+      if (slot == kInFile) {
         // Updated where it is, in the spill file.
+        std::byte* row = scratch.file_rows[j];
         meta = reinterpret_cast<RowMeta*>(row);
         if (Expired(*meta, global_step, now)) {
           RETURN_IF_ERROR(DeleteStoreCopy(*meta));
           s.spill->EraseFound(row);
           evicted_ttl_.fetch_add(1, std::memory_order_relaxed);
           for (uint32_t k = j + 1; k < e; ++k) {
-            if (scratch.file_rows[k] == row) scratch.file_rows[k] = nullptr;
+            if (scratch.slots[k] == kInFile && scratch.file_rows[k] == row) scratch.slots[k] = kNoSlot;
           }
           meta = nullptr;  // a new row, below
+          slots_changed = true;
         } else {
           w = reinterpret_cast<float*>(row + sizeof(RowMeta));
         }
+        slot = kNoSlot;
       }
       if (slot != kNoSlot && Expired(*MetaOf(s, slot), global_step, now)) {
         RETURN_IF_ERROR(DropRow(s, slot));
