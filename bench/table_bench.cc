@@ -1,8 +1,15 @@
 // The sparse table alone (no network): pull and push of 100k unique keys
-// against tables of 1M and 10M rows, dim 16, Adagrad.
+// against tables of 1M and 10M rows, dim 16, Adagrad; and (OverLimit) a
+// 10M-row table with a memory budget of a tenth of it, spilling to files in
+// $TMPDIR (default /tmp), its keys drawn from 6.4M so most live on disk.
 //   table_bench [--benchmark_filter=...]
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
 #include <map>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "benchmark/benchmark.h"
@@ -16,16 +23,32 @@ constexpr int kDim = 16;
 constexpr int kKeys = 100000;
 
 struct Fixture {
+  std::unique_ptr<MemoryBudget> budget;
+  std::string spill_dir;
   std::unique_ptr<SparseTable> table;
   std::vector<std::vector<uint64_t>> sets;
   std::vector<float> buf;
 
-  explicit Fixture(int64_t rows) {
+  ~Fixture() {
+    table.reset();  // removes its spill files
+    if (!spill_dir.empty()) std::filesystem::remove_all(spill_dir);
+  }
+
+  Fixture(int64_t rows, bool over_limit) {
     TableConfig c;
     c.set_name("emb");
     c.set_dim(kDim);
     c.mutable_optimizer()->set_kind(SparseOptimizerConfig::ADAGRAD);
-    table = std::move(*SparseTable::Create(c, {}));
+    SparseTable::Options options;
+    if (over_limit) {
+      const char* tmp = std::getenv("TMPDIR");
+      spill_dir = std::string(tmp != nullptr ? tmp : "/tmp") + "/table_bench_spill_" + std::to_string(getpid());
+      std::filesystem::create_directories(spill_dir);
+      budget = std::make_unique<MemoryBudget>(rows * (sizeof(RowMeta) + 8 * kDim) / 10);
+      options.budget = budget.get();
+      options.spill_dir = spill_dir;
+    }
+    table = std::move(*SparseTable::Create(c, options));
     buf.assign(static_cast<size_t>(kKeys) * kDim, 0.001f);
     std::vector<uint64_t> keys(kKeys);
     for (int64_t r = 0; r < rows; r += kKeys) {
@@ -33,7 +56,7 @@ struct Fixture {
       (void)table->Push(keys, buf.data(), nullptr, 0);
     }
     std::mt19937_64 rng(1);
-    sets.resize(8);
+    sets.resize(over_limit ? 64 : 8);
     for (auto& s : sets) {
       s.resize(kKeys);
       for (auto& k : s) k = Mix64(rng() % rows + 1);
@@ -41,32 +64,40 @@ struct Fixture {
   }
 };
 
-Fixture& Get(int64_t rows) {
-  static std::map<int64_t, std::unique_ptr<Fixture>> cache;
-  auto& f = cache[rows];
-  if (!f) f = std::make_unique<Fixture>(rows);
+Fixture& Get(int64_t rows, bool over_limit = false) {
+  static std::map<std::pair<int64_t, bool>, std::unique_ptr<Fixture>> cache;
+  auto& f = cache[{rows, over_limit}];
+  if (!f) f = std::make_unique<Fixture>(rows, over_limit);
   return *f;
 }
 
-void BM_Pull(benchmark::State& state) {
-  Fixture& f = Get(state.range(0));
+void Pulls(benchmark::State& state, Fixture& f) {
   size_t i = 0;
   for (auto _ : state) {
-    benchmark::DoNotOptimize(f.table->Pull(f.sets[i++ % 8], f.buf.data()));
+    benchmark::DoNotOptimize(f.table->Pull(f.sets[i++ % f.sets.size()], f.buf.data()));
   }
   state.SetItemsProcessed(state.iterations() * kKeys);
 }
+
+void Pushes(benchmark::State& state, Fixture& f) {
+  size_t i = 0;
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(f.table->Push(f.sets[i++ % f.sets.size()], f.buf.data(), nullptr, 1));
+  }
+  state.SetItemsProcessed(state.iterations() * kKeys);
+}
+
+void BM_Pull(benchmark::State& state) { Pulls(state, Get(state.range(0))); }
 BENCHMARK(BM_Pull)->Arg(1000000)->Arg(10000000)->Unit(benchmark::kMillisecond);
 
-void BM_PushAdagrad(benchmark::State& state) {
-  Fixture& f = Get(state.range(0));
-  size_t i = 0;
-  for (auto _ : state) {
-    benchmark::DoNotOptimize(f.table->Push(f.sets[i++ % 8], f.buf.data(), nullptr, 1));
-  }
-  state.SetItemsProcessed(state.iterations() * kKeys);
-}
+void BM_PushAdagrad(benchmark::State& state) { Pushes(state, Get(state.range(0))); }
 BENCHMARK(BM_PushAdagrad)->Arg(1000000)->Arg(10000000)->Unit(benchmark::kMillisecond);
+
+void BM_PullOverLimit(benchmark::State& state) { Pulls(state, Get(state.range(0), true)); }
+BENCHMARK(BM_PullOverLimit)->Arg(10000000)->Unit(benchmark::kMillisecond)->MinTime(3);
+
+void BM_PushAdagradOverLimit(benchmark::State& state) { Pushes(state, Get(state.range(0), true)); }
+BENCHMARK(BM_PushAdagradOverLimit)->Arg(10000000)->Unit(benchmark::kMillisecond)->MinTime(3);
 
 }  // namespace
 }  // namespace ctrps

@@ -464,8 +464,13 @@ absl::Status SparseTable::FindSlots(Stripe& s, std::span<const uint64_t> keys, u
   if (s.spill != nullptr && s.spill->size() > 0) {
     bool brought_back = false;
     const size_t n = scratch.miss_keys.size();
+    // A pull reads the weights; a push also the optimizer state.
+    const size_t prefetch_bytes = sizeof(RowMeta) + sizeof(float) * (bring_back ? dim_ + state_dim_ : dim_);
     for (size_t m = 0; m < n; ++m) {
+      // Two stages: the bucket's tag line 16 keys ahead, the matching row 8
+      // keys ahead (its tag line has arrived by then).
       if (m + kPrefetchAhead < n) s.spill->Prefetch(scratch.miss_keys[m + kPrefetchAhead]);
+      if (m + kPrefetchAhead / 2 < n) s.spill->PrefetchRow(scratch.miss_keys[m + kPrefetchAhead / 2], prefetch_bytes);
       const uint64_t key = scratch.miss_keys[m];
       const uint32_t j = scratch.miss_pos[m];
       std::byte* row = s.spill->Find(key);

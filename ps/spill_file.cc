@@ -102,6 +102,15 @@ uint32_t SpillFile::Match(const uint16_t* tags, uint16_t t) const {
   return slots_ == 32 ? m : m & ((1u << slots_) - 1);
 }
 
+void SpillFile::PrefetchRow(uint64_t key, size_t bytes) const {
+  const uint64_t h = Hash(key);
+  const size_t b = HomeBucket(h);
+  const uint32_t m = Match(TagsOf(b), TagOf(h));
+  if (m == 0) return;
+  const std::byte* row = SlotOf(b, __builtin_ctz(m));
+  for (size_t off = 0; off < std::min(bytes, row_bytes_); off += 64) __builtin_prefetch(row + off);
+}
+
 std::byte* SpillFile::Find(uint64_t key) {
   const uint64_t h = Hash(key);
   const uint16_t t = TagOf(h);

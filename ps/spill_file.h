@@ -51,6 +51,10 @@ class SpillFile {
   // Brings the tag line of `key`'s home bucket toward the cache.
   void Prefetch(uint64_t key) const { __builtin_prefetch(base_ + HomeBucket(Hash(key)) * stride_); }
 
+  // Brings the first `bytes` of the row of `key` toward the cache, if its
+  // home bucket's tag line (see Prefetch) shows a fingerprint match.
+  void PrefetchRow(uint64_t key, size_t bytes) const;
+
   // The stored row of `key`, or null.
   std::byte* Find(uint64_t key);
 
