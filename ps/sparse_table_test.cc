@@ -1,6 +1,9 @@
 #include "ps/sparse_table.h"
 
+#include <sys/resource.h>
+
 #include <cmath>
+#include <csignal>
 #include <filesystem>
 #include <random>
 #include <string>
@@ -305,6 +308,52 @@ TEST(SparseTableTest, TtlEvictionReachesSpilledRows) {
   EXPECT_EQ(st.rows_in_memory() + st.rows_on_disk(), static_cast<uint64_t>(kRows / 2));
   EXPECT_FALSE(table->Peek(1).ok());
   EXPECT_TRUE(table->Peek(2).ok());
+}
+
+TEST(SparseTableTest, ASpillFileThatCannotGrowFailsThePushAndLosesNoRow) {
+  // A file size limit stands in for a full disk under the spill directory.
+  TableConfig c = Config(kDim);
+  MemoryBudget budget(100 << 10);
+  SparseTable::Options options;
+  options.budget = &budget;
+  options.spill_dir = SpillDir("full");
+  auto table = Make(c, options);
+  auto reference = Make(c);
+  std::signal(SIGXFSZ, SIG_IGN);
+  rlimit old;
+  getrlimit(RLIMIT_FSIZE, &old);
+  rlimit small = old;
+  small.rlim_cur = 256 << 10;
+  ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &small), 0);
+  std::vector<float> grads(1000 * kDim, 0.25f);
+  std::vector<uint64_t> keys(1000);
+  absl::Status status;
+  int done = 0;  // pushes that succeeded; each has its own 1,000 keys
+  for (; done < 200; ++done) {
+    for (int i = 0; i < 1000; ++i) keys[i] = done * 1000 + i;
+    status = table->Push(keys, grads.data(), nullptr, 1);
+    if (!status.ok()) break;
+    ASSERT_TRUE(reference->Push(keys, grads.data(), nullptr, 1).ok());
+  }
+  setrlimit(RLIMIT_FSIZE, &old);
+  ASSERT_FALSE(status.ok()) << "the spill files never reached the size limit";
+  EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable);
+  EXPECT_NE(status.message().find("table \"emb\": spilling cold rows"), std::string::npos) << status;
+  EXPECT_NE(status.message().find("cannot reserve"), std::string::npos) << status;
+  ASSERT_GT(done, 0);
+  // Every row of the pushes that succeeded is intact, in memory or on disk.
+  std::vector<uint64_t> all(done * 1000);
+  for (size_t i = 0; i < all.size(); ++i) all[i] = i;
+  std::vector<float> a(all.size() * kDim), b(all.size() * kDim);
+  ASSERT_TRUE(table->Pull(all, a.data()).ok());
+  ASSERT_TRUE(reference->Pull(all, b.data()).ok());
+  EXPECT_EQ(a, b);
+  // With room on disk again, the table goes on and gets back under its limit.
+  for (int i = 0; i < 1000; ++i) keys[i] = 10000000 + i;
+  ASSERT_TRUE(table->Push(keys, grads.data(), nullptr, 2).ok());
+  EXPECT_LE(budget.used(), budget.limit());
+  ASSERT_TRUE(table->Pull(all, a.data()).ok());
+  EXPECT_EQ(a, b);
 }
 
 TEST(SparseTableTest, L2OnMissedStepsMatchesDenseUpdates) {
