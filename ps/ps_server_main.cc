@@ -85,7 +85,7 @@ int Main(int argc, char** argv, const std::vector<std::string>& overrides) {
   if (!started.ok()) return Fail(started);
   LOG(INFO) << "ps_server " << options.shard << "/" << options.num_shards << ": listening on "
             << server.endpoint() << ", " << options.tables.size() << " table(s)"
-            << (options.memory_limit_bytes > 0 ? absl::StrCat(", memory limit ", cluster.memory_limit_mb(), " MB, spilling to ", options.storage_dir) : "");
+            << (options.memory_limit_bytes > 0 ? absl::StrCat(", memory limit ", cluster.memory_limit_mb(), " MB, spilling to ", options.storage_dir, "/spill") : "");
   server.Wait();
   server.Stop();
   LOG(INFO) << "ps_server " << options.shard << ": shut down";
