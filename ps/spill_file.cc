@@ -111,25 +111,23 @@ void SpillFile::PrefetchRow(uint64_t key, size_t bytes) const {
   for (size_t off = 0; off < std::min(bytes, row_bytes_); off += 64) __builtin_prefetch(row + off);
 }
 
-std::byte* SpillFile::Find(uint64_t key) {
-  const uint64_t h = Hash(key);
+std::byte* SpillFile::Find(uint64_t key) { return Find(key, Hash(key)); }
+
+std::byte* SpillFile::Find(uint64_t key, uint64_t h) {
   const uint16_t t = TagOf(h);
-  for (size_t b = HomeBucket(h);; b = b + 1 == buckets_ ? 0 : b + 1) {
+  for (size_t b = HomeBucket(h);; b = NextBucket(b)) {
     const uint16_t* tags = TagsOf(b);
     for (uint32_t m = Match(tags, t); m != 0; m &= m - 1) {
       std::byte* row = SlotOf(b, __builtin_ctz(m));
-      uint64_t k;
-      std::memcpy(&k, row, sizeof(k));
-      if (k == key) return row;
+      if (KeyOf(row) == key) return row;
     }
     if (Match(tags, kEmpty) != 0) return nullptr;  // no key was ever pushed past this bucket
   }
 }
 
 absl::Status SpillFile::Put(const std::byte* row) {
-  uint64_t key;
-  std::memcpy(&key, row, sizeof(key));
-  if (std::byte* old = Find(key); old != nullptr) {
+  const uint64_t h = Hash(KeyOf(row));
+  if (std::byte* old = Find(KeyOf(row), h); old != nullptr) {
     std::memcpy(old, row, row_bytes_);
     return absl::OkStatus();
   }
@@ -139,8 +137,12 @@ absl::Status SpillFile::Put(const std::byte* row) {
     const bool crowded = static_cast<double>(used_ + 1) > 0.5 * capacity;
     RETURN_IF_ERROR(Resize(crowded ? buckets_ * 2 : buckets_));
   }
-  const uint64_t h = Hash(key);
-  for (size_t b = HomeBucket(h);; b = b + 1 == buckets_ ? 0 : b + 1) {
+  Place(h, row);
+  return absl::OkStatus();
+}
+
+void SpillFile::Place(uint64_t h, const std::byte* row) {
+  for (size_t b = HomeBucket(h);; b = NextBucket(b)) {
     uint16_t* tags = TagsOf(b);
     const uint32_t free = Match(tags, kEmpty) | Match(tags, kDeleted);
     if (free == 0) continue;
@@ -149,7 +151,7 @@ absl::Status SpillFile::Put(const std::byte* row) {
     tags[i] = TagOf(h);
     std::memcpy(SlotOf(b, i), row, row_bytes_);
     ++used_;
-    return absl::OkStatus();
+    return;
   }
 }
 
@@ -192,18 +194,7 @@ absl::Status SpillFile::Resize(size_t buckets) {
     for (int i = 0; i < slots_; ++i) {
       if (tags[i] < kMinTag) continue;
       const std::byte* row = old_base + b * stride_ + kTagBytes + i * row_bytes_;
-      uint64_t key;
-      std::memcpy(&key, row, sizeof(key));
-      for (size_t nb = HomeBucket(Hash(key));; nb = nb + 1 == buckets_ ? 0 : nb + 1) {
-        uint16_t* ntags = TagsOf(nb);
-        const uint32_t free = Match(ntags, kEmpty);
-        if (free == 0) continue;
-        const int j = __builtin_ctz(free);
-        ntags[j] = tags[i];
-        std::memcpy(SlotOf(nb, j), row, row_bytes_);
-        ++used_;
-        break;
-      }
+      Place(Hash(KeyOf(row)), row);
     }
   }
   munmap(old_base, old_buckets * stride_);

@@ -94,10 +94,20 @@ class SpillFile {
   size_t HomeBucket(uint64_t h) const {
     return static_cast<size_t>((static_cast<unsigned __int128>(h) * buckets_) >> 64);
   }
+  size_t NextBucket(size_t b) const { return b + 1 == buckets_ ? 0 : b + 1; }
+  static uint64_t KeyOf(const std::byte* row) {
+    uint64_t key;
+    std::memcpy(&key, row, sizeof(key));
+    return key;
+  }
   uint16_t* TagsOf(size_t b) const { return reinterpret_cast<uint16_t*>(base_ + b * stride_); }
   std::byte* SlotOf(size_t b, int i) const { return base_ + b * stride_ + kTagBytes + i * row_bytes_; }
   // Bit i set where tags[i] == t, for the bucket's slots.
   uint32_t Match(const uint16_t* tags, uint16_t t) const;
+  std::byte* Find(uint64_t key, uint64_t h);  // h = Hash(key)
+  // Stores a copy of `row` (whose key, of hash h, is absent) in the first
+  // empty or deleted slot of its probe sequence. The file must have room.
+  void Place(uint64_t h, const std::byte* row);
   void Remove(size_t b, int i);
   // Maps a new file of `buckets` buckets and moves every row into it.
   absl::Status Resize(size_t buckets);
