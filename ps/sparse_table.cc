@@ -50,7 +50,7 @@ struct Scratch {
   std::vector<uint32_t> store_pos;
   std::vector<std::byte*> file_rows;  // per grouped position whose slot is kInFile: the row
   // Promote's store request and reply, kept so that their strings' buffers
-  // are reused: a spilled row coming back costs no allocation.
+  // are reused: a loaded row read from the store costs no allocation.
   std::vector<std::string> disk_keys;
   std::vector<std::string_view> disk_views;
   std::vector<std::string> disk_values;
@@ -186,6 +186,19 @@ absl::Status SparseTable::DeleteStoreCopy(const RowMeta& meta) {
   // Without this the store's copy would come back on the next miss.
   std::string k = DiskKey(meta.key);
   return options_.store->Write({{k, {}, true}});
+}
+
+absl::Status SparseTable::DropSpilledRow(Stripe& s, uint32_t j, uint32_t e) {
+  Scratch& scratch = tls_scratch;
+  std::byte* row = scratch.file_rows[j];
+  RETURN_IF_ERROR(DeleteStoreCopy(*reinterpret_cast<const RowMeta*>(row)));
+  s.spill->EraseFound(row);
+  evicted_ttl_.fetch_add(1, std::memory_order_relaxed);
+  // Later copies of the key in this group no longer have a row there.
+  for (uint32_t k = j + 1; k < e; ++k) {
+    if (scratch.slots[k] == kInFile && scratch.file_rows[k] == row) scratch.slots[k] = kNoSlot;
+  }
+  return absl::OkStatus();
 }
 
 absl::Status SparseTable::DropRow(Stripe& s, uint32_t slot) {
@@ -357,7 +370,6 @@ absl::Status SparseTable::Settle() {
 absl::Status SparseTable::SpillIfOver(Stripe& s, bool any_stripe) {
   MemoryBudget* budget = options_.budget;
   if (budget == nullptr || budget->over() <= 0) return absl::OkStatus();
-  // Free the overshoot plus ~1.5% of the limit, so spills come in batches.
   // Only a stripe holding at least its share of the table's rows spills. A
   // request visits the stripes in order, so otherwise the ones visited after
   // the budget ran over would give up rows for the ones before, and the
@@ -371,13 +383,13 @@ absl::Status SparseTable::SpillIfOver(Stripe& s, bool any_stripe) {
   int64_t want_rows = (budget->over() + budget->limit() / (64 * kNumStripes)) / charge_bytes_ + 1;
   want_rows = std::min<int64_t>(want_rows, s.index.size());
   if (want_rows <= 0) return absl::OkStatus();
+  auto annotate = [&](const absl::Status& status) {
+    return absl::Status(status.code(), absl::StrCat("table \"", name(), "\": spilling cold rows: ", status.message()));
+  };
   if (s.spill == nullptr) {
     auto file = SpillFile::Create(
         absl::StrFormat("%s/table-%d-stripe-%02d.rows", options_.spill_dir, options_.table_id, s.id), row_bytes_);
-    if (!file.ok()) {
-      return absl::Status(file.status().code(),
-                          absl::StrCat("table \"", name(), "\": spilling cold rows: ", file.status().message()));
-    }
+    if (!file.ok()) return annotate(file.status());
     s.spill = std::move(*file);
   }
   const uint32_t num_slots = s.num_slots;
@@ -408,10 +420,7 @@ absl::Status SparseTable::SpillIfOver(Stripe& s, bool any_stripe) {
   }
   for (size_t i = moved; i < victims.size(); ++i) MetaOf(s, victims[i])->flags |= kUsed;
   spilled_.fetch_add(moved, std::memory_order_relaxed);
-  if (!status.ok()) {
-    return absl::Status(status.code(), absl::StrCat("table \"", name(), "\": spilling cold rows: ", status.message()));
-  }
-  return absl::OkStatus();
+  return status.ok() ? status : annotate(status);
 }
 
 namespace {
@@ -528,19 +537,12 @@ absl::Status SparseTable::PullBlock(std::span<const uint64_t> keys, float* out) 
       uint32_t slot = scratch.slots[j];
       if (slot == kInFile) {
         // A spilled row is read where it is.
-        std::byte* row = scratch.file_rows[j];
-        const auto* meta = reinterpret_cast<const RowMeta*>(row);
-        if (!Expired(*meta, 0, now)) {
+        const std::byte* row = scratch.file_rows[j];
+        if (!Expired(*reinterpret_cast<const RowMeta*>(row), 0, now)) {
           std::memcpy(dst, row + sizeof(RowMeta), sizeof(float) * dim_);
           continue;
         }
-        // Expired: dropped, and every later copy of the key reads its initial value.
-        RETURN_IF_ERROR(DeleteStoreCopy(*meta));
-        s.spill->EraseFound(row);
-        evicted_ttl_.fetch_add(1, std::memory_order_relaxed);
-        for (uint32_t k = j + 1; k < e; ++k) {
-          if (scratch.slots[k] == kInFile && scratch.file_rows[k] == row) scratch.slots[k] = kNoSlot;
-        }
+        RETURN_IF_ERROR(DropSpilledRow(s, j, e));  // reads its initial value below
         slot = kNoSlot;
       }
       if (slot != kNoSlot && Expired(*MetaOf(s, slot), 0, now)) {
@@ -614,30 +616,21 @@ absl::Status SparseTable::PushBlock(std::span<const uint64_t> keys, const float*
       if (slot == kInFile) {
         // Updated where it is, in the spill file.
         std::byte* row = scratch.file_rows[j];
-        meta = reinterpret_cast<RowMeta*>(row);
-        if (Expired(*meta, global_step, now)) {
-          RETURN_IF_ERROR(DeleteStoreCopy(*meta));
-          s.spill->EraseFound(row);
-          evicted_ttl_.fetch_add(1, std::memory_order_relaxed);
-          for (uint32_t k = j + 1; k < e; ++k) {
-            if (scratch.slots[k] == kInFile && scratch.file_rows[k] == row) scratch.slots[k] = kNoSlot;
-          }
-          meta = nullptr;  // a new row, below
-          slots_changed = true;
-        } else {
+        if (!Expired(*reinterpret_cast<const RowMeta*>(row), global_step, now)) {
+          meta = reinterpret_cast<RowMeta*>(row);
           w = reinterpret_cast<float*>(row + sizeof(RowMeta));
+        } else {
+          RETURN_IF_ERROR(DropSpilledRow(s, j, e));  // a new row below
+          slots_changed = true;
         }
         slot = kNoSlot;
-      }
-      if (slot != kNoSlot && Expired(*MetaOf(s, slot), global_step, now)) {
+      } else if (slot != kNoSlot && Expired(*MetaOf(s, slot), global_step, now)) {
         RETURN_IF_ERROR(DropRow(s, slot));
         evicted_ttl_.fetch_add(1, std::memory_order_relaxed);
         slot = kNoSlot;
         slots_changed = true;
       }
-      if (meta != nullptr) {
-        // The spilled row, above.
-      } else if (slot == kNoSlot) {
+      if (meta == nullptr && slot == kNoSlot) {
         uint32_t seen = c;
         if (admission_) {
           auto it = s.pending.find(key);
@@ -657,7 +650,7 @@ absl::Status SparseTable::PushBlock(std::span<const uint64_t> keys, const float*
         w = WeightsOf(s, slot);
         InitializeRow(config_, key, w, dim_);
         optimizer_->InitState(w + dim_);
-      } else {
+      } else if (meta == nullptr) {
         meta = MetaOf(s, slot);
         w = WeightsOf(s, slot);
       }

@@ -157,6 +157,9 @@ class SparseTable {
   absl::Status DropRow(Stripe& s, uint32_t slot) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
   // Deletes the store's copy of a row whose meta says it has one.
   absl::Status DeleteStoreCopy(const RowMeta& meta);
+  // Drops the spilled row at grouped position j (in scratch.file_rows) of a
+  // stripe group ending at e, for TTL.
+  absl::Status DropSpilledRow(Stripe& s, uint32_t j, uint32_t e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
   // Whether a push should bring this spilled row back into memory.
   bool WantBack(const RowMeta& meta) const;
   // Moves a row found in the spill file into memory; returns its slot.
