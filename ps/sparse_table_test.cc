@@ -310,6 +310,50 @@ TEST(SparseTableTest, TtlEvictionReachesSpilledRows) {
   EXPECT_TRUE(table->Peek(2).ok());
 }
 
+TEST(SparseTableTest, AnExpiredSpilledRowIsDroppedByThePullOrPushThatFindsIt) {
+  TableConfig c = Config(kDim, SparseOptimizerConfig::ADAGRAD);
+  c.set_ttl_seconds(100);
+  uint32_t now = 1000;
+  MemoryBudget budget(kRowCharge * kRows / 10);
+  SparseTable::Options options;
+  options.budget = &budget;
+  options.spill_dir = SpillDir("ttl_found");
+  options.now_seconds = [&now] { return now; };
+  auto table = Make(c, options);
+  std::vector<uint64_t> all(kRows);
+  for (int i = 0; i < kRows; ++i) all[i] = i;
+  std::vector<float> grads(kRows * kDim, 0.5f);
+  ASSERT_TRUE(table->Push(all, grads.data(), nullptr, 1).ok());
+  std::vector<uint64_t> spilled;  // two keys whose rows are in the spill files
+  for (uint64_t k = 0; k < kRows && spilled.size() < 2; ++k) {
+    if (table->Peek(k)->on_disk) spilled.push_back(k);
+  }
+  ASSERT_EQ(spilled.size(), 2u);
+  now = 1200;
+  const uint64_t evicted = table->Stats().rows_evicted_ttl();
+  // A pull of the first, twice in one request: both copies read its initial value.
+  std::vector<uint64_t> pull = {spilled[0], spilled[0]};
+  std::vector<float> out(2 * kDim), init(kDim);
+  ASSERT_TRUE(table->Pull(pull, out.data()).ok());
+  InitializeRow(c, spilled[0], init.data(), kDim);
+  EXPECT_EQ(std::vector<float>(out.begin(), out.begin() + kDim), init);
+  EXPECT_EQ(std::vector<float>(out.begin() + kDim, out.end()), init);
+  EXPECT_FALSE(table->Peek(spilled[0]).ok());
+  // A push of the second, twice in one request: a new row takes both, as in
+  // a table that never had the key.
+  std::vector<uint64_t> push = {spilled[1], spilled[1]};
+  std::vector<float> g(2 * kDim, -0.25f);
+  ASSERT_TRUE(table->Push(push, g.data(), nullptr, 2).ok());
+  auto fresh = Make(c);
+  ASSERT_TRUE(fresh->Push(push, g.data(), nullptr, 2).ok());
+  auto x = table->Peek(spilled[1]), y = fresh->Peek(spilled[1]);
+  ASSERT_TRUE(x.ok() && y.ok());
+  EXPECT_EQ(x->weights, y->weights);
+  EXPECT_EQ(x->state, y->state);
+  EXPECT_EQ(x->meta.updates, 2u);
+  EXPECT_EQ(table->Stats().rows_evicted_ttl(), evicted + 2);
+}
+
 TEST(SparseTableTest, ASpillFileThatCannotGrowFailsThePushAndLosesNoRow) {
   // A file size limit stands in for a full disk under the spill directory.
   TableConfig c = Config(kDim);
