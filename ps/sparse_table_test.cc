@@ -1,15 +1,13 @@
 #include "ps/sparse_table.h"
 
-#include <sys/resource.h>
-
 #include <cmath>
-#include <csignal>
 #include <filesystem>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "ps/file_size_limit_for_test.h"
 #include "ps/kv_store.h"
 
 namespace ctrps {
@@ -363,23 +361,20 @@ TEST(SparseTableTest, ASpillFileThatCannotGrowFailsThePushAndLosesNoRow) {
   options.spill_dir = SpillDir("full");
   auto table = Make(c, options);
   auto reference = Make(c);
-  std::signal(SIGXFSZ, SIG_IGN);
-  rlimit old;
-  getrlimit(RLIMIT_FSIZE, &old);
-  rlimit small = old;
-  small.rlim_cur = 256 << 10;
-  ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &small), 0);
   std::vector<float> grads(1000 * kDim, 0.25f);
   std::vector<uint64_t> keys(1000);
   absl::Status status;
   int done = 0;  // pushes that succeeded; each has its own 1,000 keys
-  for (; done < 200; ++done) {
-    for (int i = 0; i < 1000; ++i) keys[i] = done * 1000 + i;
-    status = table->Push(keys, grads.data(), nullptr, 1);
-    if (!status.ok()) break;
-    ASSERT_TRUE(reference->Push(keys, grads.data(), nullptr, 1).ok());
+  {
+    ScopedFileSizeLimit limit(256 << 10);
+    ASSERT_TRUE(limit.ok());
+    for (; done < 200; ++done) {
+      for (int i = 0; i < 1000; ++i) keys[i] = done * 1000 + i;
+      status = table->Push(keys, grads.data(), nullptr, 1);
+      if (!status.ok()) break;
+      ASSERT_TRUE(reference->Push(keys, grads.data(), nullptr, 1).ok());
+    }
   }
-  setrlimit(RLIMIT_FSIZE, &old);
   ASSERT_FALSE(status.ok()) << "the spill files never reached the size limit";
   EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable);
   EXPECT_NE(status.message().find("table \"emb\": spilling cold rows"), std::string::npos) << status;

@@ -1,9 +1,7 @@
 #include "ps/spill_file.h"
 
-#include <sys/resource.h>
 #include <unistd.h>
 
-#include <csignal>
 #include <cstring>
 #include <filesystem>
 #include <random>
@@ -11,6 +9,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "ps/file_size_limit_for_test.h"
 
 namespace ctrps {
 namespace {
@@ -148,19 +147,16 @@ TEST(SpillFileTest, GrowthPastTheDiskLimitFailsAndKeepsEveryRow) {
   auto file = SpillFile::Create(TestPath("full"), 160);
   ASSERT_TRUE(file.ok()) << file.status();
   SpillFile& f = **file;
-  std::signal(SIGXFSZ, SIG_IGN);
-  rlimit old;
-  getrlimit(RLIMIT_FSIZE, &old);
-  rlimit small = old;
-  small.rlim_cur = 1 << 20;
-  ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &small), 0);
   absl::Status status;
   uint64_t stored = 0;
-  for (uint64_t k = 0; k < 100000 && status.ok(); ++k) {
-    status = f.Put(Row(160, k, 1).data());
-    if (status.ok()) ++stored;
+  {
+    ScopedFileSizeLimit limit(1 << 20);
+    ASSERT_TRUE(limit.ok());
+    for (uint64_t k = 0; k < 100000 && status.ok(); ++k) {
+      status = f.Put(Row(160, k, 1).data());
+      if (status.ok()) ++stored;
+    }
   }
-  setrlimit(RLIMIT_FSIZE, &old);
   ASSERT_FALSE(status.ok());
   EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable);
   EXPECT_NE(status.message().find("cannot reserve"), std::string::npos) << status;
