@@ -1,6 +1,5 @@
 #include "ps/kv_store.h"
 
-#include <algorithm>
 #include <filesystem>
 #include <map>
 
@@ -10,8 +9,6 @@
 #include "rocksdb/db.h"
 #include "rocksdb/utilities/checkpoint.h"
 #include "rocksdb/filter_policy.h"
-#include "rocksdb/memtablerep.h"
-#include "rocksdb/slice_transform.h"
 #include "rocksdb/table.h"
 #include "rocksdb/write_batch.h"
 
@@ -129,28 +126,19 @@ absl::StatusOr<std::unique_ptr<KvStore>> OpenRocksDbStore(const std::string& dir
   options.compression = rocksdb::kNoCompression;  // rows are random floats
   options.write_buffer_size = write_buffer_bytes;
   options.max_background_jobs = 2;
-  // Most rows a miss asks for are in the SST files, not in the memtable; a
-  // whole-key Bloom filter over the memtable answers "not here" without a
-  // skiplist search (that search was a quarter of the spill tier's time).
+  // The store is read only for rows a checkpoint load put there, almost all
+  // in SST files: a whole-key Bloom filter over the memtable answers "not
+  // here" without a skiplist search. (Its memtable is the default skiplist:
+  // checkpoints write in key order, and a flush needs sorted entries.)
   options.memtable_whole_key_filtering = true;
   options.memtable_prefix_bloom_size_ratio = 0.1;
-  // Keys are fixed 12-byte (table, key) strings and only ever read by point
-  // lookups (checkpoints copy files; scans open the copy with plain options),
-  // so the memtable can hash the whole key: a spill's insert costs a hash
-  // instead of a skiplist search over the ~450k rows a 64 MB memtable holds.
-  options.prefix_extractor.reset(rocksdb::NewFixedPrefixTransform(12));
-  // ~2 buckets per row the memtable can hold (rows are ~150 bytes); the
-  // bucket array (8 bytes each) is charged to the memtable's budget.
-  options.memtable_factory.reset(
-      rocksdb::NewHashSkipListRepFactory(std::max<size_t>(1024, write_buffer_bytes / 64)));
-  options.allow_concurrent_memtable_write = false;
-  // Spilled rows are read through a mapping of the SST files: no pread copy
-  // per block (+37-65% pulls over the limit). The mapped pages are the OS page
-  // cache, not the server's memory budget, exactly as pread's pages are.
+  // Those rows are read through a mapping of the SST files: no pread copy
+  // per block. The mapped pages are the OS page cache, not the server's
+  // memory budget, exactly as pread's pages are.
   options.allow_mmap_reads = true;
   rocksdb::BlockBasedTableOptions table;
   table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
-  // Small blocks: a point read (a spilled row coming back) copies and
+  // Small blocks: a point read (a loaded row's first miss) copies and
   // checksums one 4 KB block instead of 16 KB.
   table.block_size = 4 << 10;
   options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));

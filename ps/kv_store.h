@@ -1,5 +1,6 @@
-// The storage a table spills cold rows to. RocksDbStore is the real one; the
-// in-memory store stands in for it in tests. Thread-safe.
+// The store a table's checkpoints are written through and checkpoint loads
+// are read from (cold rows spill to SpillFile, not here). RocksDbStore is the
+// real one; the in-memory store stands in for it in tests. Thread-safe.
 #ifndef CTRPS_PS_KV_STORE_H_
 #define CTRPS_PS_KV_STORE_H_
 
@@ -45,7 +46,8 @@ absl::Status ScanRocksDb(const std::string& dir,
                          const std::function<absl::Status(std::string_view, std::string_view)>& fn);
 
 // RocksDB under `dir` (created if missing; an existing store is reopened).
-// Tuned as a cache tier: no WAL, bloom filters so absent keys cost no read.
+// The store checkpoints are written through and loads are read from: no
+// WAL, bloom filters so absent keys cost no read.
 // write_buffer_bytes: the memtable's size before it is flushed to an SST
 // file (tests pass a small one so that reads come from files).
 absl::StatusOr<std::unique_ptr<KvStore>> OpenRocksDbStore(const std::string& dir,
