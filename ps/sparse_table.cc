@@ -24,6 +24,8 @@ constexpr uint32_t kInFile = kNoSlot - 1;
 constexpr uint32_t kUsed = 1, kReferenced = 2, kDirty = 4, kInStore = 8;
 constexpr uint32_t kStoreFlags = kDirty | kInStore;
 constexpr int kPrefetchAhead = 16;
+constexpr int kRowPrefetchAhead = 8;
+constexpr int kPullLines = 2;
 // A push brings a spilled row back into memory once in this many (see
 // WantBack); the other pushes update it in the spill file.
 constexpr uint64_t kBringBackOneIn = 32;
@@ -133,6 +135,12 @@ SparseTable::~SparseTable() {
     bytes += s->index.size() * charge_bytes_ + s->charged_index_bytes;
   }
   options_.budget->Add(-bytes);
+}
+
+void SparseTable::PrefetchRow(const Stripe& s, uint32_t slot, int lines) const {
+  if (slot >= kInFile) return;
+  const std::byte* row = reinterpret_cast<const std::byte*>(MetaOf(s, slot));
+  for (int i = 0; i < lines; ++i) __builtin_prefetch(row + 64 * i);
 }
 
 RowMeta* SparseTable::MetaOf(const Stripe& s, uint32_t slot) const {
@@ -457,6 +465,7 @@ absl::Status SparseTable::FindSlots(Stripe& s, std::span<const uint64_t> keys, u
   scratch.miss_keys.clear();
   scratch.miss_pos.clear();
   // The index is prefetched ahead: lookups overlap their cache misses.
+  for (uint32_t j = b; j < std::min(e, b + kPrefetchAhead); ++j) s.index.Prefetch(keys[scratch.order[j]]);
   for (uint32_t j = b; j < e; ++j) {
     if (j + kPrefetchAhead < e) s.index.Prefetch(keys[scratch.order[j + kPrefetchAhead]]);
     const uint32_t found = s.index.Find(keys[scratch.order[j]]);
@@ -531,7 +540,9 @@ absl::Status SparseTable::PullBlock(std::span<const uint64_t> keys, float* out) 
     absl::MutexLock lock(&s.mu);
     RETURN_IF_ERROR(FindSlots(s, keys, b, e, /*bring_back=*/false));
     // Pass 2: copy weights.
+    for (uint32_t j = b; j < std::min(e, b + kRowPrefetchAhead); ++j) PrefetchRow(s, scratch.slots[j], kPullLines);
     for (uint32_t j = b; j < e; ++j) {
+      if (j + kRowPrefetchAhead < e) PrefetchRow(s, scratch.slots[j + kRowPrefetchAhead], kPullLines);
       const uint32_t pos = scratch.order[j];
       float* dst = out + static_cast<size_t>(pos) * dim_;
       uint32_t slot = scratch.slots[j];
@@ -604,7 +615,10 @@ absl::Status SparseTable::PushBlock(std::span<const uint64_t> keys, const float*
     // Once a slot was freed or allocated in this group, slots found in pass 1
     // for repeated keys may be stale: look them up again.
     bool slots_changed = false;
+    const int lines = static_cast<int>((row_bytes_ + 63) / 64);
+    for (uint32_t j = b; j < std::min(e, b + kRowPrefetchAhead); ++j) PrefetchRow(s, scratch.slots[j], lines);
     for (uint32_t j = b; j < e; ++j) {
+      if (j + kRowPrefetchAhead < e) PrefetchRow(s, scratch.slots[j + kRowPrefetchAhead], lines);
       const uint32_t pos = scratch.order[j];
       const uint64_t key = keys[pos];
       const uint32_t c = counts != nullptr ? counts[pos] : 1;

@@ -150,6 +150,7 @@ class SparseTable {
   absl::Status PushBlock(std::span<const uint64_t> keys, const float* grads, const uint32_t* counts,
                          uint64_t global_step, float lr, float fraction);
   RowMeta* MetaOf(const Stripe& s, uint32_t slot) const;
+  void PrefetchRow(const Stripe& s, uint32_t slot, int lines) const;
   float* WeightsOf(const Stripe& s, uint32_t slot) const;
   uint32_t AllocSlot(Stripe& s, uint64_t key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
   void FreeSlot(Stripe& s, uint32_t slot) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
