@@ -51,6 +51,9 @@ DEFINE_int32(inflight, 2, "requests in flight per client");
 DEFINE_int32(server_threads, 2, "request threads per server");
 DEFINE_string(storage_dir, "/tmp/ps_bench", "where servers keep spilled rows");
 DEFINE_string(transport, "tcp", "tcp (loopback) or ipc (unix socket)");
+DEFINE_int64(shared_memory_mb, 256,
+             "shared-memory arena per server for the bulk data of requests (clients and servers "
+             "share this host); 0: keys and values go through the socket too");
 
 namespace ctrps {
 namespace {
@@ -175,10 +178,15 @@ std::unique_ptr<PsClient> ConnectOrDie(const std::vector<std::string>& endpoints
   PsClientOptions o;
   o.endpoints = endpoints;
   o.timeout = absl::Seconds(120);
+  o.shared_memory_bytes = static_cast<size_t>(FLAGS_shared_memory_mb) << 20;
   auto c = PsClient::Connect(o);
   if (!c.ok()) {
     std::fprintf(stderr, "ps_bench: %s\n", c.status().ToString().c_str());
     std::_Exit(1);
+  }
+  if (o.shared_memory_bytes > 0 && (*c)->num_shared_memory_shards() != (*c)->num_shards()) {
+    std::fprintf(stderr, "ps_bench: only %d of %d servers took a shared arena; the rest use the socket\n",
+                 (*c)->num_shared_memory_shards(), (*c)->num_shards());
   }
   return std::move(*c);
 }
@@ -369,10 +377,12 @@ int Main() {
   std::printf("%s\n", stats_line.c_str());
   std::printf("{\"servers\": %d, \"clients\": %d, \"keys_per_request\": %d, \"dim\": %d, \"table_rows\": %lld, "
               "\"distribution\": \"%s\", \"memory_limit_mb\": %lld, \"optimizer\": \"%s\", "
+              "\"transport\": \"%s\", \"shared_memory_mb\": %lld, "
               "\"pull_keys_per_sec\": %.0f, \"push_keys_per_sec\": %.0f}\n",
               FLAGS_servers, FLAGS_clients, FLAGS_keys_per_request, FLAGS_dim,
               static_cast<long long>(FLAGS_table_rows), FLAGS_distribution.c_str(),
-              static_cast<long long>(FLAGS_memory_limit_mb), FLAGS_optimizer.c_str(), rate[0], rate[1]);
+              static_cast<long long>(FLAGS_memory_limit_mb), FLAGS_optimizer.c_str(), FLAGS_transport.c_str(),
+              static_cast<long long>(FLAGS_shared_memory_mb), rate[0], rate[1]);
   return 0;
 }
 

@@ -1,5 +1,9 @@
 #include "ps/ps_server.h"
 
+#include <poll.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <chrono>
 #include <cstring>
 #include <filesystem>
@@ -36,7 +40,13 @@ const T* AlignedView(const zmq::message_t& m, std::vector<T>* scratch) {
 
 PsServer::PsServer(PsServerOptions options) : options_(std::move(options)), context_(1) {}
 
-PsServer::~PsServer() { Stop(); }
+PsServer::~PsServer() {
+  Stop();
+  absl::MutexLock lock(&arenas_mu_);
+  for (auto& [id, a] : arenas_) {
+    if (a.pidfd >= 0) close(a.pidfd);
+  }
+}
 
 absl::Status PsServer::CreateTables() {
   if (!tables_.empty()) return absl::OkStatus();
@@ -248,6 +258,16 @@ absl::Status PsServer::HandleRequest(const RequestHeader& header, std::vector<zm
       return Save(header.path(), reply_header);
     case OP_LOAD:
       return Load(header.path(), reply_header);
+    case OP_ATTACH:
+      return Attach(header, reply_header);
+    case OP_DETACH: {
+      absl::MutexLock lock(&arenas_mu_);
+      auto it = arenas_.find(header.shm_id());
+      if (it == arenas_.end()) return absl::NotFoundError(absl::StrCat("detach: no shared arena ", header.shm_id()));
+      if (it->second.pidfd >= 0) close(it->second.pidfd);
+      arenas_.erase(it);
+      return absl::OkStatus();
+    }
     case OP_PULL:
     case OP_PUSH:
       break;
@@ -264,29 +284,75 @@ absl::Status PsServer::HandleRequest(const RequestHeader& header, std::vector<zm
     return absl::InvalidArgumentError(absl::StrFormat("%s: table \"%s\" has dim %d, request says %d", op,
                                                       t->name(), t->dim(), header.dim()));
   }
-  const size_t expected_frames = push ? (header.has_counts() ? 4 : 3) : 2;
-  if (request.size() != expected_frames) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("%s: expected %d frames, got %d", op, expected_frames, request.size()));
-  }
   const uint64_t n = header.num_keys();
-  if (request[1].size() != n * sizeof(uint64_t)) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "%s: num_keys %d needs a keys frame of %d bytes, got %d", op, n, n * 8, request[1].size()));
-  }
   const uint64_t values = n * t->dim();
-  const uint64_t* keys = AlignedView<uint64_t>(request[1], &key_scratch);
+  const uint64_t* keys = nullptr;
+  float* shm_values = nullptr;
+  const uint32_t* shm_counts = nullptr;
+  std::shared_ptr<const SharedMapping> arena;
+  if (header.has_shm_id()) {
+    // Bulk data in the client's shared arena; the request is the header.
+    if (request.size() != 1) {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("%s: a request through a shared arena has 1 frame, got %d", op, request.size()));
+    }
+    ASSIGN_OR_RETURN(arena, Arena(header.shm_id()));
+    auto range = [&](const char* what, uint64_t offset, uint64_t count, size_t width) -> absl::StatusOr<std::byte*> {
+      std::byte* p = count > (uint64_t{1} << 40) ? nullptr : arena->Range(offset, count * width, width);
+      if (p == nullptr) {
+        return absl::InvalidArgumentError(absl::StrFormat(
+            "%s: %s at offset %d (%d bytes) is not inside shared arena %d of %d bytes", op, what, offset,
+            count * width, header.shm_id(), arena->size()));
+      }
+      return p;
+    };
+    ASSIGN_OR_RETURN(std::byte* k, range("keys", header.shm_keys_offset(), n, sizeof(uint64_t)));
+    ASSIGN_OR_RETURN(std::byte* v, range("values", header.shm_values_offset(), values, sizeof(float)));
+    // The keys are copied: the table groups them in two passes and must see
+    // the same keys in both, whatever the client does to its memory.
+    key_scratch.resize(n);
+    std::memcpy(key_scratch.data(), k, n * sizeof(uint64_t));
+    keys = key_scratch.data();
+    shm_values = reinterpret_cast<float*>(v);
+    if (push && header.has_counts()) {
+      ASSIGN_OR_RETURN(std::byte* c, range("counts", header.shm_counts_offset(), n, sizeof(uint32_t)));
+      shm_counts = reinterpret_cast<const uint32_t*>(c);
+    }
+  } else {
+    const size_t expected_frames = push ? (header.has_counts() ? 4 : 3) : 2;
+    if (request.size() != expected_frames) {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("%s: expected %d frames, got %d", op, expected_frames, request.size()));
+    }
+    if (request[1].size() != n * sizeof(uint64_t)) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "%s: num_keys %d needs a keys frame of %d bytes, got %d", op, n, n * 8, request[1].size()));
+    }
+    keys = AlignedView<uint64_t>(request[1], &key_scratch);
+  }
   reply_header->set_num_keys(n);
   reply_header->set_dim(t->dim());
   uint64_t step = header.global_step();
   uint64_t prev = max_global_step_.load(std::memory_order_relaxed);
   while (step > prev && !max_global_step_.compare_exchange_weak(prev, step)) {
   }
+  if (!push && arena != nullptr) return t->Pull({keys, n}, shm_values);
   if (!push) {
     zmq::message_t out(values * sizeof(float));
     RETURN_IF_ERROR(t->Pull({keys, n}, static_cast<float*>(out.data())));
     body->push_back(std::move(out));
     return absl::OkStatus();
+  }
+  if (!(header.learning_rate_scale() > 0 && header.learning_rate_scale() <= 1)) {
+    return absl::InvalidArgumentError(absl::StrFormat("push: learning_rate_scale must be in (0, 1], got %g",
+                                                      header.learning_rate_scale()));
+  }
+  if (!(header.batch_fraction() > 0 && header.batch_fraction() <= 1)) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("push: batch_fraction must be in (0, 1], got %g", header.batch_fraction()));
+  }
+  if (arena != nullptr) {
+    return t->Push({keys, n}, shm_values, shm_counts, step, header.learning_rate_scale(), header.batch_fraction());
   }
   if (request[2].size() != values * sizeof(float)) {
     return absl::InvalidArgumentError(absl::StrFormat("push: %d keys of dim %d need %d gradient bytes, got %d",
@@ -301,14 +367,6 @@ absl::Status PsServer::HandleRequest(const RequestHeader& header, std::vector<zm
     counts = AlignedView<uint32_t>(request[3], &count_scratch);
   }
   const float* grads = AlignedView<float>(request[2], &grad_scratch);
-  if (!(header.learning_rate_scale() > 0 && header.learning_rate_scale() <= 1)) {
-    return absl::InvalidArgumentError(absl::StrFormat("push: learning_rate_scale must be in (0, 1], got %g",
-                                                      header.learning_rate_scale()));
-  }
-  if (!(header.batch_fraction() > 0 && header.batch_fraction() <= 1)) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("push: batch_fraction must be in (0, 1], got %g", header.batch_fraction()));
-  }
   return t->Push({keys, n}, grads, counts, step, header.learning_rate_scale(), header.batch_fraction());
 }
 
@@ -405,11 +463,56 @@ absl::Status PsServer::Load(const std::string& dir, ReplyHeader* reply) {
   return absl::OkStatus();
 }
 
+absl::Status PsServer::Attach(const RequestHeader& header, ReplyHeader* reply) {
+  {
+    absl::MutexLock lock(&arenas_mu_);
+    if (arenas_.size() >= static_cast<size_t>(options_.max_arenas)) {
+      return absl::ResourceExhaustedError(
+          absl::StrCat("attach: this server already maps ", arenas_.size(), " shared arenas"));
+    }
+  }
+  ASSIGN_OR_RETURN(std::unique_ptr<SharedMapping> mapping,
+                   SharedMapping::Open(header.shm_path(), header.shm_token(), header.shm_bytes()));
+  // The arena is the client's: watch the client, so that one which exits
+  // without detaching does not keep the memory mapped here.
+  int pidfd = -1;
+  int pid = 0, fd = 0;
+  if (sscanf(header.shm_path().c_str(), "/proc/%d/fd/%d", &pid, &fd) == 2 && pid > 0) {
+    pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+  }
+  absl::MutexLock lock(&arenas_mu_);
+  const uint64_t id = next_arena_id_++;
+  arenas_[id] = {std::shared_ptr<const SharedMapping>(std::move(mapping)), pidfd};
+  reply->set_shm_id(id);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::shared_ptr<const SharedMapping>> PsServer::Arena(uint64_t id) {
+  absl::MutexLock lock(&arenas_mu_);
+  auto it = arenas_.find(id);
+  if (it == arenas_.end()) return absl::NotFoundError(absl::StrCat("no shared arena ", id, " is attached"));
+  return it->second.mapping;
+}
+
+void PsServer::DropArenasOfExitedClients() {
+  absl::MutexLock lock(&arenas_mu_);
+  for (auto it = arenas_.begin(); it != arenas_.end();) {
+    pollfd p = {it->second.pidfd, POLLIN, 0};
+    if (it->second.pidfd >= 0 && poll(&p, 1, 0) == 1) {
+      close(it->second.pidfd);
+      arenas_.erase(it++);
+    } else {
+      ++it;
+    }
+  }
+}
+
 void PsServer::MaybeEvictExpired() {
   int64_t now = std::chrono::steady_clock::now().time_since_epoch().count();
   int64_t last = last_eviction_ns_.load(std::memory_order_relaxed);
   if (now - last < kEvictionIntervalNs) return;
   if (!last_eviction_ns_.compare_exchange_strong(last, now)) return;  // another thread does it
+  DropArenasOfExitedClients();
   for (auto& [name, table] : tables_) {
     auto dropped = table->EvictExpired(max_global_step_.load());
     if (!dropped.ok()) {

@@ -23,6 +23,7 @@
 #include "absl/synchronization/mutex.h"
 #include "common/proto/config.pb.h"
 #include "common/proto/wire.pb.h"
+#include "common/shared_memory.h"
 #include "ps/kv_store.h"
 #include "ps/sparse_table.h"
 #include "zmq.hpp"
@@ -39,6 +40,7 @@ struct PsServerOptions {
   // rows spilled past the memory limit. Needed when memory_limit_bytes > 0.
   std::string storage_dir;
   int64_t max_request_bytes = 512ll << 20;
+  int max_arenas = 256;  // shared arenas mapped at once (one per client on this host)
   std::vector<TableConfig> tables;
 };
 
@@ -78,6 +80,11 @@ class PsServer {
   void IoLoop();
   void HandlerLoop(int index);
   void MaybeEvictExpired();
+  absl::Status Attach(const RequestHeader& header, ReplyHeader* reply);
+  // The arena a request names, or NotFound.
+  absl::StatusOr<std::shared_ptr<const SharedMapping>> Arena(uint64_t id);
+  // Unmaps the arenas of clients that have exited without detaching.
+  void DropArenasOfExitedClients();
   void LogBadRequest(const std::string& peer, const absl::Status& status);
 
   PsServerOptions options_;
@@ -102,6 +109,15 @@ class PsServer {
 
   absl::Mutex done_mu_;
   bool done_ ABSL_GUARDED_BY(done_mu_) = false;
+
+  // Shared arenas of clients on this host, by id.
+  struct Attachment {
+    std::shared_ptr<const SharedMapping> mapping;
+    int pidfd = -1;  // readable once the client exits; -1: not watched
+  };
+  absl::Mutex arenas_mu_;
+  absl::flat_hash_map<uint64_t, Attachment> arenas_ ABSL_GUARDED_BY(arenas_mu_);
+  uint64_t next_arena_id_ ABSL_GUARDED_BY(arenas_mu_) = 1;
 
   absl::Mutex checkpoint_mu_;  // one save or load at a time
   absl::Mutex log_mu_;

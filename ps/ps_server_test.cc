@@ -1,6 +1,8 @@
 #include "ps/ps_server.h"
 
+#include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -194,6 +196,108 @@ TEST_F(PsServerTest, StatsCountBadRequests) {
   EXPECT_EQ(h.stats().bad_requests(), 1u);
   ASSERT_EQ(h.stats().table_size(), 1);
   EXPECT_EQ(h.stats().table(0).name(), "emb");
+}
+
+// Requests whose bulk data lives in a shared arena the peer attached.
+class PsServerArenaTest : public PsServerTest {
+ protected:
+  void SetUp() override {
+    PsServerTest::SetUp();
+    auto arena = SharedArena::Create(1 << 20);
+    ASSERT_TRUE(arena.ok()) << arena.status();
+    arena_ = std::move(*arena);
+    ReplyHeader h = peer_->Call(Attach(arena_->path(), arena_->token(), arena_->size()));
+    ASSERT_EQ(h.code(), 0) << h.message();
+    id_ = h.shm_id();
+  }
+  static std::vector<zmq::message_t> Attach(const std::string& path, uint64_t token, uint64_t bytes) {
+    RequestHeader h;
+    h.set_op(OP_ATTACH);
+    h.set_shm_path(path);
+    h.set_shm_token(token);
+    h.set_shm_bytes(bytes);
+    return Frames({h.SerializeAsString()});
+  }
+  std::vector<zmq::message_t> InArena(Op op, uint64_t n, uint64_t keys_at, uint64_t values_at, uint64_t id = 0) {
+    RequestHeader h;
+    h.set_op(op);
+    h.set_table("emb");
+    h.set_num_keys(n);
+    h.set_dim(4);
+    h.set_shm_id(id != 0 ? id : id_);
+    h.set_shm_keys_offset(keys_at);
+    h.set_shm_values_offset(values_at);
+    return Frames({h.SerializeAsString()});
+  }
+  template <typename T>
+  T* At(uint64_t offset) {
+    return reinterpret_cast<T*>(arena_->data() + offset);
+  }
+  std::unique_ptr<SharedArena> arena_;
+  uint64_t id_ = 0;
+};
+
+TEST_F(PsServerArenaTest, PushThenPullThroughTheArena) {
+  const uint64_t keys = *arena_->Allocate(64), values = *arena_->Allocate(64);
+  At<uint64_t>(keys)[0] = 42;
+  At<uint64_t>(keys)[1] = 43;
+  for (int i = 0; i < 8; ++i) At<float>(values)[i] = static_cast<float>(i + 1);
+  ASSERT_EQ(peer_->Call(InArena(OP_PUSH, 2, keys, values)).code(), 0);
+  std::fill(At<float>(values), At<float>(values) + 8, 0.0f);
+  std::vector<zmq::message_t> body;
+  ReplyHeader h = peer_->Call(InArena(OP_PULL, 2, keys, values), &body);
+  ASSERT_EQ(h.code(), 0) << h.message();
+  EXPECT_TRUE(body.empty());  // the rows are in the arena
+  for (int i = 0; i < 8; ++i) EXPECT_EQ(At<float>(values)[i], -(i + 1.0f)) << i;  // zeros - lr 1 * g
+  // The socket path sees the same rows.
+  std::vector<zmq::message_t> f;
+  f.push_back(Header(OP_PULL, "emb", 1, 4));
+  f.push_back(Raw(std::vector<uint64_t>{43}));
+  ASSERT_EQ(peer_->Call(std::move(f), &body).code(), 0);
+  EXPECT_EQ(static_cast<const float*>(body[0].data())[3], -8.0f);
+}
+
+TEST_F(PsServerArenaTest, RangesOutsideTheArenaAreRejected) {
+  const uint64_t size = arena_->size();
+  ExpectError(InArena(OP_PULL, 2, size - 8, 128), absl::StatusCode::kInvalidArgument,
+              "pull: keys at offset");
+  ExpectError(InArena(OP_PULL, 2, 128, size - 16), absl::StatusCode::kInvalidArgument,
+              "values at offset");
+  ExpectError(InArena(OP_PUSH, 2, 0, 128), absl::StatusCode::kInvalidArgument, "not inside shared arena");
+  ExpectError(InArena(OP_PULL, uint64_t{1} << 62, 128, 256), absl::StatusCode::kInvalidArgument,
+              "not inside shared arena");
+  ExpectError(InArena(OP_PULL, 2, 130, 256), absl::StatusCode::kInvalidArgument, "not inside shared arena");
+}
+
+TEST_F(PsServerArenaTest, UnknownArenaAndExtraFramesAreRejected) {
+  ExpectError(InArena(OP_PULL, 1, 128, 256, /*id=*/id_ + 100), absl::StatusCode::kNotFound,
+              "no shared arena");
+  auto f = InArena(OP_PULL, 1, 128, 256);
+  f.push_back(Raw(std::vector<uint64_t>{1}));
+  ExpectError(std::move(f), absl::StatusCode::kInvalidArgument, "through a shared arena has 1 frame, got 2");
+}
+
+TEST_F(PsServerArenaTest, BadAttachIsRejected) {
+  ExpectError(Attach(arena_->path(), arena_->token() ^ 1, arena_->size()), absl::StatusCode::kInvalidArgument,
+              "token does not match");
+  ExpectError(Attach("/no/such/arena", 1, 1 << 20), absl::StatusCode::kUnavailable, "/no/such/arena");
+  // A plain file could be truncated under the server's mapping.
+  const std::string plain = ::testing::TempDir() + "/plain_arena";
+  {
+    std::ofstream f(plain);
+    f << std::string(1 << 20, 'x');
+  }
+  ExpectError(Attach(plain, 1, 1 << 20), absl::StatusCode::kInvalidArgument, "not sealed");
+  std::remove(plain.c_str());
+}
+
+TEST_F(PsServerArenaTest, DetachedArenaIsNoLongerUsed) {
+  RequestHeader h;
+  h.set_op(OP_DETACH);
+  h.set_shm_id(id_);
+  ASSERT_EQ(peer_->Call(Frames({h.SerializeAsString()})).code(), 0);
+  ExpectError(InArena(OP_PULL, 1, 128, 256), absl::StatusCode::kNotFound, "no shared arena");
+  ExpectError(Frames({h.SerializeAsString()}), absl::StatusCode::kNotFound, "detach: no shared arena");
 }
 
 TEST(PsServerHandleTest, ShutdownRequestStopsTheServer) {

@@ -67,6 +67,7 @@ int Main(int argc, char** argv, const std::vector<std::string>& overrides) {
   PsClientOptions co;
   co.endpoints = endpoints;
   co.timeout = absl::Milliseconds(config->cluster().request_timeout_ms());
+  co.shared_memory_bytes = static_cast<size_t>(config->cluster().shared_memory_mb()) << 20;
   auto client = PsClient::Connect(co);
   if (!client.ok()) return Fail(rank, client.status());
 

@@ -7,6 +7,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "common/hash.h"
+#include "glog/logging.h"
 #include "zmq_addon.hpp"
 
 namespace ctrps {
@@ -79,13 +80,17 @@ struct PsClient::Request {
     std::vector<uint32_t> positions;     // caller positions of the part's keys; empty: identity
     uint64_t num_keys = 0;
     bool waiting = false;
+    // Bulk data in the shard's shared arena: the region allocated (freed
+    // when the server has replied) and where the values are in it.
+    bool shm = false;
+    uint64_t shm_region = 0;
+    uint64_t shm_values = 0;
   };
   std::vector<Part> parts;
   int pending = 0;
   float* out = nullptr;
   int dim = 0;
-  std::vector<ServerStats>* stats = nullptr;
-  std::vector<uint64_t>* rows = nullptr;
+  std::vector<ReplyHeader>* replies = nullptr;  // control ops
   absl::Status status;
 };
 
@@ -98,9 +103,11 @@ PsClient::PsClient(const PsClientOptions& options)
     : endpoints_(options.endpoints),
       timeout_(options.timeout),
       connect_timeout_(options.connect_timeout),
-      context_(1) {}
+      context_(1),
+      shared_memory_bytes_(options.shared_memory_bytes) {}
 
 PsClient::~PsClient() {
+  if (io_thread_.joinable()) DetachArenas();
   stopping_.store(true);
   {
     absl::MutexLock lock(&mu_);
@@ -145,8 +152,56 @@ absl::Status PsClient::Start() {
   absl::Duration saved = timeout_;
   timeout_ = connect_timeout_;
   absl::Status s = SubmitControl(OP_PING, nullptr).Wait();
+  if (s.ok() && shared_memory_bytes_ > 0) AttachArenas();
   timeout_ = saved;
   return s;
+}
+
+void PsClient::AttachArenas() {
+  const size_t S = endpoints_.size();
+  std::vector<std::unique_ptr<SharedArena>> arenas(S);
+  for (size_t s = 0; s < S; ++s) {
+    auto arena = SharedArena::Create(shared_memory_bytes_);
+    if (!arena.ok()) {
+      LOG(WARNING) << "requests use the socket, not shared memory: " << arena.status();
+      return;
+    }
+    arenas[s] = std::move(*arena);
+  }
+  std::vector<ReplyHeader> replies;
+  (void)SubmitControl(OP_ATTACH, &replies, [&](int s, RequestHeader* h) {
+    h->set_shm_path(arenas[s]->path());
+    h->set_shm_token(arenas[s]->token());
+    h->set_shm_bytes(arenas[s]->size());
+    return true;
+  }).Wait();  // each shard's outcome is in its reply
+  arena_ids_.assign(S, 0);
+  arenas_.resize(S);
+  for (size_t s = 0; s < S; ++s) {
+    if (replies[s].code() == 0 && replies[s].has_shm_id()) {
+      arena_ids_[s] = replies[s].shm_id();
+      arenas_[s] = std::move(arenas[s]);
+    } else {
+      // Expected for a server on another host.
+      VLOG(1) << "server " << s << " (" << endpoints_[s] << "): requests use the socket: " << replies[s].message();
+    }
+  }
+}
+
+void PsClient::DetachArenas() {
+  if (num_shared_memory_shards() == 0 || arenas_detached_.exchange(true)) return;
+  // Best effort, briefly: a server also unmaps the arenas of clients that exit.
+  (void)SubmitControl(OP_DETACH, nullptr, [this](int s, RequestHeader* h) {
+    if (arenas_[s] == nullptr) return false;
+    h->set_shm_id(arena_ids_[s]);
+    return true;
+  }, absl::Milliseconds(500)).Wait();
+}
+
+int PsClient::num_shared_memory_shards() const {
+  int n = 0;
+  for (const auto& a : arenas_) n += a != nullptr;
+  return n;
 }
 
 PsFuture PsClient::Pull(const std::string& table, std::span<const uint64_t> keys, int dim, float* out,
@@ -178,7 +233,23 @@ PsFuture PsClient::Submit(Op op, const std::string& table, std::span<const uint6
   const uint32_t S = static_cast<uint32_t>(endpoints_.size());
   const size_t row_bytes = sizeof(float) * dim;
   req->parts.resize(S);
-  auto header_frame = [&](uint64_t n) {
+  // Places part p's bulk data in its shard's arena when there is room:
+  // keys, then values, then counts, each 64-byte aligned.
+  const bool with_counts = op == OP_PUSH && counts != nullptr;
+  auto align = [](uint64_t b) { return (b + 63) & ~uint64_t{63}; };
+  auto place = [&](uint32_t s, uint64_t n) -> std::byte* {
+    if (s >= arenas_.size() || arenas_[s] == nullptr) return nullptr;
+    const uint64_t keys_bytes = align(n * sizeof(uint64_t)), values_bytes = align(n * row_bytes);
+    auto region = arenas_[s]->Allocate(keys_bytes + values_bytes + (with_counts ? n * sizeof(uint32_t) : 0));
+    if (!region) return nullptr;
+    auto& p = req->parts[s];
+    p.shm = true;
+    p.shm_region = *region;
+    p.shm_values = *region + keys_bytes;
+    return arenas_[s]->data() + *region;
+  };
+  auto header_frame = [&](uint32_t s, uint64_t n) {
+    const auto& p = req->parts[s];
     RequestHeader h;
     h.set_op(op);
     h.set_request_id(req->id);
@@ -189,12 +260,29 @@ PsFuture PsClient::Submit(Op op, const std::string& table, std::span<const uint6
     if (counts != nullptr) h.set_has_counts(true);
     if (learning_rate_scale != 1.0f) h.set_learning_rate_scale(learning_rate_scale);
     if (batch_fraction != 1.0f) h.set_batch_fraction(batch_fraction);
+    if (p.shm) {
+      h.set_shm_id(arena_ids_[s]);
+      h.set_shm_keys_offset(p.shm_region);
+      h.set_shm_values_offset(p.shm_values);
+      if (with_counts) h.set_shm_counts_offset(p.shm_values + align(n * row_bytes));
+    }
     return zmq::message_t(h.SerializeAsString());
   };
   if (S == 1) {
     auto& p = req->parts[0];
     p.num_keys = keys.size();
-    p.frames.push_back(header_frame(keys.size()));
+    if (std::byte* base = place(0, keys.size()); base != nullptr) {
+      std::memcpy(base, keys.data(), keys.size_bytes());
+      std::byte* values = base + (p.shm_values - p.shm_region);
+      if (op == OP_PUSH) {
+        std::memcpy(values, grads, keys.size() * row_bytes);
+        if (with_counts) std::memcpy(values + align(keys.size() * row_bytes), counts, keys.size() * sizeof(uint32_t));
+      }
+      p.frames.push_back(header_frame(0, keys.size()));
+      Enqueue(std::move(req), absl::ZeroDuration());
+      return future;
+    }
+    p.frames.push_back(header_frame(0, keys.size()));
     p.frames.push_back(BorrowedFrame(keys.data(), keys.size_bytes(), req->state));
     if (op == OP_PUSH) {
       p.frames.push_back(BorrowedFrame(grads, keys.size() * row_bytes, req->state));
@@ -219,7 +307,14 @@ PsFuture PsClient::Submit(Op op, const std::string& table, std::span<const uint6
       p.num_keys = per_shard[s];
       if (p.num_keys == 0) continue;
       p.positions.reserve(p.num_keys);
-      p.frames.push_back(header_frame(p.num_keys));
+      if (std::byte* base = place(s, p.num_keys); base != nullptr) {
+        p.frames.push_back(header_frame(s, p.num_keys));
+        key_dst[s] = reinterpret_cast<uint64_t*>(base);
+        grad_dst[s] = reinterpret_cast<char*>(base + (p.shm_values - p.shm_region));
+        count_dst[s] = reinterpret_cast<uint32_t*>(grad_dst[s] + align(p.num_keys * row_bytes));
+        continue;
+      }
+      p.frames.push_back(header_frame(s, p.num_keys));
       p.frames.emplace_back(p.num_keys * sizeof(uint64_t));
       if (op == OP_PUSH) {
         p.frames.emplace_back(p.num_keys * row_bytes);
@@ -250,43 +345,58 @@ PsFuture PsClient::Submit(Op op, const std::string& table, std::span<const uint6
   return future;
 }
 
-PsFuture PsClient::SubmitControl(Op op, std::vector<ServerStats>* stats, std::vector<uint64_t>* rows,
-                                 const std::function<std::string(int)>& path_of, absl::Duration timeout) {
+PsFuture PsClient::SubmitControl(Op op, std::vector<ReplyHeader>* replies,
+                                 const std::function<bool(int, RequestHeader*)>& fill, absl::Duration timeout) {
   auto req = std::make_shared<Request>();
   req->id = next_id_.fetch_add(1);
   req->op = op;
   req->state = std::make_shared<PsFuture::State>();
-  req->stats = stats;
-  req->rows = rows;
-  if (stats != nullptr) stats->assign(endpoints_.size(), ServerStats());
-  if (rows != nullptr) rows->assign(endpoints_.size(), 0);
+  req->replies = replies;
+  if (replies != nullptr) {
+    ReplyHeader none;
+    none.set_code(static_cast<int>(absl::StatusCode::kUnavailable));
+    none.set_message("no reply");
+    replies->assign(endpoints_.size(), none);
+  }
   PsFuture future(req->state);
   req->parts.resize(endpoints_.size());
   for (size_t s = 0; s < req->parts.size(); ++s) {
     RequestHeader h;
     h.set_op(op);
     h.set_request_id(req->id);
-    if (path_of) h.set_path(path_of(static_cast<int>(s)));
+    if (fill && !fill(static_cast<int>(s), &h)) continue;
     req->parts[s].frames.emplace_back(h.SerializeAsString());
   }
   Enqueue(std::move(req), timeout);
   return future;
 }
 
-absl::StatusOr<std::vector<uint64_t>> PsClient::Save(const std::string& dir, absl::Duration timeout) {
+namespace {
+std::vector<uint64_t> RowsOf(const std::vector<ReplyHeader>& replies) {
   std::vector<uint64_t> rows;
-  absl::Status s = SubmitControl(OP_SAVE, nullptr, &rows,
-                                 [&dir](int shard) { return absl::StrCat(dir, "/server-", shard); }, timeout)
-                       .Wait();
-  if (!s.ok()) return s;
+  for (const ReplyHeader& r : replies) rows.push_back(r.rows());
   return rows;
+}
+}  // namespace
+
+absl::StatusOr<std::vector<uint64_t>> PsClient::Save(const std::string& dir, absl::Duration timeout) {
+  std::vector<ReplyHeader> replies;
+  absl::Status s = SubmitControl(OP_SAVE, &replies, [&dir](int shard, RequestHeader* h) {
+    h->set_path(absl::StrCat(dir, "/server-", shard));
+    return true;
+  }, timeout).Wait();
+  if (!s.ok()) return s;
+  return RowsOf(replies);
 }
 
 absl::StatusOr<std::vector<uint64_t>> PsClient::Load(const std::string& dir, absl::Duration timeout) {
-  std::vector<uint64_t> rows;
-  absl::Status s = SubmitControl(OP_LOAD, nullptr, &rows, [&dir](int) { return dir; }, timeout).Wait();
+  std::vector<ReplyHeader> replies;
+  absl::Status s = SubmitControl(OP_LOAD, &replies, [&dir](int, RequestHeader* h) {
+    h->set_path(dir);
+    return true;
+  }, timeout).Wait();
   if (!s.ok()) return s;
-  return rows;
+  return RowsOf(replies);
 }
 
 void PsClient::Enqueue(std::shared_ptr<Request> request, absl::Duration timeout) {
@@ -297,13 +407,20 @@ void PsClient::Enqueue(std::shared_ptr<Request> request, absl::Duration timeout)
 }
 
 absl::StatusOr<std::vector<ServerStats>> PsClient::Stats() {
-  std::vector<ServerStats> stats;
-  absl::Status s = SubmitControl(OP_STATS, &stats).Wait();
+  std::vector<ReplyHeader> replies;
+  absl::Status s = SubmitControl(OP_STATS, &replies).Wait();
   if (!s.ok()) return s;
+  std::vector<ServerStats> stats;
+  for (const ReplyHeader& r : replies) stats.push_back(r.stats());
   return stats;
 }
 
-absl::Status PsClient::Shutdown() { return SubmitControl(OP_SHUTDOWN, nullptr).Wait(); }
+absl::Status PsClient::Shutdown() {
+  absl::Status s = SubmitControl(OP_SHUTDOWN, nullptr).Wait();
+  // The servers unmap on exit; nothing to detach from.
+  if (s.ok()) arenas_detached_.store(true);
+  return s;
+}
 
 void PsClient::IoLoop() {
   const size_t S = dealers_.size();
@@ -311,6 +428,10 @@ void PsClient::IoLoop() {
   items.push_back({wake_recv_->handle(), 0, ZMQ_POLLIN, 0});
   for (auto& d : dealers_) items.push_back({d.handle(), 0, ZMQ_POLLIN, 0});
   absl::flat_hash_map<uint64_t, std::shared_ptr<Request>> in_flight;
+  // Arena regions of requests that timed out, by (request id, shard): the
+  // server may still write into them, so they are freed only by its late
+  // reply.
+  absl::flat_hash_map<std::pair<uint64_t, size_t>, uint64_t> quarantined;
   std::vector<std::shared_ptr<Request>> incoming;
   std::vector<zmq::message_t> frames;
   auto server_name = [this](size_t s) { return absl::StrCat("server ", s, " (", endpoints_[s], ")"); };
@@ -357,12 +478,19 @@ void PsClient::IoLoop() {
         ReplyHeader h;
         if (frames.empty() || !h.ParseFromArray(frames[0].data(), static_cast<int>(frames[0].size()))) continue;
         auto it = in_flight.find(h.request_id());
-        if (it == in_flight.end()) continue;  // late reply to a request that timed out
+        if (it == in_flight.end()) {  // late reply to a request that timed out
+          if (auto q = quarantined.find({h.request_id(), s}); q != quarantined.end()) {
+            arenas_[s]->Free(q->second);
+            quarantined.erase(q);
+          }
+          continue;
+        }
         Request& r = *it->second;
         auto& p = r.parts[s];
         if (!p.waiting) continue;
         p.waiting = false;
         --r.pending;
+        if (r.replies != nullptr) (*r.replies)[s] = h;
         if (h.code() != 0) {
           if (r.status.ok()) {
             r.status = absl::Status(static_cast<absl::StatusCode>(h.code()),
@@ -370,24 +498,26 @@ void PsClient::IoLoop() {
           }
         } else if (r.op == OP_PULL) {
           const size_t row = sizeof(float) * r.dim;
-          if (frames.size() != 2 || frames[1].size() != p.num_keys * row) {
+          const char* src = nullptr;
+          if (p.shm) {
+            if (frames.size() == 1) src = reinterpret_cast<const char*>(arenas_[s]->data() + p.shm_values);
+          } else if (frames.size() == 2 && frames[1].size() == p.num_keys * row) {
+            src = static_cast<const char*>(frames[1].data());
+          }
+          if (src == nullptr) {
             if (r.status.ok()) {
               r.status = absl::InternalError(absl::StrCat(server_name(s), ": pull reply has the wrong size"));
             }
           } else if (p.positions.empty()) {
-            std::memcpy(r.out, frames[1].data(), frames[1].size());
+            std::memcpy(r.out, src, p.num_keys * row);
           } else {
-            const char* src = static_cast<const char*>(frames[1].data());
             char* out = reinterpret_cast<char*>(r.out);
             for (size_t i = 0; i < p.positions.size(); ++i) {
               std::memcpy(out + p.positions[i] * row, src + i * row, row);
             }
           }
-        } else if (r.op == OP_STATS && r.stats != nullptr) {
-          (*r.stats)[s] = h.stats();
-        } else if (r.rows != nullptr) {
-          (*r.rows)[s] = h.rows();
         }
+        if (p.shm) arenas_[s]->Free(p.shm_region);
         if (r.pending == 0) finish(r);
       }
     }
@@ -402,7 +532,9 @@ void PsClient::IoLoop() {
         Request& r = *in_flight[id];
         std::vector<std::string> silent;
         for (size_t s = 0; s < S; ++s) {
-          if (r.parts[s].waiting) silent.push_back(server_name(s));
+          if (!r.parts[s].waiting) continue;
+          silent.push_back(server_name(s));
+          if (r.parts[s].shm) quarantined[{id, s}] = r.parts[s].shm_region;
         }
         r.status = absl::UnavailableError(absl::StrFormat(
             "%s did not answer %s within %s", absl::StrJoin(silent, ", "), Op_Name(r.op),

@@ -6,7 +6,9 @@
 //   RETURN_IF_ERROR(f.Wait());                           // out is filled
 //
 // Keys are split by shard (ShardOf), one request per shard goes out, and the
-// replies are gathered back in the caller's key order. Every request has a
+// replies are gathered back in the caller's key order. With a server on the
+// same host, the bulk data goes through shared memory (see
+// PsClientOptions::shared_memory_bytes); only headers use the socket. Every request has a
 // deadline; a server that does not answer in time (crashed, unreachable)
 // yields Unavailable naming it, never a hang.
 //
@@ -29,6 +31,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/proto/wire.pb.h"
+#include "common/shared_memory.h"
 #include "zmq.hpp"
 
 namespace ctrps {
@@ -37,6 +40,11 @@ struct PsClientOptions {
   std::vector<std::string> endpoints;  // one per shard, in shard order
   absl::Duration timeout = absl::Seconds(30);  // per request
   absl::Duration connect_timeout = absl::Seconds(30);
+  // Per server on this host: keys, gradients and pulled rows go through a
+  // shared-memory arena of this many bytes instead of the socket. A request
+  // that does not fit in what is free, and a server on another host (it
+  // cannot open the arena), use the socket. 0: always the socket.
+  size_t shared_memory_bytes = size_t{256} << 20;
 };
 
 class PsFuture {
@@ -64,6 +72,8 @@ class PsClient {
   ~PsClient();
 
   int num_shards() const { return static_cast<int>(endpoints_.size()); }
+  // Servers whose requests go through shared memory.
+  int num_shared_memory_shards() const;
 
   // out: keys.size() * dim floats.
   PsFuture Pull(const std::string& table, std::span<const uint64_t> keys, int dim, float* out,
@@ -93,10 +103,16 @@ class PsClient {
   PsFuture Submit(Op op, const std::string& table, std::span<const uint64_t> keys, int dim, float* out,
                   const float* grads, const uint32_t* counts, uint64_t global_step,
                   float learning_rate_scale, float batch_fraction);
-  // One control request per server; `path_of(shard)` fills header.path.
-  PsFuture SubmitControl(Op op, std::vector<ServerStats>* stats, std::vector<uint64_t>* rows = nullptr,
-                         const std::function<std::string(int)>& path_of = nullptr,
+  // One control request per server; `fill(shard, header)` adds to each
+  // header and may return false to send nothing to that shard. replies (may
+  // be null) gets each shard's reply header; a shard that did not answer
+  // keeps code UNAVAILABLE.
+  PsFuture SubmitControl(Op op, std::vector<ReplyHeader>* replies,
+                         const std::function<bool(int, RequestHeader*)>& fill = nullptr,
                          absl::Duration timeout = absl::ZeroDuration());
+  // Maps an arena into each server that can open it (same host).
+  void AttachArenas();
+  void DetachArenas();
   void Enqueue(std::shared_ptr<Request> request, absl::Duration timeout);
   void IoLoop();
 
@@ -107,6 +123,12 @@ class PsClient {
   std::vector<zmq::socket_t> dealers_;  // used by the IO thread only
   std::unique_ptr<zmq::socket_t> wake_recv_;  // IO thread
   std::unique_ptr<zmq::socket_t> wake_send_ ABSL_GUARDED_BY(mu_);
+  size_t shared_memory_bytes_;
+  // Per shard, set in Start(), then read-only: the arena and the id its
+  // server knows it by; null where requests use the socket.
+  std::vector<std::unique_ptr<SharedArena>> arenas_;
+  std::vector<uint64_t> arena_ids_;
+  std::atomic<bool> arenas_detached_{false};
   std::atomic<uint64_t> next_id_{1};
   std::atomic<bool> stopping_{false};
   std::thread io_thread_;

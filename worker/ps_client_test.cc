@@ -26,7 +26,8 @@ struct Cluster {
   std::unique_ptr<PsClient> client;
   std::vector<std::string> endpoints;
 
-  explicit Cluster(int n, int dim = 8, absl::Duration timeout = absl::Seconds(10)) {
+  explicit Cluster(int n, int dim = 8, absl::Duration timeout = absl::Seconds(10),
+                   size_t shared_memory_bytes = PsClientOptions().shared_memory_bytes) {
     for (int i = 0; i < n; ++i) {
       PsServerOptions o;
       o.shard = i;
@@ -39,6 +40,7 @@ struct Cluster {
     PsClientOptions co;
     co.endpoints = endpoints;
     co.timeout = timeout;
+    co.shared_memory_bytes = shared_memory_bytes;
     auto c = PsClient::Connect(co);
     EXPECT_TRUE(c.ok()) << c.status();
     client = std::move(*c);
@@ -99,6 +101,40 @@ TEST(PsClientTest, TinyRequestsSplitOverShardsAreExact) {
       EXPECT_EQ(rows_in_memory, static_cast<uint64_t>(n));
     }
     EXPECT_EQ(rows[0], rows[1]) << n << " keys";
+  }
+}
+
+TEST(PsClientTest, SharedMemoryAndSocketGiveTheSameRows) {
+  // 3000 keys of dim 8 need 132 KB of arena: with a 64 KB arena they go
+  // through the socket, the 100-key requests through the arena.
+  const int kDim = 8;
+  std::vector<uint64_t> big = Keys(3000, 7), small(big.begin(), big.begin() + 100);
+  std::vector<float> grads(big.size() * kDim);
+  std::mt19937 rng(8);
+  for (auto& g : grads) g = std::normal_distribution<float>()(rng);
+  std::vector<uint32_t> counts(big.size());
+  for (auto& c : counts) c = 1 + rng() % 3;
+  for (int servers : {1, 3}) {
+    std::vector<std::vector<float>> results;
+    for (size_t arena : {size_t{0}, size_t{64} << 10, size_t{16} << 20}) {
+      Cluster c(servers, kDim, absl::Seconds(10), arena);
+      EXPECT_EQ(c.client->num_shared_memory_shards(), arena > 0 ? servers : 0);
+      std::vector<float> out(big.size() * kDim), out_small(small.size() * kDim);
+      ASSERT_TRUE(c.client->Push("emb", big, kDim, grads.data(), counts.data(), 1).Wait().ok());
+      ASSERT_TRUE(c.client->Push("emb", small, kDim, grads.data(), counts.data(), 2).Wait().ok());
+      ASSERT_TRUE(c.client->Push("emb", small, kDim, grads.data(), nullptr, 3).Wait().ok());
+      ASSERT_TRUE(c.client->Pull("emb", big, kDim, out.data()).Wait().ok());
+      ASSERT_TRUE(c.client->Pull("emb", small, kDim, out_small.data()).Wait().ok());
+      out.insert(out.end(), out_small.begin(), out_small.end());
+      results.push_back(out);
+      auto stats = c.client->Stats();
+      ASSERT_TRUE(stats.ok());
+      uint64_t pushed = 0;
+      for (const auto& st : *stats) pushed += st.table(0).pushed_keys();
+      EXPECT_EQ(pushed, 3200u);
+    }
+    EXPECT_EQ(results[0], results[1]) << servers << " servers";
+    EXPECT_EQ(results[0], results[2]) << servers << " servers";
   }
 }
 
