@@ -12,6 +12,7 @@
 
 #include "common/hash.h"
 #include "ps/huge_page_allocator.h"
+#include "ps/prefetch.h"
 
 namespace ctrps {
 
@@ -28,7 +29,7 @@ class KeyIndex {
   size_t capacity() const { return capacity_; }
   size_t bytes() const { return capacity_ * sizeof(Bucket); }
 
-  void Prefetch(uint64_t key) const { __builtin_prefetch(&buckets_[Home(key)]); }
+  void Prefetch(uint64_t key) const { PrefetchLine(&buckets_[Home(key)]); }
 
   uint32_t Find(uint64_t key) const {
     for (size_t i = Home(key);; i = (i + 1) & mask_) {

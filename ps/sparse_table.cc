@@ -8,6 +8,7 @@
 #include "absl/strings/str_format.h"
 #include "common/hash.h"
 #include "common/status.h"
+#include "ps/prefetch.h"
 #include "ps/key_index.h"
 
 namespace ctrps {
@@ -139,8 +140,8 @@ SparseTable::~SparseTable() {
 
 void SparseTable::PrefetchRow(const Stripe& s, uint32_t slot, int lines) const {
   if (slot >= kInFile) return;
-  const std::byte* row = reinterpret_cast<const std::byte*>(MetaOf(s, slot));
-  for (int i = 0; i < lines; ++i) __builtin_prefetch(row + 64 * i);
+  const char* row = reinterpret_cast<const char*>(MetaOf(s, slot));
+  for (int i = 0; i < lines; ++i) PrefetchLine(row + 64 * i);
 }
 
 RowMeta* SparseTable::MetaOf(const Stripe& s, uint32_t slot) const {

@@ -28,6 +28,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "ps/prefetch.h"
 
 namespace ctrps {
 
@@ -49,7 +50,7 @@ class SpillFile {
   uint64_t file_bytes() const { return static_cast<uint64_t>(buckets_) * stride_; }
 
   // Brings the tag line of `key`'s home bucket toward the cache.
-  void Prefetch(uint64_t key) const { __builtin_prefetch(base_ + HomeBucket(Hash(key)) * stride_); }
+  void Prefetch(uint64_t key) const { PrefetchLine(base_ + HomeBucket(Hash(key)) * stride_); }
 
   // Brings the first `bytes` of the row of `key` toward the cache, if its
   // home bucket's tag line (see Prefetch) shows a fingerprint match.
