@@ -4,6 +4,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
@@ -21,6 +22,8 @@ namespace {
 
 constexpr char kRepliesEndpoint[] = "inproc://ps-replies";
 constexpr int64_t kEvictionIntervalNs = 10'000'000'000;  // TTL sweep every 10 s at most
+// Pulls and pushes of at least this many keys are split over two threads.
+constexpr uint64_t kSplitKeys = 8192;
 // Control frame in front of a reply on the inproc socket.
 constexpr uint8_t kReplyOnly = 0, kReplyThenShutdown = 1;
 
@@ -172,17 +175,32 @@ void PsServer::HandlerLoop(int index) {
   out.connect(kRepliesEndpoint);
   std::vector<zmq::message_t> request, reply;
   auto has_work = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(queue_mu_) {
-    return !queue_.empty() || stopping_.load();
+    return !queue_.empty() || !helpers_.empty() || stopping_.load();
   };
   while (true) {
+    std::shared_ptr<Helper> helper;
     {
       absl::MutexLock lock(&queue_mu_);
       // Wakes on work; the timeout only bounds how long Stop() can wait.
       queue_mu_.AwaitWithTimeout(absl::Condition(&has_work), absl::Milliseconds(200));
       if (stopping_.load()) return;
-      if (queue_.empty()) continue;
-      request = std::move(queue_.front());
-      queue_.pop_front();
+      if (!helpers_.empty()) {
+        helper = std::move(helpers_.front());
+        helpers_.pop_front();
+        helper->taken = true;
+      } else if (!queue_.empty()) {
+        request = std::move(queue_.front());
+        queue_.pop_front();
+      } else {
+        continue;
+      }
+    }
+    if (helper != nullptr) {
+      absl::Status status = helper->run();
+      absl::MutexLock lock(&queue_mu_);
+      helper->status = std::move(status);
+      helper->done = true;
+      continue;
     }
     // request[0] is the routing identity.
     std::string peer = "unknown peer";
@@ -336,10 +354,13 @@ absl::Status PsServer::HandleRequest(const RequestHeader& header, std::vector<zm
   uint64_t prev = max_global_step_.load(std::memory_order_relaxed);
   while (step > prev && !max_global_step_.compare_exchange_weak(prev, step)) {
   }
-  if (!push && arena != nullptr) return t->Pull({keys, n}, shm_values);
+  if (!push && arena != nullptr) {
+    return RunSplit(n, [&](SparseTable::StripeRange r) { return t->Pull({keys, n}, shm_values, r); });
+  }
   if (!push) {
     zmq::message_t out(values * sizeof(float));
-    RETURN_IF_ERROR(t->Pull({keys, n}, static_cast<float*>(out.data())));
+    float* rows = static_cast<float*>(out.data());
+    RETURN_IF_ERROR(RunSplit(n, [&](SparseTable::StripeRange r) { return t->Pull({keys, n}, rows, r); }));
     body->push_back(std::move(out));
     return absl::OkStatus();
   }
@@ -351,8 +372,11 @@ absl::Status PsServer::HandleRequest(const RequestHeader& header, std::vector<zm
     return absl::InvalidArgumentError(
         absl::StrFormat("push: batch_fraction must be in (0, 1], got %g", header.batch_fraction()));
   }
+  const float lr_scale = header.learning_rate_scale(), fraction = header.batch_fraction();
   if (arena != nullptr) {
-    return t->Push({keys, n}, shm_values, shm_counts, step, header.learning_rate_scale(), header.batch_fraction());
+    return RunSplit(n, [&](SparseTable::StripeRange r) {
+      return t->Push({keys, n}, shm_values, shm_counts, step, lr_scale, fraction, r);
+    });
   }
   if (request[2].size() != values * sizeof(float)) {
     return absl::InvalidArgumentError(absl::StrFormat("push: %d keys of dim %d need %d gradient bytes, got %d",
@@ -367,7 +391,9 @@ absl::Status PsServer::HandleRequest(const RequestHeader& header, std::vector<zm
     counts = AlignedView<uint32_t>(request[3], &count_scratch);
   }
   const float* grads = AlignedView<float>(request[2], &grad_scratch);
-  return t->Push({keys, n}, grads, counts, step, header.learning_rate_scale(), header.batch_fraction());
+  return RunSplit(n, [&](SparseTable::StripeRange r) {
+    return t->Push({keys, n}, grads, counts, step, lr_scale, fraction, r);
+  });
 }
 
 absl::Status PsServer::Save(const std::string& dir, ReplyHeader* reply) {
@@ -461,6 +487,32 @@ absl::Status PsServer::Load(const std::string& dir, ReplyHeader* reply) {
   LOG(INFO) << "server " << options_.shard << "/" << options_.num_shards << ": loaded " << rows << " rows from "
             << dir << " (" << manifest.num_servers() << " servers) in " << reply->seconds() << " s";
   return absl::OkStatus();
+}
+
+absl::Status PsServer::RunSplit(uint64_t num_keys,
+                                const std::function<absl::Status(SparseTable::StripeRange)>& part) {
+  // Small requests are not worth a hand-over.
+  if (options_.threads < 2 || num_keys < kSplitKeys) return part(SparseTable::kAllStripes);
+  constexpr int kHalf = SparseTable::kNumStripes / 2;
+  auto helper = std::make_shared<Helper>();
+  helper->run = [&part] { return part({kHalf, SparseTable::kNumStripes}); };
+  {
+    absl::MutexLock lock(&queue_mu_);
+    helpers_.push_back(helper);
+  }
+  absl::Status first = part({0, kHalf});
+  bool run_here = false;
+  {
+    absl::MutexLock lock(&queue_mu_);
+    if (!helper->taken) {
+      helpers_.erase(std::find(helpers_.begin(), helpers_.end(), helper));
+      run_here = true;
+    } else {
+      queue_mu_.Await(absl::Condition(&helper->done));
+    }
+  }
+  if (run_here) helper->status = helper->run();
+  return first.ok() ? helper->status : first;
 }
 
 absl::Status PsServer::Attach(const RequestHeader& header, ReplyHeader* reply) {

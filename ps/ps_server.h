@@ -12,6 +12,7 @@
 
 #include <atomic>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -80,6 +81,10 @@ class PsServer {
   void IoLoop();
   void HandlerLoop(int index);
   void MaybeEvictExpired();
+  // Runs part(stripes) for the table's stripes, halved: the second half is
+  // offered to an idle handler thread, the first runs here, and the second
+  // runs here too if no thread took it. Returns the first error.
+  absl::Status RunSplit(uint64_t num_keys, const std::function<absl::Status(SparseTable::StripeRange)>& part);
   absl::Status Attach(const RequestHeader& header, ReplyHeader* reply);
   // The arena a request names, or NotFound.
   absl::StatusOr<std::shared_ptr<const SharedMapping>> Arena(uint64_t id);
@@ -106,6 +111,14 @@ class PsServer {
 
   absl::Mutex queue_mu_;
   std::deque<std::vector<zmq::message_t>> queue_ ABSL_GUARDED_BY(queue_mu_);
+  // Halves of requests (RunSplit) waiting for a thread; taken before requests.
+  struct Helper {
+    std::function<absl::Status()> run;
+    bool taken = false;  // guarded by queue_mu_
+    bool done = false;   // guarded by queue_mu_
+    absl::Status status;
+  };
+  std::deque<std::shared_ptr<Helper>> helpers_ ABSL_GUARDED_BY(queue_mu_);
 
   absl::Mutex done_mu_;
   bool done_ ABSL_GUARDED_BY(done_mu_) = false;

@@ -123,6 +123,46 @@ TEST_F(PsServerTest, PushThenPullRoundTrips) {
   EXPECT_EQ(got, (std::vector<float>{-1, -2, -3, -4}));  // zeros - lr 1 * g
 }
 
+TEST_F(PsServerTest, LargeRequestsSplitOverThreadsAreExact) {
+  // 20,000 keys: the server serves them on both threads, half the stripes
+  // each. Each key comes twice, in different blocks; its two updates must
+  // both land, in order, and pulled rows must land in the caller's order.
+  const int kDistinct = 10000;
+  std::vector<uint64_t> keys;
+  for (int copy = 0; copy < 2; ++copy) {
+    for (int i = 0; i < kDistinct; ++i) keys.push_back(1000003ull * i + 17);
+  }
+  std::vector<float> grads(keys.size() * 4);
+  for (size_t i = 0; i < grads.size(); ++i) grads[i] = 0.001f * static_cast<float>(i % 977) - 0.3f;
+  std::vector<zmq::message_t> f;
+  f.push_back(Header(OP_PUSH, "emb", keys.size(), 4));
+  f.push_back(Raw(keys));
+  f.push_back(Raw(grads));
+  ASSERT_EQ(peer_->Call(std::move(f)).code(), 0);
+  std::vector<uint64_t> reversed(keys.rbegin(), keys.rend());
+  f.clear();
+  f.push_back(Header(OP_PULL, "emb", reversed.size(), 4));
+  f.push_back(Raw(reversed));
+  std::vector<zmq::message_t> body;
+  ReplyHeader h = peer_->Call(std::move(f), &body);
+  ASSERT_EQ(h.code(), 0) << h.message();
+  ASSERT_EQ(body[0].size(), reversed.size() * 16);
+  const float* rows = static_cast<const float*>(body[0].data());
+  for (size_t r = 0; r < reversed.size(); ++r) {
+    const size_t i = (keys.size() - 1 - r) % kDistinct;  // the key's first copy
+    for (int d = 0; d < 4; ++d) {
+      const float expect = (0.0f - grads[i * 4 + d]) - grads[(i + kDistinct) * 4 + d];  // SGD, lr 1
+      ASSERT_EQ(rows[r * 4 + d], expect) << "row " << r << " dim " << d;
+    }
+  }
+  f.clear();
+  f.push_back(Header(OP_STATS, "", 0, 0));
+  h = peer_->Call(std::move(f));
+  EXPECT_EQ(h.stats().table(0).pushed_keys(), keys.size());
+  EXPECT_EQ(h.stats().table(0).pulled_keys(), keys.size());
+  EXPECT_EQ(h.stats().table(0).rows_in_memory(), static_cast<uint64_t>(kDistinct));
+}
+
 TEST_F(PsServerTest, GarbageHeaderIsRejected) {
   ExpectError(Frames({std::string("\xff\xff\xff\xff garbage", 12)}), absl::StatusCode::kInvalidArgument,
               "is not a RequestHeader");

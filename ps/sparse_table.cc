@@ -448,15 +448,17 @@ void GroupByStripe(Scratch& scratch, std::span<const uint64_t> keys, StripeFn st
 
 }  // namespace
 
-absl::Status SparseTable::Pull(std::span<const uint64_t> all_keys, float* all_out) {
+absl::Status SparseTable::Pull(std::span<const uint64_t> all_keys, float* all_out, StripeRange stripes) {
   // Blocks of keys are grouped by stripe, so the scattered reads of keys and
   // writes of rows stay within a cache-sized window.
+  uint64_t pulled = 0;
   for (size_t at = 0; at < all_keys.size(); at += kBlockKeys) {
     const size_t n = std::min(kBlockKeys, all_keys.size() - at);
-    RETURN_IF_ERROR(PullBlock(all_keys.subspan(at, n), all_out + at * dim_));
+    ASSIGN_OR_RETURN(uint64_t done, PullBlock(all_keys.subspan(at, n), all_out + at * dim_, stripes));
+    pulled += done;
   }
   RETURN_IF_ERROR(Settle());
-  pulled_keys_.fetch_add(all_keys.size(), std::memory_order_relaxed);
+  pulled_keys_.fetch_add(pulled, std::memory_order_relaxed);
   return absl::OkStatus();
 }
 
@@ -527,16 +529,17 @@ absl::Status SparseTable::FindSlots(Stripe& s, std::span<const uint64_t> keys, u
   return absl::OkStatus();
 }
 
-absl::Status SparseTable::PullBlock(std::span<const uint64_t> keys, float* out) {
+absl::StatusOr<uint64_t> SparseTable::PullBlock(std::span<const uint64_t> keys, float* out, StripeRange stripes) {
   Scratch& scratch = tls_scratch;  // one TLS lookup, not one per access
   GroupByStripe(scratch, keys, StripeOf);
   scratch.slots.resize(keys.size());
   scratch.file_rows.resize(keys.size());
   const uint32_t now = options_.now_seconds();
-  uint64_t misses = 0;
-  for (int si = 0; si < kNumStripes; ++si) {
+  uint64_t misses = 0, handled = 0;
+  for (int si = stripes.first; si < stripes.last; ++si) {
     const uint32_t b = scratch.begin[si], e = scratch.begin[si + 1];
     if (b == e) continue;
+    handled += e - b;
     Stripe& s = *stripes_[si];
     absl::MutexLock lock(&s.mu);
     RETURN_IF_ERROR(FindSlots(s, keys, b, e, /*bring_back=*/false));
@@ -580,26 +583,30 @@ absl::Status SparseTable::PullBlock(std::span<const uint64_t> keys, float* out) 
     RETURN_IF_ERROR(SpillIfOver(s));
   }
   misses_.fetch_add(misses, std::memory_order_relaxed);
-  return absl::OkStatus();
+  return handled;
 }
 
 absl::Status SparseTable::Push(std::span<const uint64_t> all_keys, const float* all_grads,
                                const uint32_t* all_counts, uint64_t global_step,
-                               float learning_rate_scale, float batch_fraction) {
+                               float learning_rate_scale, float batch_fraction, StripeRange stripes) {
   const float lr = optimizer_->learning_rate() * learning_rate_scale;
+  uint64_t pushed = 0;
   for (size_t at = 0; at < all_keys.size(); at += kBlockKeys) {
     const size_t n = std::min(kBlockKeys, all_keys.size() - at);
-    RETURN_IF_ERROR(PushBlock(all_keys.subspan(at, n), all_grads + at * dim_,
-                              all_counts != nullptr ? all_counts + at : nullptr, global_step, lr, batch_fraction));
+    ASSIGN_OR_RETURN(uint64_t done,
+                     PushBlock(all_keys.subspan(at, n), all_grads + at * dim_,
+                               all_counts != nullptr ? all_counts + at : nullptr, global_step, lr, batch_fraction,
+                               stripes));
+    pushed += done;
   }
   RETURN_IF_ERROR(Settle());
-  pushed_keys_.fetch_add(all_keys.size(), std::memory_order_relaxed);
+  pushed_keys_.fetch_add(pushed, std::memory_order_relaxed);
   return absl::OkStatus();
 }
 
-absl::Status SparseTable::PushBlock(std::span<const uint64_t> keys, const float* grads,
-                                    const uint32_t* counts, uint64_t global_step, float lr,
-                                    float fraction) {
+absl::StatusOr<uint64_t> SparseTable::PushBlock(std::span<const uint64_t> keys, const float* grads,
+                                                const uint32_t* counts, uint64_t global_step, float lr,
+                                                float fraction, StripeRange stripes) {
   Scratch& scratch = tls_scratch;
   GroupByStripe(scratch, keys, StripeOf);
   scratch.slots.resize(keys.size());
@@ -607,9 +614,11 @@ absl::Status SparseTable::PushBlock(std::span<const uint64_t> keys, const float*
   const uint32_t now = options_.now_seconds();
   const uint32_t step32 = static_cast<uint32_t>(global_step);
   const bool catch_up = config_.optimizer().l2_on_missed_steps() && config_.optimizer().l2() > 0;
-  for (int si = 0; si < kNumStripes; ++si) {
+  uint64_t handled = 0;
+  for (int si = stripes.first; si < stripes.last; ++si) {
     const uint32_t b = scratch.begin[si], e = scratch.begin[si + 1];
     if (b == e) continue;
+    handled += e - b;
     Stripe& s = *stripes_[si];
     absl::MutexLock lock(&s.mu);
     RETURN_IF_ERROR(FindSlots(s, keys, b, e, /*bring_back=*/true));
@@ -684,7 +693,7 @@ absl::Status SparseTable::PushBlock(std::span<const uint64_t> keys, const float*
     }
     RETURN_IF_ERROR(SpillIfOver(s));
   }
-  return absl::OkStatus();
+  return handled;
 }
 
 absl::StatusOr<uint64_t> SparseTable::EvictExpired(uint64_t global_step) {

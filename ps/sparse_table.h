@@ -93,16 +93,28 @@ class SparseTable {
   int dim() const { return dim_; }
   const TableConfig& config() const { return config_; }
 
+  // The stripes [first, last). Pull and Push take one so that several
+  // threads can serve one request, each on its own stripes: the keys of
+  // other stripes are skipped (their rows of `out` are not written), and
+  // every copy of a key is in the same stripe, so the result is the same
+  // however the request is divided.
+  struct StripeRange {
+    int first;
+    int last;
+  };
+  static constexpr StripeRange kAllStripes = {0, kNumStripes};
+
   // Writes the weights of each key to out[i*dim .. (i+1)*dim). A key without
   // a row reads its initial value (a pure function of seed and key) without
   // creating it; with admission on, it reads zeros. Keys may repeat.
-  absl::Status Pull(std::span<const uint64_t> keys, float* out);
+  absl::Status Pull(std::span<const uint64_t> keys, float* out, StripeRange stripes = kAllStripes);
 
   // Applies grads[i*dim ..] to each key's row. counts (may be null: 1 each)
   // says how many samples used the key, for admission and statistics.
   // Creates rows for admitted keys; a key not yet admitted is only counted.
   absl::Status Push(std::span<const uint64_t> keys, const float* grads, const uint32_t* counts,
-                    uint64_t global_step, float learning_rate_scale = 1.0f, float batch_fraction = 1.0f);
+                    uint64_t global_step, float learning_rate_scale = 1.0f, float batch_fraction = 1.0f,
+                    StripeRange stripes = kAllStripes);
 
   // Drops rows not updated within the TTL. Returns rows dropped.
   absl::StatusOr<uint64_t> EvictExpired(uint64_t global_step);
@@ -146,9 +158,10 @@ class SparseTable {
   // points at it. Keys in neither are read from the store into memory.
   absl::Status FindSlots(Stripe& s, std::span<const uint64_t> keys, uint32_t b, uint32_t e, bool bring_back)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
-  absl::Status PullBlock(std::span<const uint64_t> keys, float* out);
-  absl::Status PushBlock(std::span<const uint64_t> keys, const float* grads, const uint32_t* counts,
-                         uint64_t global_step, float lr, float fraction);
+  // One block of a request; return the keys of `stripes` they handled.
+  absl::StatusOr<uint64_t> PullBlock(std::span<const uint64_t> keys, float* out, StripeRange stripes);
+  absl::StatusOr<uint64_t> PushBlock(std::span<const uint64_t> keys, const float* grads, const uint32_t* counts,
+                                     uint64_t global_step, float lr, float fraction, StripeRange stripes);
   RowMeta* MetaOf(const Stripe& s, uint32_t slot) const;
   void PrefetchRow(const Stripe& s, uint32_t slot, int lines) const;
   float* WeightsOf(const Stripe& s, uint32_t slot) const;
