@@ -1,10 +1,15 @@
 #include "worker/ps_client.h"
 
+#include <atomic>
+#include <chrono>
 #include <random>
+#include <thread>
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "common/shared_memory.h"
 #include "ps/ps_server.h"
+#include "zmq_addon.hpp"
 
 namespace ctrps {
 namespace {
@@ -170,6 +175,89 @@ TEST(PsClientTest, CrashedServerIsUnavailableNotAHang) {
   EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable) << s;
   EXPECT_NE(std::string(s.message()).find("server 1"), std::string::npos) << s;
   EXPECT_EQ(std::string(s.message()).find("server 0"), std::string::npos) << s;
+}
+
+// A stand-in server that maps the client's arena, holds the first pull past
+// the client's deadline, answers the second, then writes into the first
+// pull's range and answers it late.
+TEST(PsClientTest, TimedOutRequestKeepsItsArenaRangeUntilTheLateReply) {
+  zmq::context_t ctx(1);
+  zmq::socket_t router(ctx, zmq::socket_type::router);
+  router.set(zmq::sockopt::linger, 0);
+  router.set(zmq::sockopt::rcvtimeo, 5000);  // a stand-in that hears nothing gives up
+  router.bind("tcp://127.0.0.1:0");
+  const std::string endpoint = router.get(zmq::sockopt::last_endpoint);
+  std::atomic<bool> second_answered{false};
+  std::vector<std::pair<uint64_t, uint64_t>> pull_ranges;  // values offset, bytes
+  std::thread server([&] {
+    std::unique_ptr<SharedMapping> arena;
+    std::vector<zmq::message_t> held;
+    RequestHeader held_header;
+    int pulls = 0;
+    auto reply = [&](zmq::message_t& identity, const RequestHeader& h, uint64_t shm_id = 0) {
+      ReplyHeader r;
+      r.set_request_id(h.request_id());
+      if (shm_id != 0) r.set_shm_id(shm_id);
+      router.send(identity, zmq::send_flags::sndmore);
+      router.send(zmq::buffer(r.SerializeAsString()), zmq::send_flags::none);
+    };
+    while (true) {
+      std::vector<zmq::message_t> f;
+      if (!zmq::recv_multipart(router, std::back_inserter(f))) return;
+      RequestHeader h;
+      ASSERT_TRUE(h.ParseFromArray(f[1].data(), f[1].size()));
+      if (h.op() == OP_ATTACH) {
+        auto m = SharedMapping::Open(h.shm_path(), h.shm_token(), h.shm_bytes());
+        ASSERT_TRUE(m.ok()) << m.status();
+        arena = std::move(*m);
+        reply(f[0], h, /*shm_id=*/1);
+      } else if (h.op() == OP_PULL) {
+        ASSERT_TRUE(h.has_shm_id());
+        const uint64_t bytes = h.num_keys() * h.dim() * sizeof(float);
+        pull_ranges.emplace_back(h.shm_values_offset(), bytes);
+        float* rows = reinterpret_cast<float*>(arena->Range(h.shm_values_offset(), bytes, 4));
+        ASSERT_NE(rows, nullptr);
+        if (++pulls == 1) {
+          held = std::move(f);
+          held_header = h;
+          continue;
+        }
+        std::fill(rows, rows + h.num_keys() * h.dim(), 2.0f);
+        reply(f[0], h);
+        while (!second_answered.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        // The late write into the first pull's range, then its reply.
+        float* late = reinterpret_cast<float*>(arena->Range(held_header.shm_values_offset(),
+                                                            held_header.num_keys() * held_header.dim() * 4, 4));
+        std::fill(late, late + held_header.num_keys() * held_header.dim(), 9.0f);
+        reply(held[0], held_header);
+      } else {
+        reply(f[0], h);  // PING, DETACH
+        if (h.op() == OP_DETACH) return;
+      }
+    }
+  });
+  {
+    PsClientOptions co;
+    co.endpoints = {endpoint};
+    co.timeout = absl::Milliseconds(300);
+    co.shared_memory_bytes = 1 << 20;
+    auto c = PsClient::Connect(co);
+    ASSERT_TRUE(c.ok()) << c.status();
+    ASSERT_EQ((*c)->num_shared_memory_shards(), 1);
+    std::vector<uint64_t> keys = Keys(1000, 9);
+    std::vector<float> first(1000 * 4), second(1000 * 4);
+    EXPECT_EQ((*c)->Pull("emb", keys, 4, first.data()).Wait().code(), absl::StatusCode::kUnavailable);
+    ASSERT_TRUE((*c)->Pull("emb", keys, 4, second.data()).Wait().ok());
+    second_answered.store(true);
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the late reply arrives
+    EXPECT_EQ(second, std::vector<float>(1000 * 4, 2.0f));
+  }  // the client detaches, which ends the stand-in
+  server.join();
+  ASSERT_EQ(pull_ranges.size(), 2u);
+  const auto [a, a_bytes] = pull_ranges[0];
+  const auto [b, b_bytes] = pull_ranges[1];
+  EXPECT_TRUE(a + a_bytes <= b || b + b_bytes <= a)
+      << "the second pull was given the range the timed-out one still held: " << a << " and " << b;
 }
 
 TEST(PsClientTest, ManyRequestsInFlightComplete) {
