@@ -26,7 +26,6 @@ constexpr uint32_t kUsed = 1, kReferenced = 2, kDirty = 4, kInStore = 8;
 constexpr uint32_t kStoreFlags = kDirty | kInStore;
 constexpr int kPrefetchAhead = 16;
 constexpr int kRowPrefetchAhead = 8;
-constexpr int kPullLines = 2;
 // A push brings a spilled row back into memory once in this many (see
 // WantBack); the other pushes update it in the spill file.
 constexpr uint64_t kBringBackOneIn = 32;
@@ -138,10 +137,8 @@ SparseTable::~SparseTable() {
   options_.budget->Add(-bytes);
 }
 
-void SparseTable::PrefetchRow(const Stripe& s, uint32_t slot, int lines) const {
-  if (slot >= kInFile) return;
-  const char* row = reinterpret_cast<const char*>(MetaOf(s, slot));
-  for (int i = 0; i < lines; ++i) PrefetchLine(row + 64 * i);
+void SparseTable::PrefetchRow(const Stripe& s, uint32_t slot, size_t bytes) const {
+  if (slot < kInFile) PrefetchBytes(MetaOf(s, slot), bytes);
 }
 
 RowMeta* SparseTable::MetaOf(const Stripe& s, uint32_t slot) const {
@@ -434,16 +431,23 @@ absl::Status SparseTable::SpillIfOver(Stripe& s, bool any_stripe) {
 
 namespace {
 
-// Groups key positions by stripe (counting sort) into scratch.order.
+// Groups the positions of the keys in `range`'s stripes by stripe (counting
+// sort) into scratch.order; stripes outside the range get empty groups.
 template <typename StripeFn>
-void GroupByStripe(Scratch& scratch, std::span<const uint64_t> keys, StripeFn stripe_of) {
+void GroupByStripe(Scratch& scratch, std::span<const uint64_t> keys, StripeFn stripe_of,
+                   SparseTable::StripeRange range) {
   constexpr int S = SparseTable::kNumStripes;
+  auto in_range = [&](int s) { return s >= range.first && s < range.last; };
   uint32_t count[S + 1] = {0};
-  for (uint64_t k : keys) ++count[stripe_of(k) + 1];
+  for (uint64_t k : keys) {
+    if (const int s = stripe_of(k); in_range(s)) ++count[s + 1];
+  }
   for (int i = 0; i < S; ++i) count[i + 1] += count[i];
   std::copy(count, count + S + 1, scratch.begin);
-  scratch.order.resize(keys.size());
-  for (uint32_t i = 0; i < keys.size(); ++i) scratch.order[count[stripe_of(keys[i])]++] = i;
+  scratch.order.resize(count[S]);
+  for (uint32_t i = 0; i < keys.size(); ++i) {
+    if (const int s = stripe_of(keys[i]); in_range(s)) scratch.order[count[s]++] = i;
+  }
 }
 
 }  // namespace
@@ -531,9 +535,9 @@ absl::Status SparseTable::FindSlots(Stripe& s, std::span<const uint64_t> keys, u
 
 absl::StatusOr<uint64_t> SparseTable::PullBlock(std::span<const uint64_t> keys, float* out, StripeRange stripes) {
   Scratch& scratch = tls_scratch;  // one TLS lookup, not one per access
-  GroupByStripe(scratch, keys, StripeOf);
-  scratch.slots.resize(keys.size());
-  scratch.file_rows.resize(keys.size());
+  GroupByStripe(scratch, keys, StripeOf, stripes);
+  scratch.slots.resize(scratch.order.size());
+  scratch.file_rows.resize(scratch.order.size());
   const uint32_t now = options_.now_seconds();
   uint64_t misses = 0, handled = 0;
   for (int si = stripes.first; si < stripes.last; ++si) {
@@ -543,10 +547,11 @@ absl::StatusOr<uint64_t> SparseTable::PullBlock(std::span<const uint64_t> keys, 
     Stripe& s = *stripes_[si];
     absl::MutexLock lock(&s.mu);
     RETURN_IF_ERROR(FindSlots(s, keys, b, e, /*bring_back=*/false));
-    // Pass 2: copy weights.
-    for (uint32_t j = b; j < std::min(e, b + kRowPrefetchAhead); ++j) PrefetchRow(s, scratch.slots[j], kPullLines);
+    // Pass 2: copy weights (a pull reads the meta and the weights).
+    const size_t read_bytes = sizeof(RowMeta) + sizeof(float) * dim_;
+    for (uint32_t j = b; j < std::min(e, b + kRowPrefetchAhead); ++j) PrefetchRow(s, scratch.slots[j], read_bytes);
     for (uint32_t j = b; j < e; ++j) {
-      if (j + kRowPrefetchAhead < e) PrefetchRow(s, scratch.slots[j + kRowPrefetchAhead], kPullLines);
+      if (j + kRowPrefetchAhead < e) PrefetchRow(s, scratch.slots[j + kRowPrefetchAhead], read_bytes);
       const uint32_t pos = scratch.order[j];
       float* dst = out + static_cast<size_t>(pos) * dim_;
       uint32_t slot = scratch.slots[j];
@@ -608,13 +613,13 @@ absl::StatusOr<uint64_t> SparseTable::PushBlock(std::span<const uint64_t> keys, 
                                                 const uint32_t* counts, uint64_t global_step, float lr,
                                                 float fraction, StripeRange stripes) {
   Scratch& scratch = tls_scratch;
-  GroupByStripe(scratch, keys, StripeOf);
-  scratch.slots.resize(keys.size());
-  scratch.file_rows.resize(keys.size());
+  GroupByStripe(scratch, keys, StripeOf, stripes);
+  scratch.slots.resize(scratch.order.size());
+  scratch.file_rows.resize(scratch.order.size());
   const uint32_t now = options_.now_seconds();
   const uint32_t step32 = static_cast<uint32_t>(global_step);
   const bool catch_up = config_.optimizer().l2_on_missed_steps() && config_.optimizer().l2() > 0;
-  uint64_t handled = 0;
+  uint64_t misses = 0, handled = 0;
   for (int si = stripes.first; si < stripes.last; ++si) {
     const uint32_t b = scratch.begin[si], e = scratch.begin[si + 1];
     if (b == e) continue;
@@ -625,10 +630,9 @@ absl::StatusOr<uint64_t> SparseTable::PushBlock(std::span<const uint64_t> keys, 
     // Once a slot was freed or allocated in this group, slots found in pass 1
     // for repeated keys may be stale: look them up again.
     bool slots_changed = false;
-    const int lines = static_cast<int>((row_bytes_ + 63) / 64);
-    for (uint32_t j = b; j < std::min(e, b + kRowPrefetchAhead); ++j) PrefetchRow(s, scratch.slots[j], lines);
+    for (uint32_t j = b; j < std::min(e, b + kRowPrefetchAhead); ++j) PrefetchRow(s, scratch.slots[j], row_bytes_);
     for (uint32_t j = b; j < e; ++j) {
-      if (j + kRowPrefetchAhead < e) PrefetchRow(s, scratch.slots[j + kRowPrefetchAhead], lines);
+      if (j + kRowPrefetchAhead < e) PrefetchRow(s, scratch.slots[j + kRowPrefetchAhead], row_bytes_);
       const uint32_t pos = scratch.order[j];
       const uint64_t key = keys[pos];
       const uint32_t c = counts != nullptr ? counts[pos] : 1;
@@ -667,7 +671,7 @@ absl::StatusOr<uint64_t> SparseTable::PushBlock(std::span<const uint64_t> keys, 
         }
         slot = AllocSlot(s, key);
         slots_changed = true;
-        misses_.fetch_add(1, std::memory_order_relaxed);
+        ++misses;
         meta = MetaOf(s, slot);
         *meta = RowMeta{.key = key, .flags = kUsed | kReferenced};
         meta->count = seen - c;
@@ -693,6 +697,7 @@ absl::StatusOr<uint64_t> SparseTable::PushBlock(std::span<const uint64_t> keys, 
     }
     RETURN_IF_ERROR(SpillIfOver(s));
   }
+  misses_.fetch_add(misses, std::memory_order_relaxed);
   return handled;
 }
 

@@ -163,7 +163,8 @@ class SparseTable {
   absl::StatusOr<uint64_t> PushBlock(std::span<const uint64_t> keys, const float* grads, const uint32_t* counts,
                                      uint64_t global_step, float lr, float fraction, StripeRange stripes);
   RowMeta* MetaOf(const Stripe& s, uint32_t slot) const;
-  void PrefetchRow(const Stripe& s, uint32_t slot, int lines) const;
+  // The first `bytes` of the row in `slot` (none for kNoSlot or kInFile).
+  void PrefetchRow(const Stripe& s, uint32_t slot, size_t bytes) const;
   float* WeightsOf(const Stripe& s, uint32_t slot) const;
   uint32_t AllocSlot(Stripe& s, uint64_t key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
   void FreeSlot(Stripe& s, uint32_t slot) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);

@@ -108,7 +108,7 @@ void SpillFile::PrefetchRow(uint64_t key, size_t bytes) const {
   const uint32_t m = Match(TagsOf(b), TagOf(h));
   if (m == 0) return;
   const std::byte* row = SlotOf(b, __builtin_ctz(m));
-  for (size_t off = 0; off < std::min(bytes, row_bytes_); off += 64) PrefetchLine(row + off);
+  PrefetchBytes(row, std::min(bytes, row_bytes_));
 }
 
 std::byte* SpillFile::Find(uint64_t key) { return Find(key, Hash(key)); }
