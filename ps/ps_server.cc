@@ -43,13 +43,34 @@ const T* AlignedView(const zmq::message_t& m, std::vector<T>* scratch) {
 
 PsServer::PsServer(PsServerOptions options) : options_(std::move(options)), context_(1) {}
 
-PsServer::~PsServer() {
-  Stop();
-  absl::MutexLock lock(&arenas_mu_);
-  for (auto& [id, a] : arenas_) {
-    if (a.pidfd >= 0) close(a.pidfd);
+PsServer::~PsServer() { Stop(); }
+
+// Watches the process that owns an arena through a pidfd, which polls
+// readable once it has exited. A process that cannot be watched (no pidfd
+// support, or a path not of the form /proc/<pid>/fd/<n>) counts as alive
+// until it detaches.
+class PsServer::ClientWatch {
+ public:
+  explicit ClientWatch(const std::string& arena_path) {
+    int pid = 0, fd = 0;
+    if (sscanf(arena_path.c_str(), "/proc/%d/fd/%d", &pid, &fd) == 2 && pid > 0) {
+      pidfd_ = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+    }
   }
-}
+  ~ClientWatch() {
+    if (pidfd_ >= 0) close(pidfd_);
+  }
+  ClientWatch(const ClientWatch&) = delete;
+  ClientWatch& operator=(const ClientWatch&) = delete;
+
+  bool Exited() const {
+    pollfd p = {pidfd_, POLLIN, 0};
+    return pidfd_ >= 0 && poll(&p, 1, 0) == 1;
+  }
+
+ private:
+  int pidfd_ = -1;
+};
 
 absl::Status PsServer::CreateTables() {
   if (!tables_.empty()) return absl::OkStatus();
@@ -282,7 +303,6 @@ absl::Status PsServer::HandleRequest(const RequestHeader& header, std::vector<zm
       absl::MutexLock lock(&arenas_mu_);
       auto it = arenas_.find(header.shm_id());
       if (it == arenas_.end()) return absl::NotFoundError(absl::StrCat("detach: no shared arena ", header.shm_id()));
-      if (it->second.pidfd >= 0) close(it->second.pidfd);
       arenas_.erase(it);
       return absl::OkStatus();
     }
@@ -304,9 +324,14 @@ absl::Status PsServer::HandleRequest(const RequestHeader& header, std::vector<zm
   }
   const uint64_t n = header.num_keys();
   const uint64_t values = n * t->dim();
+  // Where the keys come from, where pulled rows go, where gradients and
+  // counts come from: the client's shared arena, or the request's frames
+  // and a reply frame.
   const uint64_t* keys = nullptr;
-  float* shm_values = nullptr;
-  const uint32_t* shm_counts = nullptr;
+  float* rows = nullptr;
+  const float* grads = nullptr;
+  const uint32_t* counts = nullptr;
+  zmq::message_t rows_frame;
   std::shared_ptr<const SharedMapping> arena;
   if (header.has_shm_id()) {
     // Bulk data in the client's shared arena; the request is the header.
@@ -331,10 +356,11 @@ absl::Status PsServer::HandleRequest(const RequestHeader& header, std::vector<zm
     key_scratch.resize(n);
     std::memcpy(key_scratch.data(), k, n * sizeof(uint64_t));
     keys = key_scratch.data();
-    shm_values = reinterpret_cast<float*>(v);
+    rows = reinterpret_cast<float*>(v);
+    grads = rows;
     if (push && header.has_counts()) {
       ASSIGN_OR_RETURN(std::byte* c, range("counts", header.shm_counts_offset(), n, sizeof(uint32_t)));
-      shm_counts = reinterpret_cast<const uint32_t*>(c);
+      counts = reinterpret_cast<const uint32_t*>(c);
     }
   } else {
     const size_t expected_frames = push ? (header.has_counts() ? 4 : 3) : 2;
@@ -347,6 +373,23 @@ absl::Status PsServer::HandleRequest(const RequestHeader& header, std::vector<zm
           "%s: num_keys %d needs a keys frame of %d bytes, got %d", op, n, n * 8, request[1].size()));
     }
     keys = AlignedView<uint64_t>(request[1], &key_scratch);
+    if (!push) {
+      rows_frame.rebuild(values * sizeof(float));
+      rows = static_cast<float*>(rows_frame.data());
+    } else {
+      if (request[2].size() != values * sizeof(float)) {
+        return absl::InvalidArgumentError(absl::StrFormat(
+            "push: %d keys of dim %d need %d gradient bytes, got %d", n, t->dim(), values * 4, request[2].size()));
+      }
+      grads = AlignedView<float>(request[2], &grad_scratch);
+      if (header.has_counts()) {
+        if (request[3].size() != n * sizeof(uint32_t)) {
+          return absl::InvalidArgumentError(
+              absl::StrFormat("push: %d keys need %d count bytes, got %d", n, n * 4, request[3].size()));
+        }
+        counts = AlignedView<uint32_t>(request[3], &count_scratch);
+      }
+    }
   }
   reply_header->set_num_keys(n);
   reply_header->set_dim(t->dim());
@@ -354,14 +397,9 @@ absl::Status PsServer::HandleRequest(const RequestHeader& header, std::vector<zm
   uint64_t prev = max_global_step_.load(std::memory_order_relaxed);
   while (step > prev && !max_global_step_.compare_exchange_weak(prev, step)) {
   }
-  if (!push && arena != nullptr) {
-    return RunSplit(n, [&](SparseTable::StripeRange r) { return t->Pull({keys, n}, shm_values, r); });
-  }
   if (!push) {
-    zmq::message_t out(values * sizeof(float));
-    float* rows = static_cast<float*>(out.data());
     RETURN_IF_ERROR(RunSplit(n, [&](SparseTable::StripeRange r) { return t->Pull({keys, n}, rows, r); }));
-    body->push_back(std::move(out));
+    if (arena == nullptr) body->push_back(std::move(rows_frame));
     return absl::OkStatus();
   }
   if (!(header.learning_rate_scale() > 0 && header.learning_rate_scale() <= 1)) {
@@ -373,24 +411,6 @@ absl::Status PsServer::HandleRequest(const RequestHeader& header, std::vector<zm
         absl::StrFormat("push: batch_fraction must be in (0, 1], got %g", header.batch_fraction()));
   }
   const float lr_scale = header.learning_rate_scale(), fraction = header.batch_fraction();
-  if (arena != nullptr) {
-    return RunSplit(n, [&](SparseTable::StripeRange r) {
-      return t->Push({keys, n}, shm_values, shm_counts, step, lr_scale, fraction, r);
-    });
-  }
-  if (request[2].size() != values * sizeof(float)) {
-    return absl::InvalidArgumentError(absl::StrFormat("push: %d keys of dim %d need %d gradient bytes, got %d",
-                                                      n, t->dim(), values * 4, request[2].size()));
-  }
-  const uint32_t* counts = nullptr;
-  if (header.has_counts()) {
-    if (request[3].size() != n * sizeof(uint32_t)) {
-      return absl::InvalidArgumentError(
-          absl::StrFormat("push: %d keys need %d count bytes, got %d", n, n * 4, request[3].size()));
-    }
-    counts = AlignedView<uint32_t>(request[3], &count_scratch);
-  }
-  const float* grads = AlignedView<float>(request[2], &grad_scratch);
   return RunSplit(n, [&](SparseTable::StripeRange r) {
     return t->Push({keys, n}, grads, counts, step, lr_scale, fraction, r);
   });
@@ -527,14 +547,10 @@ absl::Status PsServer::Attach(const RequestHeader& header, ReplyHeader* reply) {
                    SharedMapping::Open(header.shm_path(), header.shm_token(), header.shm_bytes()));
   // The arena is the client's: watch the client, so that one which exits
   // without detaching does not keep the memory mapped here.
-  int pidfd = -1;
-  int pid = 0, fd = 0;
-  if (sscanf(header.shm_path().c_str(), "/proc/%d/fd/%d", &pid, &fd) == 2 && pid > 0) {
-    pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
-  }
+  auto client = std::make_unique<ClientWatch>(header.shm_path());
   absl::MutexLock lock(&arenas_mu_);
   const uint64_t id = next_arena_id_++;
-  arenas_[id] = {std::shared_ptr<const SharedMapping>(std::move(mapping)), pidfd};
+  arenas_[id] = {std::shared_ptr<const SharedMapping>(std::move(mapping)), std::move(client)};
   reply->set_shm_id(id);
   return absl::OkStatus();
 }
@@ -548,15 +564,7 @@ absl::StatusOr<std::shared_ptr<const SharedMapping>> PsServer::Arena(uint64_t id
 
 void PsServer::DropArenasOfExitedClients() {
   absl::MutexLock lock(&arenas_mu_);
-  for (auto it = arenas_.begin(); it != arenas_.end();) {
-    pollfd p = {it->second.pidfd, POLLIN, 0};
-    if (it->second.pidfd >= 0 && poll(&p, 1, 0) == 1) {
-      close(it->second.pidfd);
-      arenas_.erase(it++);
-    } else {
-      ++it;
-    }
-  }
+  absl::erase_if(arenas_, [](const auto& entry) { return entry.second.client->Exited(); });
 }
 
 void PsServer::MaybeEvictExpired() {

@@ -124,9 +124,10 @@ class PsServer {
   bool done_ ABSL_GUARDED_BY(done_mu_) = false;
 
   // Shared arenas of clients on this host, by id.
+  class ClientWatch;  // tells when the client process has exited
   struct Attachment {
     std::shared_ptr<const SharedMapping> mapping;
-    int pidfd = -1;  // readable once the client exits; -1: not watched
+    std::unique_ptr<ClientWatch> client;
   };
   absl::Mutex arenas_mu_;
   absl::flat_hash_map<uint64_t, Attachment> arenas_ ABSL_GUARDED_BY(arenas_mu_);
