@@ -71,7 +71,7 @@ void CheckAgainstMap(size_t row_bytes, int ops, uint64_t key_space) {
 
 TEST(SpillFileTest, MatchesAMapUnderPutsOverwritesAndErases) { CheckAgainstMap(160, 200000, 40000); }
 
-TEST(SpillFileTest, RowsLargerThanAPageGetOneSlotPerBucket) { CheckAgainstMap(5000, 20000, 3000); }
+TEST(SpillFileTest, RowsLargerThanAPageMatchAMap) { CheckAgainstMap(5000, 20000, 3000); }
 
 TEST(SpillFileTest, ChurnAtConstantSizeKeepsTheFileFromGrowing) {
   // A table over its limit: every row that comes back in is replaced by

@@ -242,6 +242,7 @@ PsFuture PsClient::Submit(Op op, const std::string& table, std::span<const uint6
     const uint64_t keys_bytes = align(n * sizeof(uint64_t)), values_bytes = align(n * row_bytes);
     auto region = arenas_[s]->Allocate(keys_bytes + values_bytes + (with_counts ? n * sizeof(uint32_t) : 0));
     if (!region) return nullptr;
+    shared_memory_parts_.fetch_add(1, std::memory_order_relaxed);
     auto& p = req->parts[s];
     p.shm = true;
     p.shm_region = *region;

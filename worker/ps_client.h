@@ -74,6 +74,9 @@ class PsClient {
   int num_shards() const { return static_cast<int>(endpoints_.size()); }
   // Servers whose requests go through shared memory.
   int num_shared_memory_shards() const;
+  // Per-server parts of pulls and pushes sent so far whose data went through
+  // shared memory (the rest went through the socket).
+  uint64_t shared_memory_parts() const { return shared_memory_parts_.load(std::memory_order_relaxed); }
 
   // out: keys.size() * dim floats.
   PsFuture Pull(const std::string& table, std::span<const uint64_t> keys, int dim, float* out,
@@ -129,6 +132,7 @@ class PsClient {
   std::vector<std::unique_ptr<SharedArena>> arenas_;
   std::vector<uint64_t> arena_ids_;
   std::atomic<bool> arenas_detached_{false};
+  std::atomic<uint64_t> shared_memory_parts_{0};
   std::atomic<uint64_t> next_id_{1};
   std::atomic<bool> stopping_{false};
   std::thread io_thread_;

@@ -110,8 +110,10 @@ TEST(PsClientTest, TinyRequestsSplitOverShardsAreExact) {
 }
 
 TEST(PsClientTest, SharedMemoryAndSocketGiveTheSameRows) {
-  // 3000 keys of dim 8 need 132 KB of arena: with a 64 KB arena they go
-  // through the socket, the 100-key requests through the arena.
+  // Five requests: two of 3000 keys, three of 100. With one server and a
+  // 64 KB arena the 3000-key ones (132 KB) go through the socket and the
+  // rest through the arena; a 16 MB arena takes all five, and with three
+  // servers each part (about 1000 keys, 44 KB) fits either arena.
   const int kDim = 8;
   std::vector<uint64_t> big = Keys(3000, 7), small(big.begin(), big.begin() + 100);
   std::vector<float> grads(big.size() * kDim);
@@ -130,6 +132,8 @@ TEST(PsClientTest, SharedMemoryAndSocketGiveTheSameRows) {
       ASSERT_TRUE(c.client->Push("emb", small, kDim, grads.data(), nullptr, 3).Wait().ok());
       ASSERT_TRUE(c.client->Pull("emb", big, kDim, out.data()).Wait().ok());
       ASSERT_TRUE(c.client->Pull("emb", small, kDim, out_small.data()).Wait().ok());
+      const uint64_t through_arena = arena == 0 ? 0 : servers == 3 ? 15 : arena < (size_t{1} << 20) ? 3 : 5;
+      EXPECT_EQ(c.client->shared_memory_parts(), through_arena) << servers << " servers, arena " << arena;
       out.insert(out.end(), out_small.begin(), out_small.end());
       results.push_back(out);
       auto stats = c.client->Stats();
@@ -179,7 +183,7 @@ TEST(PsClientTest, CrashedServerIsUnavailableNotAHang) {
 
 // A stand-in server that maps the client's arena, holds the first pull past
 // the client's deadline, answers the second, then writes into the first
-// pull's range and answers it late.
+// pull's range and answers it late; a third pull gets the range back.
 TEST(PsClientTest, TimedOutRequestKeepsItsArenaRangeUntilTheLateReply) {
   zmq::context_t ctx(1);
   zmq::socket_t router(ctx, zmq::socket_type::router);
@@ -224,6 +228,7 @@ TEST(PsClientTest, TimedOutRequestKeepsItsArenaRangeUntilTheLateReply) {
         }
         std::fill(rows, rows + h.num_keys() * h.dim(), 2.0f);
         reply(f[0], h);
+        if (pulls == 3) continue;
         while (!second_answered.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
         // The late write into the first pull's range, then its reply.
         float* late = reinterpret_cast<float*>(arena->Range(held_header.shm_values_offset(),
@@ -251,13 +256,20 @@ TEST(PsClientTest, TimedOutRequestKeepsItsArenaRangeUntilTheLateReply) {
     second_answered.store(true);
     std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the late reply arrives
     EXPECT_EQ(second, std::vector<float>(1000 * 4, 2.0f));
+    // The late reply is not copied into the caller's buffer of the request
+    // that already failed.
+    EXPECT_EQ(first, std::vector<float>(1000 * 4, 0.0f));
+    std::vector<float> third(1000 * 4);
+    ASSERT_TRUE((*c)->Pull("emb", keys, 4, third.data()).Wait().ok());
   }  // the client detaches, which ends the stand-in
   server.join();
-  ASSERT_EQ(pull_ranges.size(), 2u);
+  ASSERT_EQ(pull_ranges.size(), 3u);
   const auto [a, a_bytes] = pull_ranges[0];
   const auto [b, b_bytes] = pull_ranges[1];
   EXPECT_TRUE(a + a_bytes <= b || b + b_bytes <= a)
       << "the second pull was given the range the timed-out one still held: " << a << " and " << b;
+  // Freed by the late reply: first fit hands the same range to the third.
+  EXPECT_EQ(pull_ranges[2].first, a);
 }
 
 TEST(PsClientTest, ManyRequestsInFlightComplete) {
