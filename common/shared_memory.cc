@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/status.h"
 
 namespace ctrps {
 namespace {
@@ -19,28 +20,26 @@ constexpr char kMagic[16] = "ctrps-arena-v1";
 constexpr size_t kTokenOffset = sizeof(kMagic);
 constexpr uint64_t kAlign = 64;
 
-std::string Errno() { return std::strerror(errno); }
-
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<SharedArena>> SharedArena::Create(size_t bytes) {
   bytes = (bytes + 4095) & ~size_t{4095};
   if (bytes <= kSharedArenaHeaderBytes) return absl::InvalidArgumentError("shared arena: too small");
   const int fd = memfd_create("ctrps-arena", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-  if (fd < 0) return absl::UnavailableError(absl::StrCat("shared arena: memfd_create: ", Errno()));
+  if (fd < 0) return ErrnoError("shared arena", "memfd_create");
   // Sealed at its size: the server maps it, and a file that shrank under a
   // mapping would fault the server on its next access.
   if (ftruncate(fd, static_cast<off_t>(bytes)) != 0 ||
       fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0) {
-    const std::string error = Errno();
+    const int err = errno;
     close(fd);
-    return absl::UnavailableError(absl::StrCat("shared arena: sizing and sealing ", bytes, " bytes: ", error));
+    return ErrnoError("shared arena", absl::StrCat("sizing and sealing ", bytes, " bytes"), err);
   }
   void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   if (p == MAP_FAILED) {
-    const std::string error = Errno();
+    const int err = errno;
     close(fd);
-    return absl::UnavailableError(absl::StrCat("shared arena: mmap of ", bytes, " bytes: ", error));
+    return ErrnoError("shared arena", absl::StrCat("mmap of ", bytes, " bytes"), err);
   }
   std::random_device rd;
   const uint64_t token = (uint64_t{rd()} << 32) ^ rd();
@@ -107,12 +106,12 @@ size_t SharedArena::bytes_free() const {
 absl::StatusOr<std::unique_ptr<SharedMapping>> SharedMapping::Open(const std::string& path, uint64_t token,
                                                                    uint64_t bytes) {
   const int fd = open(path.c_str(), O_RDWR | O_CLOEXEC);
-  if (fd < 0) return absl::UnavailableError(absl::StrCat("shared arena ", path, ": ", Errno()));
+  if (fd < 0) return ErrnoError("shared arena " + path, "cannot open");
   struct stat st;
   const int seals = fcntl(fd, F_GET_SEALS);
   absl::Status status;
   if (fstat(fd, &st) != 0) {
-    status = absl::UnavailableError(absl::StrCat("shared arena ", path, ": ", Errno()));
+    status = ErrnoError("shared arena " + path, "cannot stat");
   } else if (seals < 0 || !(seals & F_SEAL_SHRINK)) {
     status = absl::InvalidArgumentError(absl::StrCat("shared arena ", path, " is not sealed against shrinking"));
   } else if (static_cast<uint64_t>(st.st_size) != bytes || bytes <= kSharedArenaHeaderBytes) {
@@ -124,9 +123,9 @@ absl::StatusOr<std::unique_ptr<SharedMapping>> SharedMapping::Open(const std::st
     return status;
   }
   void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-  const std::string error = Errno();
+  const int err = errno;
   close(fd);  // the mapping keeps the file
-  if (p == MAP_FAILED) return absl::UnavailableError(absl::StrCat("shared arena ", path, ": mmap: ", error));
+  if (p == MAP_FAILED) return ErrnoError("shared arena " + path, "mmap", err);
   std::unique_ptr<SharedMapping> mapping(new SharedMapping(static_cast<std::byte*>(p), bytes));
   uint64_t found = 0;
   std::memcpy(&found, mapping->base_ + kTokenOffset, sizeof(found));

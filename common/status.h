@@ -3,8 +3,13 @@
 #ifndef CTRPS_COMMON_STATUS_H_
 #define CTRPS_COMMON_STATUS_H_
 
+#include <cerrno>
+#include <cstring>
+
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 
 #define CTRPS_CONCAT_INNER_(a, b) a##b
 #define CTRPS_CONCAT_(a, b) CTRPS_CONCAT_INNER_(a, b)
@@ -24,5 +29,16 @@
   auto tmp = (expr);                           \
   if (!tmp.ok()) return tmp.status();          \
   lhs = std::move(tmp).value()
+
+namespace ctrps {
+
+// Unavailable "<where>: <what>: <strerror(err)>" for a failed system call on
+// the file or resource `where`. Pass err when a call in between (close,
+// unlink) may have changed errno.
+inline absl::Status ErrnoError(absl::string_view where, absl::string_view what, int err = errno) {
+  return absl::UnavailableError(absl::StrCat(where, ": ", what, ": ", std::strerror(err)));
+}
+
+}  // namespace ctrps
 
 #endif  // CTRPS_COMMON_STATUS_H_

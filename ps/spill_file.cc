@@ -25,9 +25,6 @@ constexpr size_t kInitialBuckets = 16;
 // probes then end within a bucket or two.
 constexpr double kMaxFill = 0.85;
 
-absl::Status ErrnoError(const std::string& what, const std::string& path, int err) {
-  return absl::UnavailableError(absl::StrCat("spill file ", path, ": ", what, ": ", std::strerror(err)));
-}
 
 }  // namespace
 
@@ -59,20 +56,20 @@ SpillFile::~SpillFile() {
 absl::Status SpillFile::MapNew(const std::string& path, size_t buckets, int* fd, std::byte** base) const {
   const size_t bytes = buckets * stride_;
   int f = open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (f < 0) return ErrnoError("cannot create", path, errno);
+  if (f < 0) return ErrnoError("spill file " + path, "cannot create");
   // Reserve the blocks now: a write through the mapping into a file the disk
   // has no room for would kill the process with SIGBUS instead of failing.
   if (int err = posix_fallocate(f, 0, static_cast<off_t>(bytes)); err != 0) {
     close(f);
     unlink(path.c_str());
-    return ErrnoError(absl::StrCat("cannot reserve ", bytes, " bytes"), path, err);
+    return ErrnoError("spill file " + path, absl::StrCat("cannot reserve ", bytes, " bytes"), err);
   }
   void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, f, 0);
   if (p == MAP_FAILED) {
     const int err = errno;
     close(f);
     unlink(path.c_str());
-    return ErrnoError(absl::StrCat("cannot map ", bytes, " bytes"), path, err);
+    return ErrnoError("spill file " + path, absl::StrCat("cannot map ", bytes, " bytes"), err);
   }
   // One row per lookup: read-ahead would only evict useful pages.
   madvise(p, bytes, MADV_RANDOM);

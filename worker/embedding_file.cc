@@ -22,10 +22,6 @@ constexpr size_t kBufferBytes = 256 << 10;
 
 size_t ElementBytes(EmbDtype dtype) { return dtype == EmbDtype::kF16 ? 2 : 4; }
 
-absl::Status ErrnoError(const std::string& path, const char* what) {
-  return absl::UnavailableError(absl::StrCat(path, ": ", what, ": ", std::strerror(errno)));
-}
-
 absl::Status PwriteAll(int fd, const std::string& path, const char* data, size_t n,
                        uint64_t offset) {
   while (n > 0) {

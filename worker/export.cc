@@ -70,10 +70,6 @@ absl::Status ReadTextProto(const std::string& path, const char* what, pb::Messag
   return absl::OkStatus();
 }
 
-absl::Status ErrnoError(const std::string& path, const char* what) {
-  return absl::UnavailableError(absl::StrCat(path, ": ", what, ": ", std::strerror(errno)));
-}
-
 absl::Status SyncDirectory(const std::string& path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) return ErrnoError(path, "cannot open to sync");
