@@ -83,8 +83,9 @@ struct PsClient::Request {
     // Bulk data in the shard's shared arena: the region allocated (freed
     // when the server has replied) and where the values are in it.
     bool shm = false;
-    uint64_t shm_region = 0;
+    uint64_t shm_region = 0;  // = the keys' offset
     uint64_t shm_values = 0;
+    uint64_t shm_counts = 0;
   };
   std::vector<Part> parts;
   int pending = 0;
@@ -237,18 +238,20 @@ PsFuture PsClient::Submit(Op op, const std::string& table, std::span<const uint6
   // keys, then values, then counts, each 64-byte aligned.
   const bool with_counts = op == OP_PUSH && counts != nullptr;
   auto align = [](uint64_t b) { return (b + 63) & ~uint64_t{63}; };
-  auto place = [&](uint32_t s, uint64_t n) -> std::byte* {
-    if (s >= arenas_.size() || arenas_[s] == nullptr) return nullptr;
+  auto place = [&](uint32_t s, uint64_t n) {
+    if (s >= arenas_.size() || arenas_[s] == nullptr) return false;
     const uint64_t keys_bytes = align(n * sizeof(uint64_t)), values_bytes = align(n * row_bytes);
     auto region = arenas_[s]->Allocate(keys_bytes + values_bytes + (with_counts ? n * sizeof(uint32_t) : 0));
-    if (!region) return nullptr;
+    if (!region) return false;
     shared_memory_parts_.fetch_add(1, std::memory_order_relaxed);
     auto& p = req->parts[s];
     p.shm = true;
     p.shm_region = *region;
     p.shm_values = *region + keys_bytes;
-    return arenas_[s]->data() + *region;
+    p.shm_counts = p.shm_values + values_bytes;
+    return true;
   };
+  auto at = [&](uint32_t s, uint64_t offset) { return arenas_[s]->data() + offset; };
   auto header_frame = [&](uint32_t s, uint64_t n) {
     const auto& p = req->parts[s];
     RequestHeader h;
@@ -265,20 +268,17 @@ PsFuture PsClient::Submit(Op op, const std::string& table, std::span<const uint6
       h.set_shm_id(arena_ids_[s]);
       h.set_shm_keys_offset(p.shm_region);
       h.set_shm_values_offset(p.shm_values);
-      if (with_counts) h.set_shm_counts_offset(p.shm_values + align(n * row_bytes));
+      if (with_counts) h.set_shm_counts_offset(p.shm_counts);
     }
     return zmq::message_t(h.SerializeAsString());
   };
   if (S == 1) {
     auto& p = req->parts[0];
     p.num_keys = keys.size();
-    if (std::byte* base = place(0, keys.size()); base != nullptr) {
-      std::memcpy(base, keys.data(), keys.size_bytes());
-      std::byte* values = base + (p.shm_values - p.shm_region);
-      if (op == OP_PUSH) {
-        std::memcpy(values, grads, keys.size() * row_bytes);
-        if (with_counts) std::memcpy(values + align(keys.size() * row_bytes), counts, keys.size() * sizeof(uint32_t));
-      }
+    if (place(0, keys.size())) {
+      std::memcpy(at(0, p.shm_region), keys.data(), keys.size_bytes());
+      if (op == OP_PUSH) std::memcpy(at(0, p.shm_values), grads, keys.size() * row_bytes);
+      if (with_counts) std::memcpy(at(0, p.shm_counts), counts, keys.size() * sizeof(uint32_t));
       p.frames.push_back(header_frame(0, keys.size()));
       Enqueue(std::move(req), absl::ZeroDuration());
       return future;
@@ -308,11 +308,11 @@ PsFuture PsClient::Submit(Op op, const std::string& table, std::span<const uint6
       p.num_keys = per_shard[s];
       if (p.num_keys == 0) continue;
       p.positions.reserve(p.num_keys);
-      if (std::byte* base = place(s, p.num_keys); base != nullptr) {
+      if (place(s, p.num_keys)) {
         p.frames.push_back(header_frame(s, p.num_keys));
-        key_dst[s] = reinterpret_cast<uint64_t*>(base);
-        grad_dst[s] = reinterpret_cast<char*>(base + (p.shm_values - p.shm_region));
-        count_dst[s] = reinterpret_cast<uint32_t*>(grad_dst[s] + align(p.num_keys * row_bytes));
+        key_dst[s] = reinterpret_cast<uint64_t*>(at(s, p.shm_region));
+        grad_dst[s] = reinterpret_cast<char*>(at(s, p.shm_values));
+        count_dst[s] = reinterpret_cast<uint32_t*>(at(s, p.shm_counts));
         continue;
       }
       p.frames.push_back(header_frame(s, p.num_keys));
