@@ -44,6 +44,7 @@ inline uint32_t ChunkStart(int c) { return kBaseRows * ((1u << c) - 1); }
 // once warm.
 struct Scratch {
   std::vector<uint32_t> order;  // key positions grouped by stripe
+  std::vector<uint8_t> stripe;  // stripe per key position
   std::vector<uint32_t> slots;  // slot per grouped position
   std::vector<uint64_t> miss_keys;
   std::vector<uint32_t> miss_pos;
@@ -431,23 +432,25 @@ absl::Status SparseTable::SpillIfOver(Stripe& s, bool any_stripe) {
 
 namespace {
 
-// Groups the positions of the keys in `range`'s stripes by stripe (counting
-// sort) into scratch.order; stripes outside the range get empty groups.
+// Groups the positions of `keys` by stripe (counting sort) into
+// scratch.order, stripe s at [scratch.begin[s], scratch.begin[s + 1]). All
+// stripes, even for a caller that serves only some: a test per key for
+// "in my range" is a branch mispredicted half the time when a request is
+// split, and cost more than grouping the other half too.
 template <typename StripeFn>
-void GroupByStripe(Scratch& scratch, std::span<const uint64_t> keys, StripeFn stripe_of,
-                   SparseTable::StripeRange range) {
+void GroupByStripe(Scratch& scratch, std::span<const uint64_t> keys, StripeFn stripe_of) {
   constexpr int S = SparseTable::kNumStripes;
-  auto in_range = [&](int s) { return s >= range.first && s < range.last; };
   uint32_t count[S + 1] = {0};
-  for (uint64_t k : keys) {
-    if (const int s = stripe_of(k); in_range(s)) ++count[s + 1];
+  scratch.stripe.resize(keys.size());
+  for (size_t i = 0; i < keys.size(); ++i) {
+    const int s = stripe_of(keys[i]);
+    scratch.stripe[i] = static_cast<uint8_t>(s);
+    ++count[s + 1];
   }
   for (int i = 0; i < S; ++i) count[i + 1] += count[i];
   std::copy(count, count + S + 1, scratch.begin);
-  scratch.order.resize(count[S]);
-  for (uint32_t i = 0; i < keys.size(); ++i) {
-    if (const int s = stripe_of(keys[i]); in_range(s)) scratch.order[count[s]++] = i;
-  }
+  scratch.order.resize(keys.size());
+  for (uint32_t i = 0; i < keys.size(); ++i) scratch.order[count[scratch.stripe[i]]++] = i;
 }
 
 }  // namespace
@@ -535,7 +538,7 @@ absl::Status SparseTable::FindSlots(Stripe& s, std::span<const uint64_t> keys, u
 
 absl::StatusOr<uint64_t> SparseTable::PullBlock(std::span<const uint64_t> keys, float* out, StripeRange stripes) {
   Scratch& scratch = tls_scratch;  // one TLS lookup, not one per access
-  GroupByStripe(scratch, keys, StripeOf, stripes);
+  GroupByStripe(scratch, keys, StripeOf);
   scratch.slots.resize(scratch.order.size());
   scratch.file_rows.resize(scratch.order.size());
   const uint32_t now = options_.now_seconds();
@@ -613,7 +616,7 @@ absl::StatusOr<uint64_t> SparseTable::PushBlock(std::span<const uint64_t> keys, 
                                                 const uint32_t* counts, uint64_t global_step, float lr,
                                                 float fraction, StripeRange stripes) {
   Scratch& scratch = tls_scratch;
-  GroupByStripe(scratch, keys, StripeOf, stripes);
+  GroupByStripe(scratch, keys, StripeOf);
   scratch.slots.resize(scratch.order.size());
   scratch.file_rows.resize(scratch.order.size());
   const uint32_t now = options_.now_seconds();
@@ -630,9 +633,16 @@ absl::StatusOr<uint64_t> SparseTable::PushBlock(std::span<const uint64_t> keys, 
     // Once a slot was freed or allocated in this group, slots found in pass 1
     // for repeated keys may be stale: look them up again.
     bool slots_changed = false;
-    for (uint32_t j = b; j < std::min(e, b + kRowPrefetchAhead); ++j) PrefetchRow(s, scratch.slots[j], row_bytes_);
+    // Rows and their gradients are prefetched ahead: grouped by stripe, the
+    // gradients are read out of the request's order, each one a cache miss.
+    const size_t grad_bytes = sizeof(float) * dim_;
+    auto prefetch = [&](uint32_t j) {
+      PrefetchRow(s, scratch.slots[j], row_bytes_);
+      PrefetchBytes(grads + static_cast<size_t>(scratch.order[j]) * dim_, grad_bytes);
+    };
+    for (uint32_t j = b; j < std::min(e, b + kRowPrefetchAhead); ++j) prefetch(j);
     for (uint32_t j = b; j < e; ++j) {
-      if (j + kRowPrefetchAhead < e) PrefetchRow(s, scratch.slots[j + kRowPrefetchAhead], row_bytes_);
+      if (j + kRowPrefetchAhead < e) prefetch(j + kRowPrefetchAhead);
       const uint32_t pos = scratch.order[j];
       const uint64_t key = keys[pos];
       const uint32_t c = counts != nullptr ? counts[pos] : 1;
