@@ -81,9 +81,9 @@ class PsServer {
   void IoLoop();
   void HandlerLoop(int index);
   void MaybeEvictExpired();
-  // Runs part(stripes) for the table's stripes, halved: the second half is
-  // offered to an idle handler thread, the first runs here, and the second
-  // runs here too if no thread took it. Returns the first error.
+  // Runs part(stripes) over all the table's stripes, in kSplitParts parts
+  // that this thread and any idle handler thread take in turn (each part is
+  // run once, by one thread). Returns the first error.
   absl::Status RunSplit(uint64_t num_keys, const std::function<absl::Status(SparseTable::StripeRange)>& part);
   absl::Status Attach(const RequestHeader& header, ReplyHeader* reply);
   // The arena a request names, or NotFound.
@@ -111,14 +111,18 @@ class PsServer {
 
   absl::Mutex queue_mu_;
   std::deque<std::vector<zmq::message_t>> queue_ ABSL_GUARDED_BY(queue_mu_);
-  // Halves of requests (RunSplit) waiting for a thread; taken before requests.
+  // A request split by stripes (RunSplit). Its owner and any handler thread
+  // that finds it in helpers_ take parts until none is left; the owner
+  // returns once every thread that joined has left.
   struct Helper {
-    std::function<absl::Status()> run;
-    bool taken = false;  // guarded by queue_mu_
-    bool done = false;   // guarded by queue_mu_
-    absl::Status status;
+    const std::function<absl::Status(SparseTable::StripeRange)>* part;  // the owner's
+    std::atomic<int> next{0};  // next part to take
+    int joined = 0;            // threads other than the owner inside; guarded by queue_mu_
+    absl::Status status;       // first error of any part; guarded by queue_mu_
   };
-  std::deque<std::shared_ptr<Helper>> helpers_ ABSL_GUARDED_BY(queue_mu_);
+  // Runs parts of `work` until none is left.
+  void TakeParts(Helper& work);
+  std::deque<Helper*> helpers_ ABSL_GUARDED_BY(queue_mu_);  // taken before requests
 
   absl::Mutex done_mu_;
   bool done_ ABSL_GUARDED_BY(done_mu_) = false;

@@ -3,6 +3,9 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <string>
+#include <thread>
+#include <tuple>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -123,12 +126,18 @@ TEST_F(PsServerTest, PushThenPullRoundTrips) {
   EXPECT_EQ(got, (std::vector<float>{-1, -2, -3, -4}));  // zeros - lr 1 * g
 }
 
-TEST(PsServerSplitTest, LargeRequestsMatchTheTableServingThemWhole) {
-  // 20,000 keys: the server serves them in two halves of the stripes, on
-  // its two threads. Each key comes twice, in different blocks, and Adagrad
-  // makes the order of its two updates matter: rows must equal those of a
-  // table that took the push whole, and pulled rows land in caller order.
+// Large requests are served in parts by stripe, by whichever handler
+// threads are free. Each peer pushes 20,000 keys, each key twice in different
+// blocks, and Adagrad makes the order of a key's two updates matter; peers
+// push their own keys at the same time, so several split requests share the
+// threads. Rows must equal those of a table that took every push whole, and
+// pulled rows land in caller order.
+class PsServerSplitTest : public ::testing::TestWithParam<std::tuple<int, int>> {};
+
+TEST_P(PsServerSplitTest, LargeRequestsMatchTheTableServingThemWhole) {
+  const auto [threads, num_peers] = GetParam();
   PsServerOptions o = Options();
+  o.threads = threads;
   TableConfig& t = o.tables[0];
   t.mutable_optimizer()->set_kind(SparseOptimizerConfig::ADAGRAD);
   t.mutable_optimizer()->set_learning_rate(0.1f);
@@ -136,43 +145,67 @@ TEST(PsServerSplitTest, LargeRequestsMatchTheTableServingThemWhole) {
   t.mutable_init()->set_scale(0.1f);
   PsServer server(o);
   ASSERT_TRUE(server.Start().ok());
-  RawPeer peer(server.endpoint());
   auto whole = SparseTable::Create(t, {});
   ASSERT_TRUE(whole.ok()) << whole.status();
 
   const int kDistinct = 10000;
-  std::vector<uint64_t> keys;
-  for (int copy = 0; copy < 2; ++copy) {
-    for (int i = 0; i < kDistinct; ++i) keys.push_back(1000003ull * i + 17);
+  std::vector<std::vector<uint64_t>> keys(num_peers);
+  std::vector<std::vector<float>> grads(num_peers);
+  for (int p = 0; p < num_peers; ++p) {
+    for (int copy = 0; copy < 2; ++copy) {
+      for (int i = 0; i < kDistinct; ++i) keys[p].push_back(1000003ull * (i * num_peers + p) + 17);
+    }
+    grads[p].resize(keys[p].size() * 4);
+    for (size_t i = 0; i < grads[p].size(); ++i) grads[p][i] = 0.001f * static_cast<float>((i + p) % 977) - 0.3f;
+    ASSERT_TRUE((*whole)->Push(keys[p], grads[p].data(), nullptr, 0).ok());
   }
-  std::vector<float> grads(keys.size() * 4);
-  for (size_t i = 0; i < grads.size(); ++i) grads[i] = 0.001f * static_cast<float>(i % 977) - 0.3f;
-  std::vector<zmq::message_t> f;
-  f.push_back(Header(OP_PUSH, "emb", keys.size(), 4));
-  f.push_back(Raw(keys));
-  f.push_back(Raw(grads));
-  ASSERT_EQ(peer.Call(std::move(f)).code(), 0);
-  ASSERT_TRUE((*whole)->Push(keys, grads.data(), nullptr, 0).ok());
+  std::vector<ReplyHeader> replies(num_peers);
+  std::vector<std::thread> pushers;
+  for (int p = 0; p < num_peers; ++p) {
+    pushers.emplace_back([&, p] {
+      RawPeer peer(server.endpoint());
+      std::vector<zmq::message_t> f;
+      f.push_back(Header(OP_PUSH, "emb", keys[p].size(), 4));
+      f.push_back(Raw(keys[p]));
+      f.push_back(Raw(grads[p]));
+      replies[p] = peer.Call(std::move(f));
+    });
+  }
+  for (auto& th : pushers) th.join();
+  for (const ReplyHeader& h : replies) ASSERT_EQ(h.code(), 0) << h.message();
 
-  std::vector<uint64_t> reversed(keys.rbegin(), keys.rend());
-  f.clear();
-  f.push_back(Header(OP_PULL, "emb", reversed.size(), 4));
-  f.push_back(Raw(reversed));
-  std::vector<zmq::message_t> body;
-  ReplyHeader h = peer.Call(std::move(f), &body);
-  ASSERT_EQ(h.code(), 0) << h.message();
-  ASSERT_EQ(body[0].size(), reversed.size() * 16);
-  std::vector<float> expect(reversed.size() * 4);
-  ASSERT_TRUE((*whole)->Pull(reversed, expect.data()).ok());
-  const float* rows = static_cast<const float*>(body[0].data());
-  for (size_t i = 0; i < expect.size(); ++i) ASSERT_EQ(rows[i], expect[i]) << "value " << i;
-  f.clear();
+  RawPeer peer(server.endpoint());
+  uint64_t total_keys = 0;
+  for (int p = 0; p < num_peers; ++p) {
+    std::vector<uint64_t> reversed(keys[p].rbegin(), keys[p].rend());
+    total_keys += reversed.size();
+    std::vector<zmq::message_t> f;
+    f.push_back(Header(OP_PULL, "emb", reversed.size(), 4));
+    f.push_back(Raw(reversed));
+    std::vector<zmq::message_t> body;
+    ReplyHeader h = peer.Call(std::move(f), &body);
+    ASSERT_EQ(h.code(), 0) << h.message();
+    ASSERT_EQ(body[0].size(), reversed.size() * 16);
+    std::vector<float> expect(reversed.size() * 4);
+    ASSERT_TRUE((*whole)->Pull(reversed, expect.data()).ok());
+    const float* rows = static_cast<const float*>(body[0].data());
+    for (size_t i = 0; i < expect.size(); ++i) ASSERT_EQ(rows[i], expect[i]) << "peer " << p << ", value " << i;
+  }
+  std::vector<zmq::message_t> f;
   f.push_back(Header(OP_STATS, "", 0, 0));
-  h = peer.Call(std::move(f));
-  EXPECT_EQ(h.stats().table(0).pushed_keys(), keys.size());
-  EXPECT_EQ(h.stats().table(0).pulled_keys(), keys.size());
-  EXPECT_EQ(h.stats().table(0).rows_in_memory(), static_cast<uint64_t>(kDistinct));
+  ReplyHeader h = peer.Call(std::move(f));
+  EXPECT_EQ(h.stats().table(0).pushed_keys(), total_keys);
+  EXPECT_EQ(h.stats().table(0).pulled_keys(), total_keys);
+  EXPECT_EQ(h.stats().table(0).rows_in_memory(), static_cast<uint64_t>(kDistinct) * num_peers);
 }
+
+INSTANTIATE_TEST_SUITE_P(ThreadsAndPeers, PsServerSplitTest,
+                         ::testing::Values(std::make_tuple(2, 1), std::make_tuple(2, 3), std::make_tuple(4, 1),
+                                           std::make_tuple(4, 3)),
+                         [](const auto& info) {
+                           return "Threads" + std::to_string(std::get<0>(info.param)) + "Peers" +
+                                  std::to_string(std::get<1>(info.param));
+                         });
 
 TEST_F(PsServerTest, GarbageHeaderIsRejected) {
   ExpectError(Frames({std::string("\xff\xff\xff\xff garbage", 12)}), absl::StatusCode::kInvalidArgument,
