@@ -139,8 +139,9 @@ absl::StatusOr<std::unique_ptr<EmbeddingFile>> EmbeddingFile::Open(const std::st
         "%s: truncated: %d bytes, shorter than the %d-byte header", path, size, kEmbHeaderBytes));
   }
   void* map = ::mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0);
+  const int map_errno = errno;  // before close() can change it
   ::close(fd);  // the mapping keeps the file
-  if (map == MAP_FAILED) return ErrnoError(path, "cannot map");
+  if (map == MAP_FAILED) return ErrnoError(path, "cannot map", map_errno);
   std::unique_ptr<EmbeddingFile> file(new EmbeddingFile());
   file->path_ = path;
   file->map_ = map;
