@@ -408,7 +408,9 @@ absl::Status PsServer::HandleRequest(const RequestHeader& header, std::vector<zm
   while (step > prev && !max_global_step_.compare_exchange_weak(prev, step)) {
   }
   if (!push) {
-    RETURN_IF_ERROR(RunSplit(n, [&](SparseTable::StripeRange r) { return t->Pull({keys, n}, rows, r); }));
+    RETURN_IF_ERROR(RunSplit({keys, n}, [&](const SparseTable::KeyGroups& groups, SparseTable::StripeRange r) {
+      return t->Pull(groups, rows, r);
+    }));
     if (arena == nullptr) body->push_back(std::move(rows_frame));
     return absl::OkStatus();
   }
@@ -421,8 +423,8 @@ absl::Status PsServer::HandleRequest(const RequestHeader& header, std::vector<zm
         absl::StrFormat("push: batch_fraction must be in (0, 1], got %g", header.batch_fraction()));
   }
   const float lr_scale = header.learning_rate_scale(), fraction = header.batch_fraction();
-  return RunSplit(n, [&](SparseTable::StripeRange r) {
-    return t->Push({keys, n}, grads, counts, step, lr_scale, fraction, r);
+  return RunSplit({keys, n}, [&](const SparseTable::KeyGroups& groups, SparseTable::StripeRange r) {
+    return t->Push(groups, grads, counts, step, lr_scale, fraction, r);
   });
 }
 
@@ -519,11 +521,18 @@ absl::Status PsServer::Load(const std::string& dir, ReplyHeader* reply) {
   return absl::OkStatus();
 }
 
-absl::Status PsServer::RunSplit(uint64_t num_keys,
-                                const std::function<absl::Status(SparseTable::StripeRange)>& part) {
+namespace {
+thread_local SparseTable::KeyGroups tls_key_groups;
+}  // namespace
+
+absl::Status PsServer::RunSplit(std::span<const uint64_t> keys, const Part& part) {
   // Small requests are not worth a hand-over.
-  if (options_.threads < 2 || num_keys < kSplitKeys) return part(SparseTable::kAllStripes);
+  if (options_.threads < 2 || keys.size() < kSplitKeys) {
+    tls_key_groups.Assign(keys);
+    return part(tls_key_groups, SparseTable::kAllStripes);
+  }
   Helper work;
+  work.keys = keys;
   work.part = &part;
   {
     absl::MutexLock lock(&queue_mu_);
@@ -540,8 +549,13 @@ absl::Status PsServer::RunSplit(uint64_t num_keys,
 
 void PsServer::TakeParts(Helper& work) {
   constexpr int kStripesPerPart = SparseTable::kNumStripes / kSplitParts;
+  bool grouped = false;
   for (int p; (p = work.next.fetch_add(1, std::memory_order_relaxed)) < kSplitParts;) {
-    absl::Status status = (*work.part)({p * kStripesPerPart, (p + 1) * kStripesPerPart});
+    // Grouped by each thread that takes a part, in parallel; once, however
+    // many parts it takes.
+    if (!grouped) tls_key_groups.Assign(work.keys);
+    grouped = true;
+    absl::Status status = (*work.part)(tls_key_groups, {p * kStripesPerPart, (p + 1) * kStripesPerPart});
     if (!status.ok()) {
       absl::MutexLock lock(&queue_mu_);
       work.status.Update(status);

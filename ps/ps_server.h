@@ -13,6 +13,7 @@
 #include <atomic>
 #include <deque>
 #include <functional>
+#include <span>
 #include <memory>
 #include <string>
 #include <thread>
@@ -84,7 +85,9 @@ class PsServer {
   // Runs part(stripes) over all the table's stripes, in kSplitParts parts
   // that this thread and any idle handler thread take in turn (each part is
   // run once, by one thread). Returns the first error.
-  absl::Status RunSplit(uint64_t num_keys, const std::function<absl::Status(SparseTable::StripeRange)>& part);
+  // Each thread groups the keys by stripe once, before its first part.
+  using Part = std::function<absl::Status(const SparseTable::KeyGroups&, SparseTable::StripeRange)>;
+  absl::Status RunSplit(std::span<const uint64_t> keys, const Part& part);
   absl::Status Attach(const RequestHeader& header, ReplyHeader* reply);
   // The arena a request names, or NotFound.
   absl::StatusOr<std::shared_ptr<const SharedMapping>> Arena(uint64_t id);
@@ -115,7 +118,8 @@ class PsServer {
   // that finds it in helpers_ take parts until none is left; the owner
   // returns once every thread that joined has left.
   struct Helper {
-    const std::function<absl::Status(SparseTable::StripeRange)>* part;  // the owner's
+    std::span<const uint64_t> keys;
+    const Part* part;  // the owner's
     std::atomic<int> next{0};  // next part to take
     int joined = 0;            // threads other than the owner inside; guarded by queue_mu_
     absl::Status status;       // first error of any part; guarded by queue_mu_

@@ -29,7 +29,6 @@ constexpr int kRowPrefetchAhead = 8;
 // A push brings a spilled row back into memory once in this many (see
 // WantBack); the other pushes update it in the spill file.
 constexpr uint64_t kBringBackOneIn = 32;
-constexpr size_t kBlockKeys = 2048;
 constexpr uint32_t kMaxMissedSteps = 1000;
 // Rows live in chunks that double in size: chunk c holds kBaseRows << c rows
 // starting at slot kBaseRows * (2^c - 1). Slots never move, small tables stay
@@ -43,8 +42,10 @@ inline uint32_t ChunkStart(int c) { return kBaseRows * ((1u << c) - 1); }
 // Scratch reused by every request on a thread: no allocation per request
 // once warm.
 struct Scratch {
-  std::vector<uint32_t> order;  // key positions grouped by stripe
-  std::vector<uint8_t> stripe;  // stripe per key position
+  // The block being served (in its KeyGroups): key positions grouped by
+  // stripe, stripe s at [begin[s], begin[s + 1]).
+  const uint32_t* order = nullptr;
+  const uint32_t* begin = nullptr;
   std::vector<uint32_t> slots;  // slot per grouped position
   std::vector<uint64_t> miss_keys;
   std::vector<uint32_t> miss_pos;
@@ -58,7 +59,6 @@ struct Scratch {
   std::vector<std::string_view> disk_views;
   std::vector<std::string> disk_values;
   std::vector<bool> disk_found;
-  uint32_t begin[SparseTable::kNumStripes + 1];
 };
 thread_local Scratch tls_scratch;
 
@@ -430,38 +430,51 @@ absl::Status SparseTable::SpillIfOver(Stripe& s, bool any_stripe) {
   return status.ok() ? status : annotate(status);
 }
 
-namespace {
-
-// Groups the positions of `keys` by stripe (counting sort) into
-// scratch.order, stripe s at [scratch.begin[s], scratch.begin[s + 1]). All
-// stripes, even for a caller that serves only some: a test per key for
-// "in my range" is a branch mispredicted half the time when a request is
-// split, and cost more than grouping the other half too.
-template <typename StripeFn>
-void GroupByStripe(Scratch& scratch, std::span<const uint64_t> keys, StripeFn stripe_of) {
-  constexpr int S = SparseTable::kNumStripes;
-  uint32_t count[S + 1] = {0};
-  scratch.stripe.resize(keys.size());
-  for (size_t i = 0; i < keys.size(); ++i) {
-    const int s = stripe_of(keys[i]);
-    scratch.stripe[i] = static_cast<uint8_t>(s);
-    ++count[s + 1];
+void SparseTable::KeyGroups::Assign(std::span<const uint64_t> keys) {
+  // A counting sort per block. Each block is grouped whole, whichever
+  // stripes a caller serves: testing each key for "in my stripes" is a
+  // branch mispredicted half the time, and cost more than grouping it all.
+  constexpr int S = kNumStripes;
+  keys_ = keys;
+  const size_t blocks = (keys.size() + kBlockKeys - 1) / kBlockKeys;
+  order_.resize(keys.size());
+  begin_.resize(blocks * (S + 1));
+  stripe_.resize(std::min(keys.size(), kBlockKeys));
+  for (size_t block = 0; block < blocks; ++block) {
+    const size_t at = block * kBlockKeys, n = std::min(kBlockKeys, keys.size() - at);
+    uint32_t* count = &begin_[block * (S + 1)];
+    std::fill(count, count + S + 1, 0);
+    for (size_t i = 0; i < n; ++i) {
+      const int s = StripeOf(keys[at + i]);
+      stripe_[i] = static_cast<uint8_t>(s);
+      ++count[s + 1];
+    }
+    for (int i = 0; i < S; ++i) count[i + 1] += count[i];
+    uint32_t next[S];
+    std::copy(count, count + S, next);
+    uint32_t* order = &order_[at];
+    for (uint32_t i = 0; i < n; ++i) order[next[stripe_[i]]++] = i;
   }
-  for (int i = 0; i < S; ++i) count[i + 1] += count[i];
-  std::copy(count, count + S + 1, scratch.begin);
-  scratch.order.resize(keys.size());
-  for (uint32_t i = 0; i < keys.size(); ++i) scratch.order[count[scratch.stripe[i]]++] = i;
 }
 
-}  // namespace
+absl::Status SparseTable::Pull(std::span<const uint64_t> keys, float* out, StripeRange stripes) {
+  thread_local KeyGroups groups;
+  groups.Assign(keys);
+  return Pull(groups, out, stripes);
+}
 
-absl::Status SparseTable::Pull(std::span<const uint64_t> all_keys, float* all_out, StripeRange stripes) {
-  // Blocks of keys are grouped by stripe, so the scattered reads of keys and
-  // writes of rows stay within a cache-sized window.
+absl::Status SparseTable::Push(std::span<const uint64_t> keys, const float* grads, const uint32_t* counts,
+                               uint64_t global_step, float learning_rate_scale, float batch_fraction,
+                               StripeRange stripes) {
+  thread_local KeyGroups groups;
+  groups.Assign(keys);
+  return Push(groups, grads, counts, global_step, learning_rate_scale, batch_fraction, stripes);
+}
+
+absl::Status SparseTable::Pull(const KeyGroups& groups, float* out, StripeRange stripes) {
   uint64_t pulled = 0;
-  for (size_t at = 0; at < all_keys.size(); at += kBlockKeys) {
-    const size_t n = std::min(kBlockKeys, all_keys.size() - at);
-    ASSIGN_OR_RETURN(uint64_t done, PullBlock(all_keys.subspan(at, n), all_out + at * dim_, stripes));
+  for (size_t block = 0; block * kBlockKeys < groups.keys().size(); ++block) {
+    ASSIGN_OR_RETURN(uint64_t done, PullBlock(groups, block, out + block * kBlockKeys * dim_, stripes));
     pulled += done;
   }
   RETURN_IF_ERROR(Settle());
@@ -536,11 +549,20 @@ absl::Status SparseTable::FindSlots(Stripe& s, std::span<const uint64_t> keys, u
   return absl::OkStatus();
 }
 
-absl::StatusOr<uint64_t> SparseTable::PullBlock(std::span<const uint64_t> keys, float* out, StripeRange stripes) {
+std::span<const uint64_t> SparseTable::UseBlock(const KeyGroups& groups, size_t block) {
+  Scratch& scratch = tls_scratch;
+  const size_t at = block * kBlockKeys, n = std::min(kBlockKeys, groups.keys_.size() - at);
+  scratch.order = &groups.order_[at];
+  scratch.begin = &groups.begin_[block * (kNumStripes + 1)];
+  scratch.slots.resize(n);
+  scratch.file_rows.resize(n);
+  return groups.keys_.subspan(at, n);
+}
+
+absl::StatusOr<uint64_t> SparseTable::PullBlock(const KeyGroups& groups, size_t block, float* out,
+                                                StripeRange stripes) {
   Scratch& scratch = tls_scratch;  // one TLS lookup, not one per access
-  GroupByStripe(scratch, keys, StripeOf);
-  scratch.slots.resize(scratch.order.size());
-  scratch.file_rows.resize(scratch.order.size());
+  const std::span<const uint64_t> keys = UseBlock(groups, block);
   const uint32_t now = options_.now_seconds();
   uint64_t misses = 0, handled = 0;
   for (int si = stripes.first; si < stripes.last; ++si) {
@@ -594,17 +616,16 @@ absl::StatusOr<uint64_t> SparseTable::PullBlock(std::span<const uint64_t> keys, 
   return handled;
 }
 
-absl::Status SparseTable::Push(std::span<const uint64_t> all_keys, const float* all_grads,
-                               const uint32_t* all_counts, uint64_t global_step,
-                               float learning_rate_scale, float batch_fraction, StripeRange stripes) {
+absl::Status SparseTable::Push(const KeyGroups& groups, const float* grads, const uint32_t* counts,
+                               uint64_t global_step, float learning_rate_scale, float batch_fraction,
+                               StripeRange stripes) {
   const float lr = optimizer_->learning_rate() * learning_rate_scale;
   uint64_t pushed = 0;
-  for (size_t at = 0; at < all_keys.size(); at += kBlockKeys) {
-    const size_t n = std::min(kBlockKeys, all_keys.size() - at);
-    ASSIGN_OR_RETURN(uint64_t done,
-                     PushBlock(all_keys.subspan(at, n), all_grads + at * dim_,
-                               all_counts != nullptr ? all_counts + at : nullptr, global_step, lr, batch_fraction,
-                               stripes));
+  for (size_t block = 0; block * kBlockKeys < groups.keys().size(); ++block) {
+    const size_t at = block * kBlockKeys;
+    ASSIGN_OR_RETURN(uint64_t done, PushBlock(groups, block, grads + at * dim_,
+                                              counts != nullptr ? counts + at : nullptr, global_step, lr,
+                                              batch_fraction, stripes));
     pushed += done;
   }
   RETURN_IF_ERROR(Settle());
@@ -612,13 +633,11 @@ absl::Status SparseTable::Push(std::span<const uint64_t> all_keys, const float* 
   return absl::OkStatus();
 }
 
-absl::StatusOr<uint64_t> SparseTable::PushBlock(std::span<const uint64_t> keys, const float* grads,
+absl::StatusOr<uint64_t> SparseTable::PushBlock(const KeyGroups& groups, size_t block, const float* grads,
                                                 const uint32_t* counts, uint64_t global_step, float lr,
                                                 float fraction, StripeRange stripes) {
   Scratch& scratch = tls_scratch;
-  GroupByStripe(scratch, keys, StripeOf);
-  scratch.slots.resize(scratch.order.size());
-  scratch.file_rows.resize(scratch.order.size());
+  const std::span<const uint64_t> keys = UseBlock(groups, block);
   const uint32_t now = options_.now_seconds();
   const uint32_t step32 = static_cast<uint32_t>(global_step);
   const bool catch_up = config_.optimizer().l2_on_missed_steps() && config_.optimizer().l2() > 0;

@@ -70,6 +70,10 @@ class MemoryBudget {
 class SparseTable {
  public:
   static constexpr int kNumStripes = 16;
+  // Requests are served in blocks of this many keys, each grouped by stripe,
+  // so that the scattered reads and writes of a stripe's keys stay within a
+  // cache-sized window of the request's values.
+  static constexpr size_t kBlockKeys = 2048;
   // Bytes charged to the budget per resident row beyond the row itself (its
   // free-list entry and slack). The stripes' hash indexes are charged as
   // they are allocated.
@@ -104,14 +108,39 @@ class SparseTable {
   };
   static constexpr StripeRange kAllStripes = {0, kNumStripes};
 
+  // The keys of a request grouped by stripe, block by block, so that a
+  // thread serving several parts of one request (StripeRanges) groups them
+  // once. A view: the keys must outlive it. Assign reuses the memory of
+  // earlier requests.
+  class KeyGroups {
+   public:
+    KeyGroups() = default;
+    explicit KeyGroups(std::span<const uint64_t> keys) { Assign(keys); }
+    void Assign(std::span<const uint64_t> keys);
+    std::span<const uint64_t> keys() const { return keys_; }
+
+   private:
+    friend class SparseTable;
+    std::span<const uint64_t> keys_;
+    // Block b (keys [b * kBlockKeys, ...)): positions within the block,
+    // grouped by stripe, at order_[b * kBlockKeys ...]; stripe s of it at
+    // [begin_[b * (kNumStripes + 1) + s], ... + s + 1) of those.
+    std::vector<uint32_t> order_;
+    std::vector<uint32_t> begin_;
+    std::vector<uint8_t> stripe_;  // stripe per key, while grouping
+  };
+
   // Writes the weights of each key to out[i*dim .. (i+1)*dim). A key without
   // a row reads its initial value (a pure function of seed and key) without
   // creating it; with admission on, it reads zeros. Keys may repeat.
+  absl::Status Pull(const KeyGroups& keys, float* out, StripeRange stripes = kAllStripes);
   absl::Status Pull(std::span<const uint64_t> keys, float* out, StripeRange stripes = kAllStripes);
 
   // Applies grads[i*dim ..] to each key's row. counts (may be null: 1 each)
   // says how many samples used the key, for admission and statistics.
   // Creates rows for admitted keys; a key not yet admitted is only counted.
+  absl::Status Push(const KeyGroups& keys, const float* grads, const uint32_t* counts, uint64_t global_step,
+                    float learning_rate_scale = 1.0f, float batch_fraction = 1.0f, StripeRange stripes = kAllStripes);
   absl::Status Push(std::span<const uint64_t> keys, const float* grads, const uint32_t* counts,
                     uint64_t global_step, float learning_rate_scale = 1.0f, float batch_fraction = 1.0f,
                     StripeRange stripes = kAllStripes);
@@ -158,10 +187,13 @@ class SparseTable {
   // points at it. Keys in neither are read from the store into memory.
   absl::Status FindSlots(Stripe& s, std::span<const uint64_t> keys, uint32_t b, uint32_t e, bool bring_back)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
-  // One block of a request; return the keys of `stripes` they handled.
-  absl::StatusOr<uint64_t> PullBlock(std::span<const uint64_t> keys, float* out, StripeRange stripes);
-  absl::StatusOr<uint64_t> PushBlock(std::span<const uint64_t> keys, const float* grads, const uint32_t* counts,
-                                     uint64_t global_step, float lr, float fraction, StripeRange stripes);
+  // Points the thread's scratch at block `block` of `groups`; returns its keys.
+  static std::span<const uint64_t> UseBlock(const KeyGroups& groups, size_t block);
+  // Block `block` of a request; return the keys of `stripes` they handled.
+  absl::StatusOr<uint64_t> PullBlock(const KeyGroups& groups, size_t block, float* out, StripeRange stripes);
+  absl::StatusOr<uint64_t> PushBlock(const KeyGroups& groups, size_t block, const float* grads,
+                                     const uint32_t* counts, uint64_t global_step, float lr, float fraction,
+                                     StripeRange stripes);
   RowMeta* MetaOf(const Stripe& s, uint32_t slot) const;
   // The first `bytes` of the row in `slot` (none for kNoSlot or kInFile).
   void PrefetchRow(const Stripe& s, uint32_t slot, size_t bytes) const;
