@@ -564,6 +564,9 @@ void PsServer::TakeParts(Helper& work) {
 }
 
 absl::Status PsServer::Attach(const RequestHeader& header, ReplyHeader* reply) {
+  // Clients that exited without detaching give up their places first, not
+  // only at the next periodic sweep.
+  DropArenasOfExitedClients();
   {
     absl::MutexLock lock(&arenas_mu_);
     if (arenas_.size() >= static_cast<size_t>(options_.max_arenas)) {

@@ -1,5 +1,8 @@
 #include "ps/ps_server.h"
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -8,6 +11,7 @@
 #include <tuple>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "zmq_addon.hpp"
 
@@ -382,6 +386,75 @@ TEST_F(PsServerArenaTest, DetachedArenaIsNoLongerUsed) {
   ASSERT_EQ(peer_->Call(Frames({h.SerializeAsString()})).code(), 0);
   ExpectError(InArena(OP_PULL, 1, 128, 256), absl::StatusCode::kNotFound, "no shared arena");
   ExpectError(Frames({h.SerializeAsString()}), absl::StatusCode::kNotFound, "detach: no shared arena");
+}
+
+TEST(PsServerArenaLimitTest, ArenaOfAnExitedClientIsUnmappedAndFreesItsPlace) {
+  // A client process attaches its arena and exits without detaching. The
+  // server allows one arena: the next client's attach must find the place
+  // free, and the dead client's arena id must be gone. (The child is forked
+  // before this test starts a server and its threads.)
+  int to_child[2], from_child[2];
+  ASSERT_EQ(pipe(to_child), 0);
+  ASSERT_EQ(pipe(from_child), 0);
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    auto arena = SharedArena::Create(1 << 20);
+    if (!arena.ok()) _exit(1);
+    const std::string info = absl::StrCat((*arena)->path(), " ", (*arena)->token(), "\n");
+    if (write(from_child[1], info.data(), info.size()) != static_cast<ssize_t>(info.size())) _exit(2);
+    char go;
+    (void)!read(to_child[0], &go, 1);  // exits without detaching
+    _exit(0);
+  }
+  char buf[256] = {0};
+  ssize_t got = 0;
+  while (got < static_cast<ssize_t>(sizeof(buf) - 1) && (got == 0 || buf[got - 1] != '\n')) {
+    const ssize_t r = read(from_child[0], buf + got, sizeof(buf) - 1 - got);
+    ASSERT_GT(r, 0) << "the child did not report its arena";
+    got += r;
+  }
+  char path[200];
+  unsigned long long token = 0;
+  ASSERT_EQ(sscanf(buf, "%199s %llu", path, &token), 2) << buf;
+
+  PsServerOptions o = Options();
+  o.max_arenas = 1;
+  PsServer server(o);
+  ASSERT_TRUE(server.Start().ok());
+  RawPeer peer(server.endpoint());
+  auto attach = [](const std::string& p, uint64_t t) {
+    RequestHeader h;
+    h.set_op(OP_ATTACH);
+    h.set_shm_path(p);
+    h.set_shm_token(t);
+    h.set_shm_bytes(1 << 20);
+    return Frames({h.SerializeAsString()});
+  };
+  ReplyHeader h = peer.Call(attach(path, token));
+  ASSERT_EQ(h.code(), 0) << h.message();
+  const uint64_t dead_id = h.shm_id();
+  auto mine = SharedArena::Create(1 << 20);
+  ASSERT_TRUE(mine.ok()) << mine.status();
+  // While the first client lives, the one place is taken.
+  h = peer.Call(attach((*mine)->path(), (*mine)->token()));
+  EXPECT_EQ(h.code(), static_cast<int>(absl::StatusCode::kResourceExhausted)) << h.message();
+
+  ASSERT_EQ(write(to_child[1], "x", 1), 1);
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  h = peer.Call(attach((*mine)->path(), (*mine)->token()));
+  ASSERT_EQ(h.code(), 0) << h.message();
+  RequestHeader pull;
+  pull.set_op(OP_PULL);
+  pull.set_table("emb");
+  pull.set_num_keys(1);
+  pull.set_dim(4);
+  pull.set_shm_id(dead_id);
+  h = peer.Call(Frames({pull.SerializeAsString()}));
+  EXPECT_EQ(h.code(), static_cast<int>(absl::StatusCode::kNotFound)) << h.message();
+  for (int fd : {to_child[0], to_child[1], from_child[0], from_child[1]}) close(fd);
 }
 
 TEST(PsServerHandleTest, ShutdownRequestStopsTheServer) {
