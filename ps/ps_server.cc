@@ -213,10 +213,6 @@ void PsServer::HandlerLoop(int index) {
       if (stopping_.load()) return;
       if (!helpers_.empty()) {
         work = helpers_.front();
-        if (work->next.load(std::memory_order_relaxed) >= kSplitParts) {
-          helpers_.pop_front();  // every part taken: nothing to join
-          continue;
-        }
         ++work->joined;
       } else if (!queue_.empty()) {
         request = std::move(queue_.front());
@@ -228,8 +224,6 @@ void PsServer::HandlerLoop(int index) {
     if (work != nullptr) {
       TakeParts(*work);
       absl::MutexLock lock(&queue_mu_);
-      // Every part is taken: idle threads must not find it and spin.
-      if (auto it = std::find(helpers_.begin(), helpers_.end(), work); it != helpers_.end()) helpers_.erase(it);
       --work->joined;  // after this the owner may return and free `work`
       continue;
     }
@@ -541,8 +535,6 @@ absl::Status PsServer::RunSplit(std::span<const uint64_t> keys, const Part& part
   TakeParts(work);
   auto joined_left = [&work]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(queue_mu_) { return work.joined == 0; };
   absl::MutexLock lock(&queue_mu_);
-  // Every part is taken: no thread may join from now on.
-  if (auto it = std::find(helpers_.begin(), helpers_.end(), &work); it != helpers_.end()) helpers_.erase(it);
   queue_mu_.Await(absl::Condition(&joined_left));
   return work.status;
 }
@@ -561,6 +553,10 @@ void PsServer::TakeParts(Helper& work) {
       work.status.Update(status);
     }
   }
+  // Every part is taken: no thread may join from now on, and idle threads
+  // must not find it and spin. (Whichever thread gets here first removes it.)
+  absl::MutexLock lock(&queue_mu_);
+  if (auto it = std::find(helpers_.begin(), helpers_.end(), &work); it != helpers_.end()) helpers_.erase(it);
 }
 
 absl::Status PsServer::Attach(const RequestHeader& header, ReplyHeader* reply) {

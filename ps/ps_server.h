@@ -13,8 +13,8 @@
 #include <atomic>
 #include <deque>
 #include <functional>
-#include <span>
 #include <memory>
+#include <span>
 #include <string>
 #include <thread>
 #include <vector>
@@ -82,10 +82,10 @@ class PsServer {
   void IoLoop();
   void HandlerLoop(int index);
   void MaybeEvictExpired();
-  // Runs part(stripes) over all the table's stripes, in kSplitParts parts
-  // that this thread and any idle handler thread take in turn (each part is
-  // run once, by one thread). Returns the first error.
-  // Each thread groups the keys by stripe once, before its first part.
+  // Runs part(groups, stripes) over all the table's stripes, in kSplitParts
+  // parts that this thread and any idle handler thread take in turn (each
+  // part is run once, by one thread); each thread groups the keys by stripe
+  // once, before its first part. Returns the first error.
   using Part = std::function<absl::Status(const SparseTable::KeyGroups&, SparseTable::StripeRange)>;
   absl::Status RunSplit(std::span<const uint64_t> keys, const Part& part);
   absl::Status Attach(const RequestHeader& header, ReplyHeader* reply);
@@ -124,7 +124,7 @@ class PsServer {
     int joined = 0;            // threads other than the owner inside; guarded by queue_mu_
     absl::Status status;       // first error of any part; guarded by queue_mu_
   };
-  // Runs parts of `work` until none is left.
+  // Runs parts of `work` until none is left, then removes it from helpers_.
   void TakeParts(Helper& work);
   std::deque<Helper*> helpers_ ABSL_GUARDED_BY(queue_mu_);  // taken before requests
 
