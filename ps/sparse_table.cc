@@ -457,18 +457,20 @@ void SparseTable::KeyGroups::Assign(std::span<const uint64_t> keys) {
   }
 }
 
-absl::Status SparseTable::Pull(std::span<const uint64_t> keys, float* out, StripeRange stripes) {
-  thread_local KeyGroups groups;
-  groups.Assign(keys);
-  return Pull(groups, out, stripes);
+// A whole request served by one thread.
+namespace {
+thread_local SparseTable::KeyGroups tls_groups;
+}  // namespace
+
+absl::Status SparseTable::Pull(std::span<const uint64_t> keys, float* out) {
+  tls_groups.Assign(keys);
+  return Pull(tls_groups, out);
 }
 
 absl::Status SparseTable::Push(std::span<const uint64_t> keys, const float* grads, const uint32_t* counts,
-                               uint64_t global_step, float learning_rate_scale, float batch_fraction,
-                               StripeRange stripes) {
-  thread_local KeyGroups groups;
-  groups.Assign(keys);
-  return Push(groups, grads, counts, global_step, learning_rate_scale, batch_fraction, stripes);
+                               uint64_t global_step, float learning_rate_scale, float batch_fraction) {
+  tls_groups.Assign(keys);
+  return Push(tls_groups, grads, counts, global_step, learning_rate_scale, batch_fraction);
 }
 
 absl::Status SparseTable::Pull(const KeyGroups& groups, float* out, StripeRange stripes) {

@@ -114,8 +114,6 @@ class SparseTable {
   // earlier requests.
   class KeyGroups {
    public:
-    KeyGroups() = default;
-    explicit KeyGroups(std::span<const uint64_t> keys) { Assign(keys); }
     void Assign(std::span<const uint64_t> keys);
     std::span<const uint64_t> keys() const { return keys_; }
 
@@ -134,7 +132,7 @@ class SparseTable {
   // a row reads its initial value (a pure function of seed and key) without
   // creating it; with admission on, it reads zeros. Keys may repeat.
   absl::Status Pull(const KeyGroups& keys, float* out, StripeRange stripes = kAllStripes);
-  absl::Status Pull(std::span<const uint64_t> keys, float* out, StripeRange stripes = kAllStripes);
+  absl::Status Pull(std::span<const uint64_t> keys, float* out);
 
   // Applies grads[i*dim ..] to each key's row. counts (may be null: 1 each)
   // says how many samples used the key, for admission and statistics.
@@ -142,8 +140,7 @@ class SparseTable {
   absl::Status Push(const KeyGroups& keys, const float* grads, const uint32_t* counts, uint64_t global_step,
                     float learning_rate_scale = 1.0f, float batch_fraction = 1.0f, StripeRange stripes = kAllStripes);
   absl::Status Push(std::span<const uint64_t> keys, const float* grads, const uint32_t* counts,
-                    uint64_t global_step, float learning_rate_scale = 1.0f, float batch_fraction = 1.0f,
-                    StripeRange stripes = kAllStripes);
+                    uint64_t global_step, float learning_rate_scale = 1.0f, float batch_fraction = 1.0f);
 
   // Drops rows not updated within the TTL. Returns rows dropped.
   absl::StatusOr<uint64_t> EvictExpired(uint64_t global_step);
