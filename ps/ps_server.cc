@@ -355,8 +355,9 @@ absl::Status PsServer::HandleRequest(const RequestHeader& header, std::vector<zm
     };
     ASSIGN_OR_RETURN(std::byte* k, range("keys", header.shm_keys_offset(), n, sizeof(uint64_t)));
     ASSIGN_OR_RETURN(std::byte* v, range("values", header.shm_values_offset(), values, sizeof(float)));
-    // The keys are copied: the table groups them in two passes and must see
-    // the same keys in both, whatever the client does to its memory.
+    // The keys are copied: every thread serving the request groups them,
+    // then the table reads them again, and all must see the same keys
+    // whatever the client does to its memory.
     key_scratch.resize(n);
     std::memcpy(key_scratch.data(), k, n * sizeof(uint64_t));
     keys = key_scratch.data();
