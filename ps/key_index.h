@@ -1,6 +1,7 @@
 // Key -> slot index of a table stripe: open addressing with linear probing
 // over one array of (key, slot) buckets, so a lookup is one cache miss and no
-// pointer chase. Capacity is a power of two, load kept at or under 1/2.
+// pointer chase. Capacity is a power of two, load kept at or under 1/2;
+// ShrinkIfSparse gives memory back after most keys left.
 // Deletion shifts later buckets back (no tombstones). Not thread-safe; the
 // stripe's mutex guards it.
 #ifndef CTRPS_PS_KEY_INDEX_H_
@@ -19,8 +20,9 @@ namespace ctrps {
 class KeyIndex {
  public:
   static constexpr uint32_t kNone = ~0u;
+  static constexpr size_t kMinCapacity = 16;
 
-  KeyIndex() { Rehash(16); }
+  KeyIndex() { Rehash(kMinCapacity); }
   ~KeyIndex() { FreeBlock(buckets_, capacity_ * sizeof(Bucket)); }
   KeyIndex(const KeyIndex&) = delete;
   KeyIndex& operator=(const KeyIndex&) = delete;
@@ -76,6 +78,17 @@ class KeyIndex {
     }
     buckets_[hole].slot = kNone;
     --size_;
+  }
+
+  // Halves the capacity while the load is under 1/8 (not below the
+  // minimum). Growth doubles at 1/2, so the two never alternate. Returns
+  // whether it shrank.
+  bool ShrinkIfSparse() {
+    size_t capacity = capacity_;
+    while (capacity > kMinCapacity && size_ * 8 < capacity) capacity /= 2;
+    if (capacity == capacity_) return false;
+    Rehash(capacity);
+    return true;
   }
 
  private:

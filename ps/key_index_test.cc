@@ -47,5 +47,20 @@ TEST(KeyIndexTest, AnyKeyValueWorksIncludingZeroAndMax) {
   EXPECT_EQ(index.Find(~0ull), 2u);
 }
 
+TEST(KeyIndexTest, ShrinksWhenMostKeysLeaveAndKeepsTheRest) {
+  KeyIndex index;
+  for (uint32_t k = 0; k < 4096; ++k) index.Set(k, k + 1);
+  const size_t full = index.capacity();
+  EXPECT_FALSE(index.ShrinkIfSparse());
+  for (uint32_t k = 0; k < 4096; ++k) {
+    if (k % 64 != 0) index.Erase(k);
+  }
+  ASSERT_TRUE(index.ShrinkIfSparse());
+  EXPECT_LT(index.capacity(), full);
+  EXPECT_LE(index.size() * 4, index.capacity());  // not about to grow again
+  EXPECT_GE(index.size() * 8, index.capacity());
+  for (uint32_t k = 0; k < 4096; ++k) ASSERT_EQ(index.Find(k), k % 64 == 0 ? k + 1 : KeyIndex::kNone) << k;
+}
+
 }  // namespace
 }  // namespace ctrps

@@ -188,6 +188,13 @@ void SparseTable::FreeSlot(Stripe& s, uint32_t slot) {
   if (options_.budget != nullptr) options_.budget->Add(-charge_bytes_);
 }
 
+void SparseTable::ShrinkIndex(Stripe& s) {
+  if (!s.index.ShrinkIfSparse() || options_.budget == nullptr) return;
+  const auto index_bytes = static_cast<int64_t>(s.index.bytes());
+  options_.budget->Add(index_bytes - s.charged_index_bytes);
+  s.charged_index_bytes = index_bytes;
+}
+
 absl::Status SparseTable::DeleteStoreCopy(const RowMeta& meta) {
   if (!(meta.flags & kInStore)) return absl::OkStatus();
   // Without this the store's copy would come back on the next miss.
@@ -426,6 +433,7 @@ absl::Status SparseTable::SpillIfOver(Stripe& s, bool any_stripe) {
     FreeSlot(s, victims[moved]);
   }
   for (size_t i = moved; i < victims.size(); ++i) MetaOf(s, victims[i])->flags |= kUsed;
+  ShrinkIndex(s);
   spilled_.fetch_add(moved, std::memory_order_relaxed);
   return status.ok() ? status : annotate(status);
 }
@@ -746,6 +754,7 @@ absl::StatusOr<uint64_t> SparseTable::EvictExpired(uint64_t global_step) {
         ++dropped;
       }
     }
+    ShrinkIndex(s);
     if (s.spill == nullptr) continue;
     absl::Status status;
     s.spill->ForEach([&](std::byte* row) {

@@ -197,6 +197,9 @@ class SparseTable {
   float* WeightsOf(const Stripe& s, uint32_t slot) const;
   uint32_t AllocSlot(Stripe& s, uint64_t key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
   void FreeSlot(Stripe& s, uint32_t slot) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
+  // Shrinks the index of a stripe that lost most of its rows (a spill, TTL
+  // eviction) and gives its memory back to the budget.
+  void ShrinkIndex(Stripe& s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
   // Frees a row and deletes its copy in the store.
   absl::Status DropRow(Stripe& s, uint32_t slot) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
   // Deletes the store's copy of a row whose meta says it has one.

@@ -308,6 +308,34 @@ TEST(SparseTableTest, TtlEvictionReachesSpilledRows) {
   EXPECT_TRUE(table->Peek(2).ok());
 }
 
+TEST(SparseTableTest, EvictingMostRowsGivesTheIndexMemoryBack) {
+  TableConfig c = Config(kDim, SparseOptimizerConfig::ADAGRAD);
+  c.set_ttl_steps(10);
+  MemoryBudget budget(int64_t{1} << 30);  // never reached: nothing spills
+  SparseTable::Options options;
+  options.budget = &budget;
+  options.spill_dir = SpillDir("shrink");
+  auto table = Make(c, options);
+  std::vector<uint64_t> keys(kRows);
+  for (int i = 0; i < kRows; ++i) keys[i] = i;
+  std::vector<float> grads(kRows * kDim, 0.5f);
+  ASSERT_TRUE(table->Push(keys, grads.data(), nullptr, 1).ok());
+  const int64_t full = budget.used();
+  // 1 key in 20 is pushed again; the rest expire.
+  std::vector<uint64_t> kept;
+  for (int i = 0; i < kRows; i += 20) kept.push_back(i);
+  ASSERT_TRUE(table->Push(kept, grads.data(), nullptr, 20).ok());
+  ASSERT_EQ(*table->EvictExpired(25), static_cast<uint64_t>(kRows - kept.size()));
+  // The kept rows, and indexes of at most 8 buckets per row (an index
+  // shrinks while under 1/8 full) of 16 bytes, plus each stripe's minimum
+  // of 16; the indexes sized for all rows held 2-4 buckets per 20,000 rows.
+  const int64_t rows = static_cast<int64_t>(kept.size()) * kRowCharge;
+  const int64_t index_bound = (8 * static_cast<int64_t>(kept.size()) + 16 * SparseTable::kNumStripes) * 16;
+  EXPECT_LE(budget.used(), rows + index_bound) << "before eviction: " << full;
+  EXPECT_GT(full, rows + index_bound);
+  for (uint64_t k : kept) EXPECT_TRUE(table->Peek(k).ok()) << k;
+}
+
 TEST(SparseTableTest, AnExpiredSpilledRowIsDroppedByThePullOrPushThatFindsIt) {
   TableConfig c = Config(kDim, SparseOptimizerConfig::ADAGRAD);
   c.set_ttl_seconds(100);
