@@ -168,14 +168,7 @@ uint32_t SparseTable::AllocSlot(Stripe& s, uint64_t key) {
   meta->flags = kUsed | kReferenced;
   s.index.Set(key, slot);
   rows_in_memory_.fetch_add(1, std::memory_order_relaxed);
-  if (options_.budget != nullptr) {
-    int64_t charge = charge_bytes_;
-    if (const auto index_bytes = static_cast<int64_t>(s.index.bytes()); index_bytes != s.charged_index_bytes) {
-      charge += index_bytes - s.charged_index_bytes;  // the index grew
-      s.charged_index_bytes = index_bytes;
-    }
-    options_.budget->Add(charge);
-  }
+  if (options_.budget != nullptr) options_.budget->Add(charge_bytes_ + IndexChargeChange(s));
   return slot;
 }
 
@@ -188,11 +181,15 @@ void SparseTable::FreeSlot(Stripe& s, uint32_t slot) {
   if (options_.budget != nullptr) options_.budget->Add(-charge_bytes_);
 }
 
-void SparseTable::ShrinkIndex(Stripe& s) {
-  if (!s.index.ShrinkIfSparse() || options_.budget == nullptr) return;
+int64_t SparseTable::IndexChargeChange(Stripe& s) {
   const auto index_bytes = static_cast<int64_t>(s.index.bytes());
-  options_.budget->Add(index_bytes - s.charged_index_bytes);
+  const int64_t change = index_bytes - s.charged_index_bytes;
   s.charged_index_bytes = index_bytes;
+  return change;
+}
+
+void SparseTable::ShrinkIndex(Stripe& s) {
+  if (s.index.ShrinkIfSparse() && options_.budget != nullptr) options_.budget->Add(IndexChargeChange(s));
 }
 
 absl::Status SparseTable::DeleteStoreCopy(const RowMeta& meta) {

@@ -76,7 +76,7 @@ class SparseTable {
   static constexpr size_t kBlockKeys = 2048;
   // Bytes charged to the budget per resident row beyond the row itself (its
   // free-list entry and slack). The stripes' hash indexes are charged as
-  // they are allocated.
+  // they grow and credited as they shrink.
   static constexpr int kBookkeepingBytesPerRow = 8;
 
   struct Options {
@@ -197,6 +197,9 @@ class SparseTable {
   float* WeightsOf(const Stripe& s, uint32_t slot) const;
   uint32_t AllocSlot(Stripe& s, uint64_t key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
   void FreeSlot(Stripe& s, uint32_t slot) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
+  // Bytes the stripe's index grew (or, negative, shrank) by since it was
+  // last charged to the budget; it now counts as charged.
+  int64_t IndexChargeChange(Stripe& s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
   // Shrinks the index of a stripe that lost most of its rows (a spill, TTL
   // eviction) and gives its memory back to the budget.
   void ShrinkIndex(Stripe& s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
