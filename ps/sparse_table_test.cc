@@ -281,24 +281,31 @@ TEST(SparseTableTest, FlushWritesSpilledRowsAndALoadReadsThemBackThroughRocksDb)
   ExpectSameRows(*loaded, *reference);
 }
 
-TEST(SparseTableTest, TtlEvictionReachesSpilledRows) {
+// A table with a TTL of 10 steps under `budget`, every key of [0, kRows)
+// pushed at step 1, then every `keep_every`-th key again at step 20: at
+// step 25 the others are 24 steps old and expire.
+std::unique_ptr<SparseTable> TtlTableKeepingEvery(int keep_every, MemoryBudget* budget, const std::string& dir) {
   TableConfig c = Config(kDim, SparseOptimizerConfig::ADAGRAD);
   c.set_ttl_steps(10);
-  MemoryBudget budget(kRowCharge * kRows / 10);
   SparseTable::Options options;
-  options.budget = &budget;
-  options.spill_dir = SpillDir("ttl");
+  options.budget = budget;
+  options.spill_dir = SpillDir(dir);
   auto table = Make(c, options);
   std::vector<uint64_t> keys(kRows);
   for (int i = 0; i < kRows; ++i) keys[i] = i;
   std::vector<float> grads(kRows * kDim, 0.5f);
-  ASSERT_TRUE(table->Push(keys, grads.data(), nullptr, 1).ok());
+  EXPECT_TRUE(table->Push(keys, grads.data(), nullptr, 1).ok());
+  std::vector<uint64_t> kept;
+  for (int i = 0; i < kRows; i += keep_every) kept.push_back(i);
+  EXPECT_TRUE(table->Push(kept, grads.data(), nullptr, 20).ok());
+  return table;
+}
+
+TEST(SparseTableTest, TtlEvictionReachesSpilledRows) {
+  MemoryBudget budget(kRowCharge * kRows / 10);
+  auto table = TtlTableKeepingEvery(2, &budget, "ttl");
   ASSERT_GT(table->Stats().rows_on_disk(), 0u);
-  // Half the keys are updated again at step 20; at step 25 the rest are
-  // 24 steps old and expire, in memory and in the spill files alike.
-  std::vector<uint64_t> even;
-  for (int i = 0; i < kRows; i += 2) even.push_back(i);
-  ASSERT_TRUE(table->Push(even, grads.data(), nullptr, 20).ok());
+  // Expired in memory and in the spill files alike.
   auto dropped = table->EvictExpired(25);
   ASSERT_TRUE(dropped.ok()) << dropped.status();
   EXPECT_EQ(*dropped, static_cast<uint64_t>(kRows / 2));
@@ -309,31 +316,21 @@ TEST(SparseTableTest, TtlEvictionReachesSpilledRows) {
 }
 
 TEST(SparseTableTest, EvictingMostRowsGivesTheIndexMemoryBack) {
-  TableConfig c = Config(kDim, SparseOptimizerConfig::ADAGRAD);
-  c.set_ttl_steps(10);
   MemoryBudget budget(int64_t{1} << 30);  // never reached: nothing spills
-  SparseTable::Options options;
-  options.budget = &budget;
-  options.spill_dir = SpillDir("shrink");
-  auto table = Make(c, options);
-  std::vector<uint64_t> keys(kRows);
-  for (int i = 0; i < kRows; ++i) keys[i] = i;
-  std::vector<float> grads(kRows * kDim, 0.5f);
-  ASSERT_TRUE(table->Push(keys, grads.data(), nullptr, 1).ok());
-  const int64_t full = budget.used();
-  // 1 key in 20 is pushed again; the rest expire.
-  std::vector<uint64_t> kept;
-  for (int i = 0; i < kRows; i += 20) kept.push_back(i);
-  ASSERT_TRUE(table->Push(kept, grads.data(), nullptr, 20).ok());
-  ASSERT_EQ(*table->EvictExpired(25), static_cast<uint64_t>(kRows - kept.size()));
+  constexpr int kKeepEvery = 20;
+  auto table = TtlTableKeepingEvery(kKeepEvery, &budget, "shrink");
+  constexpr int64_t kKept = kRows / kKeepEvery;
+  auto dropped = table->EvictExpired(25);
+  ASSERT_TRUE(dropped.ok()) << dropped.status();
+  ASSERT_EQ(*dropped, static_cast<uint64_t>(kRows - kKept));
   // The kept rows, and indexes of at most 8 buckets per row (an index
   // shrinks while under 1/8 full) of 16 bytes, plus each stripe's minimum
-  // of 16; the indexes sized for all rows held 2-4 buckets per 20,000 rows.
-  const int64_t rows = static_cast<int64_t>(kept.size()) * kRowCharge;
-  const int64_t index_bound = (8 * static_cast<int64_t>(kept.size()) + 16 * SparseTable::kNumStripes) * 16;
-  EXPECT_LE(budget.used(), rows + index_bound) << "before eviction: " << full;
-  EXPECT_GT(full, rows + index_bound);
-  for (uint64_t k : kept) EXPECT_TRUE(table->Peek(k).ok()) << k;
+  // of 16: 236,096 bytes. Indexes still sized for all 20,000 rows (2-4
+  // buckets each) kept 1,152,576 charged.
+  const int64_t rows = kKept * kRowCharge;
+  const int64_t index_bound = (8 * kKept + 16 * SparseTable::kNumStripes) * 16;
+  EXPECT_LE(budget.used(), rows + index_bound);
+  for (uint64_t k = 0; k < kRows; k += kKeepEvery) EXPECT_TRUE(table->Peek(k).ok()) << k;
 }
 
 TEST(SparseTableTest, AnExpiredSpilledRowIsDroppedByThePullOrPushThatFindsIt) {
