@@ -50,6 +50,9 @@ DEFINE_double(warmup_seconds, 0,
 DEFINE_int32(inflight, 2, "requests in flight per client");
 DEFINE_int32(server_threads, 2, "request threads per server");
 DEFINE_string(storage_dir, "/tmp/ps_bench", "where servers keep spilled rows");
+DEFINE_int32(spill_rewrite_seconds, 20,
+             "rewrite a spill file that was written to into a fresh one this often, before the "
+             "kernel's periodic writeback (cluster.spill_rewrite_seconds); 0: never");
 DEFINE_string(transport, "tcp", "tcp (loopback) or ipc (unix socket)");
 DEFINE_int64(shared_memory_mb, 256,
              "shared-memory arena per server for the bulk data of requests (clients and servers "
@@ -243,6 +246,7 @@ int Main() {
       o.num_shards = FLAGS_servers;
       o.threads = FLAGS_server_threads;
       o.memory_limit_bytes = FLAGS_memory_limit_mb << 20;
+      o.spill_rewrite_seconds = FLAGS_spill_rewrite_seconds;
       o.storage_dir = absl::StrFormat("%s/server-%d", FLAGS_storage_dir, i);
       o.tables.push_back(BenchTable());
       if (FLAGS_transport == "ipc") o.bind = absl::StrFormat("ipc:///tmp/ps_bench-%d-%d", getpid(), i);
@@ -341,15 +345,18 @@ int Main() {
     auto stats = client->Stats();
     std::string line;
     if (stats.ok()) {
-      uint64_t mem = 0, disk = 0, bytes = 0, disk_bytes = 0;
+      uint64_t mem = 0, disk = 0, bytes = 0, disk_bytes = 0, rewrites = 0, failed = 0;
       for (const auto& s : *stats) {
         mem += s.table(0).rows_in_memory();
         disk += s.table(0).rows_on_disk();
         bytes += s.bytes_in_memory();
         disk_bytes += s.table(0).bytes_on_disk();
+        rewrites += s.table(0).spill_rewrites();
+        failed += s.table(0).spill_rewrite_failures();
       }
-      line = absl::StrFormat("rows in memory %d, on disk %d; %.0f MB in memory, %.0f MB of spill files", mem, disk,
-                             bytes / 1048576.0, disk_bytes / 1048576.0);
+      line = absl::StrFormat(
+          "rows in memory %d, on disk %d; %.0f MB in memory, %.0f MB of spill files (rewritten %d times, %d failed)",
+          mem, disk, bytes / 1048576.0, disk_bytes / 1048576.0, rewrites, failed);
     }
     (void)client->Shutdown();
     uint32_t n = line.size();

@@ -65,6 +65,10 @@ TEST(ConfigTest, NegativeLearningRateIsRejected) {
   ExpectError("train { dense_optimizer { learning_rate: -1 } }", "negative dense learning_rate");
 }
 
+TEST(ConfigTest, NegativeSpillRewritePeriodIsRejected) {
+  ExpectError("cluster {\n  spill_rewrite_seconds: -5\n}\n", "conf/x.pbtxt:2:3: cluster.spill_rewrite_seconds must be >= 0");
+}
+
 TEST(ConfigTest, OverridesReplaceFields) {
   auto config = ParseExperimentConfig(
       kGood, "conf/good.pbtxt", {"data.dir=/elsewhere", "train.epochs=5", "model.hidden_units=[10,20,30]"});

@@ -52,6 +52,7 @@ int Main(int argc, char** argv, const std::vector<std::string>& overrides) {
   options.num_shards = cluster.num_servers();
   options.threads = cluster.server_threads();
   options.memory_limit_bytes = cluster.memory_limit_mb() << 20;
+  options.spill_rewrite_seconds = cluster.spill_rewrite_seconds();
   options.max_request_bytes = cluster.max_request_mb() << 20;
   options.tables = ServerTables(*config);
   if (mpi) {

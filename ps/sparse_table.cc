@@ -8,6 +8,7 @@
 #include "absl/strings/str_format.h"
 #include "common/hash.h"
 #include "common/status.h"
+#include "glog/logging.h"
 #include "ps/prefetch.h"
 #include "ps/key_index.h"
 
@@ -94,6 +95,8 @@ struct SparseTable::Stripe {
   absl::flat_hash_map<uint64_t, uint32_t> pending ABSL_GUARDED_BY(mu);  // admission counts
   std::vector<uint32_t> victims ABSL_GUARDED_BY(mu);  // reused by each spill
   std::unique_ptr<SpillFile> spill ABSL_GUARDED_BY(mu);  // created by the first spill
+  int spill_generation ABSL_GUARDED_BY(mu) = -1;          // of the file rewrite_at was set for
+  uint32_t spill_rewrite_at ABSL_GUARDED_BY(mu) = 0;      // clock seconds
 };
 
 absl::StatusOr<std::unique_ptr<SparseTable>> SparseTable::Create(const TableConfig& config,
@@ -378,6 +381,34 @@ absl::Status SparseTable::Settle() {
   return absl::OkStatus();
 }
 
+void SparseTable::RewriteSpillIfDue(Stripe& s, uint32_t now) {
+  const uint32_t period = options_.spill_rewrite_seconds;
+  if (s.spill == nullptr || period == 0) return;
+  if (s.spill->generation() != s.spill_generation) {
+    // A new file (the first, or one a growth made): due a period after it
+    // was made. The first files of the stripes, made within moments of each
+    // other, are spread over the second half of a period so their rewrites
+    // do not all fall on one request.
+    const bool first = s.spill_generation < 0;
+    s.spill_generation = s.spill->generation();
+    s.spill_rewrite_at = now + (first ? std::max<uint32_t>(1, period * (kNumStripes + s.id) / (2 * kNumStripes)) : period);
+    return;
+  }
+  if (now < s.spill_rewrite_at) return;
+  s.spill_rewrite_at = now + period;
+  // Unwritten since it was made, the file's pages are written back at most
+  // once and never fault again: nothing to gain.
+  if (!s.spill->written()) return;
+  if (absl::Status status = s.spill->Rewrite(); !status.ok()) {
+    spill_rewrite_failures_.fetch_add(1, std::memory_order_relaxed);
+    LOG_EVERY_N(WARNING, 100) << "table \"" << name() << "\": rewriting spill file " << s.spill->file()
+                              << " (kept as it is, tried again in " << period << " s): " << status;
+    return;
+  }
+  s.spill_generation = s.spill->generation();
+  spill_rewrites_.fetch_add(1, std::memory_order_relaxed);
+}
+
 absl::Status SparseTable::SpillIfOver(Stripe& s, bool any_stripe) {
   MemoryBudget* budget = options_.budget;
   if (budget == nullptr || budget->over() <= 0) return absl::OkStatus();
@@ -618,6 +649,7 @@ absl::StatusOr<uint64_t> SparseTable::PullBlock(const KeyGroups& groups, size_t 
       }
     }
     RETURN_IF_ERROR(SpillIfOver(s));
+    RewriteSpillIfDue(s, now);
   }
   misses_.fetch_add(misses, std::memory_order_relaxed);
   return handled;
@@ -683,6 +715,7 @@ absl::StatusOr<uint64_t> SparseTable::PushBlock(const KeyGroups& groups, size_t 
         if (!Expired(*reinterpret_cast<const RowMeta*>(row), global_step, now)) {
           meta = reinterpret_cast<RowMeta*>(row);
           w = reinterpret_cast<float*>(row + sizeof(RowMeta));
+          s.spill->MarkWritten();
         } else {
           RETURN_IF_ERROR(DropSpilledRow(s, j, e));  // a new row below
           slots_changed = true;
@@ -732,6 +765,7 @@ absl::StatusOr<uint64_t> SparseTable::PushBlock(const KeyGroups& groups, size_t 
       meta->flags |= kReferenced | kDirty;
     }
     RETURN_IF_ERROR(SpillIfOver(s));
+    RewriteSpillIfDue(s, now);
   }
   misses_.fetch_add(misses, std::memory_order_relaxed);
   return handled;
@@ -799,6 +833,8 @@ TableStats SparseTable::Stats() const {
   st.set_rows_evicted_ttl(evicted_ttl_.load());
   st.set_pulled_keys(pulled_keys_.load());
   st.set_pushed_keys(pushed_keys_.load());
+  st.set_spill_rewrites(spill_rewrites_.load());
+  st.set_spill_rewrite_failures(spill_rewrite_failures_.load());
   return st;
 }
 

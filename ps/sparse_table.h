@@ -84,7 +84,11 @@ class SparseTable {
     KvStore* store = nullptr;       // not owned; null: no checkpoints
     MemoryBudget* budget = nullptr; // not owned; null: unlimited
     std::string spill_dir;          // spill files go here; needed with a limited budget
-    std::function<uint32_t()> now_seconds;  // clock for TTL in seconds; default steady clock
+    std::function<uint32_t()> now_seconds;  // clock for TTL and spill rewrites, in seconds; default steady clock
+    // A stripe's spill file that was written to is rewritten into a fresh
+    // one this often (see SpillFile::Rewrite), staggered over the stripes;
+    // keep it under the kernel's vm.dirty_expire_centisecs. 0: never.
+    uint32_t spill_rewrite_seconds = 20;
   };
 
   // InvalidArgument for a bad config (dim <= 0, bad optimizer). A budget that
@@ -224,6 +228,11 @@ class SparseTable {
   absl::Status SpillIfOver(Stripe& s, bool any_stripe = false) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
   // After a request: while the budget is over, spills from the biggest stripe.
   absl::Status Settle();
+  // Rewrites the stripe's spill file if it is due (Options::spill_rewrite_seconds)
+  // and was written since it was made. A rewrite that fails (disk full)
+  // keeps the old file, which is whole: it is logged, counted, and tried
+  // again a period later, and the request goes on.
+  void RewriteSpillIfDue(Stripe& s, uint32_t now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
   std::string DiskKey(uint64_t key) const;
   bool Expired(const RowMeta& m, uint64_t global_step, uint32_t now) const;
   bool AdmittedAt(uint64_t key, uint32_t count) const;
@@ -241,6 +250,7 @@ class SparseTable {
   std::atomic<int64_t> store_only_rows_{0};  // loaded, not yet read
   std::atomic<int64_t> rows_in_memory_{0};
   std::atomic<uint64_t> memory_hits_{0}, disk_hits_{0}, misses_{0}, spilled_{0}, evicted_ttl_{0};
+  std::atomic<uint64_t> spill_rewrites_{0}, spill_rewrite_failures_{0};
   std::atomic<uint64_t> pulled_keys_{0}, pushed_keys_{0};
 };
 

@@ -377,6 +377,47 @@ TEST(SparseTableTest, AnExpiredSpilledRowIsDroppedByThePullOrPushThatFindsIt) {
   EXPECT_EQ(table->Stats().rows_evicted_ttl(), evicted + 2);
 }
 
+TEST(SparseTableTest, WrittenSpillFilesAreRewrittenEachPeriodAndNoRowChanges) {
+  TableConfig c = Config(kDim, SparseOptimizerConfig::ADAGRAD);
+  uint32_t now = 1000;
+  MemoryBudget budget(kRowCharge * kRows / 10), never_budget(kRowCharge * kRows / 10);
+  SparseTable::Options options;
+  options.budget = &budget;
+  options.spill_dir = SpillDir("rewrite");
+  options.now_seconds = [&now] { return now; };
+  options.spill_rewrite_seconds = 20;
+  auto table = Make(c, options);
+  options.budget = &never_budget;
+  options.spill_dir = SpillDir("rewrite_never");
+  options.spill_rewrite_seconds = 0;
+  auto never = Make(c, options);
+  auto reference = Make(c);
+  PushRounds({table.get(), never.get(), reference.get()}, 1, 0, nullptr);
+  // Every stripe spilled; within the first period nothing is rewritten.
+  EXPECT_EQ(table->Stats().spill_rewrites(), 0u);
+  // A period later each stripe's file, written in place by the pushes, is
+  // rewritten once by the first request that reaches it.
+  now += 20;
+  PushRounds({table.get(), never.get(), reference.get()}, 2, 60, nullptr);
+  EXPECT_EQ(table->Stats().spill_rewrites(), static_cast<uint64_t>(SparseTable::kNumStripes));
+  ExpectSameRows(*table, *reference);
+  ExpectSameRows(*never, *reference);
+  // Written since: rewritten again, by pulls alone.
+  now += 20;
+  std::vector<uint64_t> all(kRows);
+  for (int i = 0; i < kRows; ++i) all[i] = i;
+  std::vector<float> out(kRows * kDim);
+  ASSERT_TRUE(table->Pull(all, out.data()).ok());
+  EXPECT_EQ(table->Stats().spill_rewrites(), 2u * SparseTable::kNumStripes);
+  // Not written since: left as they are.
+  now += 20;
+  ASSERT_TRUE(table->Pull(all, out.data()).ok());
+  EXPECT_EQ(table->Stats().spill_rewrites(), 2u * SparseTable::kNumStripes);
+  EXPECT_EQ(table->Stats().spill_rewrite_failures(), 0u);
+  EXPECT_EQ(never->Stats().spill_rewrites(), 0u);
+  ExpectSameRows(*table, *reference);
+}
+
 TEST(SparseTableTest, ASpillFileThatCannotGrowFailsThePushAndLosesNoRow) {
   // A file size limit stands in for a full disk under the spill directory.
   TableConfig c = Config(kDim);

@@ -40,7 +40,7 @@ absl::StatusOr<std::unique_ptr<SpillFile>> SpillFile::Create(std::string path, s
   }
   std::unique_ptr<SpillFile> f(new SpillFile(std::move(path), row_bytes));
   f->file_ = f->path_;
-  RETURN_IF_ERROR(f->MapNew(f->file_, kInitialBuckets, &f->fd_, &f->base_));
+  RETURN_IF_ERROR(f->MapNew(f->file_, kInitialBuckets, /*populate=*/false, &f->fd_, &f->base_));
   f->buckets_ = kInitialBuckets;
   return f;
 }
@@ -53,7 +53,8 @@ SpillFile::~SpillFile() {
   }
 }
 
-absl::Status SpillFile::MapNew(const std::string& path, size_t buckets, int* fd, std::byte** base) const {
+absl::Status SpillFile::MapNew(const std::string& path, size_t buckets, bool populate, int* fd,
+                                std::byte** base) const {
   const size_t bytes = buckets * stride_;
   int f = open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (f < 0) return ErrnoError("spill file " + path, "cannot create");
@@ -73,6 +74,10 @@ absl::Status SpillFile::MapNew(const std::string& path, size_t buckets, int* fd,
   }
   // One row per lookup: read-ahead would only evict useful pages.
   madvise(p, bytes, MADV_RANDOM);
+  // A hint: a fault costs 10-13 us per page in the VM this was measured in,
+  // populating 0.5-3 us; a kernel without MADV_POPULATE_WRITE (before 5.14)
+  // faults them in as they are written.
+  if (populate) madvise(p, bytes, MADV_POPULATE_WRITE);
   *fd = f;
   *base = static_cast<std::byte*>(p);
   return absl::OkStatus();
@@ -126,6 +131,7 @@ absl::Status SpillFile::Put(const std::byte* row) {
   const uint64_t h = Hash(KeyOf(row));
   if (std::byte* old = Find(KeyOf(row), h); old != nullptr) {
     std::memcpy(old, row, row_bytes_);
+    written_ = true;
     return absl::OkStatus();
   }
   const size_t capacity = buckets_ * slots_;
@@ -148,6 +154,7 @@ void SpillFile::Place(uint64_t h, const std::byte* row) {
     tags[i] = TagOf(h);
     std::memcpy(SlotOf(b, i), row, row_bytes_);
     ++used_;
+    written_ = true;
     return;
   }
 }
@@ -169,20 +176,30 @@ void SpillFile::Remove(size_t b, int i) {
     ++deleted_;
   }
   --used_;
+  written_ = true;
+}
+
+std::byte* SpillFile::Replace(std::string file, int fd, std::byte* base) {
+  // Closed and unlinked, the old file goes when its mapping does, and its
+  // dirty pages are dropped unwritten; until then the mapping reads as before.
+  close(fd_);
+  unlink(file_.c_str());
+  std::byte* old = base_;
+  base_ = base;
+  fd_ = fd;
+  file_ = std::move(file);
+  ++generation_;
+  written_ = false;
+  return old;
 }
 
 absl::Status SpillFile::Resize(size_t buckets) {
-  const std::string next = absl::StrCat(path_, ".", ++generation_);
+  std::string next = absl::StrCat(path_, ".", generation_ + 1);
   int fd = -1;
   std::byte* base = nullptr;
-  RETURN_IF_ERROR(MapNew(next, buckets, &fd, &base));
-  std::byte* old_base = base_;
+  RETURN_IF_ERROR(MapNew(next, buckets, /*populate=*/true, &fd, &base));
   const size_t old_buckets = buckets_;
-  const int old_fd = fd_;
-  const std::string old_file = file_;
-  base_ = base;
-  fd_ = fd;
-  file_ = next;
+  std::byte* old_base = Replace(std::move(next), fd, base);
   buckets_ = buckets;
   used_ = 0;
   deleted_ = 0;
@@ -195,8 +212,21 @@ absl::Status SpillFile::Resize(size_t buckets) {
     }
   }
   munmap(old_base, old_buckets * stride_);
-  close(old_fd);
-  unlink(old_file.c_str());
+  written_ = false;  // the moves were the new file's making
+  return absl::OkStatus();
+}
+
+absl::Status SpillFile::Rewrite() {
+  // At the same size every row keeps its bucket and slot: a copy of the
+  // bytes, tombstones and all, is the same table. (On a 128 MB file it took
+  // 0.23 s here against 0.26 s for placing the rows one by one: most of
+  // either is the first touch of each new page.)
+  std::string next = absl::StrCat(path_, ".", generation_ + 1);
+  int fd = -1;
+  std::byte* base = nullptr;
+  RETURN_IF_ERROR(MapNew(next, buckets_, /*populate=*/true, &fd, &base));
+  std::memcpy(base, base_, file_bytes());
+  munmap(Replace(std::move(next), fd, base), file_bytes());
   return absl::OkStatus();
 }
 

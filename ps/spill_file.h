@@ -14,10 +14,25 @@
 // meant to outlive the process: it is scratch, removed by the destructor; a
 // checkpoint of the table goes to RocksDB. Growing re-inserts every row into a
 // new file twice the size (per stripe, so one step moves 1/16 of a table)
-// and removes the old one.
+// and removes the old one; Rewrite copies the file into a new one.
+//
+// Why Rewrite: the kernel writes a file's dirty pages back to disk once the
+// file has been dirty for vm.dirty_expire_centisecs (30 s by default), and
+// before it writes a page mapped writable it write-protects it, so the next
+// store into that page faults. Rows updated in place at random dirty every
+// page, so each expiry turns into one fault per page of the file (and, in a
+// VM, a TLB-flush interrupt per page): on a 2-core VM, 20 s of pushes 10x
+// over the limit averaged 0.2-3.4M keys/s with that writeback and 7.6M with
+// it deferred (docs/BENCHMARKS.md, session 8). For
+// scratch that writeback is wasted; a file rewritten before it expires is
+// never written back, and its unlinked predecessor's dirty pages are dropped
+// unwritten. Memory pressure still writes pages out, as a spill should, and
+// so does the kernel's background writeback once all dirty pages pass
+// vm.dirty_background_ratio of memory (10% by default): past that the
+// kernel writes pages back whatever their age, and rewrites help less.
 //
 // Not thread-safe: the stripe's mutex guards it. Pointers returned by Find
-// stay valid until the next Put, Erase or growth.
+// stay valid until the next Put, Erase, growth or Rewrite.
 #ifndef CTRPS_PS_SPILL_FILE_H_
 #define CTRPS_PS_SPILL_FILE_H_
 
@@ -42,8 +57,10 @@ class SpillFile {
   SpillFile(const SpillFile&) = delete;
   SpillFile& operator=(const SpillFile&) = delete;
 
-  // The file now in use: `path`, or `path`.N after N growths.
+  // The file now in use: `path`, or `path`.N after N growths and rewrites.
   const std::string& file() const { return file_; }
+  // Files made so far after the first (growths and rewrites).
+  int generation() const { return generation_; }
   size_t size() const { return used_; }
   size_t row_bytes() const { return row_bytes_; }
   // Bytes of the file (all buckets, used or not).
@@ -66,6 +83,17 @@ class SpillFile {
 
   // Removes a row Find returned.
   void EraseFound(std::byte* row);
+
+  // Whether the file in use was written since it was made: by Put,
+  // EraseFound, or a caller's MarkWritten after changing a row in place
+  // through a pointer from Find.
+  bool written() const { return written_; }
+  void MarkWritten() { written_ = true; }
+
+  // Copies the file into a new one and removes the old one; pointers from
+  // Find become invalid. Unavailable when the new file cannot be made (disk
+  // full), in which case nothing changed.
+  absl::Status Rewrite();
 
   // Calls fn(row) for every stored row; fn may change the row's bytes after
   // its key. When fn returns true the row is removed.
@@ -112,8 +140,14 @@ class SpillFile {
   void Remove(size_t b, int i);
   // Maps a new file of `buckets` buckets and moves every row into it.
   absl::Status Resize(size_t buckets);
-  // Creates, sizes and maps a file; fills fd/base on success.
-  absl::Status MapNew(const std::string& path, size_t buckets, int* fd, std::byte** base) const;
+  // Puts a new file (mapped at `base`) in use in place of the old one, which
+  // is closed and unlinked; returns the old mapping, still readable, for
+  // the caller to unmap.
+  std::byte* Replace(std::string file, int fd, std::byte* base);
+  // Creates, sizes and maps a file; fills fd/base on success. With
+  // `populate`, every page is mapped writable now, in one call rather than
+  // one fault per page (for a file about to be filled).
+  absl::Status MapNew(const std::string& path, size_t buckets, bool populate, int* fd, std::byte** base) const;
 
   const std::string path_;
   const size_t row_bytes_;
@@ -126,6 +160,7 @@ class SpillFile {
   size_t buckets_ = 0;
   size_t used_ = 0;
   size_t deleted_ = 0;
+  bool written_ = false;
 };
 
 }  // namespace ctrps

@@ -170,5 +170,71 @@ TEST(SpillFileTest, GrowthPastTheDiskLimitFailsAndKeepsEveryRow) {
   EXPECT_TRUE(f.Put(Row(160, stored, 1).data()).ok());
 }
 
+TEST(SpillFileTest, RewriteMovesEveryRowIntoAFreshFileAndRemovesTheOld) {
+  auto file = SpillFile::Create(TestPath("rewrite"), 160);
+  ASSERT_TRUE(file.ok()) << file.status();
+  SpillFile& f = **file;
+  EXPECT_FALSE(f.written());
+  for (uint64_t k = 0; k < 20000; ++k) ASSERT_TRUE(f.Put(Row(160, k, 1).data()).ok());
+  // Erased rows leave tombstones in full buckets: the copy must keep every
+  // probe sequence whole.
+  for (uint64_t k = 0; k < 20000; k += 3) f.EraseFound(f.Find(k));
+  EXPECT_TRUE(f.written());
+  const std::string before = f.file();
+  const int generation = f.generation();
+  const uint64_t bytes = f.file_bytes();
+  const size_t size = f.size();
+  ASSERT_TRUE(f.Rewrite().ok());
+  EXPECT_NE(f.file(), before);
+  EXPECT_FALSE(std::filesystem::exists(before));
+  EXPECT_TRUE(std::filesystem::exists(f.file()));
+  EXPECT_EQ(f.generation(), generation + 1);
+  EXPECT_FALSE(f.written());
+  EXPECT_EQ(f.size(), size);
+  EXPECT_EQ(f.file_bytes(), bytes);
+  for (uint64_t k = 0; k < 20000; ++k) {
+    const std::byte* row = f.Find(k);
+    if (k % 3 == 0) {
+      EXPECT_EQ(row, nullptr) << k;
+      continue;
+    }
+    ASSERT_NE(row, nullptr) << k;
+    ASSERT_EQ(std::memcmp(row, Row(160, k, 1).data(), 160), 0) << k;
+  }
+  // A row changed in place through Find marks the file written, as Put does.
+  std::memcpy(f.Find(1) + 8, Row(160, 1, 2).data() + 8, 152);
+  f.MarkWritten();
+  EXPECT_TRUE(f.written());
+  ASSERT_TRUE(f.Rewrite().ok());
+  EXPECT_EQ(std::memcmp(f.Find(1), Row(160, 1, 2).data(), 160), 0);
+  ASSERT_TRUE(f.Put(Row(160, 30000, 1).data()).ok());
+  EXPECT_TRUE(f.written());
+}
+
+TEST(SpillFileTest, RewriteThatCannotReserveItsFileKeepsTheOldOne) {
+  auto file = SpillFile::Create(TestPath("rewrite_full"), 160);
+  ASSERT_TRUE(file.ok()) << file.status();
+  SpillFile& f = **file;
+  for (uint64_t k = 0; k < 20000; ++k) ASSERT_TRUE(f.Put(Row(160, k, 1).data()).ok());
+  const std::string before = f.file();
+  absl::Status status;
+  {
+    ScopedFileSizeLimit limit(f.file_bytes() / 2);
+    ASSERT_TRUE(limit.ok());
+    status = f.Rewrite();
+  }
+  ASSERT_FALSE(status.ok());
+  EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable);
+  EXPECT_NE(status.message().find("cannot reserve"), std::string::npos) << status;
+  EXPECT_EQ(f.file(), before);
+  EXPECT_TRUE(f.written());
+  for (uint64_t k = 0; k < 20000; ++k) {
+    const std::byte* row = f.Find(k);
+    ASSERT_NE(row, nullptr) << k;
+    ASSERT_EQ(std::memcmp(row, Row(160, k, 1).data(), 160), 0) << k;
+  }
+  EXPECT_TRUE(f.Rewrite().ok());
+}
+
 }  // namespace
 }  // namespace ctrps
