@@ -97,6 +97,7 @@ struct SparseTable::Stripe {
   std::unique_ptr<SpillFile> spill ABSL_GUARDED_BY(mu);  // created by the first spill
   int spill_generation ABSL_GUARDED_BY(mu) = -1;          // of the file rewrite_at was set for
   uint32_t spill_rewrite_at ABSL_GUARDED_BY(mu) = 0;      // clock seconds
+  bool spill_idle_rewrite ABSL_GUARDED_BY(mu) = false;    // the file in use was made by a rewrite of an unwritten one
 };
 
 absl::StatusOr<std::unique_ptr<SparseTable>> SparseTable::Create(const TableConfig& config,
@@ -392,13 +393,18 @@ void SparseTable::RewriteSpillIfDue(Stripe& s, uint32_t now) {
     const bool first = s.spill_generation < 0;
     s.spill_generation = s.spill->generation();
     s.spill_rewrite_at = now + (first ? std::max<uint32_t>(1, period * (kNumStripes + s.id) / (2 * kNumStripes)) : period);
+    s.spill_idle_rewrite = false;
     return;
   }
   if (now < s.spill_rewrite_at) return;
   s.spill_rewrite_at = now + period;
-  // Unwritten since it was made, the file's pages are written back at most
-  // once and never fault again: nothing to gain.
-  if (!s.spill->written()) return;
+  // A file not written since it was made still has the dirty pages of its
+  // making, which the kernel would clean, and the next pushes would fault
+  // on, after a spell of pulls alone (an evaluation; ps_bench's pull phase).
+  // It is rewritten once more; after that the kernel may write it back
+  // once, and a file that is only read never faults again.
+  const bool idle = !s.spill->written();
+  if (idle && s.spill_idle_rewrite) return;
   if (absl::Status status = s.spill->Rewrite(); !status.ok()) {
     spill_rewrite_failures_.fetch_add(1, std::memory_order_relaxed);
     LOG_EVERY_N(WARNING, 100) << "table \"" << name() << "\": rewriting spill file " << s.spill->file()
@@ -406,6 +412,7 @@ void SparseTable::RewriteSpillIfDue(Stripe& s, uint32_t now) {
     return;
   }
   s.spill_generation = s.spill->generation();
+  s.spill_idle_rewrite = idle;
   spill_rewrites_.fetch_add(1, std::memory_order_relaxed);
 }
 

@@ -229,7 +229,9 @@ class SparseTable {
   // After a request: while the budget is over, spills from the biggest stripe.
   absl::Status Settle();
   // Rewrites the stripe's spill file if it is due (Options::spill_rewrite_seconds)
-  // and was written since it was made. A rewrite that fails (disk full)
+  // and was written since it was made, or was made by a rewrite of one that
+  // was (a second rewrite in a row of an unwritten file is skipped). A
+  // rewrite that fails (disk full)
   // keeps the old file, which is whole: it is logged, counted, and tried
   // again a period later, and the request goes on.
   void RewriteSpillIfDue(Stripe& s, uint32_t now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);

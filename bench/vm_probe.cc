@@ -1,0 +1,195 @@
+// vm_probe: what this machine's kernel and hypervisor charge for what the
+// parameter server's memory and spill tiers do. Three parts:
+//
+//   faults   the cost of a page fault (anonymous, and a write into a file
+//            mapping), of mapping the same pages with MADV_POPULATE_WRITE,
+//            and of the write fault after writeback cleaned a page;
+//   pages    random reads in pairs: the second line in the same 4 KB page,
+//            in another 4 KB page of the same 2 MB huge page, or elsewhere
+//            (a host that backs huge guest pages with small ones makes the
+//            middle case as slow as the last);
+//   spill    random in-place row updates in a SpillFile of --spill_mb, the
+//            rate every --interval seconds for --seconds; with
+//            --rewrite_seconds N the file is rewritten every N seconds as
+//            SparseTable does (cluster.spill_rewrite_seconds), with 0 never,
+//            so the kernel's periodic writeback (vm.dirty_expire_centisecs)
+//            shows as a drop in the rate.
+//
+//   vm_probe [--parts faults,pages,spill] [--dir /tmp] [--spill_mb 1024]
+//            [--seconds 90] [--rewrite_seconds 20]
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_split.h"
+#include "common/hash.h"
+#include "gflags/gflags.h"
+#include "ps/spill_file.h"
+
+DEFINE_string(parts, "faults,pages,spill", "which parts to run, comma-separated: faults, pages, spill");
+DEFINE_string(dir, "/tmp", "directory for the probe's files (the spill directory's file system)");
+DEFINE_int64(spill_mb, 1024, "spill part: bytes of rows in the file");
+DEFINE_int32(row_bytes, 160, "spill part: bytes per row (160: dim 16 with Adagrad)");
+DEFINE_double(seconds, 90, "spill part: seconds of updates");
+DEFINE_double(interval, 5, "spill part: seconds between printed rates");
+DEFINE_int32(rewrite_seconds, 20, "spill part: rewrite the file this often; 0: never");
+
+namespace ctrps {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double Since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+void Faults() {
+  constexpr size_t kBytes = 256u << 20, kPages = kBytes / 4096;
+  auto* anon = static_cast<char*>(mmap(nullptr, kBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  madvise(anon, kBytes, MADV_NOHUGEPAGE);
+  auto t = Clock::now();
+  for (size_t i = 0; i < kPages; ++i) anon[i * 4096] = 1;
+  std::printf("faults: anonymous 4 KB page, first write      %6.2f us/page\n", Since(t) / kPages * 1e6);
+  munmap(anon, kBytes);
+
+  const std::string path = FLAGS_dir + "/vm_probe_faults";
+  const int fd = open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC, 0600);
+  if (fd < 0 || posix_fallocate(fd, 0, kBytes) != 0) {
+    std::printf("faults: cannot make %s\n", path.c_str());
+    return;
+  }
+  auto* file = static_cast<char*>(mmap(nullptr, kBytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0));
+  madvise(file, kBytes, MADV_RANDOM);
+  const size_t half = kPages / 2;
+  t = Clock::now();
+  for (size_t i = 0; i < half; ++i) file[i * 4096] = 1;
+  std::printf("faults: file page, first write                %6.2f us/page\n", Since(t) / half * 1e6);
+  t = Clock::now();
+  const int populated = madvise(file + half * 4096, half * 4096, MADV_POPULATE_WRITE);
+  std::printf("faults: file page, MADV_POPULATE_WRITE        %6.2f us/page%s\n", Since(t) / half * 1e6,
+              populated == 0 ? "" : " (not supported)");
+  fsync(fd);  // cleans every page, as writeback does
+  t = Clock::now();
+  for (size_t i = 0; i < half; ++i) file[i * 4096] = 2;
+  std::printf("faults: file page, write after writeback      %6.2f us/page\n", Since(t) / half * 1e6);
+  munmap(file, kBytes);
+  close(fd);
+  unlink(path.c_str());
+}
+
+void Pages() {
+  constexpr size_t kBytes = size_t{2} << 30;
+  constexpr int kPairs = 1 << 22;
+  auto* p = static_cast<char*>(mmap(nullptr, kBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  madvise(p, kBytes, MADV_HUGEPAGE);
+  std::memset(p, 1, kBytes);
+  std::mt19937_64 rng(1);
+  std::vector<uint64_t> a(kPairs), b(kPairs);
+  for (int i = 0; i < kPairs; ++i) {
+    a[i] = rng() % (kBytes / 4096) * 4096;
+    b[i] = rng() % (kBytes / 4096) * 4096;
+  }
+  auto run = [&](const char* name, auto second) {
+    double best = 1e9;
+    uint64_t sum = 0;
+    for (int round = 0; round < 3; ++round) {
+      auto t = Clock::now();
+      for (int i = 0; i < kPairs; ++i) {
+        if (i + 12 < kPairs) {
+          __builtin_prefetch(p + a[i + 12]);
+          __builtin_prefetch(p + second(i + 12));
+        }
+        sum += *reinterpret_cast<const uint64_t*>(p + a[i]) + *reinterpret_cast<const uint64_t*>(p + second(i));
+      }
+      best = std::min(best, Since(t) / kPairs * 1e9);
+    }
+    std::printf("pages: second line %-38s %5.1f ns per pair%s\n", name, best, sum == 42 ? " " : "");
+  };
+  constexpr uint64_t kHuge = 2u << 20;
+  run("in the same 4 KB page (+2 KB)", [&](int i) { return a[i] + 2048; });
+  run("in another 4 KB page of the 2 MB page", [&](int i) { return (a[i] & ~(kHuge - 1)) + ((a[i] + kHuge / 2 + 8192) & (kHuge - 1)); });
+  run("in another 2 MB page", [&](int i) { return b[i]; });
+  munmap(p, kBytes);
+}
+
+int Spill() {
+  auto file = SpillFile::Create(FLAGS_dir + "/vm_probe_spill", FLAGS_row_bytes);
+  if (!file.ok()) {
+    std::fprintf(stderr, "vm_probe: %s\n", std::string(file.status().message()).c_str());
+    return 1;
+  }
+  SpillFile& f = **file;
+  const uint64_t rows = (FLAGS_spill_mb << 20) / FLAGS_row_bytes;
+  std::vector<std::byte> row(FLAGS_row_bytes);
+  for (uint64_t r = 0; r < rows; ++r) {
+    const uint64_t key = Mix64(r + 1);
+    std::memcpy(row.data(), &key, 8);
+    if (absl::Status s = f.Put(row.data()); !s.ok()) {
+      std::fprintf(stderr, "vm_probe: %s\n", std::string(s.message()).c_str());
+      return 1;
+    }
+  }
+  std::printf("spill: %llu rows, a %.0f MB file; in-place updates, rewritten every %d s%s\n",
+              static_cast<unsigned long long>(rows), f.file_bytes() / 1048576.0, FLAGS_rewrite_seconds,
+              FLAGS_rewrite_seconds == 0 ? " (never)" : "");
+  std::mt19937_64 rng(2);
+  const auto start = Clock::now();
+  auto last = start, last_rewrite = start;
+  uint64_t done = 0, done_last = 0;
+  int rewrites = 0;
+  while (Since(start) < FLAGS_seconds) {
+    for (int i = 0; i < 100000; ++i) {
+      std::byte* r = f.Find(Mix64(rng() % rows + 1));
+      for (int off = 8; off + 8 <= FLAGS_row_bytes; off += 8) ++*reinterpret_cast<uint64_t*>(r + off);
+    }
+    f.MarkWritten();
+    done += 100000;
+    if (FLAGS_rewrite_seconds > 0 && Since(last_rewrite) >= FLAGS_rewrite_seconds) {
+      if (absl::Status s = f.Rewrite(); !s.ok()) std::fprintf(stderr, "vm_probe: %s\n", std::string(s.message()).c_str());
+      ++rewrites;
+      last_rewrite = Clock::now();
+    }
+    if (Since(last) >= FLAGS_interval) {
+      std::printf("spill: %5.0f s  %6.2f M updates/s  (%d rewrites so far)\n", Since(start),
+                  (done - done_last) / Since(last) / 1e6, rewrites);
+      std::fflush(stdout);
+      last = Clock::now();
+      done_last = done;
+    }
+  }
+  return 0;
+}
+
+int Main() {
+  int rc = 0;
+  for (const auto& part : absl::StrSplit(FLAGS_parts, ',')) {
+    if (part == "faults") {
+      Faults();
+    } else if (part == "pages") {
+      Pages();
+    } else if (part == "spill") {
+      rc |= Spill();
+    } else {
+      std::fprintf(stderr, "vm_probe: unknown part \"%s\" (faults, pages, spill)\n", std::string(part).c_str());
+      return 1;
+    }
+    std::fflush(stdout);
+  }
+  return rc;
+}
+
+}  // namespace
+}  // namespace ctrps
+
+int main(int argc, char** argv) {
+  gflags::SetUsageMessage(
+      "what this machine charges for page faults, page walks and in-place writes to a spill file\n"
+      "  vm_probe [--parts faults,pages,spill] [--dir /tmp] [--spill_mb 1024] [--seconds 90] [--rewrite_seconds 20]");
+  gflags::ParseCommandLineFlags(&argc, &argv, true);
+  return ctrps::Main();
+}
