@@ -231,6 +231,11 @@ std::pair<pid_t, int> Spawn(F body) {
 }
 
 int Main() {
+  if (FLAGS_spill_rewrite_seconds < 0 || FLAGS_spill_rewrite_seconds > 3600) {
+    std::fprintf(stderr, "ps_bench: --spill_rewrite_seconds %d: it must be from 0 (never) to 3600\n",
+                 FLAGS_spill_rewrite_seconds);
+    return 1;
+  }
   std::printf("ps_bench: %d server(s), %d client(s), %d keys/request, dim %d, %lld rows, %s keys, "
               "memory limit %lld MB, %s\n",
               FLAGS_servers, FLAGS_clients, FLAGS_keys_per_request, FLAGS_dim,

@@ -33,6 +33,10 @@
 #include "gflags/gflags.h"
 #include "ps/spill_file.h"
 
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23  // Linux 5.14; older kernels answer EINVAL
+#endif
+
 DEFINE_string(parts, "faults,pages,spill", "which parts to run, comma-separated: faults, pages, spill");
 DEFINE_string(dir, "/tmp", "directory for the probe's files (the spill directory's file system)");
 DEFINE_int64(spill_mb, 1024, "spill part: bytes of rows in the file");
@@ -48,10 +52,21 @@ using Clock = std::chrono::steady_clock;
 
 double Since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
+// An anonymous mapping of `bytes`, or null after saying why.
+char* MapAnonymous(size_t bytes, int advice) {
+  void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) {
+    std::perror("vm_probe: mmap");
+    return nullptr;
+  }
+  madvise(p, bytes, advice);
+  return static_cast<char*>(p);
+}
+
 void Faults() {
   constexpr size_t kBytes = 256u << 20, kPages = kBytes / 4096;
-  auto* anon = static_cast<char*>(mmap(nullptr, kBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
-  madvise(anon, kBytes, MADV_NOHUGEPAGE);
+  char* anon = MapAnonymous(kBytes, MADV_NOHUGEPAGE);
+  if (anon == nullptr) return;
   auto t = Clock::now();
   for (size_t i = 0; i < kPages; ++i) anon[i * 4096] = 1;
   std::printf("faults: anonymous 4 KB page, first write      %6.2f us/page\n", Since(t) / kPages * 1e6);
@@ -59,11 +74,17 @@ void Faults() {
 
   const std::string path = FLAGS_dir + "/vm_probe_faults";
   const int fd = open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC, 0600);
-  if (fd < 0 || posix_fallocate(fd, 0, kBytes) != 0) {
-    std::printf("faults: cannot make %s\n", path.c_str());
+  void* mapped = MAP_FAILED;
+  if (fd >= 0 && posix_fallocate(fd, 0, kBytes) == 0) {
+    mapped = mmap(nullptr, kBytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  }
+  if (mapped == MAP_FAILED) {
+    std::printf("faults: cannot make and map %s\n", path.c_str());
+    if (fd >= 0) close(fd);
+    unlink(path.c_str());
     return;
   }
-  auto* file = static_cast<char*>(mmap(nullptr, kBytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0));
+  auto* file = static_cast<char*>(mapped);
   madvise(file, kBytes, MADV_RANDOM);
   const size_t half = kPages / 2;
   t = Clock::now();
@@ -85,8 +106,8 @@ void Faults() {
 void Pages() {
   constexpr size_t kBytes = size_t{2} << 30;
   constexpr int kPairs = 1 << 22;
-  auto* p = static_cast<char*>(mmap(nullptr, kBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
-  madvise(p, kBytes, MADV_HUGEPAGE);
+  char* p = MapAnonymous(kBytes, MADV_HUGEPAGE);
+  if (p == nullptr) return;
   std::memset(p, 1, kBytes);
   std::mt19937_64 rng(1);
   std::vector<uint64_t> a(kPairs), b(kPairs);
@@ -150,8 +171,11 @@ int Spill() {
     f.MarkWritten();
     done += 100000;
     if (FLAGS_rewrite_seconds > 0 && Since(last_rewrite) >= FLAGS_rewrite_seconds) {
-      if (absl::Status s = f.Rewrite(); !s.ok()) std::fprintf(stderr, "vm_probe: %s\n", std::string(s.message()).c_str());
-      ++rewrites;
+      if (absl::Status s = f.Rewrite(); s.ok()) {
+        ++rewrites;
+      } else {
+        std::fprintf(stderr, "vm_probe: %s\n", std::string(s.message()).c_str());
+      }
       last_rewrite = Clock::now();
     }
     if (Since(last) >= FLAGS_interval) {

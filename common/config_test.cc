@@ -66,7 +66,9 @@ TEST(ConfigTest, NegativeLearningRateIsRejected) {
 }
 
 TEST(ConfigTest, NegativeSpillRewritePeriodIsRejected) {
-  ExpectError("cluster {\n  spill_rewrite_seconds: -5\n}\n", "conf/x.pbtxt:2:3: cluster.spill_rewrite_seconds must be >= 0");
+  ExpectError("cluster {\n  spill_rewrite_seconds: -5\n}\n",
+              "conf/x.pbtxt:2:3: cluster.spill_rewrite_seconds is -5; it must be from 0 (never) to 3600");
+  ExpectError("cluster { spill_rewrite_seconds: 100000 }", "cluster.spill_rewrite_seconds is 100000");
 }
 
 TEST(ConfigTest, OverridesReplaceFields) {

@@ -258,11 +258,14 @@ absl::StatusOr<uint64_t> SparseTable::Flush() {
       if ((meta->flags & kUsed) && (meta->flags & kDirty)) dirty.emplace_back(meta->key, meta);
     }
     if (s.spill != nullptr) {
+      const size_t in_memory = dirty.size();
       s.spill->ForEach([&](std::byte* row) {
         auto* meta = reinterpret_cast<RowMeta*>(row);
         if (meta->flags & kDirty) dirty.emplace_back(meta->key, meta);
         return false;
       });
+      // Their flags change below, in place: the file is written.
+      if (dirty.size() > in_memory) s.spill->MarkWritten();
     }
     std::sort(dirty.begin(), dirty.end());
     for (const auto& [key, meta] : dirty) {
@@ -378,6 +381,9 @@ absl::Status SparseTable::Settle() {
     if (biggest == nullptr) return absl::OkStatus();  // over because of other tables
     absl::MutexLock lock(&biggest->mu);
     RETURN_IF_ERROR(SpillIfOver(*biggest, /*any_stripe=*/true));
+    // A file this spill made or grew is due from now, not from the next
+    // request that reaches the stripe.
+    RewriteSpillIfDue(*biggest, options_.now_seconds());
   }
   return absl::OkStatus();
 }
@@ -386,13 +392,13 @@ void SparseTable::RewriteSpillIfDue(Stripe& s, uint32_t now) {
   const uint32_t period = options_.spill_rewrite_seconds;
   if (s.spill == nullptr || period == 0) return;
   if (s.spill->generation() != s.spill_generation) {
-    // A new file (the first, or one a growth made): due a period after it
-    // was made. The first files of the stripes, made within moments of each
-    // other, are spread over the second half of a period so their rewrites
-    // do not all fall on one request.
-    const bool first = s.spill_generation < 0;
+    // A file the table did not rewrite: the first, or one a growth made.
+    // The stripes make theirs within moments of each other, so their first
+    // rewrites are spread over the second half of a period rather than
+    // falling on one request.
     s.spill_generation = s.spill->generation();
-    s.spill_rewrite_at = now + (first ? std::max<uint32_t>(1, period * (kNumStripes + s.id) / (2 * kNumStripes)) : period);
+    s.spill_rewrite_at =
+        now + static_cast<uint32_t>(std::max<uint64_t>(1, uint64_t{period} * (kNumStripes + s.id) / (2 * kNumStripes)));
     s.spill_idle_rewrite = false;
     return;
   }
@@ -401,8 +407,10 @@ void SparseTable::RewriteSpillIfDue(Stripe& s, uint32_t now) {
   // A file not written since it was made still has the dirty pages of its
   // making, which the kernel would clean, and the next pushes would fault
   // on, after a spell of pulls alone (an evaluation; ps_bench's pull phase).
-  // It is rewritten once more; after that the kernel may write it back
-  // once, and a file that is only read never faults again.
+  // It is rewritten once more, which covers a spell of up to about a period
+  // plus the kernel's expiry (50 s by default); after a longer one the
+  // kernel writes the file back once, and the first push into each page
+  // faults.
   const bool idle = !s.spill->written();
   if (idle && s.spill_idle_rewrite) return;
   if (absl::Status status = s.spill->Rewrite(); !status.ok()) {

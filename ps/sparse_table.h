@@ -87,7 +87,8 @@ class SparseTable {
     std::function<uint32_t()> now_seconds;  // clock for TTL and spill rewrites, in seconds; default steady clock
     // A stripe's spill file that was written to is rewritten into a fresh
     // one this often (see SpillFile::Rewrite), staggered over the stripes;
-    // keep it under the kernel's vm.dirty_expire_centisecs. 0: never.
+    // keep it under the kernel's vm.dirty_expire_centisecs. 0: never. At
+    // most 3600.
     uint32_t spill_rewrite_seconds = 20;
   };
 

@@ -429,6 +429,71 @@ TEST(SparseTableTest, WrittenSpillFilesAreRewrittenEachPeriodAndNoRowChanges) {
   ExpectSameRows(*table, *reference);
 }
 
+TEST(SparseTableTest, ARewriteThatFailsKeepsTheFileAndTheRequestGoesOn) {
+  TableConfig c = Config(kDim, SparseOptimizerConfig::ADAGRAD);
+  uint32_t now = 1000;
+  MemoryBudget budget(kRowCharge * kRows / 10);
+  SparseTable::Options options;
+  options.budget = &budget;
+  options.spill_dir = SpillDir("rewrite_fails");
+  options.now_seconds = [&now] { return now; };
+  auto table = Make(c, options);
+  auto reference = Make(c);
+  PushRounds({table.get(), reference.get()}, 4, 0, nullptr);
+  std::vector<uint64_t> all(kRows);
+  for (int i = 0; i < kRows; ++i) all[i] = i;
+  std::vector<float> out(kRows * kDim);
+  now += 20;
+  {
+    // No new file can be reserved (as on a full disk); the pull only reads.
+    ScopedFileSizeLimit limit(16 << 10);
+    ASSERT_TRUE(limit.ok());
+    ASSERT_TRUE(table->Pull(all, out.data()).ok());
+  }
+  EXPECT_EQ(table->Stats().spill_rewrites(), 0u);
+  EXPECT_EQ(table->Stats().spill_rewrite_failures(), static_cast<uint64_t>(SparseTable::kNumStripes));
+  ExpectSameRows(*table, *reference);
+  // Tried again a period later, with room.
+  now += 20;
+  ASSERT_TRUE(table->Pull(all, out.data()).ok());
+  EXPECT_EQ(table->Stats().spill_rewrites(), static_cast<uint64_t>(SparseTable::kNumStripes));
+  ExpectSameRows(*table, *reference);
+}
+
+TEST(SparseTableTest, AFlushWritesSpilledRowsAndSoTheirFileIsRewrittenAgain) {
+  // A flush changes the flags of spilled rows in place: the file is written
+  // even when no push reached it.
+  TableConfig c = Config(kDim, SparseOptimizerConfig::ADAGRAD);
+  const std::string dir = SpillDir("rewrite_flush");
+  auto store = OpenRocksDbStore(dir + "/rocksdb");
+  ASSERT_TRUE(store.ok()) << store.status();
+  uint32_t now = 1000;
+  MemoryBudget budget(kRowCharge * kRows / 10);
+  SparseTable::Options options;
+  options.store = store->get();
+  options.budget = &budget;
+  options.spill_dir = dir;
+  options.now_seconds = [&now] { return now; };
+  auto table = Make(c, options);
+  auto reference = Make(c);
+  PushRounds({table.get(), reference.get()}, 5, 0, nullptr);
+  std::vector<uint64_t> all(kRows);
+  for (int i = 0; i < kRows; ++i) all[i] = i;
+  std::vector<float> out(kRows * kDim);
+  for (int period = 0; period < 3; ++period) {  // written, then idle once, then left
+    now += 20;
+    ASSERT_TRUE(table->Pull(all, out.data()).ok());
+  }
+  const uint64_t rewrites = table->Stats().spill_rewrites();
+  EXPECT_EQ(rewrites, 2u * SparseTable::kNumStripes);
+  auto flushed = table->Flush();
+  ASSERT_TRUE(flushed.ok()) << flushed.status();
+  now += 20;
+  ASSERT_TRUE(table->Pull(all, out.data()).ok());
+  EXPECT_EQ(table->Stats().spill_rewrites(), rewrites + SparseTable::kNumStripes);
+  ExpectSameRows(*table, *reference);
+}
+
 TEST(SparseTableTest, ASpillFileThatCannotGrowFailsThePushAndLosesNoRow) {
   // A file size limit stands in for a full disk under the spill directory.
   TableConfig c = Config(kDim);

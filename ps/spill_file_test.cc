@@ -211,6 +211,30 @@ TEST(SpillFileTest, RewriteMovesEveryRowIntoAFreshFileAndRemovesTheOld) {
   EXPECT_TRUE(f.written());
 }
 
+TEST(SpillFileTest, RewriteOfAFileOfSeveralChunksKeepsEveryRow) {
+  // 96-byte rows: 3,136-byte buckets, so the file is no multiple of the
+  // rewrite's 16 MB chunks and its first chunk is a short one.
+  auto file = SpillFile::Create(TestPath("rewrite_chunks"), 96);
+  ASSERT_TRUE(file.ok()) << file.status();
+  SpillFile& f = **file;
+  for (uint64_t k = 0; k < 200000; ++k) ASSERT_TRUE(f.Put(Row(96, k, 1).data()).ok());
+  for (uint64_t k = 0; k < 200000; k += 5) f.EraseFound(f.Find(k));
+  ASSERT_GT(f.file_bytes(), 16u << 20);
+  ASSERT_NE(f.file_bytes() % (16u << 20), 0u);
+  const size_t size = f.size();
+  ASSERT_TRUE(f.Rewrite().ok());
+  EXPECT_EQ(f.size(), size);
+  for (uint64_t k = 0; k < 200000; ++k) {
+    const std::byte* row = f.Find(k);
+    if (k % 5 == 0) {
+      EXPECT_EQ(row, nullptr) << k;
+      continue;
+    }
+    ASSERT_NE(row, nullptr) << k;
+    ASSERT_EQ(std::memcmp(row, Row(96, k, 1).data(), 96), 0) << k;
+  }
+}
+
 TEST(SpillFileTest, RewriteThatCannotReserveItsFileKeepsTheOldOne) {
   auto file = SpillFile::Create(TestPath("rewrite_full"), 160);
   ASSERT_TRUE(file.ok()) << file.status();
