@@ -211,6 +211,23 @@ void ExpectSameRows(SparseTable& a, SparseTable& b) {
   }
 }
 
+// Options for a table 10x over `budget`'s limit, spilling into a fresh
+// directory `dir`, on a clock that reads *now.
+SparseTable::Options SpillingOnClock(MemoryBudget* budget, const std::string& dir, const uint32_t* now) {
+  SparseTable::Options options;
+  options.budget = budget;
+  options.spill_dir = SpillDir(dir);
+  options.now_seconds = [now] { return *now; };
+  return options;
+}
+
+// Every key the tests' tables are pushed.
+std::vector<uint64_t> AllKeys() {
+  std::vector<uint64_t> all(kRows);
+  for (int i = 0; i < kRows; ++i) all[i] = i;
+  return all;
+}
+
 TEST(SparseTableTest, MemoryLimitSpillsAndRoundTripsEveryRow) {
   // 10x over the limit: nine rows in ten live in the spill files.
   TableConfig c = Config(kDim, SparseOptimizerConfig::ADAGRAD);
@@ -338,13 +355,8 @@ TEST(SparseTableTest, AnExpiredSpilledRowIsDroppedByThePullOrPushThatFindsIt) {
   c.set_ttl_seconds(100);
   uint32_t now = 1000;
   MemoryBudget budget(kRowCharge * kRows / 10);
-  SparseTable::Options options;
-  options.budget = &budget;
-  options.spill_dir = SpillDir("ttl_found");
-  options.now_seconds = [&now] { return now; };
-  auto table = Make(c, options);
-  std::vector<uint64_t> all(kRows);
-  for (int i = 0; i < kRows; ++i) all[i] = i;
+  auto table = Make(c, SpillingOnClock(&budget, "ttl_found", &now));
+  const std::vector<uint64_t> all = AllKeys();
   std::vector<float> grads(kRows * kDim, 0.5f);
   ASSERT_TRUE(table->Push(all, grads.data(), nullptr, 1).ok());
   std::vector<uint64_t> spilled;  // two keys whose rows are in the spill files
@@ -381,14 +393,10 @@ TEST(SparseTableTest, WrittenSpillFilesAreRewrittenEachPeriodAndNoRowChanges) {
   TableConfig c = Config(kDim, SparseOptimizerConfig::ADAGRAD);
   uint32_t now = 1000;
   MemoryBudget budget(kRowCharge * kRows / 10), never_budget(kRowCharge * kRows / 10);
-  SparseTable::Options options;
-  options.budget = &budget;
-  options.spill_dir = SpillDir("rewrite");
-  options.now_seconds = [&now] { return now; };
+  SparseTable::Options options = SpillingOnClock(&budget, "rewrite", &now);
   options.spill_rewrite_seconds = 20;
   auto table = Make(c, options);
-  options.budget = &never_budget;
-  options.spill_dir = SpillDir("rewrite_never");
+  options = SpillingOnClock(&never_budget, "rewrite_never", &now);
   options.spill_rewrite_seconds = 0;
   auto never = Make(c, options);
   auto reference = Make(c);
@@ -404,8 +412,7 @@ TEST(SparseTableTest, WrittenSpillFilesAreRewrittenEachPeriodAndNoRowChanges) {
   ExpectSameRows(*never, *reference);
   // Written since: rewritten again, by pulls alone.
   now += 20;
-  std::vector<uint64_t> all(kRows);
-  for (int i = 0; i < kRows; ++i) all[i] = i;
+  const std::vector<uint64_t> all = AllKeys();
   std::vector<float> out(kRows * kDim);
   ASSERT_TRUE(table->Pull(all, out.data()).ok());
   EXPECT_EQ(table->Stats().spill_rewrites(), 2u * SparseTable::kNumStripes);
@@ -433,15 +440,10 @@ TEST(SparseTableTest, ARewriteThatFailsKeepsTheFileAndTheRequestGoesOn) {
   TableConfig c = Config(kDim, SparseOptimizerConfig::ADAGRAD);
   uint32_t now = 1000;
   MemoryBudget budget(kRowCharge * kRows / 10);
-  SparseTable::Options options;
-  options.budget = &budget;
-  options.spill_dir = SpillDir("rewrite_fails");
-  options.now_seconds = [&now] { return now; };
-  auto table = Make(c, options);
+  auto table = Make(c, SpillingOnClock(&budget, "rewrite_fails", &now));
   auto reference = Make(c);
   PushRounds({table.get(), reference.get()}, 4, 0, nullptr);
-  std::vector<uint64_t> all(kRows);
-  for (int i = 0; i < kRows; ++i) all[i] = i;
+  const std::vector<uint64_t> all = AllKeys();
   std::vector<float> out(kRows * kDim);
   now += 20;
   {
@@ -464,21 +466,16 @@ TEST(SparseTableTest, AFlushWritesSpilledRowsAndSoTheirFileIsRewrittenAgain) {
   // A flush changes the flags of spilled rows in place: the file is written
   // even when no push reached it.
   TableConfig c = Config(kDim, SparseOptimizerConfig::ADAGRAD);
-  const std::string dir = SpillDir("rewrite_flush");
-  auto store = OpenRocksDbStore(dir + "/rocksdb");
-  ASSERT_TRUE(store.ok()) << store.status();
   uint32_t now = 1000;
   MemoryBudget budget(kRowCharge * kRows / 10);
-  SparseTable::Options options;
+  SparseTable::Options options = SpillingOnClock(&budget, "rewrite_flush", &now);
+  auto store = OpenRocksDbStore(options.spill_dir + "/rocksdb");
+  ASSERT_TRUE(store.ok()) << store.status();
   options.store = store->get();
-  options.budget = &budget;
-  options.spill_dir = dir;
-  options.now_seconds = [&now] { return now; };
   auto table = Make(c, options);
   auto reference = Make(c);
   PushRounds({table.get(), reference.get()}, 5, 0, nullptr);
-  std::vector<uint64_t> all(kRows);
-  for (int i = 0; i < kRows; ++i) all[i] = i;
+  const std::vector<uint64_t> all = AllKeys();
   std::vector<float> out(kRows * kDim);
   for (int period = 0; period < 3; ++period) {  // written, then idle once, then left
     now += 20;
