@@ -141,16 +141,16 @@ absl::Status SpillFile::Put(const std::byte* row) {
   const uint64_t h = Hash(KeyOf(row));
   if (std::byte* old = Find(KeyOf(row), h); old != nullptr) {
     std::memcpy(old, row, row_bytes_);
-    written_ = true;
-    return absl::OkStatus();
+  } else {
+    const size_t capacity = buckets_ * slots_;
+    if (static_cast<double>(used_ + deleted_ + 1) > kMaxFill * capacity) {
+      // Mostly tombstones: sweep them at the same size; otherwise double.
+      const bool crowded = static_cast<double>(used_ + 1) > 0.5 * capacity;
+      RETURN_IF_ERROR(Resize(crowded ? buckets_ * 2 : buckets_));
+    }
+    Place(h, row);
   }
-  const size_t capacity = buckets_ * slots_;
-  if (static_cast<double>(used_ + deleted_ + 1) > kMaxFill * capacity) {
-    // Mostly tombstones: sweep them at the same size; otherwise double.
-    const bool crowded = static_cast<double>(used_ + 1) > 0.5 * capacity;
-    RETURN_IF_ERROR(Resize(crowded ? buckets_ * 2 : buckets_));
-  }
-  Place(h, row);
+  written_ = true;
   return absl::OkStatus();
 }
 
@@ -164,7 +164,6 @@ void SpillFile::Place(uint64_t h, const std::byte* row) {
     tags[i] = TagOf(h);
     std::memcpy(SlotOf(b, i), row, row_bytes_);
     ++used_;
-    written_ = true;
     return;
   }
 }
@@ -222,7 +221,6 @@ absl::Status SpillFile::Resize(size_t buckets) {
     }
   }
   munmap(old_base, old_buckets * stride_);
-  written_ = false;  // the moves were the new file's making
   return absl::OkStatus();
 }
 

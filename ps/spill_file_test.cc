@@ -69,6 +69,20 @@ void CheckAgainstMap(size_t row_bytes, int ops, uint64_t key_space) {
   EXPECT_EQ(seen, expect.size());
 }
 
+// Keys [0, keys) hold Row(row_bytes, key, 1) but for every `erased_every`-th
+// (from 0), which was erased; 0: none was.
+void ExpectRowsWithGaps(SpillFile& f, size_t row_bytes, uint64_t keys, uint64_t erased_every) {
+  for (uint64_t k = 0; k < keys; ++k) {
+    const std::byte* row = f.Find(k);
+    if (erased_every != 0 && k % erased_every == 0) {
+      EXPECT_EQ(row, nullptr) << k;
+      continue;
+    }
+    ASSERT_NE(row, nullptr) << k;
+    ASSERT_EQ(std::memcmp(row, Row(row_bytes, k, 1).data(), row_bytes), 0) << k;
+  }
+}
+
 TEST(SpillFileTest, MatchesAMapUnderPutsOverwritesAndErases) { CheckAgainstMap(160, 200000, 40000); }
 
 TEST(SpillFileTest, RowsLargerThanAPageMatchAMap) { CheckAgainstMap(5000, 20000, 3000); }
@@ -161,11 +175,7 @@ TEST(SpillFileTest, GrowthPastTheDiskLimitFailsAndKeepsEveryRow) {
   EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable);
   EXPECT_NE(status.message().find("cannot reserve"), std::string::npos) << status;
   EXPECT_EQ(f.size(), stored);
-  for (uint64_t k = 0; k < stored; ++k) {
-    const std::byte* row = f.Find(k);
-    ASSERT_NE(row, nullptr) << k;
-    ASSERT_EQ(std::memcmp(row, Row(160, k, 1).data(), 160), 0) << k;
-  }
+  ExpectRowsWithGaps(f, 160, stored, 0);
   // With room again, it goes on.
   EXPECT_TRUE(f.Put(Row(160, stored, 1).data()).ok());
 }
@@ -192,15 +202,7 @@ TEST(SpillFileTest, RewriteMovesEveryRowIntoAFreshFileAndRemovesTheOld) {
   EXPECT_FALSE(f.written());
   EXPECT_EQ(f.size(), size);
   EXPECT_EQ(f.file_bytes(), bytes);
-  for (uint64_t k = 0; k < 20000; ++k) {
-    const std::byte* row = f.Find(k);
-    if (k % 3 == 0) {
-      EXPECT_EQ(row, nullptr) << k;
-      continue;
-    }
-    ASSERT_NE(row, nullptr) << k;
-    ASSERT_EQ(std::memcmp(row, Row(160, k, 1).data(), 160), 0) << k;
-  }
+  ExpectRowsWithGaps(f, 160, 20000, 3);
   // A row changed in place through Find marks the file written, as Put does.
   std::memcpy(f.Find(1) + 8, Row(160, 1, 2).data() + 8, 152);
   f.MarkWritten();
@@ -209,11 +211,17 @@ TEST(SpillFileTest, RewriteMovesEveryRowIntoAFreshFileAndRemovesTheOld) {
   EXPECT_EQ(std::memcmp(f.Find(1), Row(160, 1, 2).data(), 160), 0);
   ASSERT_TRUE(f.Put(Row(160, 30000, 1).data()).ok());
   EXPECT_TRUE(f.written());
+  // A put that grows the file leaves the new file written: it holds the row.
+  ASSERT_TRUE(f.Rewrite().ok());
+  const int made = f.generation();
+  for (uint64_t k = 40000; f.generation() == made; ++k) ASSERT_TRUE(f.Put(Row(160, k, 1).data()).ok());
+  EXPECT_TRUE(f.written());
 }
 
 TEST(SpillFileTest, RewriteOfAFileOfSeveralChunksKeepsEveryRow) {
   // 96-byte rows: 3,136-byte buckets, so the file is no multiple of the
-  // rewrite's 16 MB chunks and its first chunk is a short one.
+  // rewrite's 16 MB chunks, and the chunk at its start, copied last, is a
+  // short one.
   auto file = SpillFile::Create(TestPath("rewrite_chunks"), 96);
   ASSERT_TRUE(file.ok()) << file.status();
   SpillFile& f = **file;
@@ -224,15 +232,7 @@ TEST(SpillFileTest, RewriteOfAFileOfSeveralChunksKeepsEveryRow) {
   const size_t size = f.size();
   ASSERT_TRUE(f.Rewrite().ok());
   EXPECT_EQ(f.size(), size);
-  for (uint64_t k = 0; k < 200000; ++k) {
-    const std::byte* row = f.Find(k);
-    if (k % 5 == 0) {
-      EXPECT_EQ(row, nullptr) << k;
-      continue;
-    }
-    ASSERT_NE(row, nullptr) << k;
-    ASSERT_EQ(std::memcmp(row, Row(96, k, 1).data(), 96), 0) << k;
-  }
+  ExpectRowsWithGaps(f, 96, 200000, 5);
 }
 
 TEST(SpillFileTest, RewriteThatCannotReserveItsFileKeepsTheOldOne) {
@@ -252,11 +252,7 @@ TEST(SpillFileTest, RewriteThatCannotReserveItsFileKeepsTheOldOne) {
   EXPECT_NE(status.message().find("cannot reserve"), std::string::npos) << status;
   EXPECT_EQ(f.file(), before);
   EXPECT_TRUE(f.written());
-  for (uint64_t k = 0; k < 20000; ++k) {
-    const std::byte* row = f.Find(k);
-    ASSERT_NE(row, nullptr) << k;
-    ASSERT_EQ(std::memcmp(row, Row(160, k, 1).data(), 160), 0) << k;
-  }
+  ExpectRowsWithGaps(f, 160, 20000, 0);
   EXPECT_TRUE(f.Rewrite().ok());
 }
 
