@@ -9,7 +9,8 @@
 //            (a host that backs huge guest pages with small ones makes the
 //            middle case as slow as the last);
 //   spill    random in-place row updates in a SpillFile of --spill_mb, the
-//            rate every --interval seconds for --seconds; with
+//            rate every --interval seconds for --seconds (and how long
+//            the last rewrite took); with
 //            --rewrite_seconds N the file is rewritten every N seconds as
 //            SparseTable does (cluster.spill_rewrite_seconds), with 0 never,
 //            so the kernel's periodic writeback (vm.dirty_expire_centisecs)
@@ -163,6 +164,7 @@ int Spill() {
   auto last = start, last_rewrite = start;
   uint64_t done = 0, done_last = 0;
   int rewrites = 0;
+  double rewrite_seconds = 0;  // the last one's
   while (Since(start) < FLAGS_seconds) {
     for (int i = 0; i < 100000; ++i) {
       std::byte* r = f.Find(Mix64(rng() % rows + 1));
@@ -171,16 +173,18 @@ int Spill() {
     f.MarkWritten();
     done += 100000;
     if (FLAGS_rewrite_seconds > 0 && Since(last_rewrite) >= FLAGS_rewrite_seconds) {
+      const auto t = Clock::now();
       if (absl::Status s = f.Rewrite(); s.ok()) {
         ++rewrites;
+        rewrite_seconds = Since(t);
       } else {
         std::fprintf(stderr, "vm_probe: %s\n", std::string(s.message()).c_str());
       }
       last_rewrite = Clock::now();
     }
     if (Since(last) >= FLAGS_interval) {
-      std::printf("spill: %5.0f s  %6.2f M updates/s  (%d rewrites so far)\n", Since(start),
-                  (done - done_last) / Since(last) / 1e6, rewrites);
+      std::printf("spill: %5.0f s  %6.2f M updates/s  (%d rewrites so far, the last took %.2f s)\n", Since(start),
+                  (done - done_last) / Since(last) / 1e6, rewrites, rewrite_seconds);
       std::fflush(stdout);
       last = Clock::now();
       done_last = done;

@@ -235,8 +235,8 @@ absl::Status SpillFile::Rewrite() {
   // 2 GB spill on a 24 GB machine past it (then 1.6 GB was written back
   // during the pushes the rewrites were there to spare). Truncation drops
   // pages unwritten on every file system; punching holes writes them back
-  // first on some. A 128 MB file took 0.28 s here, most of it the first
-  // touch of each new page.
+  // first on some. A 128 MB file takes 0.27-0.29 s here, most of it the
+  // first touch of each new page (bench/vm_probe --parts spill --spill_mb 96).
   constexpr size_t kChunkBytes = 16u << 20;
   std::string next = absl::StrCat(path_, ".", generation_ + 1);
   int fd = -1;
