@@ -25,6 +25,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_format.h"
+#include "common/config.h"
 #include "common/hash.h"
 #include "gflags/gflags.h"
 #include "ps/ps_server.h"
@@ -231,9 +232,9 @@ std::pair<pid_t, int> Spawn(F body) {
 }
 
 int Main() {
-  if (FLAGS_spill_rewrite_seconds < 0 || FLAGS_spill_rewrite_seconds > 3600) {
-    std::fprintf(stderr, "ps_bench: --spill_rewrite_seconds %d: it must be from 0 (never) to 3600\n",
-                 FLAGS_spill_rewrite_seconds);
+  if (FLAGS_spill_rewrite_seconds < 0 || FLAGS_spill_rewrite_seconds > kMaxSpillRewriteSeconds) {
+    std::fprintf(stderr, "ps_bench: --spill_rewrite_seconds %d: it must be from 0 (never) to %d\n",
+                 FLAGS_spill_rewrite_seconds, kMaxSpillRewriteSeconds);
     return 1;
   }
   std::printf("ps_bench: %d server(s), %d client(s), %d keys/request, dim %d, %lld rows, %s keys, "

@@ -88,7 +88,7 @@ class SparseTable {
     // A stripe's spill file that was written to is rewritten into a fresh
     // one this often (see SpillFile::Rewrite), staggered over the stripes;
     // keep it under the kernel's vm.dirty_expire_centisecs. 0: never. At
-    // most 3600.
+    // most kMaxSpillRewriteSeconds (common/config.h).
     uint32_t spill_rewrite_seconds = 20;
   };
 
