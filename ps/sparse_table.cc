@@ -25,8 +25,18 @@ constexpr uint32_t kInFile = kNoSlot - 1;
 // the row into the spill file and back.
 constexpr uint32_t kUsed = 1, kReferenced = 2, kDirty = 4, kInStore = 8;
 constexpr uint32_t kStoreFlags = kDirty | kInStore;
-constexpr int kPrefetchAhead = 16;
-constexpr int kRowPrefetchAhead = 8;
+// A stripe's keys in a block are served in windows of up to this many: the
+// index entries of a whole window are prefetched in one tight loop, looked
+// up, then its rows prefetched in another, then read or updated. A prefetch
+// that misses the TLB holds up retirement until its page walk is done, so
+// what a core keeps in flight is bounded by how many prefetches fit in its
+// reorder window: a loop of prefetches alone packs far more of them in than
+// one that interleaves each with a lookup or an update (1.45x on pulls of a
+// 10M-row table, docs/BENCHMARKS.md, session 9). A window's lines (index
+// entry, row, gradient) stay well inside L1 + L2.
+constexpr uint32_t kWindowKeys = 256;
+// The spill file's two-stage prefetch (the bucket's tag line, then the row).
+constexpr int kSpillPrefetchAhead = 16;
 // A push brings a spilled row back into memory once in this many (see
 // WantBack); the other pushes update it in the spill file.
 constexpr uint64_t kBringBackOneIn = 32;
@@ -540,15 +550,18 @@ absl::Status SparseTable::FindSlots(Stripe& s, std::span<const uint64_t> keys, u
   Scratch& scratch = tls_scratch;
   scratch.miss_keys.clear();
   scratch.miss_pos.clear();
-  // The index is prefetched ahead: lookups overlap their cache misses.
-  for (uint32_t j = b; j < std::min(e, b + kPrefetchAhead); ++j) s.index.Prefetch(keys[scratch.order[j]]);
-  for (uint32_t j = b; j < e; ++j) {
-    if (j + kPrefetchAhead < e) s.index.Prefetch(keys[scratch.order[j + kPrefetchAhead]]);
-    const uint32_t found = s.index.Find(keys[scratch.order[j]]);
-    scratch.slots[j] = found;
-    if (found == kNoSlot) {
-      scratch.miss_keys.push_back(keys[scratch.order[j]]);
-      scratch.miss_pos.push_back(j);
+  // Each window's index entries are prefetched before any is looked up
+  // (kWindowKeys).
+  for (uint32_t w = b; w < e; w += kWindowKeys) {
+    const uint32_t we = std::min(e, w + kWindowKeys);
+    for (uint32_t j = w; j < we; ++j) s.index.Prefetch(keys[scratch.order[j]]);
+    for (uint32_t j = w; j < we; ++j) {
+      const uint32_t found = s.index.Find(keys[scratch.order[j]]);
+      scratch.slots[j] = found;
+      if (found == kNoSlot) {
+        scratch.miss_keys.push_back(keys[scratch.order[j]]);
+        scratch.miss_pos.push_back(j);
+      }
     }
   }
   memory_hits_.fetch_add(e - b - scratch.miss_keys.size(), std::memory_order_relaxed);
@@ -563,8 +576,10 @@ absl::Status SparseTable::FindSlots(Stripe& s, std::span<const uint64_t> keys, u
     for (size_t m = 0; m < n; ++m) {
       // Two stages: the bucket's tag line 16 keys ahead, the matching row 8
       // keys ahead (its tag line has arrived by then).
-      if (m + kPrefetchAhead < n) s.spill->Prefetch(scratch.miss_keys[m + kPrefetchAhead]);
-      if (m + kPrefetchAhead / 2 < n) s.spill->PrefetchRow(scratch.miss_keys[m + kPrefetchAhead / 2], prefetch_bytes);
+      if (m + kSpillPrefetchAhead < n) s.spill->Prefetch(scratch.miss_keys[m + kSpillPrefetchAhead]);
+      if (m + kSpillPrefetchAhead / 2 < n) {
+        s.spill->PrefetchRow(scratch.miss_keys[m + kSpillPrefetchAhead / 2], prefetch_bytes);
+      }
       const uint64_t key = scratch.miss_keys[m];
       const uint32_t j = scratch.miss_pos[m];
       std::byte* row = s.spill->Find(key);
@@ -625,11 +640,13 @@ absl::StatusOr<uint64_t> SparseTable::PullBlock(const KeyGroups& groups, size_t 
     Stripe& s = *stripes_[si];
     absl::MutexLock lock(&s.mu);
     RETURN_IF_ERROR(FindSlots(s, keys, b, e, /*bring_back=*/false));
-    // Pass 2: copy weights (a pull reads the meta and the weights).
+    // Pass 2: copy weights (a pull reads the meta and the weights), a window
+    // of rows prefetched at a time (kWindowKeys).
     const size_t read_bytes = sizeof(RowMeta) + sizeof(float) * dim_;
-    for (uint32_t j = b; j < std::min(e, b + kRowPrefetchAhead); ++j) PrefetchRow(s, scratch.slots[j], read_bytes);
     for (uint32_t j = b; j < e; ++j) {
-      if (j + kRowPrefetchAhead < e) PrefetchRow(s, scratch.slots[j + kRowPrefetchAhead], read_bytes);
+      if ((j - b) % kWindowKeys == 0) {
+        for (uint32_t k = j; k < std::min(e, j + kWindowKeys); ++k) PrefetchRow(s, scratch.slots[k], read_bytes);
+      }
       const uint32_t pos = scratch.order[j];
       float* dst = out + static_cast<size_t>(pos) * dim_;
       uint32_t slot = scratch.slots[j];
@@ -706,16 +723,17 @@ absl::StatusOr<uint64_t> SparseTable::PushBlock(const KeyGroups& groups, size_t 
     // Once a slot was freed or allocated in this group, slots found in pass 1
     // for repeated keys may be stale: look them up again.
     bool slots_changed = false;
-    // Rows and their gradients are prefetched ahead: grouped by stripe, the
-    // gradients are read out of the request's order, each one a cache miss.
+    // Rows and their gradients are prefetched a window at a time
+    // (kWindowKeys): grouped by stripe, the gradients are read out of the
+    // request's order, each one a cache miss.
     const size_t grad_bytes = sizeof(float) * dim_;
-    auto prefetch = [&](uint32_t j) {
-      PrefetchRow(s, scratch.slots[j], row_bytes_);
-      PrefetchBytes(grads + static_cast<size_t>(scratch.order[j]) * dim_, grad_bytes);
-    };
-    for (uint32_t j = b; j < std::min(e, b + kRowPrefetchAhead); ++j) prefetch(j);
     for (uint32_t j = b; j < e; ++j) {
-      if (j + kRowPrefetchAhead < e) prefetch(j + kRowPrefetchAhead);
+      if ((j - b) % kWindowKeys == 0) {
+        for (uint32_t k = j; k < std::min(e, j + kWindowKeys); ++k) {
+          PrefetchRow(s, scratch.slots[k], row_bytes_);
+          PrefetchBytes(grads + static_cast<size_t>(scratch.order[k]) * dim_, grad_bytes);
+        }
+      }
       const uint32_t pos = scratch.order[j];
       const uint64_t key = keys[pos];
       const uint32_t c = counts != nullptr ? counts[pos] : 1;
