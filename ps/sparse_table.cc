@@ -35,8 +35,6 @@ constexpr uint32_t kStoreFlags = kDirty | kInStore;
 // 10M-row table, docs/BENCHMARKS.md, session 9). A window's lines (index
 // entry, row, gradient) stay well inside L1 + L2.
 constexpr uint32_t kWindowKeys = 256;
-// The spill file's two-stage prefetch (the bucket's tag line, then the row).
-constexpr int kSpillPrefetchAhead = 16;
 // A push brings a spilled row back into memory once in this many (see
 // WantBack); the other pushes update it in the spill file.
 constexpr uint64_t kBringBackOneIn = 32;
@@ -574,11 +572,13 @@ absl::Status SparseTable::FindSlots(Stripe& s, std::span<const uint64_t> keys, u
     // A pull reads the weights; a push also the optimizer state.
     const size_t prefetch_bytes = sizeof(RowMeta) + sizeof(float) * (bring_back ? dim_ + state_dim_ : dim_);
     for (size_t m = 0; m < n; ++m) {
-      // Two stages: the bucket's tag line 16 keys ahead, the matching row 8
-      // keys ahead (its tag line has arrived by then).
-      if (m + kSpillPrefetchAhead < n) s.spill->Prefetch(scratch.miss_keys[m + kSpillPrefetchAhead]);
-      if (m + kSpillPrefetchAhead / 2 < n) {
-        s.spill->PrefetchRow(scratch.miss_keys[m + kSpillPrefetchAhead / 2], prefetch_bytes);
+      // A window at a time (kWindowKeys), in two stages: the buckets' tag
+      // lines, then the matching rows, found from the tag lines that the
+      // first loop brought in (a row shares its bucket's page).
+      if (m % kWindowKeys == 0) {
+        const size_t we = std::min(n, m + kWindowKeys);
+        for (size_t k = m; k < we; ++k) s.spill->Prefetch(scratch.miss_keys[k]);
+        for (size_t k = m; k < we; ++k) s.spill->PrefetchRow(scratch.miss_keys[k], prefetch_bytes);
       }
       const uint64_t key = scratch.miss_keys[m];
       const uint32_t j = scratch.miss_pos[m];
