@@ -1,5 +1,5 @@
 // vm_probe: what this machine's kernel and hypervisor charge for what the
-// parameter server's memory and spill tiers do. Three parts:
+// parameter server's memory and spill tiers do. Four parts:
 //
 //   faults   the cost of a page fault (anonymous, and a write into a file
 //            mapping), of mapping the same pages with MADV_POPULATE_WRITE,
@@ -8,6 +8,14 @@
 //            in another 4 KB page of the same 2 MB huge page, or elsewhere
 //            (a host that backs huge guest pages with small ones makes the
 //            middle case as slow as the last);
+//   walks    random lines read in batches of 256, each batch prefetched
+//            in a loop of prefetches alone and then read: 1 to 4 lines of
+//            each random 4 KB page (the cost is per page when it is the
+//            page walks that bound it); and 2 lines a page prefetched 8
+//            pages ahead of reads interleaved with a little hashing, as a
+//            lookup loop does (slower when a prefetch that misses the TLB
+//            holds up retirement and the work between prefetches fills the
+//            reorder window);
 //   spill    random in-place row updates in a SpillFile of --spill_mb, the
 //            rate every --interval seconds for --seconds (and how long
 //            the last rewrite took); with
@@ -16,7 +24,7 @@
 //            so the kernel's periodic writeback (vm.dirty_expire_centisecs)
 //            shows as a drop in the rate.
 //
-//   vm_probe [--parts faults,pages,spill] [--dir /tmp] [--spill_mb 1024]
+//   vm_probe [--parts faults,pages,walks,spill] [--dir /tmp] [--spill_mb 1024]
 //            [--seconds 90] [--rewrite_seconds 20]
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -38,7 +46,7 @@
 #define MADV_POPULATE_WRITE 23  // Linux 5.14; older kernels answer EINVAL
 #endif
 
-DEFINE_string(parts, "faults,pages,spill", "which parts to run, comma-separated: faults, pages, spill");
+DEFINE_string(parts, "faults,pages,walks,spill", "which parts to run, comma-separated: faults, pages, walks, spill");
 DEFINE_string(dir, "/tmp", "directory for the probe's files (the spill directory's file system)");
 DEFINE_int64(spill_mb, 1024, "spill part: bytes of rows in the file");
 DEFINE_int32(row_bytes, 160, "spill part: bytes per row (160: dim 16 with Adagrad)");
@@ -139,6 +147,58 @@ void Pages() {
   munmap(p, kBytes);
 }
 
+void Walks() {
+  constexpr size_t kBytes = size_t{2} << 30;
+  constexpr int kLines = 1 << 22;
+  constexpr int kWindow = 256;
+  char* p = MapAnonymous(kBytes, MADV_HUGEPAGE);
+  if (p == nullptr) return;
+  std::memset(p, 1, kBytes);
+  std::mt19937_64 rng(1);
+  std::vector<uint64_t> at(kLines);
+  auto draw = [&](int lines_per_page) {
+    for (int i = 0; i < kLines; i += lines_per_page) {
+      const uint64_t page = rng() % (kBytes / 4096) * 4096;
+      for (int k = 0; k < lines_per_page && i + k < kLines; ++k) at[i + k] = page + (rng() % 64) * 64;
+    }
+  };
+  auto best_of_3 = [&](auto pass) {
+    double best = 1e9;
+    for (int round = 0; round < 3; ++round) {
+      auto t = Clock::now();
+      pass();
+      best = std::min(best, Since(t) / kLines * 1e9);
+    }
+    return best;
+  };
+  uint64_t sum = 0;
+  for (int lines_per_page = 1; lines_per_page <= 4; ++lines_per_page) {
+    draw(lines_per_page);
+    const double ns = best_of_3([&] {
+      for (int w = 0; w < kLines; w += kWindow) {
+        for (int i = w; i < w + kWindow; ++i) __builtin_prefetch(p + at[i]);
+        for (int i = w; i < w + kWindow; ++i) sum += *reinterpret_cast<const uint64_t*>(p + at[i]);
+      }
+    });
+    std::printf("walks: %d line(s) a page, windows of %d          %5.1f ns/line %5.1f ns/page\n", lines_per_page,
+                kWindow, ns, ns * lines_per_page);
+  }
+  draw(2);
+  const double ns = best_of_3([&] {
+    for (int i = 0; i < kLines; i += 2) {
+      if (i + 16 < kLines) {
+        __builtin_prefetch(p + at[i + 16]);
+        __builtin_prefetch(p + at[i + 17]);
+      }
+      const uint64_t v = *reinterpret_cast<const uint64_t*>(p + at[i]) + *reinterpret_cast<const uint64_t*>(p + at[i + 1]);
+      sum += Mix64(Mix64(v + i) ^ static_cast<uint64_t>(i));
+    }
+  });
+  std::printf("walks: 2 lines a page, 8 pages ahead, interleaved %5.1f ns/line %5.1f ns/page%s\n", ns, ns * 2,
+              sum == 42 ? " " : "");
+  munmap(p, kBytes);
+}
+
 int Spill() {
   auto file = SpillFile::Create(FLAGS_dir + "/vm_probe_spill", FLAGS_row_bytes);
   if (!file.ok()) {
@@ -200,10 +260,12 @@ int Main() {
       Faults();
     } else if (part == "pages") {
       Pages();
+    } else if (part == "walks") {
+      Walks();
     } else if (part == "spill") {
       rc |= Spill();
     } else {
-      std::fprintf(stderr, "vm_probe: unknown part \"%s\" (faults, pages, spill)\n", std::string(part).c_str());
+      std::fprintf(stderr, "vm_probe: unknown part \"%s\" (faults, pages, walks, spill)\n", std::string(part).c_str());
       return 1;
     }
     std::fflush(stdout);
@@ -217,7 +279,7 @@ int Main() {
 int main(int argc, char** argv) {
   gflags::SetUsageMessage(
       "what this machine charges for page faults, page walks and in-place writes to a spill file\n"
-      "  vm_probe [--parts faults,pages,spill] [--dir /tmp] [--spill_mb 1024] [--seconds 90] [--rewrite_seconds 20]");
+      "  vm_probe [--parts faults,pages,walks,spill] [--dir /tmp] [--spill_mb 1024] [--seconds 90] [--rewrite_seconds 20]");
   gflags::ParseCommandLineFlags(&argc, &argv, true);
   return ctrps::Main();
 }
