@@ -26,13 +26,14 @@ constexpr uint32_t kInFile = kNoSlot - 1;
 constexpr uint32_t kUsed = 1, kReferenced = 2, kDirty = 4, kInStore = 8;
 constexpr uint32_t kStoreFlags = kDirty | kInStore;
 // A stripe's keys in a block are served in windows of up to this many: the
-// index entries of a whole window are prefetched in one tight loop, looked
-// up, then its rows prefetched in another, then read or updated. A prefetch
-// that misses the TLB holds up retirement until its page walk is done, so
-// what a core keeps in flight is bounded by how many prefetches fit in its
-// reorder window: a loop of prefetches alone packs far more of them in than
-// one that interleaves each with a lookup or an update (1.45x on pulls of a
-// 10M-row table, docs/BENCHMARKS.md, session 9). A window's lines (index
+// index entries of a whole window are prefetched in one tight loop, then
+// looked up; then its rows are prefetched in another, then read or updated.
+// Random rows of a big table each cost a page walk, and a prefetch that
+// misses the TLB appears to hold up retirement until its walk is done, so a
+// core keeps in flight only the prefetches that fit in its reorder window: a
+// loop of prefetches alone fits many more than one interleaving each with a
+// lookup or an update (`vm_probe --parts walks`; the table's pulls 1.3-1.4x,
+// pushes 1.5x, docs/BENCHMARKS.md, session 9). A window's lines (index
 // entry, row, gradient) stay well inside L1 + L2.
 constexpr uint32_t kWindowKeys = 256;
 // A push brings a spilled row back into memory once in this many (see
