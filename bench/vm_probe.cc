@@ -11,11 +11,10 @@
 //   walks    random lines read in batches of 256, each batch prefetched
 //            in a loop of prefetches alone and then read: 1 to 4 lines of
 //            each random 4 KB page (the cost is per page when it is the
-//            page walks that bound it); and 2 lines a page prefetched 8
-//            pages ahead of reads interleaved with a little hashing, as a
-//            lookup loop does (slower when a prefetch that misses the TLB
-//            holds up retirement and the work between prefetches fills the
-//            reorder window);
+//            page walks that bound it); then 2 lines a page with a little
+//            hashing per page, as a lookup does, prefetched a window at a
+//            time or 8, 32 or 128 pages ahead in the same loop as the
+//            reads, with and without the hashing (2 GB of memory);
 //   spill    random in-place row updates in a SpillFile of --spill_mb, the
 //            rate every --interval seconds for --seconds (and how long
 //            the last rewrite took); with
@@ -183,19 +182,38 @@ void Walks() {
     std::printf("walks: %d line(s) a page, windows of %d          %5.1f ns/line %5.1f ns/page\n", lines_per_page,
                 kWindow, ns, ns * lines_per_page);
   }
+  // 2 lines a page again, with a little hashing per page after the reads
+  // (as a lookup does), and the prefetches either a window at a time or a
+  // fixed distance ahead of the reads, in the same loop.
   draw(2);
-  const double ns = best_of_3([&] {
-    for (int i = 0; i < kLines; i += 2) {
-      if (i + 16 < kLines) {
-        __builtin_prefetch(p + at[i + 16]);
-        __builtin_prefetch(p + at[i + 17]);
+  auto work = [&](uint64_t v, int i) { return Mix64(Mix64(v + i) ^ static_cast<uint64_t>(i)); };
+  const double windowed = best_of_3([&] {
+    for (int w = 0; w < kLines; w += kWindow) {
+      for (int i = w; i < w + kWindow; ++i) __builtin_prefetch(p + at[i]);
+      for (int i = w; i < w + kWindow; i += 2) {
+        sum += work(*reinterpret_cast<const uint64_t*>(p + at[i]) + *reinterpret_cast<const uint64_t*>(p + at[i + 1]), i);
       }
-      const uint64_t v = *reinterpret_cast<const uint64_t*>(p + at[i]) + *reinterpret_cast<const uint64_t*>(p + at[i + 1]);
-      sum += Mix64(Mix64(v + i) ^ static_cast<uint64_t>(i));
     }
   });
-  std::printf("walks: 2 lines a page, 8 pages ahead, interleaved %5.1f ns/line %5.1f ns/page%s\n", ns, ns * 2,
-              sum == 42 ? " " : "");
+  std::printf("walks: 2 lines a page, hashing, windows of %d     %5.1f ns/line %5.1f ns/page\n", kWindow, windowed,
+              windowed * 2);
+  for (int pages_ahead : {8, 32, 128}) {
+    for (bool hashing : {false, true}) {
+      const int d = 2 * pages_ahead;
+      const double ns = best_of_3([&] {
+        for (int i = 0; i < kLines; i += 2) {
+          if (i + d + 1 < kLines) {
+            __builtin_prefetch(p + at[i + d]);
+            __builtin_prefetch(p + at[i + d + 1]);
+          }
+          const uint64_t v = *reinterpret_cast<const uint64_t*>(p + at[i]) + *reinterpret_cast<const uint64_t*>(p + at[i + 1]);
+          sum += hashing ? work(v, i) : v;
+        }
+      });
+      std::printf("walks: 2 lines a page, %s, %3d pages ahead %5.1f ns/line %5.1f ns/page%s\n",
+                  hashing ? "hashing" : "no hash", pages_ahead, ns, ns * 2, sum == 42 ? " " : "");
+    }
+  }
   munmap(p, kBytes);
 }
 

@@ -25,16 +25,17 @@ constexpr uint32_t kInFile = kNoSlot - 1;
 // the row into the spill file and back.
 constexpr uint32_t kUsed = 1, kReferenced = 2, kDirty = 4, kInStore = 8;
 constexpr uint32_t kStoreFlags = kDirty | kInStore;
-// A stripe's keys in a block are served in windows of up to this many: the
-// index entries of a whole window are prefetched in one tight loop, then
-// looked up; then its rows are prefetched in another, then read or updated.
-// Random rows of a big table each cost a page walk, and a prefetch that
-// misses the TLB appears to hold up retirement until its walk is done, so a
-// core keeps in flight only the prefetches that fit in its reorder window: a
-// loop of prefetches alone fits many more than one interleaving each with a
-// lookup or an update (`vm_probe --parts walks`; the table's pulls 1.3-1.4x,
-// pushes 1.5x, docs/BENCHMARKS.md, session 9). A window's lines (index
-// entry, row, gradient) stay well inside L1 + L2.
+// A stripe's keys in a block are served in windows of up to this many.
+// Lookups: each window's index entries are prefetched in a loop of
+// prefetches alone, then looked up. Then the rows (and a push's gradients),
+// again a window at a time: prefetched in a loop of their own, then read or
+// updated. Random rows of a big table each cost a page walk, and a core
+// keeps only so many in flight; prefetches a fixed distance ahead inside the
+// lookup or update loop kept far fewer in flight than these loops do
+// (`vm_probe --parts walks`; the table's pulls 1.3-1.4x, pushes 1.5x,
+// docs/BENCHMARKS.md, session 9). For dim 16 with Adagrad a window's lines
+// (index entry, row, gradient) are about 80 KB, inside L1 + L2; much wider
+// rows spill a window's early lines out of L2 before they are used.
 constexpr uint32_t kWindowKeys = 256;
 // A push brings a spilled row back into memory once in this many (see
 // WantBack); the other pushes update it in the spill file.
@@ -573,9 +574,10 @@ absl::Status SparseTable::FindSlots(Stripe& s, std::span<const uint64_t> keys, u
     // A pull reads the weights; a push also the optimizer state.
     const size_t prefetch_bytes = sizeof(RowMeta) + sizeof(float) * (bring_back ? dim_ + state_dim_ : dim_);
     for (size_t m = 0; m < n; ++m) {
-      // A window at a time (kWindowKeys), in two stages: the buckets' tag
-      // lines, then the matching rows, found from the tag lines that the
-      // first loop brought in (a row shares its bucket's page).
+      // A window at a time (kWindowKeys), in two stages: every bucket's tag
+      // line is prefetched, then each is read to find and prefetch the
+      // matching row (in the same page). By the time the second loop reads
+      // a tag line, most of the others are on their way.
       if (m % kWindowKeys == 0) {
         const size_t we = std::min(n, m + kWindowKeys);
         for (size_t k = m; k < we; ++k) s.spill->Prefetch(scratch.miss_keys[k]);
