@@ -401,6 +401,16 @@ absl::Status SparseTable::Settle() {
 void SparseTable::RewriteSpillIfDue(Stripe& s, uint32_t now) {
   const uint32_t period = options_.spill_rewrite_seconds;
   if (s.spill == nullptr || period == 0) return;
+  if (s.spill->rewriting()) {
+    // A step each time a request reaches the stripe; the rest at once if the
+    // stripe was left alone for half a period since the rewrite began (the
+    // old file's part not yet copied is ageing toward its writeback).
+    const bool late = now >= s.spill_rewrite_at - period + period / 2;
+    if (s.spill->RewriteStep(late ? s.spill->file_bytes() : options_.spill_rewrite_step_bytes)) {
+      s.spill_generation = s.spill->generation();
+    }
+    return;
+  }
   if (s.spill->generation() != s.spill_generation) {
     // A file the table did not rewrite: the first, or one a growth made.
     // The stripes make theirs within moments of each other, so their first
@@ -423,15 +433,16 @@ void SparseTable::RewriteSpillIfDue(Stripe& s, uint32_t now) {
   // faults.
   const bool idle = !s.spill->written();
   if (idle && s.spill_idle_rewrite) return;
-  if (absl::Status status = s.spill->Rewrite(); !status.ok()) {
+  if (absl::Status status = s.spill->StartRewrite(); !status.ok()) {
     spill_rewrite_failures_.fetch_add(1, std::memory_order_relaxed);
     LOG_EVERY_N(WARNING, 100) << "table \"" << name() << "\": rewriting spill file " << s.spill->file()
                               << " (kept as it is, tried again in " << period << " s): " << status;
     return;
   }
-  s.spill_generation = s.spill->generation();
-  s.spill_idle_rewrite = idle;
+  // Counted when begun: once the new file is made, the steps cannot fail.
   spill_rewrites_.fetch_add(1, std::memory_order_relaxed);
+  s.spill_idle_rewrite = idle;
+  if (s.spill->RewriteStep(options_.spill_rewrite_step_bytes)) s.spill_generation = s.spill->generation();
 }
 
 absl::Status SparseTable::SpillIfOver(Stripe& s, bool any_stripe) {

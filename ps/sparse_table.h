@@ -90,6 +90,9 @@ class SparseTable {
     // keep it under the kernel's vm.dirty_expire_centisecs. 0: never. At
     // most kMaxSpillRewriteSeconds (common/config.h).
     uint32_t spill_rewrite_seconds = 20;
+    // A rewrite moves this many bytes of the file each time a request
+    // reaches the stripe (SpillFile::RewriteStep).
+    size_t spill_rewrite_step_bytes = size_t{16} << 20;
   };
 
   // InvalidArgument for a bad config (dim <= 0, bad optimizer). A budget that
@@ -232,9 +235,11 @@ class SparseTable {
   // Rewrites the stripe's spill file if it is due (Options::spill_rewrite_seconds)
   // and was written since it was made, or was made by a rewrite of one that
   // was (a second rewrite in a row of an unwritten file is skipped). A
-  // rewrite that fails (disk full)
-  // keeps the old file, which is whole: it is logged, counted, and tried
-  // again a period later, and the request goes on.
+  // rewrite goes in steps of Options::spill_rewrite_step_bytes, one each
+  // time this is called for the stripe, so that no request waits for a
+  // whole file. A rewrite that cannot begin (disk full) keeps the old file,
+  // which is whole: it is logged, counted, and tried again a period later,
+  // and the request goes on.
   void RewriteSpillIfDue(Stripe& s, uint32_t now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
   std::string DiskKey(uint64_t key) const;
   bool Expired(const RowMeta& m, uint64_t global_step, uint32_t now) const;

@@ -436,6 +436,50 @@ TEST(SparseTableTest, WrittenSpillFilesAreRewrittenEachPeriodAndNoRowChanges) {
   ExpectSameRows(*table, *reference);
 }
 
+// Files in `dir`.
+int FilesIn(const std::string& dir) {
+  int n = 0;
+  for ([[maybe_unused]] const auto& entry : std::filesystem::directory_iterator(dir)) ++n;
+  return n;
+}
+
+TEST(SparseTableTest, ARewriteGoesInStepsOverRequestsAndNoRowChanges) {
+  TableConfig c = Config(kDim, SparseOptimizerConfig::ADAGRAD);
+  uint32_t now = 1000;
+  MemoryBudget budget(kRowCharge * kRows / 10);
+  SparseTable::Options options = SpillingOnClock(&budget, "rewrite_steps", &now);
+  options.spill_rewrite_seconds = 20;
+  options.spill_rewrite_step_bytes = 4096;  // about a bucket: tens of steps a file
+  auto table = Make(c, options);
+  auto reference = Make(c);
+  PushRounds({table.get(), reference.get()}, 1, 0, nullptr);
+  ASSERT_EQ(FilesIn(options.spill_dir), SparseTable::kNumStripes);
+  // Due: one request begins every stripe's rewrite and takes one step of
+  // each; the old files stay beside the new ones, and no row changes.
+  now += 20;
+  const std::vector<uint64_t> all = AllKeys();
+  std::vector<float> out(kRows * kDim);
+  ASSERT_TRUE(table->Pull(all, out.data()).ok());
+  EXPECT_EQ(table->Stats().spill_rewrites(), static_cast<uint64_t>(SparseTable::kNumStripes));
+  EXPECT_EQ(FilesIn(options.spill_dir), 2 * SparseTable::kNumStripes);
+  ExpectSameRows(*table, *reference);
+  // Pushes and pulls in the middle of the rewrites, which finish within
+  // them: only the new files are left.
+  PushRounds({table.get(), reference.get()}, 2, 60, nullptr);
+  EXPECT_EQ(FilesIn(options.spill_dir), SparseTable::kNumStripes);
+  ExpectSameRows(*table, *reference);
+  // A rewrite left alone for half a period is finished by the next request.
+  now += 20;
+  ASSERT_TRUE(table->Pull(all, out.data()).ok());
+  EXPECT_EQ(FilesIn(options.spill_dir), 2 * SparseTable::kNumStripes);
+  now += 10;
+  ASSERT_TRUE(table->Pull(all, out.data()).ok());
+  EXPECT_EQ(FilesIn(options.spill_dir), SparseTable::kNumStripes);
+  EXPECT_EQ(table->Stats().spill_rewrites(), 2u * SparseTable::kNumStripes);
+  EXPECT_EQ(table->Stats().spill_rewrite_failures(), 0u);
+  ExpectSameRows(*table, *reference);
+}
+
 TEST(SparseTableTest, ARewriteThatFailsKeepsTheFileAndTheRequestGoesOn) {
   TableConfig c = Config(kDim, SparseOptimizerConfig::ADAGRAD);
   uint32_t now = 1000;

@@ -55,10 +55,16 @@ absl::StatusOr<std::unique_ptr<SpillFile>> SpillFile::Create(std::string path, s
   f->file_ = f->path_;
   RETURN_IF_ERROR(f->MapNew(f->file_, kInitialBuckets, /*populate=*/false, &f->fd_, &f->base_));
   f->buckets_ = kInitialBuckets;
+  f->split_ = f->file_bytes();
   return f;
 }
 
 SpillFile::~SpillFile() {
+  if (next_base_ != nullptr) {
+    munmap(next_base_, file_bytes());
+    close(next_fd_);
+    unlink(next_file_.c_str());
+  }
   if (base_ != nullptr) munmap(base_, file_bytes());
   if (fd_ >= 0) {
     close(fd_);
@@ -169,7 +175,8 @@ void SpillFile::Place(uint64_t h, const std::byte* row) {
 }
 
 void SpillFile::EraseFound(std::byte* row) {
-  const size_t off = static_cast<size_t>(row - base_);
+  const bool moved = next_base_ != nullptr && row >= next_base_ + split_ && row < next_base_ + file_bytes();
+  const size_t off = static_cast<size_t>(row - (moved ? next_base_ : base_));
   const size_t b = off / stride_;
   Remove(b, static_cast<int>((off - b * stride_ - kTagBytes) / row_bytes_));
 }
@@ -203,6 +210,8 @@ std::byte* SpillFile::Replace(std::string file, int fd, std::byte* base) {
 }
 
 absl::Status SpillFile::Resize(size_t buckets) {
+  while (rewriting() && !RewriteStep(file_bytes())) {
+  }
   std::string next = absl::StrCat(path_, ".", generation_ + 1);
   int fd = -1;
   std::byte* base = nullptr;
@@ -210,6 +219,7 @@ absl::Status SpillFile::Resize(size_t buckets) {
   const size_t old_buckets = buckets_;
   std::byte* old_base = Replace(std::move(next), fd, base);
   buckets_ = buckets;
+  split_ = file_bytes();
   used_ = 0;
   deleted_ = 0;
   for (size_t b = 0; b < old_buckets; ++b) {
@@ -225,35 +235,56 @@ absl::Status SpillFile::Resize(size_t buckets) {
 }
 
 absl::Status SpillFile::Rewrite() {
-  // At the same size every row keeps its bucket and slot: a copy of the
-  // bytes, tombstones and all, is the same table.
-  //
-  // Chunk by chunk from the end, the old file is cut short behind each
-  // chunk copied, so the rewrite adds at most a chunk to the dirty memory:
-  // the kernel writes back whatever dirty pages are oldest once they pass
-  // vm.dirty_background_ratio, and a whole second copy of a file took a
-  // 2 GB spill on a 24 GB machine past it (then 1.6 GB was written back
-  // during the pushes the rewrites were there to spare). Truncation drops
-  // pages unwritten on every file system; punching holes writes them back
-  // first on some. A 128 MB file takes 0.27-0.29 s here, most of it the
-  // first touch of each new page (bench/vm_probe --parts spill --spill_mb 96).
-  constexpr size_t kChunkBytes = 16u << 20;
+  RETURN_IF_ERROR(StartRewrite());
+  while (!RewriteStep(file_bytes())) {
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SpillFile::StartRewrite() {
+  if (rewriting()) return absl::OkStatus();
   std::string next = absl::StrCat(path_, ".", generation_ + 1);
-  int fd = -1;
-  std::byte* base = nullptr;
-  RETURN_IF_ERROR(MapNew(next, buckets_, /*populate=*/false, &fd, &base));
-  const size_t bytes = file_bytes();
-  for (size_t end = bytes; end > 0;) {
-    const size_t at = end > kChunkBytes ? end - kChunkBytes : 0;
-    PopulateWritable(base + at, end - at);
-    std::memcpy(base + at, base_ + at, end - at);
+  RETURN_IF_ERROR(MapNew(next, buckets_, /*populate=*/false, &next_fd_, &next_base_));
+  next_file_ = std::move(next);
+  split_ = file_bytes();
+  return absl::OkStatus();
+}
+
+bool SpillFile::RewriteStep(size_t bytes) {
+  // At the same size every row keeps its bucket and slot: a copy of the
+  // bytes, tombstones and all, is the same table, whichever part of it has
+  // been copied so far.
+  //
+  // From the end, in chunks of whole buckets, the old file is cut short
+  // behind each chunk copied, so the rewrite adds at most a chunk to the
+  // dirty memory: the kernel writes back whatever dirty pages are oldest
+  // once they pass vm.dirty_background_ratio, and a whole second copy of a
+  // file took a 2 GB spill on a 24 GB machine past it (then 1.6 GB was
+  // written back during the pushes the rewrites were there to spare).
+  // Truncation drops pages unwritten on every file system; punching holes
+  // writes them back first on some. A 128 MB file takes 0.27-0.29 s here,
+  // most of it the first touch of each new page (bench/vm_probe --parts
+  // spill --spill_mb 96).
+  constexpr size_t kChunkBytes = 16u << 20;
+  if (!rewriting()) return true;
+  const size_t chunk = std::max<size_t>(1, std::min(bytes, kChunkBytes) / stride_) * stride_;
+  for (size_t moved = 0; moved < bytes && split_ > 0; moved += chunk) {
+    const size_t at = split_ > chunk ? split_ - chunk : 0;
+    PopulateWritable(next_base_ + at, split_ - at);
+    std::memcpy(next_base_ + at, base_ + at, split_ - at);
+    split_ = at;
     // The old mapping is not read past `at` again. If the truncation fails,
     // the old file's pages go when it is unlinked below.
     [[maybe_unused]] const int cut = ftruncate(fd_, static_cast<off_t>(at));
-    end = at;
   }
-  munmap(Replace(std::move(next), fd, base), bytes);
-  return absl::OkStatus();
+  if (split_ > 0) return false;
+  const size_t size = file_bytes();
+  std::byte* next_base = next_base_;
+  next_base_ = nullptr;
+  munmap(Replace(std::move(next_file_), next_fd_, next_base), size);
+  next_fd_ = -1;
+  split_ = size;
+  return true;
 }
 
 }  // namespace ctrps

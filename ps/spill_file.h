@@ -32,7 +32,7 @@
 // kernel writes pages back whatever their age, and rewrites help less.
 //
 // Not thread-safe: the stripe's mutex guards it. Pointers returned by Find
-// stay valid until the next Put, Erase, growth or Rewrite.
+// stay valid until the next Put, Erase, growth, Rewrite or RewriteStep.
 #ifndef CTRPS_PS_SPILL_FILE_H_
 #define CTRPS_PS_SPILL_FILE_H_
 
@@ -67,7 +67,7 @@ class SpillFile {
   uint64_t file_bytes() const { return static_cast<uint64_t>(buckets_) * stride_; }
 
   // Brings the tag line of `key`'s home bucket toward the cache.
-  void Prefetch(uint64_t key) const { PrefetchLine(base_ + HomeBucket(Hash(key)) * stride_); }
+  void Prefetch(uint64_t key) const { PrefetchLine(TagsOf(HomeBucket(Hash(key)))); }
 
   // Brings the first `bytes` of the row of `key` toward the cache, if its
   // home bucket's tag line (see Prefetch) shows a fingerprint match.
@@ -92,8 +92,20 @@ class SpillFile {
 
   // Copies the file into a new one and removes the old one; pointers from
   // Find become invalid. Unavailable when the new file cannot be made (disk
-  // full), in which case nothing changed.
+  // full), in which case nothing changed. The same as StartRewrite, then
+  // RewriteStep until it is done.
   absl::Status Rewrite();
+
+  // A rewrite in steps, so that no single request waits for a whole file:
+  // StartRewrite makes the new file (Unavailable, with nothing changed, when
+  // it cannot); each RewriteStep moves up to `bytes` more of the file,
+  // from the end, and returns true once the new file is the one in use.
+  // Between steps the file works as ever, its buckets split between the two
+  // files; pointers from Find become invalid at each step. A growth, or the
+  // destructor, finishes a rewrite in progress first.
+  absl::Status StartRewrite();
+  bool RewriteStep(size_t bytes);
+  bool rewriting() const { return next_base_ != nullptr; }
 
   // Calls fn(row) for every stored row; fn may change the row's bytes after
   // its key. When fn returns true the row is removed.
@@ -129,8 +141,14 @@ class SpillFile {
     std::memcpy(&key, row, sizeof(key));
     return key;
   }
-  uint16_t* TagsOf(size_t b) const { return reinterpret_cast<uint16_t*>(base_ + b * stride_); }
-  std::byte* SlotOf(size_t b, int i) const { return base_ + b * stride_ + kTagBytes + i * row_bytes_; }
+  // Bucket b: in the new file from split_ on while a rewrite is in progress
+  // (split_ is the old file's size otherwise).
+  std::byte* BucketOf(size_t b) const {
+    const size_t at = b * stride_;
+    return (at >= split_ ? next_base_ : base_) + at;
+  }
+  uint16_t* TagsOf(size_t b) const { return reinterpret_cast<uint16_t*>(BucketOf(b)); }
+  std::byte* SlotOf(size_t b, int i) const { return BucketOf(b) + kTagBytes + i * row_bytes_; }
   // Bit i set where tags[i] == t, for the bucket's slots.
   uint32_t Match(const uint16_t* tags, uint16_t t) const;
   std::byte* Find(uint64_t key, uint64_t h);  // h = Hash(key)
@@ -157,6 +175,12 @@ class SpillFile {
   int generation_ = 0;
   int fd_ = -1;
   std::byte* base_ = nullptr;
+  // A rewrite in progress: the new file, and the first byte of the buckets
+  // moved into it (file_bytes() when none is).
+  std::string next_file_;
+  int next_fd_ = -1;
+  std::byte* next_base_ = nullptr;
+  size_t split_ = 0;
   size_t buckets_ = 0;
   size_t used_ = 0;
   size_t deleted_ = 0;

@@ -235,6 +235,112 @@ TEST(SpillFileTest, RewriteOfAFileOfSeveralChunksKeepsEveryRow) {
   ExpectRowsWithGaps(f, 96, 200000, 5);
 }
 
+// Expects every row of `expect` (key -> version) and nothing else.
+void ExpectExactly(SpillFile& f, size_t row_bytes, const std::unordered_map<uint64_t, uint64_t>& expect) {
+  ASSERT_EQ(f.size(), expect.size());
+  size_t seen = 0;
+  f.ForEach([&](std::byte* row) {
+    uint64_t key;
+    std::memcpy(&key, row, 8);
+    auto it = expect.find(key);
+    EXPECT_TRUE(it != expect.end()) << "key " << key;
+    if (it != expect.end()) {
+      EXPECT_EQ(std::memcmp(row, Row(row_bytes, key, it->second).data(), row_bytes), 0) << key;
+    }
+    ++seen;
+    return false;
+  });
+  EXPECT_EQ(seen, expect.size());
+  for (const auto& [key, version] : expect) {
+    const std::byte* row = f.Find(key);
+    ASSERT_NE(row, nullptr) << key;
+    ASSERT_EQ(std::memcmp(row, Row(row_bytes, key, version).data(), row_bytes), 0) << key;
+  }
+}
+
+TEST(SpillFileTest, RewriteInStepsServesPutsFindsAndErasesBetweenSteps) {
+  auto file = SpillFile::Create(TestPath("rewrite_steps"), 160);
+  ASSERT_TRUE(file.ok()) << file.status();
+  SpillFile& f = **file;
+  std::unordered_map<uint64_t, uint64_t> expect;
+  constexpr uint64_t kKeys = 20000;
+  for (uint64_t k = 0; k < kKeys; ++k) {
+    ASSERT_TRUE(f.Put(Row(160, k, 0).data()).ok());
+    expect[k] = 0;
+  }
+  const std::string before = f.file();
+  const int generation = f.generation();
+  const uint64_t bytes = f.file_bytes();
+  ASSERT_TRUE(f.StartRewrite().ok());
+  EXPECT_TRUE(f.rewriting());
+  std::mt19937_64 rng(7);
+  int steps = 0, op = 0;
+  while (true) {
+    // Operations against both files: keys whose buckets were moved and
+    // keys whose buckets were not yet.
+    for (int i = 0; i < 200; ++i, ++op) {
+      const uint64_t key = rng() % kKeys;
+      if (rng() % 4 == 0) {
+        std::byte* row = f.Find(key);
+        ASSERT_EQ(row != nullptr, expect.count(key) == 1) << "key " << key << " at step " << steps;
+        if (row != nullptr) {
+          f.EraseFound(row);
+          expect.erase(key);
+        }
+      } else {
+        ASSERT_TRUE(f.Put(Row(160, key, op + 1).data()).ok());
+        expect[key] = op + 1;
+      }
+    }
+    ASSERT_EQ(f.file_bytes(), bytes) << "the file grew, which finishes a rewrite: the test would not test steps";
+    ASSERT_EQ(f.generation(), generation);
+    ASSERT_TRUE(std::filesystem::exists(before));
+    if (steps % 8 == 0) ExpectExactly(f, 160, expect);
+    ++steps;
+    if (f.RewriteStep(64 << 10)) break;
+    ASSERT_TRUE(f.rewriting());
+  }
+  EXPECT_GE(steps, static_cast<int>(bytes / (64 << 10)));
+  EXPECT_FALSE(f.rewriting());
+  EXPECT_EQ(f.generation(), generation + 1);
+  EXPECT_FALSE(std::filesystem::exists(before));
+  ExpectExactly(f, 160, expect);
+  // A step with nothing in progress is done at once.
+  EXPECT_TRUE(f.RewriteStep(64 << 10));
+}
+
+TEST(SpillFileTest, GrowthAndTheDestructorFinishARewriteInProgress) {
+  std::string first, second;
+  {
+    auto file = SpillFile::Create(TestPath("rewrite_grow"), 160);
+    ASSERT_TRUE(file.ok()) << file.status();
+    SpillFile& f = **file;
+    std::unordered_map<uint64_t, uint64_t> expect;
+    for (uint64_t k = 0; k < 5000; ++k) {
+      ASSERT_TRUE(f.Put(Row(160, k, 1).data()).ok());
+      expect[k] = 1;
+    }
+    ASSERT_TRUE(f.StartRewrite().ok());
+    ASSERT_FALSE(f.RewriteStep(16 << 10));
+    const uint64_t bytes = f.file_bytes();
+    for (uint64_t k = 5000; f.file_bytes() == bytes; ++k) {
+      ASSERT_TRUE(f.Put(Row(160, k, 1).data()).ok());
+      expect[k] = 1;
+    }
+    EXPECT_FALSE(f.rewriting());
+    ExpectExactly(f, 160, expect);
+    // Torn down mid-rewrite: both files go.
+    ASSERT_TRUE(f.StartRewrite().ok());
+    ASSERT_FALSE(f.RewriteStep(16 << 10));
+    first = f.file();
+    second = TestPath("rewrite_grow") + "." + std::to_string(f.generation() + 1);
+    EXPECT_TRUE(std::filesystem::exists(first));
+    EXPECT_TRUE(std::filesystem::exists(second));
+  }
+  EXPECT_FALSE(std::filesystem::exists(first));
+  EXPECT_FALSE(std::filesystem::exists(second));
+}
+
 TEST(SpillFileTest, RewriteThatCannotReserveItsFileKeepsTheOldOne) {
   auto file = SpillFile::Create(TestPath("rewrite_full"), 160);
   ASSERT_TRUE(file.ok()) << file.status();
