@@ -29,6 +29,23 @@ std::vector<std::byte> Row(size_t bytes, uint64_t key, uint64_t version) {
   return row;
 }
 
+// Erases `key` if it is stored (Find must agree with `expect`, key ->
+// version), or puts version `version` of its row.
+void ApplyOp(SpillFile& f, size_t row_bytes, uint64_t key, bool erase, uint64_t version,
+             std::unordered_map<uint64_t, uint64_t>& expect) {
+  if (erase) {
+    std::byte* row = f.Find(key);
+    ASSERT_EQ(row != nullptr, expect.count(key) == 1) << "key " << key;
+    if (row != nullptr) {
+      f.EraseFound(row);
+      expect.erase(key);
+    }
+  } else {
+    ASSERT_TRUE(f.Put(Row(row_bytes, key, version).data()).ok());
+    expect[key] = version;
+  }
+}
+
 // Random puts, overwrites and erases against a map; every row read back must
 // equal the last one written. Covers growth, tombstones and their sweeps.
 void CheckAgainstMap(size_t row_bytes, int ops, uint64_t key_space) {
@@ -39,18 +56,8 @@ void CheckAgainstMap(size_t row_bytes, int ops, uint64_t key_space) {
   std::mt19937_64 rng(row_bytes);
   for (int op = 0; op < ops; ++op) {
     const uint64_t key = rng() % key_space * 0x100000001ULL;  // keys with high bits set too
-    if (rng() % 3 == 0) {
-      std::byte* row = f.Find(key);
-      ASSERT_EQ(row != nullptr, expect.count(key) == 1) << "key " << key << " at op " << op;
-      if (row != nullptr) {
-        f.EraseFound(row);
-        expect.erase(key);
-      }
-    } else {
-      const uint64_t version = op;
-      ASSERT_TRUE(f.Put(Row(row_bytes, key, version).data()).ok());
-      expect[key] = version;
-    }
+    const bool erase = rng() % 3 == 0;
+    ASSERT_NO_FATAL_FAILURE(ApplyOp(f, row_bytes, key, erase, op, expect)) << "at op " << op;
   }
   ASSERT_EQ(f.size(), expect.size());
   for (const auto& [key, version] : expect) {
@@ -280,17 +287,8 @@ TEST(SpillFileTest, RewriteInStepsServesPutsFindsAndErasesBetweenSteps) {
     // keys whose buckets were not yet.
     for (int i = 0; i < 200; ++i, ++op) {
       const uint64_t key = rng() % kKeys;
-      if (rng() % 4 == 0) {
-        std::byte* row = f.Find(key);
-        ASSERT_EQ(row != nullptr, expect.count(key) == 1) << "key " << key << " at step " << steps;
-        if (row != nullptr) {
-          f.EraseFound(row);
-          expect.erase(key);
-        }
-      } else {
-        ASSERT_TRUE(f.Put(Row(160, key, op + 1).data()).ok());
-        expect[key] = op + 1;
-      }
+      const bool erase = rng() % 4 == 0;
+      ASSERT_NO_FATAL_FAILURE(ApplyOp(f, 160, key, erase, op + 1, expect)) << "at step " << steps;
     }
     ASSERT_EQ(f.file_bytes(), bytes) << "the file grew, which finishes a rewrite: the test would not test steps";
     ASSERT_EQ(f.generation(), generation);
