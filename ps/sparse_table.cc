@@ -107,7 +107,7 @@ struct SparseTable::Stripe {
   std::unique_ptr<SpillFile> spill ABSL_GUARDED_BY(mu);  // created by the first spill
   int spill_generation ABSL_GUARDED_BY(mu) = -1;          // of the file rewrite_at was set for
   uint32_t spill_rewrite_at ABSL_GUARDED_BY(mu) = 0;      // clock seconds
-  bool spill_idle_rewrite ABSL_GUARDED_BY(mu) = false;    // the file in use was made by a rewrite of an unwritten one
+  uint32_t spill_written_at ABSL_GUARDED_BY(mu) = 0;     // clock seconds the file was last found written (or made)
 };
 
 absl::StatusOr<std::unique_ptr<SparseTable>> SparseTable::Create(const TableConfig& config,
@@ -419,7 +419,7 @@ void SparseTable::RewriteSpillIfDue(Stripe& s, uint32_t now) {
     s.spill_generation = s.spill->generation();
     s.spill_rewrite_at =
         now + static_cast<uint32_t>(std::max<uint64_t>(1, uint64_t{period} * (kNumStripes + s.id) / (2 * kNumStripes)));
-    s.spill_idle_rewrite = false;
+    s.spill_written_at = now;
     return;
   }
   if (now < s.spill_rewrite_at) return;
@@ -427,12 +427,16 @@ void SparseTable::RewriteSpillIfDue(Stripe& s, uint32_t now) {
   // A file not written since it was made still has the dirty pages of its
   // making, which the kernel would clean, and the next pushes would fault
   // on, after a spell of pulls alone (an evaluation; ps_bench's pull phase).
-  // It is rewritten once more, which covers a spell of up to about a period
-  // plus the kernel's expiry (50 s by default); after a longer one the
-  // kernel writes the file back once, and the first push into each page
-  // faults.
-  const bool idle = !s.spill->written();
-  if (idle && s.spill_idle_rewrite) return;
+  // It is rewritten on for spill_idle_rewrite_seconds after the file was
+  // last found written; after a longer spell the kernel writes it back
+  // once, and the first push into each page faults. (Rewriting it only once
+  // more covered 50 s: 60 s of pulls then cost pushes a fifth of their
+  // speed, docs/BENCHMARKS.md, session 9.)
+  if (s.spill->written()) {
+    s.spill_written_at = now;
+  } else if (now - s.spill_written_at >= options_.spill_idle_rewrite_seconds) {
+    return;
+  }
   if (absl::Status status = s.spill->StartRewrite(); !status.ok()) {
     spill_rewrite_failures_.fetch_add(1, std::memory_order_relaxed);
     LOG_EVERY_N(WARNING, 100) << "table \"" << name() << "\": rewriting spill file " << s.spill->file()
@@ -441,7 +445,6 @@ void SparseTable::RewriteSpillIfDue(Stripe& s, uint32_t now) {
   }
   // Counted when begun: once the new file is made, the steps cannot fail.
   spill_rewrites_.fetch_add(1, std::memory_order_relaxed);
-  s.spill_idle_rewrite = idle;
   if (s.spill->RewriteStep(options_.spill_rewrite_step_bytes)) s.spill_generation = s.spill->generation();
 }
 

@@ -93,6 +93,12 @@ class SparseTable {
     // A rewrite moves this many bytes of the file each time a request
     // reaches the stripe (SpillFile::RewriteStep).
     size_t spill_rewrite_step_bytes = size_t{16} << 20;
+    // A file nothing has written to is still rewritten each period for this
+    // long after it was last found written (its pages are dirty from the
+    // copy), so that a spell of pulls alone, an evaluation say, does not end
+    // in the kernel writing it back and every later push faulting; after
+    // that it is left to the kernel.
+    uint32_t spill_idle_rewrite_seconds = 300;
   };
 
   // InvalidArgument for a bad config (dim <= 0, bad optimizer). A budget that
@@ -233,8 +239,8 @@ class SparseTable {
   // After a request: while the budget is over, spills from the biggest stripe.
   absl::Status Settle();
   // Rewrites the stripe's spill file if it is due (Options::spill_rewrite_seconds)
-  // and was written since it was made, or was made by a rewrite of one that
-  // was (a second rewrite in a row of an unwritten file is skipped). A
+  // and was written since it was made, or was last found written within
+  // Options::spill_idle_rewrite_seconds. A
   // rewrite goes in steps of Options::spill_rewrite_step_bytes, one each
   // time this is called for the stripe, so that no request waits for a
   // whole file. A rewrite that cannot begin (disk full) keeps the old file,
