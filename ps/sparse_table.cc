@@ -37,6 +37,15 @@ constexpr uint32_t kStoreFlags = kDirty | kInStore;
 // (index entry, row, gradient) are about 80 KB, inside L1 + L2; much wider
 // rows spill a window's early lines out of L2 before they are used.
 constexpr uint32_t kWindowKeys = 256;
+
+// In a loop over [b, e) that reads or updates position j: when j starts a
+// window (counting from b), calls prefetch(k) for every k of that window
+// first, in a loop with nothing else in it.
+template <typename Prefetch>
+inline void PrefetchWindowAt(uint32_t j, uint32_t b, uint32_t e, Prefetch prefetch) {
+  if ((j - b) % kWindowKeys != 0) return;
+  for (uint32_t k = j, end = std::min(e, j + kWindowKeys); k < end; ++k) prefetch(k);
+}
 // A push brings a spilled row back into memory once in this many (see
 // WantBack); the other pushes update it in the spill file.
 constexpr uint64_t kBringBackOneIn = 32;
@@ -564,18 +573,13 @@ absl::Status SparseTable::FindSlots(Stripe& s, std::span<const uint64_t> keys, u
   Scratch& scratch = tls_scratch;
   scratch.miss_keys.clear();
   scratch.miss_pos.clear();
-  // Each window's index entries are prefetched before any is looked up
-  // (kWindowKeys).
-  for (uint32_t w = b; w < e; w += kWindowKeys) {
-    const uint32_t we = std::min(e, w + kWindowKeys);
-    for (uint32_t j = w; j < we; ++j) s.index.Prefetch(keys[scratch.order[j]]);
-    for (uint32_t j = w; j < we; ++j) {
-      const uint32_t found = s.index.Find(keys[scratch.order[j]]);
-      scratch.slots[j] = found;
-      if (found == kNoSlot) {
-        scratch.miss_keys.push_back(keys[scratch.order[j]]);
-        scratch.miss_pos.push_back(j);
-      }
+  for (uint32_t j = b; j < e; ++j) {
+    PrefetchWindowAt(j, b, e, [&](uint32_t k) { s.index.Prefetch(keys[scratch.order[k]]); });
+    const uint32_t found = s.index.Find(keys[scratch.order[j]]);
+    scratch.slots[j] = found;
+    if (found == kNoSlot) {
+      scratch.miss_keys.push_back(keys[scratch.order[j]]);
+      scratch.miss_pos.push_back(j);
     }
   }
   memory_hits_.fetch_add(e - b - scratch.miss_keys.size(), std::memory_order_relaxed);
@@ -584,19 +588,16 @@ absl::Status SparseTable::FindSlots(Stripe& s, std::span<const uint64_t> keys, u
   scratch.store_pos.clear();
   if (s.spill != nullptr && s.spill->size() > 0) {
     bool brought_back = false;
-    const size_t n = scratch.miss_keys.size();
+    const auto n = static_cast<uint32_t>(scratch.miss_keys.size());
     // A pull reads the weights; a push also the optimizer state.
     const size_t prefetch_bytes = sizeof(RowMeta) + sizeof(float) * (bring_back ? dim_ + state_dim_ : dim_);
-    for (size_t m = 0; m < n; ++m) {
-      // A window at a time (kWindowKeys), in two stages: every bucket's tag
-      // line is prefetched, then each is read to find and prefetch the
-      // matching row (in the same page). By the time the second loop reads
-      // a tag line, most of the others are on their way.
-      if (m % kWindowKeys == 0) {
-        const size_t we = std::min(n, m + kWindowKeys);
-        for (size_t k = m; k < we; ++k) s.spill->Prefetch(scratch.miss_keys[k]);
-        for (size_t k = m; k < we; ++k) s.spill->PrefetchRow(scratch.miss_keys[k], prefetch_bytes);
-      }
+    for (uint32_t m = 0; m < n; ++m) {
+      // In two stages: every bucket's tag line of the window, then each is
+      // read to find and prefetch the matching row (in the same page). By
+      // the time the second loop reads a tag line, most of the others are
+      // on their way.
+      PrefetchWindowAt(m, 0, n, [&](uint32_t k) { s.spill->Prefetch(scratch.miss_keys[k]); });
+      PrefetchWindowAt(m, 0, n, [&](uint32_t k) { s.spill->PrefetchRow(scratch.miss_keys[k], prefetch_bytes); });
       const uint64_t key = scratch.miss_keys[m];
       const uint32_t j = scratch.miss_pos[m];
       std::byte* row = s.spill->Find(key);
@@ -657,13 +658,10 @@ absl::StatusOr<uint64_t> SparseTable::PullBlock(const KeyGroups& groups, size_t 
     Stripe& s = *stripes_[si];
     absl::MutexLock lock(&s.mu);
     RETURN_IF_ERROR(FindSlots(s, keys, b, e, /*bring_back=*/false));
-    // Pass 2: copy weights (a pull reads the meta and the weights), a window
-    // of rows prefetched at a time (kWindowKeys).
+    // Pass 2: copy weights (a pull reads the meta and the weights).
     const size_t read_bytes = sizeof(RowMeta) + sizeof(float) * dim_;
     for (uint32_t j = b; j < e; ++j) {
-      if ((j - b) % kWindowKeys == 0) {
-        for (uint32_t k = j; k < std::min(e, j + kWindowKeys); ++k) PrefetchRow(s, scratch.slots[k], read_bytes);
-      }
+      PrefetchWindowAt(j, b, e, [&](uint32_t k) { PrefetchRow(s, scratch.slots[k], read_bytes); });
       const uint32_t pos = scratch.order[j];
       float* dst = out + static_cast<size_t>(pos) * dim_;
       uint32_t slot = scratch.slots[j];
@@ -740,17 +738,14 @@ absl::StatusOr<uint64_t> SparseTable::PushBlock(const KeyGroups& groups, size_t 
     // Once a slot was freed or allocated in this group, slots found in pass 1
     // for repeated keys may be stale: look them up again.
     bool slots_changed = false;
-    // Rows and their gradients are prefetched a window at a time
-    // (kWindowKeys): grouped by stripe, the gradients are read out of the
-    // request's order, each one a cache miss.
+    // Rows and their gradients are prefetched: grouped by stripe, the
+    // gradients are read out of the request's order, each one a cache miss.
     const size_t grad_bytes = sizeof(float) * dim_;
     for (uint32_t j = b; j < e; ++j) {
-      if ((j - b) % kWindowKeys == 0) {
-        for (uint32_t k = j; k < std::min(e, j + kWindowKeys); ++k) {
-          PrefetchRow(s, scratch.slots[k], row_bytes_);
-          PrefetchBytes(grads + static_cast<size_t>(scratch.order[k]) * dim_, grad_bytes);
-        }
-      }
+      PrefetchWindowAt(j, b, e, [&](uint32_t k) {
+        PrefetchRow(s, scratch.slots[k], row_bytes_);
+        PrefetchBytes(grads + static_cast<size_t>(scratch.order[k]) * dim_, grad_bytes);
+      });
       const uint32_t pos = scratch.order[j];
       const uint64_t key = keys[pos];
       const uint32_t c = counts != nullptr ? counts[pos] : 1;
