@@ -407,6 +407,15 @@ absl::Status SparseTable::Settle() {
   return absl::OkStatus();
 }
 
+void SparseTable::RewriteSpillsIfDue(StripeRange stripes) {
+  const uint32_t now = options_.now_seconds();
+  for (int si = stripes.first; si < stripes.last; ++si) {
+    Stripe& s = *stripes_[si];
+    absl::MutexLock lock(&s.mu);
+    RewriteSpillIfDue(s, now);
+  }
+}
+
 void SparseTable::RewriteSpillIfDue(Stripe& s, uint32_t now) {
   const uint32_t period = options_.spill_rewrite_seconds;
   if (s.spill == nullptr || period == 0) return;
@@ -414,10 +423,12 @@ void SparseTable::RewriteSpillIfDue(Stripe& s, uint32_t now) {
     // A step each time a request reaches the stripe; the rest at once if the
     // stripe was left alone for half a period since the rewrite began (the
     // old file's part not yet copied is ageing toward its writeback).
-    const bool late = now >= s.spill_rewrite_at - period + period / 2;
-    if (s.spill->RewriteStep(late ? s.spill->file_bytes() : options_.spill_rewrite_step_bytes)) {
-      s.spill_generation = s.spill->generation();
+    if (now >= s.spill_rewrite_at - period + period / 2) {
+      s.spill->FinishRewrite();
+    } else {
+      s.spill->RewriteStep(options_.spill_rewrite_step_bytes);
     }
+    if (!s.spill->rewriting()) s.spill_generation = s.spill->generation();
     return;
   }
   if (s.spill->generation() != s.spill_generation) {
@@ -563,6 +574,7 @@ absl::Status SparseTable::Pull(const KeyGroups& groups, float* out, StripeRange 
     ASSIGN_OR_RETURN(uint64_t done, PullBlock(groups, block, out + block * kBlockKeys * dim_, stripes));
     pulled += done;
   }
+  RewriteSpillsIfDue(stripes);
   RETURN_IF_ERROR(Settle());
   pulled_keys_.fetch_add(pulled, std::memory_order_relaxed);
   return absl::OkStatus();
@@ -696,7 +708,6 @@ absl::StatusOr<uint64_t> SparseTable::PullBlock(const KeyGroups& groups, size_t 
       }
     }
     RETURN_IF_ERROR(SpillIfOver(s));
-    RewriteSpillIfDue(s, now);
   }
   misses_.fetch_add(misses, std::memory_order_relaxed);
   return handled;
@@ -714,6 +725,7 @@ absl::Status SparseTable::Push(const KeyGroups& groups, const float* grads, cons
                                               batch_fraction, stripes));
     pushed += done;
   }
+  RewriteSpillsIfDue(stripes);
   RETURN_IF_ERROR(Settle());
   pushed_keys_.fetch_add(pushed, std::memory_order_relaxed);
   return absl::OkStatus();
@@ -810,7 +822,6 @@ absl::StatusOr<uint64_t> SparseTable::PushBlock(const KeyGroups& groups, size_t 
       meta->flags |= kReferenced | kDirty;
     }
     RETURN_IF_ERROR(SpillIfOver(s));
-    RewriteSpillIfDue(s, now);
   }
   misses_.fetch_add(misses, std::memory_order_relaxed);
   return handled;

@@ -240,13 +240,15 @@ class SparseTable {
   absl::Status Settle();
   // Rewrites the stripe's spill file if it is due (Options::spill_rewrite_seconds)
   // and was written since it was made, or was last found written within
-  // Options::spill_idle_rewrite_seconds. A
-  // rewrite goes in steps of Options::spill_rewrite_step_bytes, one each
-  // time this is called for the stripe, so that no request waits for a
-  // whole file. A rewrite that cannot begin (disk full) keeps the old file,
+  // Options::spill_idle_rewrite_seconds. A rewrite goes in steps of
+  // Options::spill_rewrite_step_bytes, one each time this is called for the
+  // stripe, so that no request waits for a whole file. A rewrite that cannot begin (disk full) keeps the old file,
   // which is whole: it is logged, counted, and tried again a period later,
   // and the request goes on.
   void RewriteSpillIfDue(Stripe& s, uint32_t now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
+  // RewriteSpillIfDue for each of `stripes`, once a request is served: a
+  // request of many blocks takes one step of a rewrite, not one per block.
+  void RewriteSpillsIfDue(StripeRange stripes);
   std::string DiskKey(uint64_t key) const;
   bool Expired(const RowMeta& m, uint64_t global_step, uint32_t now) const;
   bool AdmittedAt(uint64_t key, uint32_t count) const;

@@ -1,11 +1,13 @@
 #include "ps/sparse_table.h"
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_format.h"
 #include "gtest/gtest.h"
 #include "ps/file_size_limit_for_test.h"
 #include "ps/kv_store.h"
@@ -470,6 +472,19 @@ TEST(SparseTableTest, ARewriteGoesInStepsOverRequestsAndNoRowChanges) {
   ASSERT_TRUE(table->Pull(all, out.data()).ok());
   EXPECT_EQ(table->Stats().spill_rewrites(), static_cast<uint64_t>(SparseTable::kNumStripes));
   EXPECT_EQ(FilesIn(options.spill_dir), 2 * SparseTable::kNumStripes);
+  // One step, although the request had 10 blocks: each old file was cut
+  // short by one step's bytes at most behind its new one.
+  for (int stripe = 0; stripe < SparseTable::kNumStripes; ++stripe) {
+    const std::string name = absl::StrFormat("table-0-stripe-%02d.rows", stripe);
+    std::vector<uintmax_t> sizes;  // the old file's and the new one's
+    for (const auto& entry : std::filesystem::directory_iterator(options.spill_dir)) {
+      if (entry.path().filename().string().rfind(name, 0) == 0) sizes.push_back(entry.file_size());
+    }
+    ASSERT_EQ(sizes.size(), 2u) << name;
+    std::sort(sizes.begin(), sizes.end());
+    EXPECT_GT(sizes[1], sizes[0]) << name;
+    EXPECT_LE(sizes[1] - sizes[0], 4096u) << name;
+  }
   ExpectSameRows(*table, *reference);
   // Pushes and pulls in the middle of the rewrites, which finish within
   // them: only the new files are left.

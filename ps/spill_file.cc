@@ -210,8 +210,7 @@ std::byte* SpillFile::Replace(std::string file, int fd, std::byte* base) {
 }
 
 absl::Status SpillFile::Resize(size_t buckets) {
-  while (rewriting() && !RewriteStep(file_bytes())) {
-  }
+  FinishRewrite();
   std::string next = absl::StrCat(path_, ".", generation_ + 1);
   int fd = -1;
   std::byte* base = nullptr;
@@ -236,8 +235,7 @@ absl::Status SpillFile::Resize(size_t buckets) {
 
 absl::Status SpillFile::Rewrite() {
   RETURN_IF_ERROR(StartRewrite());
-  while (!RewriteStep(file_bytes())) {
-  }
+  FinishRewrite();
   return absl::OkStatus();
 }
 
@@ -268,7 +266,8 @@ bool SpillFile::RewriteStep(size_t bytes) {
   constexpr size_t kChunkBytes = 16u << 20;
   if (!rewriting()) return true;
   const size_t chunk = std::max<size_t>(1, std::min(bytes, kChunkBytes) / stride_) * stride_;
-  for (size_t moved = 0; moved < bytes && split_ > 0; moved += chunk) {
+  // At least one chunk, and no more whole chunks than fit in `bytes`.
+  for (size_t moved = 0; split_ > 0 && (moved == 0 || moved + chunk <= bytes); moved += chunk) {
     const size_t at = split_ > chunk ? split_ - chunk : 0;
     PopulateWritable(next_base_ + at, split_ - at);
     std::memcpy(next_base_ + at, base_ + at, split_ - at);

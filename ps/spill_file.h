@@ -39,6 +39,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <memory>
 #include <string>
 
@@ -98,13 +99,16 @@ class SpillFile {
 
   // A rewrite in steps, so that no single request waits for a whole file:
   // StartRewrite makes the new file (Unavailable, with nothing changed, when
-  // it cannot); each RewriteStep moves up to `bytes` more of the file,
-  // from the end, and returns true once the new file is the one in use.
+  // it cannot); each RewriteStep moves as many whole buckets as fit in
+  // `bytes` (at least one) more of the file, from the end, and returns true
+  // once the new file is the one in use.
   // Between steps the file works as ever, its buckets split between the two
-  // files; pointers from Find become invalid at each step. A growth, or the
-  // destructor, finishes a rewrite in progress first.
+  // files; pointers from Find become invalid at each step. A growth
+  // finishes a rewrite in progress first; the destructor removes both files.
   absl::Status StartRewrite();
   bool RewriteStep(size_t bytes);
+  // Moves the rest of a rewrite in progress, if any.
+  void FinishRewrite() { RewriteStep(std::numeric_limits<size_t>::max()); }
   bool rewriting() const { return next_base_ != nullptr; }
 
   // Calls fn(row) for every stored row; fn may change the row's bytes after
