@@ -4,9 +4,9 @@
 //   index    the table's layout: per stripe a KeyIndex (key -> slot) and
 //            rows of --row_bytes in a slab; a pull touches two random
 //            pages, the index entry's and the row's;
-//   buckets  rows inside their hash bucket's 4 KB page, as the spill file
-//            keeps them: a tag line (one 16-bit fingerprint per row) and
-//            the rows; a pull touches one page.
+//   buckets  rows inside their hash bucket's 4 KB page: a SpillFile per
+//            stripe (a tag line of 16-bit fingerprints and the rows), the
+//            layout the spill file already keeps; a pull touches one page.
 //
 // Both serve requests of --keys keys the way the table does: blocks of
 // 2,048 keys grouped by stripe, each group prefetched a window of 256 at a
@@ -20,8 +20,8 @@
 // groups of about 128). Its rows are in one slab per stripe, the table's in
 // chunks that double; with windows of prefetches the two ran alike.
 //
-//   layout_model [--rows 10000000] [--rounds 14] [--row_bytes 160] [--keys 100000]
-#include <immintrin.h>
+//   layout_model [--rows 10000000] [--rounds 14] [--row_bytes 160] [--keys 100000] [--dir /dev/shm]
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -29,19 +29,24 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <random>
+#include <string>
 #include <vector>
 
+#include "absl/strings/str_format.h"
 #include "common/hash.h"
 #include "gflags/gflags.h"
 #include "ps/huge_page_allocator.h"
 #include "ps/key_index.h"
 #include "ps/prefetch.h"
+#include "ps/spill_file.h"
 
 DEFINE_int64(rows, 10'000'000, "rows in the table");
 DEFINE_int32(rounds, 14, "rounds of each model (the first two are warm-up)");
 DEFINE_int32(row_bytes, 160, "bytes per row: 32 of metadata (key first), then the weights (160: dim 16 with Adagrad)");
 DEFINE_int32(keys, 100'000, "keys per request");
+DEFINE_string(dir, "/dev/shm", "directory for the buckets model's files (tmpfs: never written back)");
 
 namespace ctrps {
 namespace {
@@ -50,9 +55,6 @@ constexpr int kStripes = 16;
 constexpr int kDim = 16;
 constexpr size_t kBlockKeys = 2048;
 constexpr uint32_t kWindow = 256;
-constexpr size_t kBucketBytes = 4096;
-constexpr size_t kTagBytes = 64;
-constexpr double kBucketLoad = 0.8;
 
 using Clock = std::chrono::steady_clock;
 
@@ -103,90 +105,39 @@ struct IndexModel {
   }
 };
 
-// Rows in their hash bucket's page.
+// Rows in their hash bucket's page: the spill file's layout, so the model
+// is a SpillFile per stripe (in --dir; on tmpfs by default, which the kernel
+// never writes back).
 struct BucketModel {
   size_t row_bytes;
-  int rows_per_bucket;
-  uint64_t tag_mask;  // the bits of the tag compare's mask that are rows
-  size_t buckets;     // per stripe
-  std::byte* base[kStripes];
+  std::unique_ptr<SpillFile> files[kStripes];
 
-  BucketModel(int64_t n, size_t row_bytes)
-      : row_bytes(row_bytes),
-        rows_per_bucket(static_cast<int>(std::min<size_t>(32, (kBucketBytes - kTagBytes) / row_bytes))),
-        tag_mask(rows_per_bucket == 32 ? ~uint64_t{0} : (uint64_t{1} << (2 * rows_per_bucket)) - 1) {
-    buckets = static_cast<size_t>(n / kStripes / (rows_per_bucket * kBucketLoad)) + 1;
-    for (auto& b : base) b = Zeroed(buckets * kBucketBytes);
-  }
-  static uint64_t Hash(uint64_t key) { return Mix64(key ^ 0x6a09e667f3bcc908ULL); }
-  static uint16_t Tag(uint64_t h) { return static_cast<uint16_t>(h) < 2 ? static_cast<uint16_t>(h) + 2 : static_cast<uint16_t>(h); }
-  std::byte* Bucket(int s, uint64_t h) const {
-    return base[s] + static_cast<size_t>((static_cast<unsigned __int128>(h) * buckets) >> 64) * kBucketBytes;
-  }
-  uint16_t* Tags(std::byte* bucket) const { return reinterpret_cast<uint16_t*>(bucket); }
-  std::byte* Row(std::byte* bucket, int i) const { return bucket + kTagBytes + size_t(i) * row_bytes; }
-  // Next bucket of a probe (linear, wrapping).
-  std::byte* Next(int s, std::byte* bucket) const {
-    bucket += kBucketBytes;
-    return bucket == base[s] + buckets * kBucketBytes ? base[s] : bucket;
-  }
-  void Add(uint64_t key) {
-    const int s = StripeOf(key);
-    const uint64_t h = Hash(key);
-    std::byte* bucket = Bucket(s, h);
-    for (size_t probed = 0;; ++probed, bucket = Next(s, bucket)) {
-      if (probed == buckets) {  // cannot happen at load 0.8; not a hang if it did
-        std::fprintf(stderr, "layout_model: stripe %d is full\n", s);
+  BucketModel(size_t row_bytes, const std::string& dir) : row_bytes(row_bytes) {
+    for (int s = 0; s < kStripes; ++s) {
+      auto file = SpillFile::Create(absl::StrFormat("%s/layout_model_%d_%02d", dir, getpid(), s), row_bytes);
+      if (!file.ok()) {
+        std::fprintf(stderr, "layout_model: %s\n", std::string(file.status().message()).c_str());
         std::exit(1);
       }
-      for (int i = 0; i < rows_per_bucket; ++i) {
-        if (Tags(bucket)[i] == 0) {
-          Tags(bucket)[i] = Tag(h);
-          Store(Row(bucket, i), key);
-          return;
-        }
-      }
+      files[s] = std::move(*file);
     }
   }
-  // The first row of `bucket` whose tag matches, or null: the tag line
-  // compared 16 tags at a time.
-  std::byte* Candidate(std::byte* bucket, uint16_t tag) const {
-    const __m256i want = _mm256_set1_epi16(static_cast<int16_t>(tag));
-    const auto* line = reinterpret_cast<const __m256i*>(bucket);
-    const uint64_t low = static_cast<uint32_t>(_mm256_movemask_epi8(_mm256_cmpeq_epi16(_mm256_loadu_si256(line), want)));
-    const uint64_t high =
-        static_cast<uint32_t>(_mm256_movemask_epi8(_mm256_cmpeq_epi16(_mm256_loadu_si256(line + 1), want)));
-    const uint64_t match = (low | high << 32) & tag_mask;
-    return match != 0 ? Row(bucket, __builtin_ctzll(match) / 2) : nullptr;
-  }
-  std::byte* Find(int s, uint64_t key) const {
-    const uint64_t h = Hash(key);
-    const uint16_t tag = Tag(h);
-    for (std::byte* bucket = Bucket(s, h);; bucket = Next(s, bucket)) {
-      bool empty_seen = false;
-      for (int i = 0; i < rows_per_bucket; ++i) {
-        const uint16_t t = Tags(bucket)[i];
-        if (t == tag && std::memcmp(Row(bucket, i), &key, sizeof key) == 0) return Row(bucket, i);
-        empty_seen |= t == 0;
-      }
-      if (empty_seen) return nullptr;
+  void Add(uint64_t key) {
+    std::vector<std::byte> row(row_bytes);
+    Store(row.data(), key);
+    if (absl::Status status = files[StripeOf(key)]->Put(row.data()); !status.ok()) {
+      std::fprintf(stderr, "layout_model: %s\n", std::string(status.message()).c_str());
+      std::exit(1);
     }
   }
-  void PullGroup(int s, const uint64_t* keys, const uint32_t* order, uint32_t b, uint32_t e, float* out,
-                 std::byte** rows) const {
+  void PullGroup(int s, const uint64_t* keys, const uint32_t* order, uint32_t b, uint32_t e, float* out) const {
+    SpillFile& f = *files[s];
     for (uint32_t w = b; w < e; w += kWindow) {
       const uint32_t we = std::min(e, w + kWindow);
-      for (uint32_t j = w; j < we; ++j) PrefetchLine(Bucket(s, Hash(keys[order[j]])));
+      for (uint32_t j = w; j < we; ++j) f.Prefetch(keys[order[j]]);
+      for (uint32_t j = w; j < we; ++j) f.PrefetchRow(keys[order[j]], 32 + 4 * kDim);
       for (uint32_t j = w; j < we; ++j) {
-        const uint64_t h = Hash(keys[order[j]]);
-        rows[j] = Candidate(Bucket(s, h), Tag(h));
-        if (rows[j] != nullptr) PrefetchBytes(rows[j], 32 + 4 * kDim);
-      }
-      for (uint32_t j = w; j < we; ++j) {
-        const uint64_t key = keys[order[j]];
-        std::byte* row = rows[j];
-        if (row == nullptr || std::memcmp(row, &key, sizeof key) != 0) row = Find(s, key);
-        std::memcpy(out + size_t{order[j]} * kDim, row + 32, 4 * kDim);
+        std::memcpy(out + size_t{order[j]} * kDim, f.Find(keys[order[j]]) + 32, 4 * kDim);
       }
     }
   }
@@ -211,10 +162,18 @@ void Request(const std::vector<uint64_t>& keys, float* out, std::vector<uint32_t
   }
 }
 
+double BucketBytes(const BucketModel& m) {
+  double bytes = 0;
+  for (const auto& f : m.files) bytes += static_cast<double>(f->file_bytes());
+  return bytes;
+}
+
 int Main() {
-  if (FLAGS_rows < kStripes * 1024 || FLAGS_row_bytes < 32 + 4 * kDim || FLAGS_row_bytes > 1024 || FLAGS_keys < 1 ||
-      FLAGS_rounds < 3) {
-    std::fprintf(stderr, "layout_model: need --rows >= %d, --row_bytes in [%d, 1024], --keys >= 1, --rounds >= 3\n",
+  if (FLAGS_rows < kStripes * 1024 || FLAGS_row_bytes < 32 + 4 * kDim || FLAGS_row_bytes > 1024 ||
+      FLAGS_row_bytes % 8 != 0 || FLAGS_keys < 1 || FLAGS_rounds < 3) {
+    std::fprintf(stderr,
+                 "layout_model: need --rows >= %d, --row_bytes a multiple of 8 in [%d, 1024], --keys >= 1, "
+                 "--rounds >= 3\n",
                  kStripes * 1024, 32 + 4 * kDim);
     return 1;
   }
@@ -222,20 +181,19 @@ int Main() {
   std::printf("building both models of %lld rows of %zu bytes...\n", static_cast<long long>(FLAGS_rows), row_bytes);
   std::fflush(stdout);
   IndexModel index(FLAGS_rows, row_bytes);
-  BucketModel buckets(FLAGS_rows, row_bytes);
+  BucketModel buckets(row_bytes, FLAGS_dir);
   for (int64_t r = 0; r < FLAGS_rows; ++r) {
     index.Add(Mix64(r + 1));
     buckets.Add(Mix64(r + 1));
   }
-  std::printf("index: %d rows per stripe slab; buckets: %d rows per 4 KB bucket at load %.1f\n",
-              static_cast<int>(FLAGS_rows / kStripes), buckets.rows_per_bucket, kBucketLoad);
+  std::printf("index: %d rows per stripe slab; buckets: %.0f MB of spill files\n",
+              static_cast<int>(FLAGS_rows / kStripes), BucketBytes(buckets) / 1048576.0);
 
   std::mt19937_64 rng(1);
   constexpr int kRequests = 6;  // per model and round, each of fresh keys
   std::vector<std::vector<uint64_t>> requests(kRequests, std::vector<uint64_t>(FLAGS_keys));
   std::vector<float> out(size_t(FLAGS_keys) * kDim);
   std::vector<uint32_t> order(kBlockKeys), slots(kBlockKeys);
-  std::vector<std::byte*> rows(kBlockKeys);
   double total[2] = {0, 0};
   for (int round = 0; round < FLAGS_rounds; ++round) {
     double ns[2];
@@ -250,7 +208,7 @@ int Main() {
                                                float* dst) { index.PullGroup(s, k, o, b, e, dst, slots.data()); });
         } else {
           Request(keys, out.data(), order, [&](int s, const uint64_t* k, const uint32_t* o, uint32_t b, uint32_t e,
-                                               float* dst) { buckets.PullGroup(s, k, o, b, e, dst, rows.data()); });
+                                               float* dst) { buckets.PullGroup(s, k, o, b, e, dst); });
         }
       }
       ns[model] = std::chrono::duration<double, std::nano>(Clock::now() - t).count() / (kRequests * FLAGS_keys);
@@ -281,7 +239,7 @@ int Main() {
 int main(int argc, char** argv) {
   gflags::SetUsageMessage(
       "pulls from a model of the table's in-memory layout and of rows in their hash bucket's page\n"
-      "  layout_model [--rows 10000000] [--rounds 14] [--row_bytes 160] [--keys 100000]");
+      "  layout_model [--rows 10000000] [--rounds 14] [--row_bytes 160] [--keys 100000] [--dir /dev/shm]");
   gflags::ParseCommandLineFlags(&argc, &argv, true);
   return ctrps::Main();
 }
