@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <iterator>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -23,13 +24,17 @@ namespace {
 constexpr char kRepliesEndpoint[] = "inproc://ps-replies";
 constexpr int64_t kEvictionIntervalNs = 10'000'000'000;  // TTL sweep every 10 s at most
 // Pulls and pushes of at least this many keys are split by stripe into
-// kSplitParts parts for the handler threads to share. Parts finer than
-// halves: a thread that finishes early takes another part instead of
-// waiting for the slowest half (with two threads, splitting in four served
-// 11-16% more keys/s than halves, median of 10 alternating ps_bench runs).
+// parts for the handler threads to share, taken in order: big parts first,
+// then smaller ones, down to single stripes at the end (guided
+// self-scheduling), so the thread that finishes first waits at most about a
+// stripe's work for the other. (Halves left it waiting up to half a request;
+// four equal parts served 11-16% more keys/s than halves, median of 10
+// alternating ps_bench runs; these parts cut the owner's wait further, see
+// docs/BENCHMARKS.md, session 10.)
 constexpr uint64_t kSplitKeys = 8192;
-constexpr int kSplitParts = 4;
-static_assert(SparseTable::kNumStripes % kSplitParts == 0);
+constexpr int kPartStripes[] = {0, 4, 8, 10, 12, 13, 14, 15, 16};  // part p: [kPartStripes[p], [p + 1])
+constexpr int kSplitParts = std::size(kPartStripes) - 1;
+static_assert(kPartStripes[kSplitParts] == SparseTable::kNumStripes);
 // Control frame in front of a reply on the inproc socket.
 constexpr uint8_t kReplyOnly = 0, kReplyThenShutdown = 1;
 
@@ -542,14 +547,13 @@ absl::Status PsServer::RunSplit(std::span<const uint64_t> keys, const Part& part
 }
 
 void PsServer::TakeParts(Helper& work) {
-  constexpr int kStripesPerPart = SparseTable::kNumStripes / kSplitParts;
   bool grouped = false;
   for (int p; (p = work.next.fetch_add(1, std::memory_order_relaxed)) < kSplitParts;) {
     // Grouped by each thread that takes a part, in parallel; once, however
     // many parts it takes.
     if (!grouped) tls_key_groups.Assign(work.keys);
     grouped = true;
-    absl::Status status = (*work.part)(tls_key_groups, {p * kStripesPerPart, (p + 1) * kStripesPerPart});
+    absl::Status status = (*work.part)(tls_key_groups, {kPartStripes[p], kPartStripes[p + 1]});
     if (!status.ok()) {
       absl::MutexLock lock(&queue_mu_);
       work.status.Update(status);

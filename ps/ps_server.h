@@ -84,9 +84,10 @@ class PsServer {
   void HandlerLoop(int index);
   void MaybeEvictExpired();
   // Runs part(groups, stripes) over all the table's stripes, in kSplitParts
-  // parts that this thread and any idle handler thread take in turn (each
-  // part is run once, by one thread); each thread groups the keys by stripe
-  // once, before its first part. Returns the first error.
+  // parts (big first, single stripes last) that this thread and any idle
+  // handler thread take in turn (each part is run once, by one thread);
+  // each thread groups the keys by stripe once, before its first part.
+  // Returns the first error.
   using Part = std::function<absl::Status(const SparseTable::KeyGroups&, SparseTable::StripeRange)>;
   absl::Status RunSplit(std::span<const uint64_t> keys, const Part& part);
   absl::Status Attach(const RequestHeader& header, ReplyHeader* reply);
