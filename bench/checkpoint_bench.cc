@@ -13,6 +13,7 @@
 
 #include "common/checkpoint_manifest.h"
 #include "absl/strings/str_format.h"
+#include "common/flags_util.h"
 #include "common/hash.h"
 #include "gflags/gflags.h"
 #include "ps/ps_server.h"
@@ -152,7 +153,6 @@ int Main() {
 }  // namespace ctrps
 
 int main(int argc, char** argv) {
-  gflags::SetUsageMessage("checkpoint and restore times of one table\n  checkpoint_bench --rows 10000000");
-  gflags::ParseCommandLineFlags(&argc, &argv, true);
+  ctrps::ParseFlags(&argc, &argv, "checkpoint and restore times of one table\n  checkpoint_bench --rows 10000000");
   return ctrps::Main();
 }

@@ -35,6 +35,7 @@
 #include <vector>
 
 #include "absl/strings/str_format.h"
+#include "common/flags_util.h"
 #include "common/hash.h"
 #include "gflags/gflags.h"
 #include "ps/huge_page_allocator.h"
@@ -237,9 +238,8 @@ int Main() {
 }  // namespace ctrps
 
 int main(int argc, char** argv) {
-  gflags::SetUsageMessage(
+  ctrps::ParseFlags(&argc, &argv,
       "pulls from a model of the table's in-memory layout and of rows in their hash bucket's page\n"
       "  layout_model [--rows 10000000] [--rounds 14] [--row_bytes 160] [--keys 100000] [--dir /dev/shm]");
-  gflags::ParseCommandLineFlags(&argc, &argv, true);
   return ctrps::Main();
 }

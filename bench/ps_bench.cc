@@ -26,6 +26,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_format.h"
 #include "common/config.h"
+#include "common/flags_util.h"
 #include "common/hash.h"
 #include "gflags/gflags.h"
 #include "ps/ps_server.h"
@@ -403,10 +404,9 @@ int Main() {
 }  // namespace ctrps
 
 int main(int argc, char** argv) {
-  gflags::SetUsageMessage(
+  ctrps::ParseFlags(&argc, &argv,
       "pull/push throughput of the parameter server on loopback.\n"
       "  ps_bench --servers 1 --clients 1 --keys_per_request 100000 --dim 16 --table_rows 10000000");
-  gflags::ParseCommandLineFlags(&argc, &argv, true);
   if (FLAGS_key_sets < 1) {
     std::fprintf(stderr, "ps_bench: --key_sets must be at least 1, got %d\n", FLAGS_key_sets);
     return 2;

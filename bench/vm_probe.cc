@@ -37,6 +37,7 @@
 #include <vector>
 
 #include "absl/strings/str_split.h"
+#include "common/flags_util.h"
 #include "common/hash.h"
 #include "gflags/gflags.h"
 #include "ps/spill_file.h"
@@ -295,9 +296,8 @@ int Main() {
 }  // namespace ctrps
 
 int main(int argc, char** argv) {
-  gflags::SetUsageMessage(
+  ctrps::ParseFlags(&argc, &argv,
       "what this machine charges for page faults, page walks and in-place writes to a spill file\n"
       "  vm_probe [--parts faults,pages,walks,spill] [--dir /tmp] [--spill_mb 1024] [--seconds 90] [--rewrite_seconds 20]");
-  gflags::ParseCommandLineFlags(&argc, &argv, true);
   return ctrps::Main();
 }

@@ -2,9 +2,14 @@
 #ifndef CTRPS_COMMON_FLAGS_UTIL_H_
 #define CTRPS_COMMON_FLAGS_UTIL_H_
 
+#include <cstdlib>
 #include <cstring>
+#include <source_location>
 #include <string>
+#include <string_view>
 #include <vector>
+
+#include "gflags/gflags.h"
 
 namespace ctrps {
 
@@ -28,6 +33,30 @@ inline std::vector<std::string> TakeRepeatedFlag(int* argc, char** argv, const c
   *argc = out;
   argv[out] = nullptr;
   return values;
+}
+
+// Sets the usage message and parses the command line. --help (also -help
+// and -h) prints the usage and the flags of the file that calls this, the
+// one with main(), which are all a program has (libraries read none), and
+// exits 0. gflags' own --help buries them under the logging library's
+// thirty, and its --helpshort finds no file when the binary is named
+// ctr-export but its main is in ctr_export_main.cc. --helpfull still lists
+// every flag.
+inline void ParseFlags(int* argc, char*** argv, const std::string& usage,
+                       std::source_location caller = std::source_location::current()) {
+  gflags::SetUsageMessage(usage + "\n  (--helpfull also lists the logging library's flags)");
+  for (int i = 1; i < *argc; ++i) {
+    const char* arg = (*argv)[i];
+    if (std::strcmp(arg, "--") == 0) break;
+    if (std::strcmp(arg, "--help") == 0 || std::strcmp(arg, "-help") == 0 || std::strcmp(arg, "-h") == 0) {
+      const std::string_view file = caller.file_name();
+      std::string own = "/";
+      own.append(file.substr(file.rfind('/') + 1));
+      gflags::ShowUsageWithFlagsRestrict((*argv)[0], own.c_str());
+      std::exit(0);
+    }
+  }
+  gflags::ParseCommandLineFlags(argc, argv, true);
 }
 
 }  // namespace ctrps

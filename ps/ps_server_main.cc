@@ -113,11 +113,10 @@ int Main(int argc, char** argv, const std::vector<std::string>& overrides) {
 
 int main(int argc, char** argv) {
   std::vector<std::string> overrides = ctrps::TakeRepeatedFlag(&argc, argv, "set");
-  gflags::SetUsageMessage(
+  ctrps::ParseFlags(&argc, &argv,
       "one shard of the parameter server\n"
       "  under mpirun:  ps_server --config conf/x.pbtxt --mpi [--run_dir DIR] [--set field=value ...]\n"
       "  standalone:    ps_server --config conf/x.pbtxt --shard N   (cluster.server_endpoint lists the servers)");
-  gflags::ParseCommandLineFlags(&argc, &argv, true);
   FLAGS_logtostderr = true;
   google::InitGoogleLogging(argv[0]);
   return ctrps::Main(argc, argv, overrides);

@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_format.h"
 #include "common/checkpoint_manifest.h"
+#include "common/flags_util.h"
 #include "gflags/gflags.h"
 #include "worker/export.h"
 
@@ -74,14 +75,13 @@ int Main(const std::string& checkpoint_arg, const std::string& out) {
 }  // namespace ctrps
 
 int main(int argc, char** argv) {
-  gflags::SetUsageMessage(
+  ctrps::ParseFlags(&argc, &argv,
       "exports a checkpoint for serving: the model config, dense weights and embeddings (no "
       "optimizer state).\n"
       "  ctr-export CHECKPOINT OUT [--fp16] [--min_count N]\n"
       "CHECKPOINT is a ckpt-<step> directory, or a checkpoint root (checkpoint.dir) whose newest\n"
       "complete checkpoint is used. OUT is written atomically; an earlier export there is\n"
       "replaced. Prints the export's size and rows per table.");
-  gflags::ParseCommandLineFlags(&argc, &argv, true);
   if (argc != 3) {
     std::fprintf(stderr,
                  "usage: ctr-export CHECKPOINT OUT [--fp16] [--min_count N] (see --help)\n");

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/flags_util.h"
 #include "gflags/gflags.h"
 #include "worker/data/line_reader.h"
 #include "worker/data/sample_parser.h"
@@ -181,7 +182,7 @@ int Main(const std::string& export_dir) {
 }  // namespace ctrps
 
 int main(int argc, char** argv) {
-  gflags::SetUsageMessage(
+  ctrps::ParseFlags(&argc, &argv,
       "scores a data file with an export (made by ctr-export).\n"
       "  ctr-predict EXPORT --input FILE --output FILE [--threads N]\n"
       "The input is read in the exported config's data.format (CSV: its first line is the\n"
@@ -190,7 +191,6 @@ int main(int argc, char** argv) {
       "is reported as FILE:LINE on stderr and skipped: its output line is \"nan\", which keeps "
       "the\n"
       "lines aligned. Prints rows/s.");
-  gflags::ParseCommandLineFlags(&argc, &argv, true);
   if (argc != 2) {
     std::fprintf(
         stderr,

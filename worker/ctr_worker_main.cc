@@ -102,9 +102,8 @@ int Main(int argc, char** argv, const std::vector<std::string>& overrides) {
 
 int main(int argc, char** argv) {
   std::vector<std::string> overrides = ctrps::TakeRepeatedFlag(&argc, argv, "set");
-  gflags::SetUsageMessage(
+  ctrps::ParseFlags(&argc, &argv,
       "one training worker (normally started by launch/ctr-train)\n"
       "  ctr_worker --config conf/x.pbtxt --mpi [--run_dir DIR] [--set field=value ...]");
-  gflags::ParseCommandLineFlags(&argc, &argv, true);
   return ctrps::Main(argc, argv, overrides);
 }

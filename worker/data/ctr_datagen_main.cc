@@ -18,6 +18,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
+#include "common/flags_util.h"
 #include "gflags/gflags.h"
 #include "worker/data/ctr_datagen.h"
 #include "worker/data/sequence_datagen.h"
@@ -65,13 +66,12 @@ DEFINE_double(history_noise, 0.1,
               "interest.");
 
 int main(int argc, char** argv) {
-  gflags::SetUsageMessage(
+  ctrps::ParseFlags(&argc, &argv,
       "writes synthetic click data with planted structure and the true click probability of "
       "each row: Criteo-shaped TSV (--mode=criteo) or user behaviour sequences as CSV "
       "(--mode=sequence).\n"
       "  ctr-datagen --rows 1000000 --out /tmp/gen/d\n"
       "  ctr-datagen --mode=sequence --rows 1000000 --out data/seq/d");
-  gflags::ParseCommandLineFlags(&argc, &argv, true);
   if (FLAGS_out.empty()) {
     std::fprintf(stderr, "ctr-datagen: --out is required (see --help)\n");
     return 2;
