@@ -59,6 +59,9 @@ DEFINE_string(transport, "tcp", "tcp (loopback) or ipc (unix socket)");
 DEFINE_int64(shared_memory_mb, 256,
              "shared-memory arena per server for the bulk data of requests (clients and servers "
              "share this host); 0: keys and values go through the socket too");
+DEFINE_bool(ps_buffers, true,
+            "pull into and push from PsClient::NewBuffer buffers (with one server: in its shared arena, "
+            "so the client copies no rows); false: ordinary vectors, which requests copy");
 
 namespace ctrps {
 namespace {
@@ -132,7 +135,17 @@ PhaseResult RunPhase(PsClient& client, bool push, const std::vector<std::vector<
   const auto hits_before = Hits(client);
   const int dim = FLAGS_dim;
   const int depth = std::max(1, FLAGS_inflight);
-  std::vector<std::vector<float>> buffers(depth, std::vector<float>(FLAGS_keys_per_request * dim, 0.001f));
+  std::vector<PsBuffer> buffers;
+  std::vector<std::vector<float>> vectors;
+  for (int i = 0; i < depth; ++i) {
+    const size_t floats = static_cast<size_t>(FLAGS_keys_per_request) * dim;
+    if (FLAGS_ps_buffers) {
+      buffers.push_back(client.NewBuffer(floats));
+      std::fill(buffers.back().data(), buffers.back().data() + floats, 0.001f);
+    } else {
+      vectors.emplace_back(floats, 0.001f);
+    }
+  }
   std::vector<PsFuture> futures(depth);
   std::vector<Clock::time_point> started(depth);
   std::vector<double> latencies;
@@ -141,8 +154,12 @@ PhaseResult RunPhase(PsClient& client, bool push, const std::vector<std::vector<
   auto submit = [&](int slot) {
     const auto& set = sets[next++ % sets.size()];
     started[slot] = Clock::now();
-    futures[slot] = push ? client.Push("emb", set, dim, buffers[slot].data())
-                         : client.Pull("emb", set, dim, buffers[slot].data());
+    if (FLAGS_ps_buffers) {
+      futures[slot] = push ? client.Push("emb", set, dim, buffers[slot]) : client.Pull("emb", set, dim, buffers[slot]);
+    } else {
+      futures[slot] = push ? client.Push("emb", set, dim, vectors[slot].data())
+                           : client.Pull("emb", set, dim, vectors[slot].data());
+    }
     return set.size();
   };
   std::vector<size_t> sizes(depth);
@@ -391,12 +408,13 @@ int Main() {
   std::printf("%s\n", stats_line.c_str());
   std::printf("{\"servers\": %d, \"clients\": %d, \"keys_per_request\": %d, \"dim\": %d, \"table_rows\": %lld, "
               "\"distribution\": \"%s\", \"memory_limit_mb\": %lld, \"optimizer\": \"%s\", "
-              "\"transport\": \"%s\", \"shared_memory_mb\": %lld, "
+              "\"transport\": \"%s\", \"shared_memory_mb\": %lld, \"ps_buffers\": %s, "
               "\"pull_keys_per_sec\": %.0f, \"push_keys_per_sec\": %.0f}\n",
               FLAGS_servers, FLAGS_clients, FLAGS_keys_per_request, FLAGS_dim,
               static_cast<long long>(FLAGS_table_rows), FLAGS_distribution.c_str(),
               static_cast<long long>(FLAGS_memory_limit_mb), FLAGS_optimizer.c_str(), FLAGS_transport.c_str(),
-              static_cast<long long>(FLAGS_shared_memory_mb), rate[0], rate[1]);
+              static_cast<long long>(FLAGS_shared_memory_mb), FLAGS_ps_buffers ? "true" : "false", rate[0],
+              rate[1]);
   return 0;
 }
 

@@ -37,6 +37,14 @@ struct PsFuture::State {
   }
 };
 
+// A PsBuffer's range of the arena; returned to the arena when neither the
+// buffer nor any request still using it holds it.
+struct PsBuffer::Region {
+  std::shared_ptr<SharedArena> arena;
+  uint64_t offset = 0;
+  ~Region() { arena->Free(offset); }
+};
+
 namespace {
 
 // A frame that sends caller memory without copying it; the future is not
@@ -86,6 +94,9 @@ struct PsClient::Request {
     uint64_t shm_region = 0;  // = the keys' offset
     uint64_t shm_values = 0;
     uint64_t shm_counts = 0;
+    // The caller's PsBuffer when the values are in it (shm_values is its
+    // offset): kept reserved while the server may use it.
+    std::shared_ptr<PsBuffer::Region> pinned;
   };
   std::vector<Part> parts;
   int pending = 0;
@@ -160,7 +171,7 @@ absl::Status PsClient::Start() {
 
 void PsClient::AttachArenas() {
   const size_t S = endpoints_.size();
-  std::vector<std::unique_ptr<SharedArena>> arenas(S);
+  std::vector<std::shared_ptr<SharedArena>> arenas(S);
   for (size_t s = 0; s < S; ++s) {
     auto arena = SharedArena::Create(shared_memory_bytes_);
     if (!arena.ok()) {
@@ -217,9 +228,58 @@ PsFuture PsClient::Push(const std::string& table, std::span<const uint64_t> keys
                 batch_fraction);
 }
 
+PsBuffer PsClient::NewBuffer(size_t floats) {
+  PsBuffer b;
+  b.size_ = floats;
+  if (floats > 0 && arenas_.size() == 1 && arenas_[0] != nullptr && !arenas_detached_.load()) {
+    if (auto offset = arenas_[0]->Allocate(floats * sizeof(float))) {
+      auto region = std::make_shared<PsBuffer::Region>();
+      region->arena = arenas_[0];
+      region->offset = *offset;
+      b.data_ = reinterpret_cast<float*>(arenas_[0]->data() + *offset);
+      std::memset(b.data_, 0, floats * sizeof(float));
+      b.region_ = std::move(region);
+      return b;
+    }
+  }
+  b.heap_ = std::make_unique<float[]>(floats);  // zeroed
+  b.data_ = b.heap_.get();
+  return b;
+}
+
+namespace {
+absl::Status BufferTooSmall(const char* op, const PsBuffer& b, size_t keys, int dim) {
+  return absl::InvalidArgumentError(absl::StrFormat("%s: %d keys of dim %d need %d floats, the buffer has %d", op,
+                                                    keys, dim, keys * dim, b.size()));
+}
+}  // namespace
+
+PsFuture PsClient::Pull(const std::string& table, std::span<const uint64_t> keys, int dim, PsBuffer& out,
+                        uint64_t global_step) {
+  if (dim < 0 || out.size() < keys.size() * static_cast<size_t>(dim)) {
+    auto state = std::make_shared<PsFuture::State>();
+    state->Complete(BufferTooSmall("pull", out, keys.size(), dim));
+    return PsFuture(state);
+  }
+  return Submit(OP_PULL, table, keys, dim, out.data(), nullptr, nullptr, global_step, 1.0f, 1.0f, out.region_);
+}
+
+PsFuture PsClient::Push(const std::string& table, std::span<const uint64_t> keys, int dim, const PsBuffer& grads,
+                        const uint32_t* counts, uint64_t global_step, float learning_rate_scale,
+                        float batch_fraction) {
+  if (dim < 0 || grads.size() < keys.size() * static_cast<size_t>(dim)) {
+    auto state = std::make_shared<PsFuture::State>();
+    state->Complete(BufferTooSmall("push", grads, keys.size(), dim));
+    return PsFuture(state);
+  }
+  return Submit(OP_PUSH, table, keys, dim, nullptr, grads.data(), counts, global_step, learning_rate_scale,
+                batch_fraction, grads.region_);
+}
+
 PsFuture PsClient::Submit(Op op, const std::string& table, std::span<const uint64_t> keys, int dim,
                           float* out, const float* grads, const uint32_t* counts,
-                          uint64_t global_step, float learning_rate_scale, float batch_fraction) {
+                          uint64_t global_step, float learning_rate_scale, float batch_fraction,
+                          const std::shared_ptr<PsBuffer::Region>& values) {
   auto req = std::make_shared<Request>();
   req->id = next_id_.fetch_add(1);
   req->op = op;
@@ -235,20 +295,26 @@ PsFuture PsClient::Submit(Op op, const std::string& table, std::span<const uint6
   const size_t row_bytes = sizeof(float) * dim;
   req->parts.resize(S);
   // Places part p's bulk data in its shard's arena when there is room:
-  // keys, then values, then counts, each 64-byte aligned.
+  // keys, then values, then counts, each 64-byte aligned. With
+  // values_in_place the values stay where they are, in the caller's
+  // PsBuffer (in the same arena).
   const bool with_counts = op == OP_PUSH && counts != nullptr;
   auto align = [](uint64_t b) { return (b + 63) & ~uint64_t{63}; };
-  auto place = [&](uint32_t s, uint64_t n) {
+  auto place = [&](uint32_t s, uint64_t n, bool values_in_place) {
     if (s >= arenas_.size() || arenas_[s] == nullptr) return false;
-    const uint64_t keys_bytes = align(n * sizeof(uint64_t)), values_bytes = align(n * row_bytes);
+    const uint64_t keys_bytes = align(n * sizeof(uint64_t)), values_bytes = values_in_place ? 0 : align(n * row_bytes);
     auto region = arenas_[s]->Allocate(keys_bytes + values_bytes + (with_counts ? n * sizeof(uint32_t) : 0));
     if (!region) return false;
     shared_memory_parts_.fetch_add(1, std::memory_order_relaxed);
     auto& p = req->parts[s];
     p.shm = true;
     p.shm_region = *region;
-    p.shm_values = *region + keys_bytes;
-    p.shm_counts = p.shm_values + values_bytes;
+    p.shm_values = values_in_place ? values->offset : *region + keys_bytes;
+    p.shm_counts = *region + keys_bytes + values_bytes;
+    if (values_in_place) {
+      p.pinned = values;
+      zero_copy_parts_.fetch_add(1, std::memory_order_relaxed);
+    }
     return true;
   };
   auto at = [&](uint32_t s, uint64_t offset) { return arenas_[s]->data() + offset; };
@@ -275,9 +341,10 @@ PsFuture PsClient::Submit(Op op, const std::string& table, std::span<const uint6
   if (S == 1) {
     auto& p = req->parts[0];
     p.num_keys = keys.size();
-    if (place(0, keys.size())) {
+    const bool in_place = values != nullptr && !arenas_.empty() && values->arena == arenas_[0];
+    if (place(0, keys.size(), in_place)) {
       std::memcpy(at(0, p.shm_region), keys.data(), keys.size_bytes());
-      if (op == OP_PUSH) std::memcpy(at(0, p.shm_values), grads, keys.size() * row_bytes);
+      if (op == OP_PUSH && !in_place) std::memcpy(at(0, p.shm_values), grads, keys.size() * row_bytes);
       if (with_counts) std::memcpy(at(0, p.shm_counts), counts, keys.size() * sizeof(uint32_t));
       p.frames.push_back(header_frame(0, keys.size()));
       Enqueue(std::move(req), absl::ZeroDuration());
@@ -308,7 +375,7 @@ PsFuture PsClient::Submit(Op op, const std::string& table, std::span<const uint6
       p.num_keys = per_shard[s];
       if (p.num_keys == 0) continue;
       p.positions.reserve(p.num_keys);
-      if (place(s, p.num_keys)) {
+      if (place(s, p.num_keys, /*values_in_place=*/false)) {
         p.frames.push_back(header_frame(s, p.num_keys));
         key_dst[s] = reinterpret_cast<uint64_t*>(at(s, p.shm_region));
         grad_dst[s] = reinterpret_cast<char*>(at(s, p.shm_values));
@@ -429,10 +496,14 @@ void PsClient::IoLoop() {
   items.push_back({wake_recv_->handle(), 0, ZMQ_POLLIN, 0});
   for (auto& d : dealers_) items.push_back({d.handle(), 0, ZMQ_POLLIN, 0});
   absl::flat_hash_map<uint64_t, std::shared_ptr<Request>> in_flight;
-  // Arena regions of requests that timed out, by (request id, shard): the
-  // server may still write into them, so they are freed only by its late
-  // reply.
-  absl::flat_hash_map<std::pair<uint64_t, size_t>, uint64_t> quarantined;
+  // Arena regions of requests that timed out, by (request id, shard), and
+  // the caller's PsBuffer they use: the server may still write into them, so
+  // they are freed only by its late reply.
+  struct Quarantined {
+    uint64_t region;
+    std::shared_ptr<PsBuffer::Region> pinned;
+  };
+  absl::flat_hash_map<std::pair<uint64_t, size_t>, Quarantined> quarantined;
   std::vector<std::shared_ptr<Request>> incoming;
   std::vector<zmq::message_t> frames;
   auto server_name = [this](size_t s) { return absl::StrCat("server ", s, " (", endpoints_[s], ")"); };
@@ -481,7 +552,7 @@ void PsClient::IoLoop() {
         auto it = in_flight.find(h.request_id());
         if (it == in_flight.end()) {  // late reply to a request that timed out
           if (auto q = quarantined.find({h.request_id(), s}); q != quarantined.end()) {
-            arenas_[s]->Free(q->second);
+            arenas_[s]->Free(q->second.region);
             quarantined.erase(q);
           }
           continue;
@@ -510,7 +581,8 @@ void PsClient::IoLoop() {
               r.status = absl::InternalError(absl::StrCat(server_name(s), ": pull reply has the wrong size"));
             }
           } else if (p.positions.empty()) {
-            std::memcpy(r.out, src, p.num_keys * row);
+            // (Nothing to copy when the server wrote into the caller's PsBuffer.)
+            if (src != reinterpret_cast<const char*>(r.out)) std::memcpy(r.out, src, p.num_keys * row);
           } else {
             char* out = reinterpret_cast<char*>(r.out);
             for (size_t i = 0; i < p.positions.size(); ++i) {
@@ -535,7 +607,7 @@ void PsClient::IoLoop() {
         for (size_t s = 0; s < S; ++s) {
           if (!r.parts[s].waiting) continue;
           silent.push_back(server_name(s));
-          if (r.parts[s].shm) quarantined[{id, s}] = r.parts[s].shm_region;
+          if (r.parts[s].shm) quarantined[{id, s}] = {r.parts[s].shm_region, r.parts[s].pinned};
         }
         r.status = absl::UnavailableError(absl::StrFormat(
             "%s did not answer %s within %s", absl::StrJoin(silent, ", "), Op_Name(r.op),

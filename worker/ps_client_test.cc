@@ -184,7 +184,11 @@ TEST(PsClientTest, CrashedServerIsUnavailableNotAHang) {
 // A stand-in server that maps the client's arena, holds the first pull past
 // the client's deadline, answers the second, then writes into the first
 // pull's range and answers it late; a third pull gets the range back.
-TEST(PsClientTest, TimedOutRequestKeepsItsArenaRangeUntilTheLateReply) {
+// A stand-in server holds the first pull, answers the second, then writes
+// into the first one's range and answers it late; a third pull follows. With
+// first_into_buffer the first pull goes into a PsBuffer that the caller
+// drops as soon as the pull has timed out.
+void CheckTimedOutPullKeepsItsRangeUntilTheLateReply(bool first_into_buffer) {
   zmq::context_t ctx(1);
   zmq::socket_t router(ctx, zmq::socket_type::router);
   router.set(zmq::sockopt::linger, 0);
@@ -251,7 +255,15 @@ TEST(PsClientTest, TimedOutRequestKeepsItsArenaRangeUntilTheLateReply) {
     ASSERT_EQ((*c)->num_shared_memory_shards(), 1);
     std::vector<uint64_t> keys = Keys(1000, 9);
     std::vector<float> first(1000 * 4), second(1000 * 4);
-    EXPECT_EQ((*c)->Pull("emb", keys, 4, first.data()).Wait().code(), absl::StatusCode::kUnavailable);
+    if (first_into_buffer) {
+      // Room for the second pull's keys and rows, were its range free.
+      PsBuffer buffer = (*c)->NewBuffer(2 * 1000 * 4);
+      ASSERT_TRUE(buffer.shared());
+      EXPECT_EQ((*c)->Pull("emb", keys, 4, buffer).Wait().code(), absl::StatusCode::kUnavailable);
+      EXPECT_EQ((*c)->zero_copy_parts(), 1u);
+    } else {
+      EXPECT_EQ((*c)->Pull("emb", keys, 4, first.data()).Wait().code(), absl::StatusCode::kUnavailable);
+    }
     ASSERT_TRUE((*c)->Pull("emb", keys, 4, second.data()).Wait().ok());
     second_answered.store(true);
     std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the late reply arrives
@@ -268,9 +280,87 @@ TEST(PsClientTest, TimedOutRequestKeepsItsArenaRangeUntilTheLateReply) {
   const auto [b, b_bytes] = pull_ranges[1];
   EXPECT_TRUE(a + a_bytes <= b || b + b_bytes <= a)
       << "the second pull was given the range the timed-out one still held: " << a << " and " << b;
-  // Freed by the late reply: first fit hands the same range to the third.
-  EXPECT_EQ(pull_ranges[2].first, a);
+  if (first_into_buffer) {
+    // Freed by the late reply (the buffer's range and the first pull's
+    // keys): first fit places the third before the second.
+    EXPECT_LT(pull_ranges[2].first, b);
+  } else {
+    // Freed by the late reply: first fit hands the same range to the third.
+    EXPECT_EQ(pull_ranges[2].first, a);
+  }
 }
+
+TEST(PsClientTest, TimedOutRequestKeepsItsArenaRangeUntilTheLateReply) {
+  CheckTimedOutPullKeepsItsRangeUntilTheLateReply(/*first_into_buffer=*/false);
+}
+
+TEST(PsClientTest, TimedOutPullIntoADroppedBufferKeepsItsRangeUntilTheLateReply) {
+  CheckTimedOutPullKeepsItsRangeUntilTheLateReply(/*first_into_buffer=*/true);
+}
+
+TEST(PsClientTest, BuffersGiveTheSameRowsAsOrdinaryMemory) {
+  // The same pushes (with counts, from a buffer or a vector) and pulls (into
+  // a buffer or a vector) on twin clusters. With one server the buffers are
+  // in its arena and the client copies no rows; with three, or without an
+  // arena, they are ordinary memory.
+  const int kDim = 8;
+  std::vector<uint64_t> keys = Keys(3000, 21);
+  std::vector<float> grads(keys.size() * kDim);
+  std::mt19937 rng(22);
+  for (auto& g : grads) g = std::normal_distribution<float>()(rng);
+  std::vector<uint32_t> counts(keys.size());
+  for (auto& c : counts) c = 1 + rng() % 3;
+  for (int servers : {1, 3}) {
+    for (size_t arena : {size_t{0}, size_t{16} << 20}) {
+      Cluster plain(servers, kDim, absl::Seconds(10), arena), buffered(servers, kDim, absl::Seconds(10), arena);
+      const bool shared = servers == 1 && arena > 0;
+      std::vector<float> fresh(keys.size() * kDim), trained(keys.size() * kDim);
+      ASSERT_TRUE(plain.client->Pull("emb", keys, kDim, fresh.data()).Wait().ok());
+      ASSERT_TRUE(plain.client->Push("emb", keys, kDim, grads.data(), counts.data(), 1).Wait().ok());
+      ASSERT_TRUE(plain.client->Pull("emb", keys, kDim, trained.data()).Wait().ok());
+
+      PsBuffer in = buffered.client->NewBuffer(keys.size() * kDim), out = buffered.client->NewBuffer(keys.size() * kDim);
+      EXPECT_EQ(in.shared(), shared) << servers << " servers, arena " << arena;
+      EXPECT_EQ(out.size(), keys.size() * kDim);
+      EXPECT_EQ(std::vector<float>(out.data(), out.data() + out.size()), std::vector<float>(out.size(), 0.0f));
+      ASSERT_TRUE(buffered.client->Pull("emb", keys, kDim, out).Wait().ok());
+      EXPECT_EQ(std::vector<float>(out.data(), out.data() + out.size()), fresh) << servers << " servers";
+      std::copy(grads.begin(), grads.end(), in.data());
+      ASSERT_TRUE(buffered.client->Push("emb", keys, kDim, in, counts.data(), 1).Wait().ok());
+      ASSERT_TRUE(buffered.client->Pull("emb", keys, kDim, out).Wait().ok());
+      EXPECT_EQ(std::vector<float>(out.data(), out.data() + out.size()), trained) << servers << " servers";
+      EXPECT_EQ(buffered.client->zero_copy_parts(), shared ? 3u : 0u);
+    }
+  }
+}
+
+TEST(PsClientTest, TooSmallABufferIsRejected) {
+  Cluster c(1, 8);
+  std::vector<uint64_t> keys = Keys(100, 3);
+  PsBuffer small = c.client->NewBuffer(99 * 8);
+  absl::Status s = c.client->Pull("emb", keys, 8, small).Wait();
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+  EXPECT_NE(s.message().find("792"), std::string::npos) << s;  // the buffer's size
+  EXPECT_EQ(c.client->Push("emb", keys, 8, small).Wait().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(PsClientTest, BufferOutlivesItsClient) {
+  PsBuffer b;
+  std::vector<float> expect(50 * 8);
+  {
+    Cluster c(1, 8);
+    std::vector<uint64_t> keys = Keys(50, 4);
+    b = c.client->NewBuffer(keys.size() * 8);
+    ASSERT_TRUE(b.shared());
+    ASSERT_TRUE(c.client->Pull("emb", keys, 8, b).Wait().ok());
+    ASSERT_TRUE(c.client->Pull("emb", keys, 8, expect.data()).Wait().ok());
+  }
+  EXPECT_EQ(std::vector<float>(b.data(), b.data() + b.size()), expect);
+  std::fill(b.data(), b.data() + b.size(), 1.0f);  // still mapped
+  EXPECT_EQ(b.data()[b.size() - 1], 1.0f);
+}
+
+
 
 TEST(PsClientTest, ManyRequestsInFlightComplete) {
   Cluster c(2);
