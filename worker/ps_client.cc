@@ -1,6 +1,7 @@
 #include "worker/ps_client.h"
 
 #include <cstring>
+#include <utility>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
@@ -42,8 +43,21 @@ struct PsFuture::State {
 struct PsBuffer::Region {
   std::shared_ptr<SharedArena> arena;
   uint64_t offset = 0;
+  std::atomic<int> late{0};  // timed-out requests the server may still serve from it
   ~Region() { arena->Free(offset); }
 };
+
+PsBuffer& PsBuffer::operator=(PsBuffer&& other) noexcept {
+  if (this != &other) {
+    region_ = std::move(other.region_);
+    heap_ = std::move(other.heap_);
+    data_ = std::exchange(other.data_, nullptr);
+    size_ = std::exchange(other.size_, 0);
+  }
+  return *this;
+}
+
+bool PsBuffer::busy() const { return region_ != nullptr && region_->late.load() > 0; }
 
 namespace {
 
@@ -231,7 +245,8 @@ PsFuture PsClient::Push(const std::string& table, std::span<const uint64_t> keys
 PsBuffer PsClient::NewBuffer(size_t floats) {
   PsBuffer b;
   b.size_ = floats;
-  if (floats > 0 && arenas_.size() == 1 && arenas_[0] != nullptr && !arenas_detached_.load()) {
+  if (floats > 0 && arenas_.size() == 1 && arenas_[0] != nullptr && !arenas_detached_.load() &&
+      floats <= arenas_[0]->size() / sizeof(float)) {
     if (auto offset = arenas_[0]->Allocate(floats * sizeof(float))) {
       auto region = std::make_shared<PsBuffer::Region>();
       region->arena = arenas_[0];
@@ -248,17 +263,25 @@ PsBuffer PsClient::NewBuffer(size_t floats) {
 }
 
 namespace {
-absl::Status BufferTooSmall(const char* op, const PsBuffer& b, size_t keys, int dim) {
-  return absl::InvalidArgumentError(absl::StrFormat("%s: %d keys of dim %d need %d floats, the buffer has %d", op,
-                                                    keys, dim, keys * dim, b.size()));
+absl::Status CheckBuffer(const char* op, const PsBuffer& b, size_t keys, int dim) {
+  if (dim < 0 || b.size() < keys * static_cast<size_t>(dim)) {
+    return absl::InvalidArgumentError(absl::StrFormat("%s: %d keys of dim %d need %d floats, the buffer has %d", op,
+                                                      keys, dim, keys * dim, b.size()));
+  }
+  if (b.busy()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        op, ": the buffer is still in use by a request that timed out (the server may yet read or write it); "
+            "take a new buffer"));
+  }
+  return absl::OkStatus();
 }
 }  // namespace
 
 PsFuture PsClient::Pull(const std::string& table, std::span<const uint64_t> keys, int dim, PsBuffer& out,
                         uint64_t global_step) {
-  if (dim < 0 || out.size() < keys.size() * static_cast<size_t>(dim)) {
+  if (absl::Status s = CheckBuffer("pull", out, keys.size(), dim); !s.ok()) {
     auto state = std::make_shared<PsFuture::State>();
-    state->Complete(BufferTooSmall("pull", out, keys.size(), dim));
+    state->Complete(s);
     return PsFuture(state);
   }
   return Submit(OP_PULL, table, keys, dim, out.data(), nullptr, nullptr, global_step, 1.0f, 1.0f, out.region_);
@@ -267,9 +290,9 @@ PsFuture PsClient::Pull(const std::string& table, std::span<const uint64_t> keys
 PsFuture PsClient::Push(const std::string& table, std::span<const uint64_t> keys, int dim, const PsBuffer& grads,
                         const uint32_t* counts, uint64_t global_step, float learning_rate_scale,
                         float batch_fraction) {
-  if (dim < 0 || grads.size() < keys.size() * static_cast<size_t>(dim)) {
+  if (absl::Status s = CheckBuffer("push", grads, keys.size(), dim); !s.ok()) {
     auto state = std::make_shared<PsFuture::State>();
-    state->Complete(BufferTooSmall("push", grads, keys.size(), dim));
+    state->Complete(s);
     return PsFuture(state);
   }
   return Submit(OP_PUSH, table, keys, dim, nullptr, grads.data(), counts, global_step, learning_rate_scale,
@@ -553,6 +576,7 @@ void PsClient::IoLoop() {
         if (it == in_flight.end()) {  // late reply to a request that timed out
           if (auto q = quarantined.find({h.request_id(), s}); q != quarantined.end()) {
             arenas_[s]->Free(q->second.region);
+            if (q->second.pinned != nullptr) q->second.pinned->late.fetch_sub(1);
             quarantined.erase(q);
           }
           continue;
@@ -607,7 +631,10 @@ void PsClient::IoLoop() {
         for (size_t s = 0; s < S; ++s) {
           if (!r.parts[s].waiting) continue;
           silent.push_back(server_name(s));
-          if (r.parts[s].shm) quarantined[{id, s}] = {r.parts[s].shm_region, r.parts[s].pinned};
+          if (r.parts[s].shm) {
+            quarantined[{id, s}] = {r.parts[s].shm_region, r.parts[s].pinned};
+            if (r.parts[s].pinned != nullptr) r.parts[s].pinned->late.fetch_add(1);
+          }
         }
         r.status = absl::UnavailableError(absl::StrFormat(
             "%s did not answer %s within %s", absl::StrJoin(silent, ", "), Op_Name(r.op),

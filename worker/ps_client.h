@@ -76,20 +76,26 @@ class PsFuture {
 // one, an arena without room) it is ordinary memory and requests copy as
 // they do for any pointer. Results are the same either way.
 //
-// A buffer may outlive its client. Not thread safe, like a vector. A pull
-// into a buffer that timed out may still have its rows written into it by
-// the server later; the arena range stays reserved until the server has
-// answered or the client is gone, so no other request's data lands there.
+// A buffer may outlive its client. Not thread safe, like a vector; a
+// moved-from buffer is empty. After a request through a shared buffer timed
+// out, the server may still write that pull's rows into it, or read that
+// push's gradients from it, until it answers: the buffer is busy() until
+// then (for good, if the server never answers or the client is gone), Pull
+// and Push refuse it with FailedPrecondition, and its arena range stays
+// reserved even when the buffer is dropped, so no other request's data
+// lands there. Take a new buffer to go on.
 class PsBuffer {
  public:
   PsBuffer() = default;
-  PsBuffer(PsBuffer&&) = default;
-  PsBuffer& operator=(PsBuffer&&) = default;
+  PsBuffer(PsBuffer&& other) noexcept { *this = std::move(other); }
+  PsBuffer& operator=(PsBuffer&& other) noexcept;
 
   float* data() const { return data_; }
   size_t size() const { return size_; }
   // In the arena a server maps (requests through it copy no rows).
   bool shared() const { return region_ != nullptr; }
+  // A request through it timed out and the server has not answered yet.
+  bool busy() const;
 
   struct Region;  // opaque; defined in ps_client.cc
 

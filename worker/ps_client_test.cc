@@ -261,6 +261,12 @@ void CheckTimedOutPullKeepsItsRangeUntilTheLateReply(bool first_into_buffer) {
       ASSERT_TRUE(buffer.shared());
       EXPECT_EQ((*c)->Pull("emb", keys, 4, buffer).Wait().code(), absl::StatusCode::kUnavailable);
       EXPECT_EQ((*c)->zero_copy_parts(), 1u);
+      // The server may still write into it: refused, not sent.
+      EXPECT_TRUE(buffer.busy());
+      absl::Status again = (*c)->Pull("emb", keys, 4, buffer).Wait();
+      EXPECT_EQ(again.code(), absl::StatusCode::kFailedPrecondition) << again;
+      EXPECT_NE(again.message().find("new buffer"), std::string::npos) << again;
+      EXPECT_EQ((*c)->Push("emb", keys, 4, buffer).Wait().code(), absl::StatusCode::kFailedPrecondition);
     } else {
       EXPECT_EQ((*c)->Pull("emb", keys, 4, first.data()).Wait().code(), absl::StatusCode::kUnavailable);
     }
@@ -342,6 +348,24 @@ TEST(PsClientTest, TooSmallABufferIsRejected) {
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
   EXPECT_NE(s.message().find("792"), std::string::npos) << s;  // the buffer's size
   EXPECT_EQ(c.client->Push("emb", keys, 8, small).Wait().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(PsClientTest, MovedFromBufferIsEmpty) {
+  Cluster c(1, 8);
+  std::vector<uint64_t> keys = Keys(10, 5);
+  PsBuffer a = c.client->NewBuffer(keys.size() * 8);
+  const float* where = a.data();
+  PsBuffer b = std::move(a);
+  EXPECT_EQ(b.data(), where);
+  EXPECT_EQ(a.data(), nullptr);
+  EXPECT_EQ(a.size(), 0u);
+  EXPECT_FALSE(a.shared());
+  EXPECT_EQ(c.client->Pull("emb", keys, 8, a).Wait().code(), absl::StatusCode::kInvalidArgument);
+  PsBuffer d;
+  d = std::move(b);
+  EXPECT_EQ(b.size(), 0u);
+  EXPECT_TRUE(d.shared());
+  EXPECT_TRUE(c.client->Pull("emb", keys, 8, d).Wait().ok());
 }
 
 TEST(PsClientTest, BufferOutlivesItsClient) {
