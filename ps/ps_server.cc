@@ -9,6 +9,7 @@
 #include <cstring>
 #include <filesystem>
 #include <iterator>
+#include <new>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -385,7 +386,11 @@ absl::Status PsServer::HandleRequest(const RequestHeader& header, std::vector<zm
     }
     keys = AlignedView<uint64_t>(request[1], &key_scratch);
     if (!push) {
-      rows_frame.rebuild(values * sizeof(float));
+      // 64-byte aligned, so that rows of dim 16 are whole lines, which the
+      // table writes without reading them first.
+      void* data = ::operator new(values * sizeof(float), std::align_val_t{64});
+      rows_frame = zmq::message_t(
+          data, values * sizeof(float), [](void* d, void*) { ::operator delete(d, std::align_val_t{64}); }, nullptr);
       rows = static_cast<float*>(rows_frame.data());
     } else {
       if (request[2].size() != values * sizeof(float)) {

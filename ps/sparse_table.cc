@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#if defined(__AVX__)
+#include <immintrin.h>
+#endif
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -58,6 +61,24 @@ constexpr int kMaxChunks = 24;  // 256 * (2^24 - 1) slots: more than a u32 index
 
 inline int ChunkOf(uint32_t slot) { return 63 - __builtin_clzll(slot / kBaseRows + 1); }
 inline uint32_t ChunkStart(int c) { return kBaseRows * ((1u << c) - 1); }
+
+// A pull writes each row to a random place in the caller's buffer, far
+// bigger than L2: an ordinary store first reads the line in. Where the rows
+// are whole, aligned 64-byte lines (dim a multiple of 16, the buffer 64-byte
+// aligned, as PsClient's shared buffers are), they are written with
+// non-temporal stores, which skip that read; StreamFence orders them before
+// the reply.
+#if defined(__AVX__)
+constexpr bool kCanStream = true;
+inline void StreamLines(float* dst, const float* src, int dim) {
+  for (int d = 0; d < dim; d += 8) _mm256_stream_ps(dst + d, _mm256_loadu_ps(src + d));
+}
+inline void StreamFence() { _mm_sfence(); }
+#else
+constexpr bool kCanStream = false;
+inline void StreamLines(float* dst, const float* src, int dim) { std::memcpy(dst, src, sizeof(float) * dim); }
+inline void StreamFence() {}
+#endif
 
 // Scratch reused by every request on a thread: no allocation per request
 // once warm.
@@ -662,6 +683,7 @@ absl::StatusOr<uint64_t> SparseTable::PullBlock(const KeyGroups& groups, size_t 
   Scratch& scratch = tls_scratch;  // one TLS lookup, not one per access
   const std::span<const uint64_t> keys = UseBlock(groups, block);
   const uint32_t now = options_.now_seconds();
+  const bool stream = kCanStream && dim_ % 16 == 0 && reinterpret_cast<uintptr_t>(out) % 64 == 0;
   uint64_t misses = 0, handled = 0;
   for (int si = stripes.first; si < stripes.last; ++si) {
     const uint32_t b = scratch.begin[si], e = scratch.begin[si + 1];
@@ -695,7 +717,11 @@ absl::StatusOr<uint64_t> SparseTable::PullBlock(const KeyGroups& groups, size_t 
       if (slot != kNoSlot) {
         RowMeta* meta = MetaOf(s, slot);
         const float* w = WeightsOf(s, slot);
-        for (int d = 0; d < dim_; ++d) dst[d] = w[d];
+        if (stream) {
+          StreamLines(dst, w, dim_);
+        } else {
+          for (int d = 0; d < dim_; ++d) dst[d] = w[d];
+        }
         // Only the CLOCK needs the bit; leave the line clean when it is set.
         if (!(meta->flags & kReferenced)) meta->flags |= kReferenced;
       } else {
@@ -709,6 +735,7 @@ absl::StatusOr<uint64_t> SparseTable::PullBlock(const KeyGroups& groups, size_t 
     }
     RETURN_IF_ERROR(SpillIfOver(s));
   }
+  if (stream) StreamFence();
   misses_.fetch_add(misses, std::memory_order_relaxed);
   return handled;
 }

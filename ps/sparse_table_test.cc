@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <new>
 #include <random>
 #include <string>
 #include <vector>
@@ -64,6 +65,38 @@ TEST(SparseTableTest, PushAppliesSgdToInitialRow) {
   EXPECT_EQ(snap->meta.updates, 2u);
   EXPECT_EQ(snap->meta.count, 2u);
   EXPECT_EQ(snap->meta.last_step, 2u);
+}
+
+TEST(SparseTableTest, PullIntoALineAlignedBufferGivesTheSameRows) {
+  // Rows of dim 16 and 32 into a 64-byte-aligned buffer are whole lines, which
+  // the table writes with non-temporal stores; into a buffer 16 bytes off,
+  // with ordinary ones. Both give the same rows, for rows in memory and new
+  // keys alike, with a repeated key, over several blocks.
+  for (int dim : {16, 32}) {
+    TableConfig c = Config(dim, SparseOptimizerConfig::ADAGRAD);
+    auto table = Make(c);
+    std::mt19937_64 rng(dim);
+    std::vector<uint64_t> stored(20000), keys(30000);
+    for (auto& k : stored) k = rng();
+    std::vector<float> grads(stored.size() * dim);
+    for (size_t i = 0; i < grads.size(); ++i) grads[i] = 0.001f * static_cast<float>(i % 997);
+    ASSERT_TRUE(table->Push(stored, grads.data(), nullptr, 1).ok());
+    for (size_t i = 0; i < keys.size(); ++i) keys[i] = i % 3 == 2 ? rng() : stored[rng() % stored.size()];
+    keys[1] = keys[0];
+    const size_t floats = keys.size() * dim;
+    float* aligned = static_cast<float*>(::operator new((floats + 4) * sizeof(float), std::align_val_t{64}));
+    float* off = aligned + 4;  // 16 bytes past a line
+    std::vector<float> expect(floats);
+    ASSERT_TRUE(table->Pull(keys, off).ok());
+    std::copy(off, off + floats, expect.begin());
+    std::fill(aligned, aligned + floats + 4, -1.0f);
+    ASSERT_TRUE(table->Pull(keys, aligned).ok());
+    EXPECT_EQ(std::vector<float>(aligned, aligned + floats), expect) << "dim " << dim;
+    std::vector<float> first(dim);
+    InitializeRow(c, keys[2], first.data(), dim);  // a new key
+    EXPECT_EQ(std::vector<float>(aligned + 2 * dim, aligned + 3 * dim), first);
+    ::operator delete(aligned, std::align_val_t{64});
+  }
 }
 
 TEST(SparseTableTest, RepeatedKeysInOnePushEachApply) {
