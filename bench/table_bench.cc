@@ -12,7 +12,6 @@
 #include <cstring>
 #include <filesystem>
 #include <map>
-#include <new>
 #include <random>
 #include <span>
 #include <string>
@@ -24,6 +23,7 @@
 #include "common/hash.h"
 #include "ps/sparse_optimizer.h"
 #include "ps/sparse_table.h"
+#include "worker/nn/tensor.h"
 
 namespace ctrps {
 namespace {
@@ -49,26 +49,15 @@ std::vector<std::vector<uint64_t>> KeySets(int64_t rows, int count) {
   return sets;
 }
 
-// 64-byte aligned, as PsClient's shared buffers and the server's reply
-// frames are, so that pulls of dim 16 write whole lines (the table's
-// non-temporal stores).
-template <typename T>
-struct LineAligned {
-  using value_type = T;
-  LineAligned() = default;
-  template <typename U>
-  LineAligned(const LineAligned<U>&) {}
-  T* allocate(size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t{64})); }
-  void deallocate(T* p, size_t) { ::operator delete(p, std::align_val_t{64}); }
-  bool operator==(const LineAligned&) const { return true; }
-};
-
 struct Fixture {
   std::unique_ptr<MemoryBudget> budget;
   std::string spill_dir;
   std::unique_ptr<SparseTable> table;
   std::vector<std::vector<uint64_t>> sets;
-  std::vector<float, LineAligned<float>> buf;
+  // 64-byte aligned, as PsClient's shared buffers and the server's reply
+  // frames are, so that pulls of dim 16 write whole lines (the table's
+  // non-temporal stores).
+  std::vector<float, nn::AlignedAllocator<float>> buf;
 
   ~Fixture() {
     table.reset();  // removes its spill files
