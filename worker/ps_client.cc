@@ -277,24 +277,22 @@ absl::Status CheckBuffer(const char* op, const PsBuffer& b, size_t keys, int dim
 }
 }  // namespace
 
+PsFuture PsClient::Completed(const absl::Status& status) {
+  auto state = std::make_shared<PsFuture::State>();
+  state->Complete(status);
+  return PsFuture(std::move(state));
+}
+
 PsFuture PsClient::Pull(const std::string& table, std::span<const uint64_t> keys, int dim, PsBuffer& out,
                         uint64_t global_step) {
-  if (absl::Status s = CheckBuffer("pull", out, keys.size(), dim); !s.ok()) {
-    auto state = std::make_shared<PsFuture::State>();
-    state->Complete(s);
-    return PsFuture(state);
-  }
+  if (absl::Status s = CheckBuffer("pull", out, keys.size(), dim); !s.ok()) return Completed(s);
   return Submit(OP_PULL, table, keys, dim, out.data(), nullptr, nullptr, global_step, 1.0f, 1.0f, out.region_);
 }
 
 PsFuture PsClient::Push(const std::string& table, std::span<const uint64_t> keys, int dim, const PsBuffer& grads,
                         const uint32_t* counts, uint64_t global_step, float learning_rate_scale,
                         float batch_fraction) {
-  if (absl::Status s = CheckBuffer("push", grads, keys.size(), dim); !s.ok()) {
-    auto state = std::make_shared<PsFuture::State>();
-    state->Complete(s);
-    return PsFuture(state);
-  }
+  if (absl::Status s = CheckBuffer("push", grads, keys.size(), dim); !s.ok()) return Completed(s);
   return Submit(OP_PUSH, table, keys, dim, nullptr, grads.data(), counts, global_step, learning_rate_scale,
                 batch_fraction, grads.region_);
 }
@@ -604,9 +602,10 @@ void PsClient::IoLoop() {
             if (r.status.ok()) {
               r.status = absl::InternalError(absl::StrCat(server_name(s), ": pull reply has the wrong size"));
             }
+          } else if (p.pinned != nullptr) {
+            // The server wrote the rows into the caller's PsBuffer: nothing to copy.
           } else if (p.positions.empty()) {
-            // (Nothing to copy when the server wrote into the caller's PsBuffer.)
-            if (src != reinterpret_cast<const char*>(r.out)) std::memcpy(r.out, src, p.num_keys * row);
+            std::memcpy(r.out, src, p.num_keys * row);
           } else {
             char* out = reinterpret_cast<char*>(r.out);
             for (size_t i = 0; i < p.positions.size(); ++i) {

@@ -160,6 +160,8 @@ class PsClient {
   struct Request;
   explicit PsClient(const PsClientOptions& options);
   absl::Status Start();
+  // A future that is already done, with `status`.
+  static PsFuture Completed(const absl::Status& status);
   // values: the caller's PsBuffer region holding out or grads, or null.
   PsFuture Submit(Op op, const std::string& table, std::span<const uint64_t> keys, int dim, float* out,
                   const float* grads, const uint32_t* counts, uint64_t global_step,
