@@ -67,15 +67,13 @@ inline uint32_t ChunkStart(int c) { return kBaseRows * ((1u << c) - 1); }
 // are whole, aligned 64-byte lines (dim a multiple of 16, the buffer 64-byte
 // aligned, as PsClient's shared buffers are), they are written with
 // non-temporal stores, which skip that read; StreamFence orders them before
-// the reply.
+// the reply. (Without AVX, ordinary stores.)
 #if defined(__AVX__)
-constexpr bool kCanStream = true;
 inline void StreamLines(float* dst, const float* src, int dim) {
   for (int d = 0; d < dim; d += 8) _mm256_stream_ps(dst + d, _mm256_loadu_ps(src + d));
 }
 inline void StreamFence() { _mm_sfence(); }
 #else
-constexpr bool kCanStream = false;
 inline void StreamLines(float* dst, const float* src, int dim) { std::memcpy(dst, src, sizeof(float) * dim); }
 inline void StreamFence() {}
 #endif
@@ -683,7 +681,7 @@ absl::StatusOr<uint64_t> SparseTable::PullBlock(const KeyGroups& groups, size_t 
   Scratch& scratch = tls_scratch;  // one TLS lookup, not one per access
   const std::span<const uint64_t> keys = UseBlock(groups, block);
   const uint32_t now = options_.now_seconds();
-  const bool stream = kCanStream && dim_ % 16 == 0 && reinterpret_cast<uintptr_t>(out) % 64 == 0;
+  const bool stream = dim_ % 16 == 0 && reinterpret_cast<uintptr_t>(out) % 64 == 0;
   uint64_t misses = 0, handled = 0;
   for (int si = stripes.first; si < stripes.last; ++si) {
     const uint32_t b = scratch.begin[si], e = scratch.begin[si + 1];
