@@ -59,12 +59,23 @@ std::vector<uint64_t> Keys(int n, uint64_t seed) {
   return keys;
 }
 
+// n standard normal gradients, then n counts in [1, 3], drawn from rng.
+std::vector<float> Gradients(size_t n, std::mt19937& rng) {
+  std::vector<float> grads(n);
+  for (auto& g : grads) g = std::normal_distribution<float>()(rng);
+  return grads;
+}
+std::vector<uint32_t> Counts(size_t n, std::mt19937& rng) {
+  std::vector<uint32_t> counts(n);
+  for (auto& c : counts) c = 1 + rng() % 3;
+  return counts;
+}
+
 TEST(PsClientTest, NewKeyRowsAreIdenticalWithOneTwoThreeServers) {
   const int kDim = 8;
   std::vector<uint64_t> keys = Keys(3000, 1);
-  std::vector<float> grads(keys.size() * kDim);
   std::mt19937 rng(2);
-  for (auto& g : grads) g = std::normal_distribution<float>()(rng);
+  std::vector<float> grads = Gradients(keys.size() * kDim, rng);
   std::vector<std::vector<float>> fresh, trained;
   for (int servers = 1; servers <= 3; ++servers) {
     Cluster c(servers, kDim);
@@ -116,11 +127,9 @@ TEST(PsClientTest, SharedMemoryAndSocketGiveTheSameRows) {
   // servers each part (about 1000 keys, 44 KB) fits either arena.
   const int kDim = 8;
   std::vector<uint64_t> big = Keys(3000, 7), small(big.begin(), big.begin() + 100);
-  std::vector<float> grads(big.size() * kDim);
   std::mt19937 rng(8);
-  for (auto& g : grads) g = std::normal_distribution<float>()(rng);
-  std::vector<uint32_t> counts(big.size());
-  for (auto& c : counts) c = 1 + rng() % 3;
+  std::vector<float> grads = Gradients(big.size() * kDim, rng);
+  std::vector<uint32_t> counts = Counts(big.size(), rng);
   for (int servers : {1, 3}) {
     std::vector<std::vector<float>> results;
     for (size_t arena : {size_t{0}, size_t{64} << 10, size_t{16} << 20}) {
@@ -311,11 +320,9 @@ TEST(PsClientTest, BuffersGiveTheSameRowsAsOrdinaryMemory) {
   // arena, they are ordinary memory.
   const int kDim = 8;
   std::vector<uint64_t> keys = Keys(3000, 21);
-  std::vector<float> grads(keys.size() * kDim);
   std::mt19937 rng(22);
-  for (auto& g : grads) g = std::normal_distribution<float>()(rng);
-  std::vector<uint32_t> counts(keys.size());
-  for (auto& c : counts) c = 1 + rng() % 3;
+  std::vector<float> grads = Gradients(keys.size() * kDim, rng);
+  std::vector<uint32_t> counts = Counts(keys.size(), rng);
   for (int servers : {1, 3}) {
     for (size_t arena : {size_t{0}, size_t{16} << 20}) {
       Cluster plain(servers, kDim, absl::Seconds(10), arena), buffered(servers, kDim, absl::Seconds(10), arena);
@@ -379,9 +386,8 @@ TEST(PsClientTest, BufferOutlivesItsClient) {
     ASSERT_TRUE(c.client->Pull("emb", keys, 8, b).Wait().ok());
     ASSERT_TRUE(c.client->Pull("emb", keys, 8, expect.data()).Wait().ok());
   }
+  // Still mapped: reading it does not fault, and it holds the rows.
   EXPECT_EQ(std::vector<float>(b.data(), b.data() + b.size()), expect);
-  std::fill(b.data(), b.data() + b.size(), 1.0f);  // still mapped
-  EXPECT_EQ(b.data()[b.size() - 1], 1.0f);
 }
 
 
