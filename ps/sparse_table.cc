@@ -7,6 +7,7 @@
 #include <immintrin.h>
 #endif
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/hash.h"
@@ -587,10 +588,18 @@ absl::Status SparseTable::Push(std::span<const uint64_t> keys, const float* grad
   return Push(tls_groups, grads, counts, global_step, learning_rate_scale, batch_fraction);
 }
 
+void SparseTable::Add(const Tally& tally) {
+  memory_hits_.fetch_add(tally.memory_hits, std::memory_order_relaxed);
+  disk_hits_.fetch_add(tally.disk_hits, std::memory_order_relaxed);
+  misses_.fetch_add(tally.misses, std::memory_order_relaxed);
+}
+
 absl::Status SparseTable::Pull(const KeyGroups& groups, float* out, StripeRange stripes) {
   uint64_t pulled = 0;
+  Tally tally;
+  absl::Cleanup count = [&] { Add(tally); };
   for (size_t block = 0; block * kBlockKeys < groups.keys().size(); ++block) {
-    ASSIGN_OR_RETURN(uint64_t done, PullBlock(groups, block, out + block * kBlockKeys * dim_, stripes));
+    ASSIGN_OR_RETURN(uint64_t done, PullBlock(groups, block, out + block * kBlockKeys * dim_, stripes, tally));
     pulled += done;
   }
   RewriteSpillsIfDue(stripes);
@@ -600,7 +609,7 @@ absl::Status SparseTable::Pull(const KeyGroups& groups, float* out, StripeRange 
 }
 
 absl::Status SparseTable::FindSlots(Stripe& s, std::span<const uint64_t> keys, uint32_t b, uint32_t e,
-                                    bool bring_back) {
+                                    bool bring_back, Tally& tally) {
   Scratch& scratch = tls_scratch;
   scratch.miss_keys.clear();
   scratch.miss_pos.clear();
@@ -613,7 +622,7 @@ absl::Status SparseTable::FindSlots(Stripe& s, std::span<const uint64_t> keys, u
       scratch.miss_pos.push_back(j);
     }
   }
-  memory_hits_.fetch_add(e - b - scratch.miss_keys.size(), std::memory_order_relaxed);
+  tally.memory_hits += e - b - scratch.miss_keys.size();
   if (scratch.miss_keys.empty()) return absl::OkStatus();
   scratch.store_keys.clear();
   scratch.store_pos.clear();
@@ -652,7 +661,7 @@ absl::Status SparseTable::FindSlots(Stripe& s, std::span<const uint64_t> keys, u
       scratch.store_keys.push_back(key);
       scratch.store_pos.push_back(j);
     }
-    disk_hits_.fetch_add(n - scratch.store_keys.size(), std::memory_order_relaxed);
+    tally.disk_hits += n - scratch.store_keys.size();
   } else {
     scratch.store_keys.swap(scratch.miss_keys);
     scratch.store_pos.swap(scratch.miss_pos);
@@ -677,19 +686,19 @@ std::span<const uint64_t> SparseTable::UseBlock(const KeyGroups& groups, size_t 
 }
 
 absl::StatusOr<uint64_t> SparseTable::PullBlock(const KeyGroups& groups, size_t block, float* out,
-                                                StripeRange stripes) {
+                                                StripeRange stripes, Tally& tally) {
   Scratch& scratch = tls_scratch;  // one TLS lookup, not one per access
   const std::span<const uint64_t> keys = UseBlock(groups, block);
   const uint32_t now = options_.now_seconds();
   const bool stream = dim_ % 16 == 0 && reinterpret_cast<uintptr_t>(out) % 64 == 0;
-  uint64_t misses = 0, handled = 0;
+  uint64_t handled = 0;
   for (int si = stripes.first; si < stripes.last; ++si) {
     const uint32_t b = scratch.begin[si], e = scratch.begin[si + 1];
     if (b == e) continue;
     handled += e - b;
     Stripe& s = *stripes_[si];
     absl::MutexLock lock(&s.mu);
-    RETURN_IF_ERROR(FindSlots(s, keys, b, e, /*bring_back=*/false));
+    RETURN_IF_ERROR(FindSlots(s, keys, b, e, /*bring_back=*/false, tally));
     // Pass 2: copy weights (a pull reads the meta and the weights).
     const size_t read_bytes = sizeof(RowMeta) + sizeof(float) * dim_;
     for (uint32_t j = b; j < e; ++j) {
@@ -723,7 +732,7 @@ absl::StatusOr<uint64_t> SparseTable::PullBlock(const KeyGroups& groups, size_t 
         // Only the CLOCK needs the bit; leave the line clean when it is set.
         if (!(meta->flags & kReferenced)) meta->flags |= kReferenced;
       } else {
-        ++misses;
+        ++tally.misses;
         if (admission_) {
           std::memset(dst, 0, sizeof(float) * dim_);
         } else {
@@ -734,7 +743,6 @@ absl::StatusOr<uint64_t> SparseTable::PullBlock(const KeyGroups& groups, size_t 
     RETURN_IF_ERROR(SpillIfOver(s));
   }
   if (stream) StreamFence();
-  misses_.fetch_add(misses, std::memory_order_relaxed);
   return handled;
 }
 
@@ -743,11 +751,13 @@ absl::Status SparseTable::Push(const KeyGroups& groups, const float* grads, cons
                                StripeRange stripes) {
   const float lr = optimizer_->learning_rate() * learning_rate_scale;
   uint64_t pushed = 0;
+  Tally tally;
+  absl::Cleanup count = [&] { Add(tally); };
   for (size_t block = 0; block * kBlockKeys < groups.keys().size(); ++block) {
     const size_t at = block * kBlockKeys;
     ASSIGN_OR_RETURN(uint64_t done, PushBlock(groups, block, grads + at * dim_,
                                               counts != nullptr ? counts + at : nullptr, global_step, lr,
-                                              batch_fraction, stripes));
+                                              batch_fraction, stripes, tally));
     pushed += done;
   }
   RewriteSpillsIfDue(stripes);
@@ -758,20 +768,20 @@ absl::Status SparseTable::Push(const KeyGroups& groups, const float* grads, cons
 
 absl::StatusOr<uint64_t> SparseTable::PushBlock(const KeyGroups& groups, size_t block, const float* grads,
                                                 const uint32_t* counts, uint64_t global_step, float lr,
-                                                float fraction, StripeRange stripes) {
+                                                float fraction, StripeRange stripes, Tally& tally) {
   Scratch& scratch = tls_scratch;
   const std::span<const uint64_t> keys = UseBlock(groups, block);
   const uint32_t now = options_.now_seconds();
   const uint32_t step32 = static_cast<uint32_t>(global_step);
   const bool catch_up = config_.optimizer().l2_on_missed_steps() && config_.optimizer().l2() > 0;
-  uint64_t misses = 0, handled = 0;
+  uint64_t handled = 0;
   for (int si = stripes.first; si < stripes.last; ++si) {
     const uint32_t b = scratch.begin[si], e = scratch.begin[si + 1];
     if (b == e) continue;
     handled += e - b;
     Stripe& s = *stripes_[si];
     absl::MutexLock lock(&s.mu);
-    RETURN_IF_ERROR(FindSlots(s, keys, b, e, /*bring_back=*/true));
+    RETURN_IF_ERROR(FindSlots(s, keys, b, e, /*bring_back=*/true, tally));
     // Once a slot was freed or allocated in this group, slots found in pass 1
     // for repeated keys may be stale: look them up again.
     bool slots_changed = false;
@@ -822,7 +832,7 @@ absl::StatusOr<uint64_t> SparseTable::PushBlock(const KeyGroups& groups, size_t 
         }
         slot = AllocSlot(s, key);
         slots_changed = true;
-        ++misses;
+        ++tally.misses;
         meta = MetaOf(s, slot);
         *meta = RowMeta{.key = key, .flags = kUsed | kReferenced};
         meta->count = seen - c;
@@ -848,7 +858,6 @@ absl::StatusOr<uint64_t> SparseTable::PushBlock(const KeyGroups& groups, size_t 
     }
     RETURN_IF_ERROR(SpillIfOver(s));
   }
-  misses_.fetch_add(misses, std::memory_order_relaxed);
   return handled;
 }
 

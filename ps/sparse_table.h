@@ -185,6 +185,14 @@ class SparseTable {
 
  private:
   struct Stripe;
+  // Lookups of one Pull or Push, added to the table's counters once it is
+  // done: both server threads serve parts of a request at once, and an
+  // atomic add per stripe group moved the counters' line between the cores
+  // some thousand times a request.
+  struct Tally {
+    uint64_t memory_hits = 0, disk_hits = 0, misses = 0;
+  };
+  void Add(const Tally& tally);
 
   SparseTable(const TableConfig& config, const Options& options,
               std::unique_ptr<SparseOptimizer> optimizer);
@@ -196,15 +204,16 @@ class SparseTable {
   // scratch). A key missing from memory is looked up in the spill file:
   // with `bring_back` its row moves into memory, otherwise scratch.file_rows
   // points at it. Keys in neither are read from the store into memory.
-  absl::Status FindSlots(Stripe& s, std::span<const uint64_t> keys, uint32_t b, uint32_t e, bool bring_back)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
+  absl::Status FindSlots(Stripe& s, std::span<const uint64_t> keys, uint32_t b, uint32_t e, bool bring_back,
+                         Tally& tally) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
   // Points the thread's scratch at block `block` of `groups`; returns its keys.
   static std::span<const uint64_t> UseBlock(const KeyGroups& groups, size_t block);
   // Block `block` of a request; return the keys of `stripes` they handled.
-  absl::StatusOr<uint64_t> PullBlock(const KeyGroups& groups, size_t block, float* out, StripeRange stripes);
+  absl::StatusOr<uint64_t> PullBlock(const KeyGroups& groups, size_t block, float* out, StripeRange stripes,
+                                     Tally& tally);
   absl::StatusOr<uint64_t> PushBlock(const KeyGroups& groups, size_t block, const float* grads,
                                      const uint32_t* counts, uint64_t global_step, float lr, float fraction,
-                                     StripeRange stripes);
+                                     StripeRange stripes, Tally& tally);
   RowMeta* MetaOf(const Stripe& s, uint32_t slot) const;
   // The first `bytes` of the row in `slot` (none for kNoSlot or kInFile).
   void PrefetchRow(const Stripe& s, uint32_t slot, size_t bytes) const;
@@ -263,7 +272,9 @@ class SparseTable {
   const bool admission_;
   const std::vector<float> zeros_;  // a zero gradient, for missed-step catch-up
   std::vector<std::unique_ptr<Stripe>> stripes_;
-  std::atomic<int64_t> store_only_rows_{0};  // loaded, not yet read
+  // Written while requests run: a line of their own, apart from the fields
+  // above that every lookup reads.
+  alignas(64) std::atomic<int64_t> store_only_rows_{0};  // loaded, not yet read
   std::atomic<int64_t> rows_in_memory_{0};
   std::atomic<uint64_t> memory_hits_{0}, disk_hits_{0}, misses_{0}, spilled_{0}, evicted_ttl_{0};
   std::atomic<uint64_t> spill_rewrites_{0}, spill_rewrite_failures_{0};

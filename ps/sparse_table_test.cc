@@ -283,6 +283,37 @@ TEST(SparseTableTest, MemoryLimitSpillsAndRoundTripsEveryRow) {
   EXPECT_LE(budget.used(), budget.limit());
 }
 
+TEST(SparseTableTest, StatsCountEachKeyWhereItWasFound) {
+  // Over several blocks, served in two stripe ranges as the server's threads
+  // do: every key is counted once, as a memory hit, a disk hit (a spilled row
+  // read where it is) or a miss.
+  TableConfig c = Config(kDim, SparseOptimizerConfig::ADAGRAD);
+  MemoryBudget budget(kRowCharge * kRows / 10);
+  SparseTable::Options options;
+  options.budget = &budget;
+  options.spill_dir = SpillDir("stats");
+  auto table = Make(c, options);
+  std::vector<uint64_t> pushed(kRows / 2);
+  for (int i = 0; i < kRows / 2; ++i) pushed[i] = 2 * i;  // the even keys
+  std::vector<float> grads(pushed.size() * kDim, 0.5f);
+  ASSERT_TRUE(table->Push(pushed, grads.data(), nullptr, 1).ok());
+  TableStats before = table->Stats();
+  EXPECT_EQ(before.misses(), pushed.size());  // each push made its row
+  ASSERT_GT(before.rows_on_disk(), 0u);
+  ASSERT_GT(before.rows_in_memory(), 0u);
+
+  const std::vector<uint64_t> all = AllKeys();
+  SparseTable::KeyGroups groups;
+  groups.Assign(all);
+  std::vector<float> out(all.size() * kDim);
+  ASSERT_TRUE(table->Pull(groups, out.data(), {0, 5}).ok());
+  ASSERT_TRUE(table->Pull(groups, out.data(), {5, SparseTable::kNumStripes}).ok());
+  TableStats after = table->Stats();
+  EXPECT_EQ(after.memory_hits() - before.memory_hits(), before.rows_in_memory());
+  EXPECT_EQ(after.disk_hits() - before.disk_hits(), before.rows_on_disk());
+  EXPECT_EQ(after.misses() - before.misses(), all.size() - pushed.size());
+}
+
 TEST(SparseTableTest, LimitWithoutSpillDirIsRejected) {
   MemoryBudget budget(1 << 20);
   SparseTable::Options options;
