@@ -7,8 +7,13 @@
 //   buckets  rows inside their hash bucket's 4 KB page: a SpillFile per
 //            stripe (a tag line of 16-bit fingerprints and the rows), the
 //            layout the spill file already keeps; a pull touches one page.
+//   inplace  rows hashed in place: per stripe one array of rows that is
+//            itself the hash table (linear probing over rows, --row_load
+//            full); a pull touches one page, but a key displaced from its
+//            home row also reads the rows after it, which no prefetch
+//            brought in.
 //
-// Both serve requests of --keys keys the way the table does: blocks of
+// All serve requests of --keys keys the way the table does: blocks of
 // 2,048 keys grouped by stripe, each group prefetched a window of 256 at a
 // time in loops of prefetches alone (for the buckets: the tag lines, then
 // the matching rows). The models run in turn in one process, --rounds each,
@@ -21,6 +26,7 @@
 // chunks that double; with windows of prefetches the two ran alike.
 //
 //   layout_model [--rows 10000000] [--rounds 14] [--row_bytes 160] [--keys 100000] [--dir /dev/shm]
+//                [--row_load 0.7]
 #include <unistd.h>
 
 #include <algorithm>
@@ -48,6 +54,7 @@ DEFINE_int32(rounds, 14, "rounds of each model (the first two are warm-up)");
 DEFINE_int32(row_bytes, 160, "bytes per row: 32 of metadata (key first), then the weights (160: dim 16 with Adagrad)");
 DEFINE_int32(keys, 100'000, "keys per request");
 DEFINE_string(dir, "/dev/shm", "directory for the buckets model's files (tmpfs: never written back)");
+DEFINE_double(row_load, 0.7, "rows per row of capacity in the inplace model (its memory is rows x row_bytes / this)");
 
 namespace ctrps {
 namespace {
@@ -67,7 +74,7 @@ std::byte* Zeroed(size_t bytes) {
   return p;
 }
 
-// A row as both models keep it: the key first, and the key's low 32 bits
+// A row as every model keeps it: the key first, and the key's low 32 bits
 // as the first weight, so that a pull can be checked.
 void Store(std::byte* row, uint64_t key) {
   std::memcpy(row, &key, sizeof key);
@@ -144,6 +151,46 @@ struct BucketModel {
   }
 };
 
+// Rows hashed in place. A row whose first 8 bytes are 0 is free (the
+// model's keys are never 0).
+struct InPlaceModel {
+  size_t row_bytes;
+  size_t capacity;  // rows per stripe
+  std::byte* rows[kStripes];
+
+  InPlaceModel(int64_t n, size_t row_bytes, double load)
+      : row_bytes(row_bytes), capacity(static_cast<size_t>(static_cast<double>(n / kStripes + n / 100) / load)) {
+    for (auto& r : rows) r = Zeroed(capacity * row_bytes);
+  }
+  size_t Home(uint64_t key) const {
+    return static_cast<size_t>((static_cast<unsigned __int128>(Mix64(key)) * capacity) >> 64);
+  }
+  uint64_t KeyAt(int s, size_t i) const {
+    uint64_t key;
+    std::memcpy(&key, rows[s] + i * row_bytes, sizeof key);
+    return key;
+  }
+  void Add(uint64_t key) {
+    const int s = StripeOf(key);
+    size_t i = Home(key);
+    while (KeyAt(s, i) != 0) i = i + 1 == capacity ? 0 : i + 1;
+    Store(rows[s] + i * row_bytes, key);
+  }
+  void PullGroup(int s, const uint64_t* keys, const uint32_t* order, uint32_t b, uint32_t e, float* out,
+                 uint32_t* homes) const {
+    for (uint32_t w = b; w < e; w += kWindow) {
+      const uint32_t we = std::min(e, w + kWindow);
+      for (uint32_t j = w; j < we; ++j) homes[j] = static_cast<uint32_t>(Home(keys[order[j]]));
+      for (uint32_t j = w; j < we; ++j) PrefetchBytes(rows[s] + size_t{homes[j]} * row_bytes, 32 + 4 * kDim);
+      for (uint32_t j = w; j < we; ++j) {
+        size_t i = homes[j];
+        while (KeyAt(s, i) != keys[order[j]]) i = i + 1 == capacity ? 0 : i + 1;
+        std::memcpy(out + size_t{order[j]} * kDim, rows[s] + i * row_bytes + 32, 4 * kDim);
+      }
+    }
+  }
+};
+
 // Groups each block of `keys` by stripe (a counting sort, as KeyGroups does)
 // and calls pull(stripe, block keys, order, b, e, block out).
 template <typename PullGroup>
@@ -171,34 +218,41 @@ double BucketBytes(const BucketModel& m) {
 
 int Main() {
   if (FLAGS_rows < kStripes * 1024 || FLAGS_row_bytes < 32 + 4 * kDim || FLAGS_row_bytes > 1024 ||
-      FLAGS_row_bytes % 8 != 0 || FLAGS_keys < 1 || FLAGS_rounds < 3) {
+      FLAGS_row_bytes % 8 != 0 || FLAGS_keys < 1 || FLAGS_rounds < 3 ||
+      !(FLAGS_row_load > 0.05 && FLAGS_row_load < 0.95)) {
     std::fprintf(stderr,
                  "layout_model: need --rows >= %d, --row_bytes a multiple of 8 in [%d, 1024], --keys >= 1, "
-                 "--rounds >= 3\n",
+                 "--rounds >= 3, --row_load in (0.05, 0.95)\n",
                  kStripes * 1024, 32 + 4 * kDim);
     return 1;
   }
   const auto row_bytes = static_cast<size_t>(FLAGS_row_bytes);
-  std::printf("building both models of %lld rows of %zu bytes...\n", static_cast<long long>(FLAGS_rows), row_bytes);
+  std::printf("building the three models of %lld rows of %zu bytes...\n", static_cast<long long>(FLAGS_rows),
+              row_bytes);
   std::fflush(stdout);
   IndexModel index(FLAGS_rows, row_bytes);
   BucketModel buckets(row_bytes, FLAGS_dir);
+  InPlaceModel inplace(FLAGS_rows, row_bytes, FLAGS_row_load);
   for (int64_t r = 0; r < FLAGS_rows; ++r) {
     index.Add(Mix64(r + 1));
     buckets.Add(Mix64(r + 1));
+    inplace.Add(Mix64(r + 1));
   }
-  std::printf("index: %d rows per stripe slab; buckets: %.0f MB of spill files\n",
-              static_cast<int>(FLAGS_rows / kStripes), BucketBytes(buckets) / 1048576.0);
+  std::printf("index: %d rows per stripe slab; buckets: %.0f MB of spill files; inplace: %.0f MB\n",
+              static_cast<int>(FLAGS_rows / kStripes), BucketBytes(buckets) / 1048576.0,
+              static_cast<double>(inplace.capacity * kStripes * row_bytes) / 1048576.0);
 
   std::mt19937_64 rng(1);
   constexpr int kRequests = 6;  // per model and round, each of fresh keys
   std::vector<std::vector<uint64_t>> requests(kRequests, std::vector<uint64_t>(FLAGS_keys));
   std::vector<float> out(size_t(FLAGS_keys) * kDim);
   std::vector<uint32_t> order(kBlockKeys), slots(kBlockKeys);
-  double total[2] = {0, 0};
+  constexpr int kModels = 3;
+  constexpr const char* kNames[kModels] = {"index", "buckets", "inplace"};
+  double total[kModels] = {};
   for (int round = 0; round < FLAGS_rounds; ++round) {
-    double ns[2];
-    for (int model = 0; model < 2; ++model) {
+    double ns[kModels];
+    for (int model = 0; model < kModels; ++model) {
       for (auto& keys : requests) {
         for (auto& k : keys) k = Mix64(rng() % FLAGS_rows + 1);
       }
@@ -207,9 +261,12 @@ int Main() {
         if (model == 0) {
           Request(keys, out.data(), order, [&](int s, const uint64_t* k, const uint32_t* o, uint32_t b, uint32_t e,
                                                float* dst) { index.PullGroup(s, k, o, b, e, dst, slots.data()); });
-        } else {
+        } else if (model == 1) {
           Request(keys, out.data(), order, [&](int s, const uint64_t* k, const uint32_t* o, uint32_t b, uint32_t e,
                                                float* dst) { buckets.PullGroup(s, k, o, b, e, dst); });
+        } else {
+          Request(keys, out.data(), order, [&](int s, const uint64_t* k, const uint32_t* o, uint32_t b, uint32_t e,
+                                               float* dst) { inplace.PullGroup(s, k, o, b, e, dst, slots.data()); });
         }
       }
       ns[model] = std::chrono::duration<double, std::nano>(Clock::now() - t).count() / (kRequests * FLAGS_keys);
@@ -219,18 +276,19 @@ int Main() {
         uint32_t low;
         std::memcpy(&low, &out[i * kDim], sizeof low);
         if (low != static_cast<uint32_t>(keys[i])) {
-          std::fprintf(stderr, "layout_model: the %s model pulled the wrong row for key %zu\n",
-                       model == 0 ? "index" : "buckets", i);
+          std::fprintf(stderr, "layout_model: the %s model pulled the wrong row for key %zu\n", kNames[model], i);
           return 1;
         }
       }
     }
-    std::printf("round %2d: index %6.1f ns/key, buckets %6.1f ns/key\n", round, ns[0], ns[1]);
+    std::printf("round %2d: index %6.1f ns/key, buckets %6.1f ns/key, inplace %6.1f ns/key\n", round, ns[0], ns[1],
+                ns[2]);
     std::fflush(stdout);
   }
   const int measured = FLAGS_rounds - 2;
-  std::printf("mean over %d rounds: index %.1f ns/key, buckets %.1f ns/key (%.2fx)\n", measured,
-              total[0] / measured, total[1] / measured, total[0] / total[1]);
+  std::printf("mean over %d rounds: index %.1f ns/key, buckets %.1f ns/key (%.2fx), inplace %.1f ns/key (%.2fx)\n",
+              measured, total[0] / measured, total[1] / measured, total[0] / total[1], total[2] / measured,
+              total[0] / total[2]);
   return 0;
 }
 
@@ -239,7 +297,8 @@ int Main() {
 
 int main(int argc, char** argv) {
   ctrps::ParseFlags(&argc, &argv,
-      "pulls from a model of the table's in-memory layout and of rows in their hash bucket's page\n"
+      "pulls from a model of the table's in-memory layout, of rows in their hash bucket's page and of rows\n"
+      "  hashed in place\n"
       "  layout_model [--rows 10000000] [--rounds 14] [--row_bytes 160] [--keys 100000] [--dir /dev/shm]");
   return ctrps::Main();
 }
