@@ -1,4 +1,4 @@
-// layout_model: pulls (dim 16) from two models of the in-memory rows, to
+// layout_model: pulls (dim 16) from three models of the in-memory rows, to
 // weigh a new layout before building it into SparseTable:
 //
 //   index    the table's layout: per stripe a KeyIndex (key -> slot) and
@@ -31,6 +31,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -54,7 +55,7 @@ DEFINE_int32(rounds, 14, "rounds of each model (the first two are warm-up)");
 DEFINE_int32(row_bytes, 160, "bytes per row: 32 of metadata (key first), then the weights (160: dim 16 with Adagrad)");
 DEFINE_int32(keys, 100'000, "keys per request");
 DEFINE_string(dir, "/dev/shm", "directory for the buckets model's files (tmpfs: never written back)");
-DEFINE_double(row_load, 0.7, "rows per row of capacity in the inplace model (its memory is rows x row_bytes / this)");
+DEFINE_double(row_load, 0.7, "load of the inplace model: rows over row capacity (its memory is rows x row_bytes / this)");
 
 namespace ctrps {
 namespace {
@@ -157,9 +158,10 @@ struct InPlaceModel {
   size_t row_bytes;
   size_t capacity;  // rows per stripe
   std::byte* rows[kStripes];
+  size_t used[kStripes] = {};
 
   InPlaceModel(int64_t n, size_t row_bytes, double load)
-      : row_bytes(row_bytes), capacity(static_cast<size_t>(static_cast<double>(n / kStripes + n / 100) / load)) {
+      : row_bytes(row_bytes), capacity(static_cast<size_t>(std::ceil(static_cast<double>(n) / kStripes / load))) {
     for (auto& r : rows) r = Zeroed(capacity * row_bytes);
   }
   size_t Home(uint64_t key) const {
@@ -172,6 +174,10 @@ struct InPlaceModel {
   }
   void Add(uint64_t key) {
     const int s = StripeOf(key);
+    if (++used[s] == capacity) {  // one row always stays free, so a probe ends
+      std::fprintf(stderr, "layout_model: stripe %d of the inplace model is full; lower --row_load\n", s);
+      std::exit(1);
+    }
     size_t i = Home(key);
     while (KeyAt(s, i) != 0) i = i + 1 == capacity ? 0 : i + 1;
     Store(rows[s] + i * row_bytes, key);
@@ -184,7 +190,12 @@ struct InPlaceModel {
       for (uint32_t j = w; j < we; ++j) PrefetchBytes(rows[s] + size_t{homes[j]} * row_bytes, 32 + 4 * kDim);
       for (uint32_t j = w; j < we; ++j) {
         size_t i = homes[j];
-        while (KeyAt(s, i) != keys[order[j]]) i = i + 1 == capacity ? 0 : i + 1;
+        for (uint64_t at; (at = KeyAt(s, i)) != keys[order[j]]; i = i + 1 == capacity ? 0 : i + 1) {
+          if (at == 0) {
+            std::fprintf(stderr, "layout_model: the inplace model has no row for a key it was given\n");
+            std::exit(1);
+          }
+        }
         std::memcpy(out + size_t{order[j]} * kDim, rows[s] + i * row_bytes + 32, 4 * kDim);
       }
     }
@@ -299,6 +310,7 @@ int main(int argc, char** argv) {
   ctrps::ParseFlags(&argc, &argv,
       "pulls from a model of the table's in-memory layout, of rows in their hash bucket's page and of rows\n"
       "  hashed in place\n"
-      "  layout_model [--rows 10000000] [--rounds 14] [--row_bytes 160] [--keys 100000] [--dir /dev/shm]");
+      "  layout_model [--rows 10000000] [--rounds 14] [--row_bytes 160] [--keys 100000] [--dir /dev/shm]\n"
+      "               [--row_load 0.7]");
   return ctrps::Main();
 }

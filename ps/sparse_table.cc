@@ -341,7 +341,7 @@ bool SparseTable::AdmittedAt(uint64_t key, uint32_t count) const {
 }
 
 absl::Status SparseTable::Promote(Stripe& s, const std::vector<uint64_t>& keys,
-                                  std::vector<uint32_t>* slots) {
+                                  std::vector<uint32_t>* slots, Tally& tally) {
   slots->assign(keys.size(), kNoSlot);
   if (options_.store == nullptr || store_only_rows_.load(std::memory_order_relaxed) == 0 ||
       keys.empty()) {
@@ -358,7 +358,6 @@ absl::Status SparseTable::Promote(Stripe& s, const std::vector<uint64_t>& keys,
   std::vector<std::string>& values = scratch.disk_values;
   std::vector<bool>& found = scratch.disk_found;
   RETURN_IF_ERROR(options_.store->MultiGet(scratch.disk_views, &values, &found));
-  uint64_t promoted = 0;
   for (size_t i = 0; i < keys.size(); ++i) {
     if (!found[i]) continue;
     if (uint32_t slot = s.index.Find(keys[i]); slot != kNoSlot) {  // a repeated key
@@ -371,7 +370,7 @@ absl::Status SparseTable::Promote(Stripe& s, const std::vector<uint64_t>& keys,
     }
     // The store keeps its copy: a checkpoint rewrites this row only if it
     // changes.
-    ++promoted;
+    ++tally.disk_hits;
     store_only_rows_.fetch_sub(1, std::memory_order_relaxed);
     uint32_t slot = AllocSlot(s, keys[i]);
     RowMeta* meta = MetaOf(s, slot);
@@ -380,7 +379,6 @@ absl::Status SparseTable::Promote(Stripe& s, const std::vector<uint64_t>& keys,
     meta->flags = kUsed | kReferenced | kInStore;
     (*slots)[i] = slot;
   }
-  disk_hits_.fetch_add(promoted, std::memory_order_relaxed);
   return absl::OkStatus();
 }
 
@@ -588,16 +586,16 @@ absl::Status SparseTable::Push(std::span<const uint64_t> keys, const float* grad
   return Push(tls_groups, grads, counts, global_step, learning_rate_scale, batch_fraction);
 }
 
-void SparseTable::Add(const Tally& tally) {
-  memory_hits_.fetch_add(tally.memory_hits, std::memory_order_relaxed);
-  disk_hits_.fetch_add(tally.disk_hits, std::memory_order_relaxed);
-  misses_.fetch_add(tally.misses, std::memory_order_relaxed);
+void SparseTable::AddTally(const Tally& tally) {
+  if (tally.memory_hits != 0) memory_hits_.fetch_add(tally.memory_hits, std::memory_order_relaxed);
+  if (tally.disk_hits != 0) disk_hits_.fetch_add(tally.disk_hits, std::memory_order_relaxed);
+  if (tally.misses != 0) misses_.fetch_add(tally.misses, std::memory_order_relaxed);
 }
 
 absl::Status SparseTable::Pull(const KeyGroups& groups, float* out, StripeRange stripes) {
   uint64_t pulled = 0;
   Tally tally;
-  absl::Cleanup count = [&] { Add(tally); };
+  absl::Cleanup count = [&] { AddTally(tally); };
   for (size_t block = 0; block * kBlockKeys < groups.keys().size(); ++block) {
     ASSIGN_OR_RETURN(uint64_t done, PullBlock(groups, block, out + block * kBlockKeys * dim_, stripes, tally));
     pulled += done;
@@ -667,7 +665,7 @@ absl::Status SparseTable::FindSlots(Stripe& s, std::span<const uint64_t> keys, u
     scratch.store_pos.swap(scratch.miss_pos);
   }
   if (!scratch.store_keys.empty()) {
-    RETURN_IF_ERROR(Promote(s, scratch.store_keys, &scratch.miss_slots));
+    RETURN_IF_ERROR(Promote(s, scratch.store_keys, &scratch.miss_slots, tally));
     for (size_t m = 0; m < scratch.store_keys.size(); ++m) {
       if (scratch.miss_slots[m] != kNoSlot) scratch.slots[scratch.store_pos[m]] = scratch.miss_slots[m];
     }
@@ -752,7 +750,7 @@ absl::Status SparseTable::Push(const KeyGroups& groups, const float* grads, cons
   const float lr = optimizer_->learning_rate() * learning_rate_scale;
   uint64_t pushed = 0;
   Tally tally;
-  absl::Cleanup count = [&] { Add(tally); };
+  absl::Cleanup count = [&] { AddTally(tally); };
   for (size_t block = 0; block * kBlockKeys < groups.keys().size(); ++block) {
     const size_t at = block * kBlockKeys;
     ASSIGN_OR_RETURN(uint64_t done, PushBlock(groups, block, grads + at * dim_,

@@ -192,7 +192,7 @@ class SparseTable {
   struct Tally {
     uint64_t memory_hits = 0, disk_hits = 0, misses = 0;
   };
-  void Add(const Tally& tally);
+  void AddTally(const Tally& tally);
 
   SparseTable(const TableConfig& config, const Options& options,
               std::unique_ptr<SparseOptimizer> optimizer);
@@ -239,7 +239,7 @@ class SparseTable {
   uint32_t BringBack(Stripe& s, std::byte* file_row) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
   // Reads the rows of `keys` (in neither memory nor the spill file) from the
   // store into memory. slots[i] becomes the new slot or stays kNoSlot.
-  absl::Status Promote(Stripe& s, const std::vector<uint64_t>& keys, std::vector<uint32_t>* slots)
+  absl::Status Promote(Stripe& s, const std::vector<uint64_t>& keys, std::vector<uint32_t>* slots, Tally& tally)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
   // Spills this stripe's coldest rows until the budget is no longer over,
   // if the stripe holds at least its share of the table's rows (any_stripe:
@@ -272,8 +272,9 @@ class SparseTable {
   const bool admission_;
   const std::vector<float> zeros_;  // a zero gradient, for missed-step catch-up
   std::vector<std::unique_ptr<Stripe>> stripes_;
-  // Written while requests run: a line of their own, apart from the fields
-  // above that every lookup reads.
+  // Written while requests run: apart from the fields above, which every
+  // lookup reads, so that writing them does not take those from the other
+  // core.
   alignas(64) std::atomic<int64_t> store_only_rows_{0};  // loaded, not yet read
   std::atomic<int64_t> rows_in_memory_{0};
   std::atomic<uint64_t> memory_hits_{0}, disk_hits_{0}, misses_{0}, spilled_{0}, evicted_ttl_{0};

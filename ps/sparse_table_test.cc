@@ -284,9 +284,11 @@ TEST(SparseTableTest, MemoryLimitSpillsAndRoundTripsEveryRow) {
 }
 
 TEST(SparseTableTest, StatsCountEachKeyWhereItWasFound) {
-  // Over several blocks, served in two stripe ranges as the server's threads
-  // do: every key is counted once, as a memory hit, a disk hit (a spilled row
-  // read where it is) or a miss.
+  // A pull of distinct keys over several blocks, in two stripe ranges (as
+  // the server divides a request between its threads; here one after the
+  // other): each key is counted once, as a memory hit, a disk hit (a
+  // spilled row read where it is) or a miss. (With a TTL, an expired row is
+  // counted as a hit and then as a miss.)
   TableConfig c = Config(kDim, SparseOptimizerConfig::ADAGRAD);
   MemoryBudget budget(kRowCharge * kRows / 10);
   SparseTable::Options options;
@@ -301,6 +303,8 @@ TEST(SparseTableTest, StatsCountEachKeyWhereItWasFound) {
   EXPECT_EQ(before.misses(), pushed.size());  // each push made its row
   ASSERT_GT(before.rows_on_disk(), 0u);
   ASSERT_GT(before.rows_in_memory(), 0u);
+  ASSERT_EQ(before.rows_on_disk() + before.rows_in_memory(), pushed.size());
+  ASSERT_LE(budget.used(), budget.limit());  // so the pulls move no row
 
   const std::vector<uint64_t> all = AllKeys();
   SparseTable::KeyGroups groups;
@@ -356,8 +360,14 @@ TEST(SparseTableTest, FlushWritesSpilledRowsAndALoadReadsThemBackThroughRocksDb)
   options.budget = &budget2;
   options.spill_dir = SpillDir("flush_reload");
   auto loaded = Make(c, options);
-  loaded->AddLoadedRows(reference->Stats().rows_in_memory());
+  const uint64_t stored = reference->Stats().rows_in_memory();
+  loaded->AddLoadedRows(stored);
   ExpectSameRows(*loaded, *reference);
+  // That pull read each stored row from the store once; the other keys missed.
+  TableStats st = loaded->Stats();
+  EXPECT_EQ(st.disk_hits(), stored);
+  EXPECT_EQ(st.memory_hits(), 0u);
+  EXPECT_EQ(st.misses(), kRows - stored);
   // Training goes on identically: rows move between memory, the spill files
   // and the store.
   PushRounds({loaded.get(), reference.get()}, 4, 120, &budget2);
