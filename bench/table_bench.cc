@@ -20,7 +20,7 @@
 #include <vector>
 
 #include "benchmark/benchmark.h"
-#include "common/flags_util.h"
+#include "common/benchmark_main.h"
 #include "common/hash.h"
 #include "ps/sparse_optimizer.h"
 #include "ps/sparse_table.h"
@@ -178,11 +178,4 @@ BENCHMARK(BM_PushAdagradOverLimit)->Arg(10000000)->Unit(benchmark::kMillisecond)
 }  // namespace
 }  // namespace ctrps
 
-int main(int argc, char** argv) {
-  ctrps::SkipLockOrderChecksInRelease();  // as every program does
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
-}
+CTRPS_BENCHMARK_MAIN();

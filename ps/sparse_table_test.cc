@@ -246,12 +246,18 @@ void ExpectSameRows(SparseTable& a, SparseTable& b) {
   }
 }
 
-// Options for a table 10x over `budget`'s limit, spilling into a fresh
-// directory `dir`, on a clock that reads *now.
-SparseTable::Options SpillingOnClock(MemoryBudget* budget, const std::string& dir, const uint32_t* now) {
+// Options for a table over `budget`'s limit, spilling into a fresh
+// directory `dir`.
+SparseTable::Options Spilling(MemoryBudget* budget, const std::string& dir) {
   SparseTable::Options options;
   options.budget = budget;
   options.spill_dir = SpillDir(dir);
+  return options;
+}
+
+// The same, on a clock that reads *now.
+SparseTable::Options SpillingOnClock(MemoryBudget* budget, const std::string& dir, const uint32_t* now) {
+  SparseTable::Options options = Spilling(budget, dir);
   options.now_seconds = [now] { return *now; };
   return options;
 }
@@ -267,10 +273,7 @@ TEST(SparseTableTest, MemoryLimitSpillsAndRoundTripsEveryRow) {
   // 10x over the limit: nine rows in ten live in the spill files.
   TableConfig c = Config(kDim, SparseOptimizerConfig::ADAGRAD);
   MemoryBudget budget(kRowCharge * kRows / 10);
-  SparseTable::Options options;
-  options.budget = &budget;
-  options.spill_dir = SpillDir("roundtrip");
-  auto table = Make(c, options);
+  auto table = Make(c, Spilling(&budget, "roundtrip"));
   auto reference = Make(c);  // unlimited twin
   PushRounds({table.get(), reference.get()}, 1, 0, &budget);
   TableStats st = table->Stats();
@@ -291,10 +294,7 @@ TEST(SparseTableTest, StatsCountEachKeyWhereItWasFound) {
   // counted as a hit and then as a miss.)
   TableConfig c = Config(kDim, SparseOptimizerConfig::ADAGRAD);
   MemoryBudget budget(kRowCharge * kRows / 10);
-  SparseTable::Options options;
-  options.budget = &budget;
-  options.spill_dir = SpillDir("stats");
-  auto table = Make(c, options);
+  auto table = Make(c, Spilling(&budget, "stats"));
   std::vector<uint64_t> pushed(kRows / 2);
   for (int i = 0; i < kRows / 2; ++i) pushed[i] = 2 * i;  // the even keys
   std::vector<float> grads(pushed.size() * kDim, 0.5f);

@@ -9,7 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "benchmark/benchmark.h"
-#include "common/flags_util.h"
+#include "common/benchmark_main.h"
 #include "glog/logging.h"
 #include "worker/data/ctr_datagen.h"
 #include "worker/data/key_dedup.h"
@@ -153,11 +153,4 @@ BENCHMARK(BM_SumGradients)->Arg(16)->Arg(64);
 }  // namespace
 }  // namespace ctrps
 
-int main(int argc, char** argv) {
-  ctrps::SkipLockOrderChecksInRelease();  // as every program does
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
-}
+CTRPS_BENCHMARK_MAIN();
