@@ -58,7 +58,7 @@ struct Fixture {
   // 64-byte aligned, as PsClient's shared buffers and the server's reply
   // frames are, so that pulls of dim 16 write whole lines (the table's
   // non-temporal stores).
-  std::vector<float, nn::AlignedAllocator<float>> buf;
+  nn::AlignedVector buf;
 
   ~Fixture() {
     table.reset();  // removes its spill files

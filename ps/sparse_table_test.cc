@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
-#include <new>
 #include <random>
 #include <string>
 #include <vector>
@@ -12,6 +11,7 @@
 #include "gtest/gtest.h"
 #include "ps/file_size_limit_for_test.h"
 #include "ps/kv_store.h"
+#include "worker/nn/tensor.h"
 
 namespace ctrps {
 namespace {
@@ -84,7 +84,8 @@ TEST(SparseTableTest, PullIntoALineAlignedBufferGivesTheSameRows) {
     for (size_t i = 0; i < keys.size(); ++i) keys[i] = i % 3 == 2 ? rng() : stored[rng() % stored.size()];
     keys[1] = keys[0];
     const size_t floats = keys.size() * dim;
-    float* aligned = static_cast<float*>(::operator new((floats + 4) * sizeof(float), std::align_val_t{64}));
+    nn::AlignedVector memory(floats + 4);  // 64-byte aligned
+    float* aligned = memory.data();
     float* off = aligned + 4;  // 16 bytes past a line
     std::vector<float> expect(floats);
     ASSERT_TRUE(table->Pull(keys, off).ok());
@@ -95,7 +96,6 @@ TEST(SparseTableTest, PullIntoALineAlignedBufferGivesTheSameRows) {
     std::vector<float> first(dim);
     InitializeRow(c, keys[2], first.data(), dim);  // a new key
     EXPECT_EQ(std::vector<float>(aligned + 2 * dim, aligned + 3 * dim), first);
-    ::operator delete(aligned, std::align_val_t{64});
   }
 }
 

@@ -190,11 +190,9 @@ TEST(PsClientTest, CrashedServerIsUnavailableNotAHang) {
   EXPECT_EQ(std::string(s.message()).find("server 0"), std::string::npos) << s;
 }
 
-// A stand-in server that maps the client's arena, holds the first pull past
+// A stand-in server that maps the client's arena holds the first pull past
 // the client's deadline, answers the second, then writes into the first
-// pull's range and answers it late; a third pull gets the range back.
-// A stand-in server holds the first pull, answers the second, then writes
-// into the first one's range and answers it late; a third pull follows. With
+// pull's range and answers it late; a third pull gets the range back. With
 // first_into_buffer the first pull goes into a PsBuffer that the caller
 // drops as soon as the pull has timed out.
 void CheckTimedOutPullKeepsItsRangeUntilTheLateReply(bool first_into_buffer) {
@@ -389,8 +387,6 @@ TEST(PsClientTest, BufferOutlivesItsClient) {
   // Still mapped: reading it does not fault, and it holds the rows.
   EXPECT_EQ(std::vector<float>(b.data(), b.data() + b.size()), expect);
 }
-
-
 
 TEST(PsClientTest, ManyRequestsInFlightComplete) {
   Cluster c(2);
