@@ -386,11 +386,12 @@ absl::Status PsServer::HandleRequest(const RequestHeader& header, std::vector<zm
     }
     keys = AlignedView<uint64_t>(request[1], &key_scratch);
     if (!push) {
-      // 64-byte aligned, so that rows of dim 16 are whole lines, which the
-      // table writes without reading them first.
-      void* data = ::operator new(values * sizeof(float), std::align_val_t{64});
+      // Aligned so that rows of dim 16 are whole lines, which the table
+      // writes without reading them first.
+      constexpr std::align_val_t kAlign{SparseTable::kLineBytes};
+      void* data = ::operator new(values * sizeof(float), kAlign);
       rows_frame = zmq::message_t(
-          data, values * sizeof(float), [](void* d, void*) { ::operator delete(d, std::align_val_t{64}); }, nullptr);
+          data, values * sizeof(float), [](void* d, void*) { ::operator delete(d, kAlign); }, nullptr);
       rows = static_cast<float*>(rows_frame.data());
     } else {
       if (request[2].size() != values * sizeof(float)) {

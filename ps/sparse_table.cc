@@ -65,8 +65,7 @@ inline uint32_t ChunkStart(int c) { return kBaseRows * ((1u << c) - 1); }
 
 // A pull writes each row to a random place in the caller's buffer, far
 // bigger than L2: an ordinary store first reads the line in. Where the rows
-// are whole, aligned 64-byte lines (dim a multiple of 16, the buffer 64-byte
-// aligned, as PsClient's shared buffers are), they are written with
+// are whole, aligned lines (SparseTable::kLineBytes), they are written with
 // non-temporal stores, which skip that read; StreamFence orders them before
 // the reply. (Without AVX, ordinary stores.)
 #if defined(__AVX__)
@@ -688,7 +687,8 @@ absl::StatusOr<uint64_t> SparseTable::PullBlock(const KeyGroups& groups, size_t 
   Scratch& scratch = tls_scratch;  // one TLS lookup, not one per access
   const std::span<const uint64_t> keys = UseBlock(groups, block);
   const uint32_t now = options_.now_seconds();
-  const bool stream = dim_ % 16 == 0 && reinterpret_cast<uintptr_t>(out) % 64 == 0;
+  const bool stream =
+      sizeof(float) * dim_ % kLineBytes == 0 && reinterpret_cast<uintptr_t>(out) % kLineBytes == 0;
   uint64_t handled = 0;
   for (int si = stripes.first; si < stripes.last; ++si) {
     const uint32_t b = scratch.begin[si], e = scratch.begin[si + 1];

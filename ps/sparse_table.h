@@ -78,6 +78,11 @@ class SparseTable {
   // free-list entry and slack). The stripes' hash indexes are charged as
   // they grow and credited as they shrink.
   static constexpr int kBookkeepingBytesPerRow = 8;
+  // A Pull into memory aligned to this many bytes, of rows that are whole
+  // lines of it (dim a multiple of 16), writes them without reading the
+  // lines first (non-temporal stores). PsClient's shared buffers (64-byte
+  // ranges of its arena) and the server's reply frames are so aligned.
+  static constexpr size_t kLineBytes = 64;
 
   struct Options {
     uint32_t table_id = 0;          // prefix of this table's keys in the store
