@@ -301,6 +301,7 @@ PsFuture PsClient::Submit(Op op, const std::string& table, std::span<const uint6
                           float* out, const float* grads, const uint32_t* counts,
                           uint64_t global_step, float learning_rate_scale, float batch_fraction,
                           const std::shared_ptr<PsBuffer::Region>& values) {
+  if (keys.empty()) return Completed(absl::OkStatus());
   auto req = std::make_shared<Request>();
   req->id = next_id_.fetch_add(1);
   req->op = op;
@@ -308,10 +309,6 @@ PsFuture PsClient::Submit(Op op, const std::string& table, std::span<const uint6
   req->out = out;
   req->dim = dim;
   PsFuture future(req->state);
-  if (keys.empty()) {
-    req->state->Complete(absl::OkStatus());
-    return future;
-  }
   const uint32_t S = static_cast<uint32_t>(endpoints_.size());
   const size_t row_bytes = sizeof(float) * dim;
   req->parts.resize(S);
