@@ -369,8 +369,11 @@ int Main() {
     auto stats = client->Stats();
     std::string line;
     if (stats.ok()) {
-      uint64_t mem = 0, disk = 0, bytes = 0, disk_bytes = 0, rewrites = 0, failed = 0;
+      uint64_t mem = 0, disk = 0, bytes = 0, disk_bytes = 0, rewrites = 0, failed = 0, split = 0;
+      double split_wait = 0;
       for (const auto& s : *stats) {
+        split += s.split_requests();
+        split_wait += s.split_wait_seconds();
         mem += s.table(0).rows_in_memory();
         disk += s.table(0).rows_on_disk();
         bytes += s.bytes_in_memory();
@@ -381,6 +384,11 @@ int Main() {
       line = absl::StrFormat(
           "rows in memory %d, on disk %d; %.0f MB in memory, %.0f MB of spill files (rewritten %d times, %d failed)",
           mem, disk, bytes / 1048576.0, disk_bytes / 1048576.0, rewrites, failed);
+      // Fill, pulls and pushes alike.
+      absl::StrAppendFormat(&line,
+                            "\n%d requests split between the server threads; their owners waited %.3f ms each "
+                            "for the other thread's last part",
+                            split, split > 0 ? 1e3 * split_wait / split : 0.0);
     }
     (void)client->Shutdown();
     uint32_t n = line.size();

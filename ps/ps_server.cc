@@ -132,6 +132,8 @@ ServerStats PsServer::Stats() {
   stats.set_memory_limit_bytes(options_.memory_limit_bytes);
   stats.set_requests(requests_.load());
   stats.set_bad_requests(bad_requests_.load());
+  stats.set_split_requests(split_requests_.load());
+  stats.set_split_wait_seconds(static_cast<double>(split_wait_ns_.load()) * 1e-9);
   return stats;
 }
 
@@ -547,8 +549,13 @@ absl::Status PsServer::RunSplit(std::span<const uint64_t> keys, const Part& part
   }
   TakeParts(work);
   auto joined_left = [&work]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(queue_mu_) { return work.joined == 0; };
+  const auto waiting = std::chrono::steady_clock::now();
   absl::MutexLock lock(&queue_mu_);
   queue_mu_.Await(absl::Condition(&joined_left));
+  const auto waited = std::chrono::steady_clock::now() - waiting;
+  split_wait_ns_.fetch_add(std::chrono::duration_cast<std::chrono::nanoseconds>(waited).count(),
+                           std::memory_order_relaxed);
+  split_requests_.fetch_add(1, std::memory_order_relaxed);
   return work.status;
 }
 

@@ -201,6 +201,10 @@ TEST_P(PsServerSplitTest, LargeRequestsMatchTheTableServingThemWhole) {
   EXPECT_EQ(h.stats().table(0).pushed_keys(), total_keys);
   EXPECT_EQ(h.stats().table(0).pulled_keys(), total_keys);
   EXPECT_EQ(h.stats().table(0).rows_in_memory(), static_cast<uint64_t>(kDistinct) * num_peers);
+  // Every push and pull of 20000 keys was split. The owners' waits are in
+  // seconds (the whole test takes about one).
+  EXPECT_EQ(h.stats().split_requests(), 2u * num_peers);
+  EXPECT_LT(h.stats().split_wait_seconds(), 10.0);
 }
 
 INSTANTIATE_TEST_SUITE_P(ThreadsAndPeers, PsServerSplitTest,
