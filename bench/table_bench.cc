@@ -5,6 +5,7 @@
 // PlainMap: the same pulls and pushes against the store of a small PS
 // built the plain way, a std::unordered_map from key to a vector of weights
 // and optimizer state: the yardstick issue 2's aims are stated against.
+// MutexLock: the cost of a lock with absl's lock-order checks on and off.
 //   table_bench [--benchmark_filter=...]
 #include <unistd.h>
 
@@ -19,6 +20,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "absl/synchronization/mutex.h"
 #include "benchmark/benchmark.h"
 #include "common/benchmark_main.h"
 #include "common/hash.h"
@@ -174,6 +176,20 @@ BENCHMARK(BM_PullOverLimit)->Arg(10000000)->Unit(benchmark::kMillisecond)->MinTi
 
 void BM_PushAdagradOverLimit(benchmark::State& state) { Pushes(state, Get<Fixture>(state.range(0), true)); }
 BENCHMARK(BM_PushAdagradOverLimit)->Arg(10000000)->Unit(benchmark::kMillisecond)->MinTime(3);
+
+// Lock and unlock, in turn, 16 absl::Mutexes (a request locks each stripe's
+// once a block), with absl's lock-order checks on (1) or off (0): what
+// SkipLockOrderChecksInRelease saves a lock.
+void BM_MutexLock(benchmark::State& state) {
+  absl::SetMutexDeadlockDetectionMode(state.range(0) != 0 ? absl::OnDeadlockCycle::kAbort
+                                                          : absl::OnDeadlockCycle::kIgnore);
+  absl::Mutex mu[16];
+  size_t i = 0;
+  for (auto _ : state) absl::MutexLock lock(&mu[i++ % 16]);
+  state.SetItemsProcessed(state.iterations());
+  SkipLockOrderChecksInRelease();
+}
+BENCHMARK(BM_MutexLock)->Arg(0)->Arg(1);
 
 }  // namespace
 }  // namespace ctrps
