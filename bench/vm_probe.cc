@@ -1,5 +1,5 @@
 // vm_probe: what this machine's kernel and hypervisor charge for what the
-// parameter server's memory and spill tiers do. Four parts:
+// parameter server's memory and spill tiers do. Five parts:
 //
 //   faults   the cost of a page fault (anonymous, and a write into a file
 //            mapping), of mapping the same pages with MADV_POPULATE_WRITE,
@@ -15,6 +15,11 @@
 //            hashing per page, as a lookup does, prefetched a window at a
 //            time or 8, 32 or 128 pages ahead in the same loop as the
 //            reads, with and without the hashing (2 GB of memory);
+//   hints    an in-memory push's memory traffic alone: random 160-byte
+//            rows (dim 16 with Adagrad: 3 lines) updated with a gradient
+//            line each, rows and gradients prefetched a window of 256 at
+//            a time with each prefetch hint (t0: into L1; t1, t2: into L2;
+//            nta), on one core and then on both at once (2 GB);
 //   spill    random in-place row updates in a SpillFile of --spill_mb, the
 //            rate every --interval seconds for --seconds (and how long
 //            the last rewrite took); with
@@ -23,17 +28,20 @@
 //            so the kernel's periodic writeback (vm.dirty_expire_centisecs)
 //            shows as a drop in the rate.
 //
-//   vm_probe [--parts faults,pages,walks,spill] [--dir /tmp] [--spill_mb 1024]
+//   vm_probe [--parts faults,pages,walks,hints,spill] [--dir /tmp] [--spill_mb 1024]
 //            [--seconds 90] [--rewrite_seconds 20]
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_split.h"
@@ -46,7 +54,8 @@
 #define MADV_POPULATE_WRITE 23  // Linux 5.14; older kernels answer EINVAL
 #endif
 
-DEFINE_string(parts, "faults,pages,walks,spill", "which parts to run, comma-separated: faults, pages, walks, spill");
+DEFINE_string(parts, "faults,pages,walks,hints,spill",
+              "which parts to run, comma-separated: faults, pages, walks, hints, spill");
 DEFINE_string(dir, "/tmp", "directory for the probe's files (the spill directory's file system)");
 DEFINE_int64(spill_mb, 1024, "spill part: bytes of rows in the file");
 DEFINE_int32(row_bytes, 160, "spill part: bytes per row (160: dim 16 with Adagrad)");
@@ -218,6 +227,103 @@ void Walks() {
   munmap(p, kBytes);
 }
 
+enum class Hint { kT0, kT1, kT2, kNta };
+
+template <Hint H>
+inline void PrefetchWith(const char* p) {
+#if !defined(__x86_64__)
+  __builtin_prefetch(p);
+#else
+  if constexpr (H == Hint::kT0) asm volatile("prefetcht0 %0" : : "m"(*p));
+  if constexpr (H == Hint::kT1) asm volatile("prefetcht1 %0" : : "m"(*p));
+  if constexpr (H == Hint::kT2) asm volatile("prefetcht2 %0" : : "m"(*p));
+  if constexpr (H == Hint::kNta) asm volatile("prefetchnta %0" : : "m"(*p));
+#endif
+}
+
+// One core's share of the hints part: `rows` of 160 bytes, 100k random of
+// them updated per pass from 100k gradients of 16 floats.
+struct PushProbe {
+  static constexpr size_t kRowBytes = 160, kKeys = 100000, kWindow = 256, kDim = 16;
+  char* rows = nullptr;
+  size_t count = 0;
+  std::vector<uint32_t> at;
+  std::vector<float> grads;
+
+  PushProbe(char* memory, size_t bytes, uint64_t seed)
+      : rows(memory), count(bytes / kRowBytes), at(kKeys), grads(kKeys * kDim, 0.001f) {
+    std::mt19937_64 rng(seed);
+    for (auto& a : at) a = static_cast<uint32_t>(rng() % count);
+  }
+
+  // Nanoseconds a row, best of 3 rounds of 10 passes.
+  template <Hint H>
+  double Run() {
+    double best = 1e9;
+    for (int round = 0; round < 3; ++round) {
+      const auto t = Clock::now();
+      for (int pass = 0; pass < 10; ++pass) {
+        for (size_t w = 0; w < kKeys; w += kWindow) {
+          const size_t end = std::min(kKeys, w + kWindow);
+          for (size_t k = w; k < end; ++k) {
+            const char* row = rows + size_t{at[(k + pass * 7919) % kKeys]} * kRowBytes;
+            const auto first = reinterpret_cast<uintptr_t>(row) & ~uintptr_t{63};
+            for (uintptr_t line = first; line < reinterpret_cast<uintptr_t>(row) + kRowBytes; line += 64) {
+              PrefetchWith<H>(reinterpret_cast<const char*>(line));
+            }
+            PrefetchWith<H>(reinterpret_cast<const char*>(&grads[k * kDim]));
+          }
+          for (size_t k = w; k < end; ++k) {
+            char* row = rows + size_t{at[(k + pass * 7919) % kKeys]} * kRowBytes;
+            ++*reinterpret_cast<uint32_t*>(row + 12);  // the metadata's update count
+            float* weights = reinterpret_cast<float*>(row + 32);
+            float* acc = weights + kDim;
+            const float* g = &grads[k * kDim];
+            for (size_t d = 0; d < kDim; ++d) {
+              acc[d] += g[d] * g[d];
+              weights[d] -= 0.01f * g[d] / (std::sqrt(acc[d]) + 1e-8f);
+            }
+          }
+        }
+      }
+      best = std::min(best, Since(t) / (10.0 * kKeys) * 1e9);
+    }
+    return best;
+  }
+};
+
+void Hints() {
+  constexpr size_t kBytes = size_t{2} << 30;
+  char* p = MapAnonymous(kBytes, MADV_HUGEPAGE);
+  if (p == nullptr) return;
+  std::memset(p, 1, kBytes);
+  PushProbe one(p, kBytes, 1);
+  PushProbe halves[2] = {PushProbe(p, kBytes / 2, 2), PushProbe(p + kBytes / 2, kBytes / 2, 3)};
+  const char* names[] = {"t0", "t1", "t2", "nta"};
+  double solo[4], both[4];
+  auto run = [](PushProbe& probe, int hint) {
+    switch (hint) {
+      case 0: return probe.Run<Hint::kT0>();
+      case 1: return probe.Run<Hint::kT1>();
+      case 2: return probe.Run<Hint::kT2>();
+      default: return probe.Run<Hint::kNta>();
+    }
+  };
+  for (int h = 0; h < 4; ++h) {
+    solo[h] = run(one, h);
+    double each[2];
+    std::thread other([&] { each[1] = run(halves[1], h); });
+    each[0] = run(halves[0], h);
+    other.join();
+    both[h] = 1 / (1 / each[0] + 1 / each[1]);  // ns a row for the two cores together
+  }
+  for (int h = 0; h < 4; ++h) {
+    std::printf("hints: prefetch%-4s one core %5.1f ns/row (%.2fx t0's rate), two cores %5.1f ns/row (%.2fx)\n",
+                names[h], solo[h], solo[0] / solo[h], both[h], both[0] / both[h]);
+  }
+  munmap(p, kBytes);
+}
+
 int Spill() {
   auto file = SpillFile::Create(FLAGS_dir + "/vm_probe_spill", FLAGS_row_bytes);
   if (!file.ok()) {
@@ -281,10 +387,12 @@ int Main() {
       Pages();
     } else if (part == "walks") {
       Walks();
+    } else if (part == "hints") {
+      Hints();
     } else if (part == "spill") {
       rc |= Spill();
     } else {
-      std::fprintf(stderr, "vm_probe: unknown part \"%s\" (faults, pages, walks, spill)\n", std::string(part).c_str());
+      std::fprintf(stderr, "vm_probe: unknown part \"%s\" (faults, pages, walks, hints, spill)\n", std::string(part).c_str());
       return 1;
     }
     std::fflush(stdout);
@@ -297,7 +405,7 @@ int Main() {
 
 int main(int argc, char** argv) {
   ctrps::ParseFlags(&argc, &argv,
-      "what this machine charges for page faults, page walks and in-place writes to a spill file\n"
-      "  vm_probe [--parts faults,pages,walks,spill] [--dir /tmp] [--spill_mb 1024] [--seconds 90] [--rewrite_seconds 20]");
+      "what this machine charges for page faults, page walks, prefetch hints and in-place writes to a spill file\n"
+      "  vm_probe [--parts faults,pages,walks,hints,spill] [--dir /tmp] [--spill_mb 1024] [--seconds 90] [--rewrite_seconds 20]");
   return ctrps::Main();
 }
