@@ -32,6 +32,13 @@ constexpr int64_t kEvictionIntervalNs = 10'000'000'000;  // TTL sweep every 10 s
 // four equal parts served 11-16% more keys/s than halves, median of 10
 // alternating ps_bench runs; these parts cut the owner's wait further, see
 // docs/BENCHMARKS.md, session 10.)
+//
+// Split requests alternate the direction they walk the stripes in: a thread
+// that finishes its parts of one request starts on the next one while the
+// other thread still serves a big part of the first. Walking the same way it
+// soon reached those stripes and the two took turns on each stripe's lock,
+// sleeping thousands of times a second; walking the other way it meets the
+// other thread only near the end, by which time its part is done.
 constexpr uint64_t kSplitKeys = 8192;
 constexpr int kPartStripes[] = {0, 4, 8, 10, 12, 13, 14, 15, 16};  // part p: [kPartStripes[p], [p + 1])
 constexpr int kSplitParts = std::size(kPartStripes) - 1;
@@ -543,6 +550,7 @@ absl::Status PsServer::RunSplit(std::span<const uint64_t> keys, const Part& part
   Helper work;
   work.keys = keys;
   work.part = &part;
+  work.downward = split_requests_started_.fetch_add(1, std::memory_order_relaxed) % 2 == 1;
   {
     absl::MutexLock lock(&queue_mu_);
     helpers_.push_back(&work);
@@ -566,7 +574,11 @@ void PsServer::TakeParts(Helper& work) {
     // many parts it takes.
     if (!grouped) tls_key_groups.Assign(work.keys);
     grouped = true;
-    absl::Status status = (*work.part)(tls_key_groups, {kPartStripes[p], kPartStripes[p + 1]});
+    constexpr int kLast = SparseTable::kNumStripes;
+    const SparseTable::StripeRange range = work.downward
+                                               ? SparseTable::StripeRange{kLast - kPartStripes[p + 1], kLast - kPartStripes[p]}
+                                               : SparseTable::StripeRange{kPartStripes[p], kPartStripes[p + 1]};
+    absl::Status status = (*work.part)(tls_key_groups, range);
     if (!status.ok()) {
       absl::MutexLock lock(&queue_mu_);
       work.status.Update(status);

@@ -105,6 +105,7 @@ class PsServer {
   std::atomic<uint64_t> max_global_step_{0};
   std::atomic<int64_t> last_eviction_ns_{0};
   std::atomic<uint64_t> requests_{0}, bad_requests_{0}, split_requests_{0}, split_wait_ns_{0};
+  std::atomic<uint64_t> split_requests_started_{0};  // alternates the direction of their parts
 
   zmq::context_t context_;
   // Used only by the IO thread once Start() has bound them.
@@ -123,6 +124,7 @@ class PsServer {
     std::span<const uint64_t> keys;
     const Part* part;  // the owner's
     std::atomic<int> next{0};  // next part to take
+    bool downward = false;     // parts from the last stripe down
     int joined = 0;            // threads other than the owner inside; guarded by queue_mu_
     absl::Status status;       // first error of any part; guarded by queue_mu_
   };
