@@ -672,6 +672,46 @@ absl::Status SparseTable::FindSlots(Stripe& s, std::span<const uint64_t> keys, u
   return absl::OkStatus();
 }
 
+template <typename Serve>
+absl::Status SparseTable::ForEachStripeGroup(StripeRange stripes, Serve serve) {
+  const uint32_t* begin = tls_scratch.begin;
+  int later[kNumStripes];
+  int num_later = 0;
+  auto serve_locked = [&](int si) {
+    Stripe& s = *stripes_[si];
+    absl::Cleanup unlock = [&s]() ABSL_NO_THREAD_SAFETY_ANALYSIS { s.mu.Unlock(); };
+    return serve(s, begin[si], begin[si + 1]);
+  };
+  for (int si = stripes.first; si < stripes.last; ++si) {
+    if (begin[si] == begin[si + 1]) continue;
+    if (stripes_[si]->mu.TryLock()) {
+      RETURN_IF_ERROR(serve_locked(si));
+    } else {
+      later[num_later++] = si;
+    }
+  }
+  while (num_later > 0) {
+    // Each pass serves the stripes that became free; when none did, it waits
+    // for the first.
+    int kept = 0;
+    for (int i = 0; i < num_later; ++i) {
+      if (stripes_[later[i]]->mu.TryLock()) {
+        RETURN_IF_ERROR(serve_locked(later[i]));
+      } else {
+        later[kept++] = later[i];
+      }
+    }
+    if (kept == num_later) {
+      stripes_[later[0]]->mu.Lock();
+      RETURN_IF_ERROR(serve_locked(later[0]));
+      std::copy(later + 1, later + kept, later);
+      --kept;
+    }
+    num_later = kept;
+  }
+  return absl::OkStatus();
+}
+
 std::span<const uint64_t> SparseTable::UseBlock(const KeyGroups& groups, size_t block) {
   Scratch& scratch = tls_scratch;
   const size_t at = block * kBlockKeys, n = std::min(kBlockKeys, groups.keys_.size() - at);
@@ -690,12 +730,8 @@ absl::StatusOr<uint64_t> SparseTable::PullBlock(const KeyGroups& groups, size_t 
   const bool stream =
       sizeof(float) * dim_ % kLineBytes == 0 && reinterpret_cast<uintptr_t>(out) % kLineBytes == 0;
   uint64_t handled = 0;
-  for (int si = stripes.first; si < stripes.last; ++si) {
-    const uint32_t b = scratch.begin[si], e = scratch.begin[si + 1];
-    if (b == e) continue;
+  RETURN_IF_ERROR(ForEachStripeGroup(stripes, [&](Stripe& s, uint32_t b, uint32_t e) -> absl::Status {
     handled += e - b;
-    Stripe& s = *stripes_[si];
-    absl::MutexLock lock(&s.mu);
     RETURN_IF_ERROR(FindSlots(s, keys, b, e, /*bring_back=*/false, tally));
     // Pass 2: copy weights (a pull reads the meta and the weights).
     const size_t read_bytes = sizeof(RowMeta) + sizeof(float) * dim_;
@@ -738,8 +774,8 @@ absl::StatusOr<uint64_t> SparseTable::PullBlock(const KeyGroups& groups, size_t 
         }
       }
     }
-    RETURN_IF_ERROR(SpillIfOver(s));
-  }
+    return SpillIfOver(s);
+  }));
   if (stream) StreamFence();
   return handled;
 }
@@ -773,12 +809,8 @@ absl::StatusOr<uint64_t> SparseTable::PushBlock(const KeyGroups& groups, size_t 
   const uint32_t step32 = static_cast<uint32_t>(global_step);
   const bool catch_up = config_.optimizer().l2_on_missed_steps() && config_.optimizer().l2() > 0;
   uint64_t handled = 0;
-  for (int si = stripes.first; si < stripes.last; ++si) {
-    const uint32_t b = scratch.begin[si], e = scratch.begin[si + 1];
-    if (b == e) continue;
+  RETURN_IF_ERROR(ForEachStripeGroup(stripes, [&](Stripe& s, uint32_t b, uint32_t e) -> absl::Status {
     handled += e - b;
-    Stripe& s = *stripes_[si];
-    absl::MutexLock lock(&s.mu);
     RETURN_IF_ERROR(FindSlots(s, keys, b, e, /*bring_back=*/true, tally));
     // Once a slot was freed or allocated in this group, slots found in pass 1
     // for repeated keys may be stale: look them up again.
@@ -854,8 +886,8 @@ absl::StatusOr<uint64_t> SparseTable::PushBlock(const KeyGroups& groups, size_t 
       optimizer_->Update(w, w + dim_, grads + static_cast<size_t>(pos) * dim_, meta->updates, lr, fraction);
       meta->flags |= kReferenced | kDirty;
     }
-    RETURN_IF_ERROR(SpillIfOver(s));
-  }
+    return SpillIfOver(s);
+  }));
   return handled;
 }
 

@@ -211,6 +211,13 @@ class SparseTable {
   // points at it. Keys in neither are read from the store into memory.
   absl::Status FindSlots(Stripe& s, std::span<const uint64_t> keys, uint32_t b, uint32_t e, bool bring_back,
                          Tally& tally) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
+  // Calls serve(s, b, e) with stripe s locked, for each stripe of `stripes`
+  // that has keys [b, e) in the block the thread's scratch points at. A
+  // stripe another thread holds is put off until the free ones are served,
+  // so two threads on the same stripes of concurrent requests work past each
+  // other instead of sleeping on every lock in turn.
+  template <typename Serve>
+  absl::Status ForEachStripeGroup(StripeRange stripes, Serve serve);
   // Points the thread's scratch at block `block` of `groups`; returns its keys.
   static std::span<const uint64_t> UseBlock(const KeyGroups& groups, size_t block);
   // Block `block` of a request; return the keys of `stripes` they handled.
