@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_format.h"
@@ -65,6 +66,47 @@ TEST(SparseTableTest, PushAppliesSgdToInitialRow) {
   EXPECT_EQ(snap->meta.updates, 2u);
   EXPECT_EQ(snap->meta.count, 2u);
   EXPECT_EQ(snap->meta.last_step, 2u);
+}
+
+// Threads serving the same stripes at once (as two server threads do when
+// one runs ahead into the next request) put off the stripes the other holds
+// and come back to them: every push still applies exactly once.
+TEST(SparseTableTest, ThreadsOnTheSameStripesApplyEveryPushOnce) {
+  TableConfig c = Config(4);
+  c.mutable_init()->set_kind(InitializerConfig::ZEROS);
+  c.mutable_optimizer()->set_learning_rate(1.0f);  // steps of 0.25: every sum exact
+  auto table = Make(c);
+  constexpr int kThreads = 4, kRounds = 30, kKeys = 20000;
+  std::vector<uint64_t> keys(kKeys);
+  for (int i = 0; i < kKeys; ++i) keys[i] = 7919ull * i + 3;
+  const std::vector<float> grads(kKeys * 4, 0.25f);
+  std::vector<std::thread> threads;
+  std::vector<int> bad_pulls(kThreads, 0);
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      SparseTable::KeyGroups groups;
+      groups.Assign(keys);
+      std::vector<float> out(kKeys * 4);
+      for (int round = 0; round < kRounds; ++round) {
+        EXPECT_TRUE(table->Push(groups, grads.data(), nullptr, round + 1).ok());
+        EXPECT_TRUE(table->Pull(groups, out.data()).ok());
+        // Rows change between pushes, never within one: each is a whole
+        // number of steps, all four values alike.
+        for (int i = 0; i < kKeys; ++i) {
+          const float* row = &out[i * 4];
+          if (row[0] >= 0 || row[0] != std::round(row[0] * 4) / 4 || row[1] != row[0] || row[2] != row[0] || row[3] != row[0]) {
+            ++bad_pulls[t];
+          }
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  for (int t = 0; t < kThreads; ++t) EXPECT_EQ(bad_pulls[t], 0) << "thread " << t;
+  std::vector<float> out(kKeys * 4);
+  ASSERT_TRUE(table->Pull(keys, out.data()).ok());
+  for (int i = 0; i < kKeys * 4; ++i) ASSERT_EQ(out[i], -0.25f * kThreads * kRounds) << "value " << i;
+  EXPECT_EQ(table->Stats().pushed_keys(), uint64_t{kThreads} * kRounds * kKeys);
 }
 
 TEST(SparseTableTest, PullIntoALineAlignedBufferGivesTheSameRows) {
