@@ -5,6 +5,8 @@
 // PlainMap: the same pulls and pushes against the store of a small PS
 // built the plain way, a std::unordered_map from key to a vector of weights
 // and optimizer state: the yardstick issue 2's aims are stated against.
+// GroupKeys: grouping a request's 100k keys by stripe, block by block
+// (KeyGroups::Assign), which each server thread serving part of it does.
 // MutexLock: the cost of a lock with absl's lock-order checks on and off.
 //   table_bench [--benchmark_filter=...]
 #include <unistd.h>
@@ -176,6 +178,19 @@ BENCHMARK(BM_PullOverLimit)->Arg(10000000)->Unit(benchmark::kMillisecond)->MinTi
 
 void BM_PushAdagradOverLimit(benchmark::State& state) { Pushes(state, Get<Fixture>(state.range(0), true)); }
 BENCHMARK(BM_PushAdagradOverLimit)->Arg(10000000)->Unit(benchmark::kMillisecond)->MinTime(3);
+
+void BM_GroupKeys(benchmark::State& state) {
+  std::mt19937_64 rng(7);
+  std::vector<uint64_t> keys(kKeys);
+  for (auto& k : keys) k = Mix64(rng() % 10000000 + 1);
+  SparseTable::KeyGroups groups;
+  for (auto _ : state) {
+    groups.Assign(keys);
+    benchmark::ClobberMemory();
+  }
+  state.SetItemsProcessed(state.iterations() * kKeys);
+}
+BENCHMARK(BM_GroupKeys);
 
 // Lock and unlock, in turn, 16 absl::Mutexes (a request locks each stripe's
 // once a block), with absl's lock-order checks on (1) or off (0): what
