@@ -5,14 +5,16 @@
 // found pure and every call to it deleted. That silently removed the row
 // prefetches of SparseTable's pull and push (40-60% of their speed).
 //
-// Into L2, not L1 (prefetcht2). The table prefetches a window of a few
-// hundred keys' lines at once, far more than L1 can have in flight; a
+// Not into L1 (prefetcht0) but prefetcht2, which the x86 cores we measured
+// fill into L2 (T1 and T2 behave alike there; what T2 fills is up to the
+// implementation). The table prefetches a stripe group's lines at once
+// (about 128 keys, up to 256): far more than L1 can have in flight. A
 // prefetch into L1 holds one of its few miss buffers until the line arrives,
 // so the prefetch loop stalled on them (60-70% of PushBlock's samples). L2
 // keeps more misses in flight and a window's lines fit in it, so the loop
 // that then reads them finds them there. Single-threaded `table_bench`
-// pulls 1.15-1.4x, pushes 1.45-1.9x; `ps_bench` pulls 1.13-1.49x, pushes
-// 1.5-1.7x (docs/BENCHMARKS.md, session 12; `vm_probe --parts hints`).
+// pulls 1.15-1.4x, pushes 1.6-1.9x; `ps_bench` pulls median 1.29x, pushes
+// median 1.68x (docs/BENCHMARKS.md, session 12; `vm_probe --parts hints`).
 #ifndef CTRPS_PS_PREFETCH_H_
 #define CTRPS_PS_PREFETCH_H_
 
@@ -25,7 +27,7 @@ inline void PrefetchLine(const void* p) {
 #if defined(__x86_64__)
   asm volatile("prefetcht2 %0" : : "m"(*static_cast<const char*>(p)));
 #else
-  __builtin_prefetch(p, /*rw=*/0, /*locality=*/1);  // prefetcht2's level where the target has one
+  __builtin_prefetch(p, /*rw=*/0, /*locality=*/2);  // an L2 prefetch where the target has one
 #endif
 }
 

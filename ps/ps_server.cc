@@ -40,7 +40,9 @@ constexpr int64_t kEvictionIntervalNs = 10'000'000'000;  // TTL sweep every 10 s
 // sleeping thousands of times a second; walking the other way it meets the
 // other thread only near the end, by which time its part is done.
 constexpr uint64_t kSplitKeys = 8192;
-constexpr int kPartStripes[] = {0, 4, 8, 10, 12, 13, 14, 15, 16};  // part p: [kPartStripes[p], [p + 1])
+// Part p, upward: stripes [kPartStripes[p], kPartStripes[p + 1]); downward,
+// the same counted from the last stripe.
+constexpr int kPartStripes[] = {0, 4, 8, 10, 12, 13, 14, 15, 16};
 constexpr int kSplitParts = std::size(kPartStripes) - 1;
 static_assert(kPartStripes[kSplitParts] == SparseTable::kNumStripes);
 // Control frame in front of a reply on the inproc socket.
@@ -575,9 +577,9 @@ void PsServer::TakeParts(Helper& work) {
     if (!grouped) tls_key_groups.Assign(work.keys);
     grouped = true;
     constexpr int kLast = SparseTable::kNumStripes;
-    const SparseTable::StripeRange range = work.downward
-                                               ? SparseTable::StripeRange{kLast - kPartStripes[p + 1], kLast - kPartStripes[p]}
-                                               : SparseTable::StripeRange{kPartStripes[p], kPartStripes[p + 1]};
+    const SparseTable::StripeRange range =
+        work.downward ? SparseTable::StripeRange{kLast - kPartStripes[p + 1], kLast - kPartStripes[p]}
+                      : SparseTable::StripeRange{kPartStripes[p], kPartStripes[p + 1]};
     absl::Status status = (*work.part)(tls_key_groups, range);
     if (!status.ok()) {
       absl::MutexLock lock(&queue_mu_);

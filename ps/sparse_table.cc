@@ -38,7 +38,8 @@ constexpr uint32_t kStoreFlags = kDirty | kInStore;
 // lookup or update loop kept far fewer in flight than these loops do
 // (`vm_probe --parts walks`; the table's pulls 1.3-1.4x, pushes 1.5x,
 // docs/BENCHMARKS.md, session 9). For dim 16 with Adagrad a window's lines
-// (index entry, row, gradient) are about 80 KB, inside L1 + L2; much wider
+// (index entry, row, gradient) are about 80 KB, inside L2 (where the
+// prefetches put them, ps/prefetch.h); much wider
 // rows spill a window's early lines out of L2 before they are used.
 constexpr uint32_t kWindowKeys = 256;
 
@@ -489,8 +490,8 @@ absl::Status SparseTable::SpillIfOver(Stripe& s, bool any_stripe) {
   MemoryBudget* budget = options_.budget;
   if (budget == nullptr || budget->over() <= 0) return absl::OkStatus();
   // Only a stripe holding at least its share of the table's rows spills. A
-  // request visits the stripes in order, so otherwise the ones visited after
-  // the budget ran over would give up rows for the ones before, and the
+  // request visits the stripes one after another, so otherwise the ones
+  // visited after the budget ran over would give up rows for the ones before, and the
   // memory of the slots they once used would stay allocated.
   if (!any_stripe &&
       static_cast<int64_t>(s.index.size()) * kNumStripes < rows_in_memory_.load(std::memory_order_relaxed)) {
@@ -672,12 +673,14 @@ absl::Status SparseTable::FindSlots(Stripe& s, std::span<const uint64_t> keys, u
   return absl::OkStatus();
 }
 
+// (The lock is taken here and released by serve_locked's cleanup, a pattern
+// the thread-safety analysis cannot follow; each serve asserts it.)
 template <typename Serve>
-absl::Status SparseTable::ForEachStripeGroup(StripeRange stripes, Serve serve) {
+absl::Status SparseTable::ForEachStripeGroup(StripeRange stripes, Serve serve) ABSL_NO_THREAD_SAFETY_ANALYSIS {
   const uint32_t* begin = tls_scratch.begin;
   int later[kNumStripes];
   int num_later = 0;
-  auto serve_locked = [&](int si) {
+  auto serve_locked = [&](int si) {  // stripe si is locked; unlocks it
     Stripe& s = *stripes_[si];
     absl::Cleanup unlock = [&s]() ABSL_NO_THREAD_SAFETY_ANALYSIS { s.mu.Unlock(); };
     return serve(s, begin[si], begin[si + 1]);
@@ -731,6 +734,7 @@ absl::StatusOr<uint64_t> SparseTable::PullBlock(const KeyGroups& groups, size_t 
       sizeof(float) * dim_ % kLineBytes == 0 && reinterpret_cast<uintptr_t>(out) % kLineBytes == 0;
   uint64_t handled = 0;
   RETURN_IF_ERROR(ForEachStripeGroup(stripes, [&](Stripe& s, uint32_t b, uint32_t e) -> absl::Status {
+    s.mu.AssertHeld();
     handled += e - b;
     RETURN_IF_ERROR(FindSlots(s, keys, b, e, /*bring_back=*/false, tally));
     // Pass 2: copy weights (a pull reads the meta and the weights).
@@ -810,6 +814,7 @@ absl::StatusOr<uint64_t> SparseTable::PushBlock(const KeyGroups& groups, size_t 
   const bool catch_up = config_.optimizer().l2_on_missed_steps() && config_.optimizer().l2() > 0;
   uint64_t handled = 0;
   RETURN_IF_ERROR(ForEachStripeGroup(stripes, [&](Stripe& s, uint32_t b, uint32_t e) -> absl::Status {
+    s.mu.AssertHeld();
     handled += e - b;
     RETURN_IF_ERROR(FindSlots(s, keys, b, e, /*bring_back=*/true, tally));
     // Once a slot was freed or allocated in this group, slots found in pass 1

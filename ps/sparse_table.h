@@ -70,6 +70,8 @@ class MemoryBudget {
 class SparseTable {
  public:
   static constexpr int kNumStripes = 16;
+  // The stripe (lock, index, rows) a key lives in.
+  static int StripeOf(uint64_t key) { return static_cast<int>((key * 0x9e3779b97f4a7c15ULL) >> 60); }
   // Requests are served in blocks of this many keys, each grouped by stripe,
   // so that the scattered reads and writes of a stripe's keys stay within a
   // cache-sized window of the request's values.
@@ -202,9 +204,6 @@ class SparseTable {
   SparseTable(const TableConfig& config, const Options& options,
               std::unique_ptr<SparseOptimizer> optimizer);
 
-  static int StripeOf(uint64_t key) {
-    return static_cast<int>((key * 0x9e3779b97f4a7c15ULL) >> 60);
-  }
   // Slots of the grouped keys [b, e) of stripe `s` (in the thread's
   // scratch). A key missing from memory is looked up in the spill file:
   // with `bring_back` its row moves into memory, otherwise scratch.file_rows
@@ -212,12 +211,15 @@ class SparseTable {
   absl::Status FindSlots(Stripe& s, std::span<const uint64_t> keys, uint32_t b, uint32_t e, bool bring_back,
                          Tally& tally) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
   // Calls serve(s, b, e) with stripe s locked, for each stripe of `stripes`
-  // that has keys [b, e) in the block the thread's scratch points at. A
-  // stripe another thread holds is put off until the free ones are served,
-  // so two threads on the same stripes of concurrent requests work past each
-  // other instead of sleeping on every lock in turn.
+  // that has keys [b, e) in the block the thread's scratch points at (set by
+  // UseBlock). A stripe another thread holds is put off until the free ones
+  // are served, so two threads on the same stripes of concurrent requests
+  // work past each other instead of sleeping on every lock in turn; it
+  // blocks only when every stripe still put off is held. serve must not lock
+  // another stripe. Returns serve's first error, the stripes not yet served
+  // left as they were.
   template <typename Serve>
-  absl::Status ForEachStripeGroup(StripeRange stripes, Serve serve);
+  absl::Status ForEachStripeGroup(StripeRange stripes, Serve serve) ABSL_NO_THREAD_SAFETY_ANALYSIS;
   // Points the thread's scratch at block `block` of `groups`; returns its keys.
   static std::span<const uint64_t> UseBlock(const KeyGroups& groups, size_t block);
   // Block `block` of a request; return the keys of `stripes` they handled.
