@@ -19,7 +19,8 @@
 //            rows (dim 16 with Adagrad: 3 lines) updated with a gradient
 //            line each, rows and gradients prefetched a window of 256 at
 //            a time with each prefetch hint (t0: into L1; t1, t2: into L2;
-//            nta), on one core and then on both at once (2 GB);
+//            nta), on one core over 2 GB and then on both at once, 1 GB
+//            each (x86 only: elsewhere every hint is the same prefetch);
 //   spill    random in-place row updates in a SpillFile of --spill_mb, the
 //            rate every --interval seconds for --seconds (and how long
 //            the last rewrite took); with
@@ -248,13 +249,18 @@ struct PushProbe {
   char* rows = nullptr;
   size_t count = 0;
   std::vector<uint32_t> at;
-  std::vector<float> grads;
+  std::vector<float> grad_memory;
+  float* grads = nullptr;  // each gradient one whole line, as in a request's buffer
 
   PushProbe(char* memory, size_t bytes, uint64_t seed)
-      : rows(memory), count(bytes / kRowBytes), at(kKeys), grads(kKeys * kDim, 0.001f) {
+      : rows(memory), count(bytes / kRowBytes), at(kKeys), grad_memory(kKeys * kDim + 16, 0.001f) {
     std::mt19937_64 rng(seed);
     for (auto& a : at) a = static_cast<uint32_t>(rng() % count);
+    const auto p = reinterpret_cast<uintptr_t>(grad_memory.data());
+    grads = reinterpret_cast<float*>((p + 63) & ~uintptr_t{63});
   }
+  PushProbe(const PushProbe&) = delete;  // grads points into grad_memory
+  PushProbe& operator=(const PushProbe&) = delete;
 
   // Nanoseconds a row, best of 3 rounds of 10 passes.
   template <Hint H>
@@ -271,14 +277,14 @@ struct PushProbe {
             for (uintptr_t line = first; line < reinterpret_cast<uintptr_t>(row) + kRowBytes; line += 64) {
               PrefetchWith<H>(reinterpret_cast<const char*>(line));
             }
-            PrefetchWith<H>(reinterpret_cast<const char*>(&grads[k * kDim]));
+            PrefetchWith<H>(reinterpret_cast<const char*>(grads + k * kDim));
           }
           for (size_t k = w; k < end; ++k) {
             char* row = rows + size_t{at[(k + pass * 7919) % kKeys]} * kRowBytes;
             ++*reinterpret_cast<uint32_t*>(row + 12);  // the metadata's update count
             float* weights = reinterpret_cast<float*>(row + 32);
             float* acc = weights + kDim;
-            const float* g = &grads[k * kDim];
+            const float* g = grads + k * kDim;
             for (size_t d = 0; d < kDim; ++d) {
               acc[d] += g[d] * g[d];
               weights[d] -= 0.01f * g[d] / (std::sqrt(acc[d]) + 1e-8f);
@@ -392,7 +398,8 @@ int Main() {
     } else if (part == "spill") {
       rc |= Spill();
     } else {
-      std::fprintf(stderr, "vm_probe: unknown part \"%s\" (faults, pages, walks, hints, spill)\n", std::string(part).c_str());
+      std::fprintf(stderr, "vm_probe: unknown part \"%s\" (faults, pages, walks, hints, spill)\n",
+                   std::string(part).c_str());
       return 1;
     }
     std::fflush(stdout);
@@ -406,6 +413,7 @@ int Main() {
 int main(int argc, char** argv) {
   ctrps::ParseFlags(&argc, &argv,
       "what this machine charges for page faults, page walks, prefetch hints and in-place writes to a spill file\n"
-      "  vm_probe [--parts faults,pages,walks,hints,spill] [--dir /tmp] [--spill_mb 1024] [--seconds 90] [--rewrite_seconds 20]");
+      "  vm_probe [--parts faults,pages,walks,hints,spill] [--dir /tmp] [--spill_mb 1024] [--seconds 90]\n"
+      "           [--rewrite_seconds 20]");
   return ctrps::Main();
 }
