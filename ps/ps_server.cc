@@ -552,7 +552,8 @@ absl::Status PsServer::RunSplit(std::span<const uint64_t> keys, const Part& part
   Helper work;
   work.keys = keys;
   work.part = &part;
-  work.downward = split_requests_started_.fetch_add(1, std::memory_order_relaxed) % 2 == 1;
+  // Every second one walks downward.
+  work.downward = split_requests_.fetch_add(1, std::memory_order_relaxed) % 2 == 1;
   {
     absl::MutexLock lock(&queue_mu_);
     helpers_.push_back(&work);
@@ -565,7 +566,6 @@ absl::Status PsServer::RunSplit(std::span<const uint64_t> keys, const Part& part
   const auto waited = std::chrono::steady_clock::now() - waiting;
   split_wait_ns_.fetch_add(std::chrono::duration_cast<std::chrono::nanoseconds>(waited).count(),
                            std::memory_order_relaxed);
-  split_requests_.fetch_add(1, std::memory_order_relaxed);
   return work.status;
 }
 

@@ -104,8 +104,8 @@ class PsServer {
   absl::flat_hash_map<std::string, std::unique_ptr<SparseTable>> tables_;
   std::atomic<uint64_t> max_global_step_{0};
   std::atomic<int64_t> last_eviction_ns_{0};
-  std::atomic<uint64_t> requests_{0}, bad_requests_{0}, split_requests_{0}, split_wait_ns_{0};
-  std::atomic<uint64_t> split_requests_started_{0};  // alternates the direction of their parts
+  std::atomic<uint64_t> requests_{0}, bad_requests_{0}, split_wait_ns_{0};
+  std::atomic<uint64_t> split_requests_{0};  // started; its count alternates their direction
 
   zmq::context_t context_;
   // Used only by the IO thread once Start() has bound them.
