@@ -676,8 +676,8 @@ absl::Status SparseTable::FindSlots(Stripe& s, std::span<const uint64_t> keys, u
 // (The lock is taken here and released by serve_locked's cleanup, a pattern
 // the thread-safety analysis cannot follow; each serve asserts it.)
 template <typename Serve>
-absl::Status SparseTable::ForEachStripeGroup(StripeRange stripes, Serve serve) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-  const uint32_t* begin = tls_scratch.begin;
+absl::Status SparseTable::ForEachStripeGroup(const uint32_t* begin, StripeRange stripes, Serve serve)
+    ABSL_NO_THREAD_SAFETY_ANALYSIS {
   int later[kNumStripes];
   int num_later = 0;
   auto serve_locked = [&](int si) {  // stripe si is locked; unlocks it
@@ -733,7 +733,7 @@ absl::StatusOr<uint64_t> SparseTable::PullBlock(const KeyGroups& groups, size_t 
   const bool stream =
       sizeof(float) * dim_ % kLineBytes == 0 && reinterpret_cast<uintptr_t>(out) % kLineBytes == 0;
   uint64_t handled = 0;
-  RETURN_IF_ERROR(ForEachStripeGroup(stripes, [&](Stripe& s, uint32_t b, uint32_t e) -> absl::Status {
+  RETURN_IF_ERROR(ForEachStripeGroup(scratch.begin, stripes, [&](Stripe& s, uint32_t b, uint32_t e) -> absl::Status {
     s.mu.AssertHeld();
     handled += e - b;
     RETURN_IF_ERROR(FindSlots(s, keys, b, e, /*bring_back=*/false, tally));
@@ -813,7 +813,7 @@ absl::StatusOr<uint64_t> SparseTable::PushBlock(const KeyGroups& groups, size_t 
   const uint32_t step32 = static_cast<uint32_t>(global_step);
   const bool catch_up = config_.optimizer().l2_on_missed_steps() && config_.optimizer().l2() > 0;
   uint64_t handled = 0;
-  RETURN_IF_ERROR(ForEachStripeGroup(stripes, [&](Stripe& s, uint32_t b, uint32_t e) -> absl::Status {
+  RETURN_IF_ERROR(ForEachStripeGroup(scratch.begin, stripes, [&](Stripe& s, uint32_t b, uint32_t e) -> absl::Status {
     s.mu.AssertHeld();
     handled += e - b;
     RETURN_IF_ERROR(FindSlots(s, keys, b, e, /*bring_back=*/true, tally));

@@ -210,16 +210,17 @@ class SparseTable {
   // points at it. Keys in neither are read from the store into memory.
   absl::Status FindSlots(Stripe& s, std::span<const uint64_t> keys, uint32_t b, uint32_t e, bool bring_back,
                          Tally& tally) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
-  // Calls serve(s, b, e) with stripe s locked, for each stripe of `stripes`
-  // that has keys [b, e) in the block the thread's scratch points at (set by
-  // UseBlock). A stripe another thread holds is put off until the free ones
+  // Calls serve(s, b, e) with stripe s locked, for each stripe s of `stripes`
+  // that has keys [b, e) = [begin[s], begin[s + 1]) in a block (UseBlock's
+  // grouping). A stripe another thread holds is put off until the free ones
   // are served, so two threads on the same stripes of concurrent requests
   // work past each other instead of sleeping on every lock in turn; it
   // blocks only when every stripe still put off is held. serve must not lock
   // another stripe. Returns serve's first error, the stripes not yet served
   // left as they were.
   template <typename Serve>
-  absl::Status ForEachStripeGroup(StripeRange stripes, Serve serve) ABSL_NO_THREAD_SAFETY_ANALYSIS;
+  absl::Status ForEachStripeGroup(const uint32_t* begin, StripeRange stripes, Serve serve)
+      ABSL_NO_THREAD_SAFETY_ANALYSIS;
   // Points the thread's scratch at block `block` of `groups`; returns its keys.
   static std::span<const uint64_t> UseBlock(const KeyGroups& groups, size_t block);
   // Block `block` of a request; return the keys of `stripes` they handled.
