@@ -50,6 +50,7 @@
 #include "common/hash.h"
 #include "gflags/gflags.h"
 #include "ps/spill_file.h"
+#include "worker/nn/tensor.h"
 
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23  // Linux 5.14; older kernels answer EINVAL
@@ -249,18 +250,13 @@ struct PushProbe {
   char* rows = nullptr;
   size_t count = 0;
   std::vector<uint32_t> at;
-  std::vector<float> grad_memory;
-  float* grads = nullptr;  // each gradient one whole line, as in a request's buffer
+  nn::AlignedVector grads;  // each gradient one whole line, as in a request's buffer
 
   PushProbe(char* memory, size_t bytes, uint64_t seed)
-      : rows(memory), count(bytes / kRowBytes), at(kKeys), grad_memory(kKeys * kDim + 16, 0.001f) {
+      : rows(memory), count(bytes / kRowBytes), at(kKeys), grads(kKeys * kDim, 0.001f) {
     std::mt19937_64 rng(seed);
     for (auto& a : at) a = static_cast<uint32_t>(rng() % count);
-    const auto p = reinterpret_cast<uintptr_t>(grad_memory.data());
-    grads = reinterpret_cast<float*>((p + 63) & ~uintptr_t{63});
   }
-  PushProbe(const PushProbe&) = delete;  // grads points into grad_memory
-  PushProbe& operator=(const PushProbe&) = delete;
 
   // Nanoseconds a row, best of 3 rounds of 10 passes.
   template <Hint H>
@@ -277,14 +273,14 @@ struct PushProbe {
             for (uintptr_t line = first; line < reinterpret_cast<uintptr_t>(row) + kRowBytes; line += 64) {
               PrefetchWith<H>(reinterpret_cast<const char*>(line));
             }
-            PrefetchWith<H>(reinterpret_cast<const char*>(grads + k * kDim));
+            PrefetchWith<H>(reinterpret_cast<const char*>(grads.data() + k * kDim));
           }
           for (size_t k = w; k < end; ++k) {
             char* row = rows + size_t{at[(k + pass * 7919) % kKeys]} * kRowBytes;
             ++*reinterpret_cast<uint32_t*>(row + 12);  // the metadata's update count
             float* weights = reinterpret_cast<float*>(row + 32);
             float* acc = weights + kDim;
-            const float* g = grads + k * kDim;
+            const float* g = grads.data() + k * kDim;
             for (size_t d = 0; d < kDim; ++d) {
               acc[d] += g[d] * g[d];
               weights[d] -= 0.01f * g[d] / (std::sqrt(acc[d]) + 1e-8f);
