@@ -8,6 +8,7 @@
 
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -27,7 +28,9 @@ inline constexpr size_t kHugeBlockThreshold = 1u << 20;
 // only a tail under 2 MB stays in small pages.
 inline void* AllocateBlock(size_t bytes) {
   if (bytes < kHugeBlockThreshold) {
-    void* p = std::malloc(bytes);
+    // Whole cache lines, so that structures laid out in lines (KeyIndex)
+    // are not split across two.
+    void* p = std::aligned_alloc(64, std::max<size_t>(64, (bytes + 63) & ~size_t{63}));
     if (p == nullptr) throw std::bad_alloc();
     return p;
   }

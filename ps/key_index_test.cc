@@ -2,6 +2,7 @@
 
 #include <random>
 #include <unordered_map>
+#include <vector>
 
 #include "gtest/gtest.h"
 
@@ -60,6 +61,69 @@ TEST(KeyIndexTest, ShrinksWhenMostKeysLeaveAndKeepsTheRest) {
   EXPECT_LE(index.size() * 4, index.capacity());  // not about to grow again
   EXPECT_GE(index.size() * 8, index.capacity());
   for (uint32_t k = 0; k < 4096; ++k) ASSERT_EQ(index.Find(k), k % 64 == 0 ? k + 1 : KeyIndex::kNone) << k;
+}
+
+// Keys whose home lines are full go on to later lines; erasing keys from
+// the middle of such chains must keep every other key findable.
+TEST(KeyIndexTest, KeysPassedOnFromFullLinesStayFindableAsOthersLeave) {
+  KeyIndex index;
+  // 4 lines of 5 entries at first: 10 keys fit before growth, so many homes
+  // overflow at every size below.
+  std::unordered_map<uint64_t, uint32_t> ref;
+  std::mt19937_64 rng(11);
+  for (int round = 0; round < 50; ++round) {
+    for (int i = 0; i < 40; ++i) {
+      uint64_t key = rng();
+      index.Set(key, static_cast<uint32_t>(i));
+      ref[key] = static_cast<uint32_t>(i);
+    }
+    // Erase every other key, in an order unrelated to insertion.
+    int n = 0;
+    for (auto it = ref.begin(); it != ref.end();) {
+      if (n++ % 2 == 0) {
+        index.Erase(it->first);
+        it = ref.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    for (auto& [k, v] : ref) ASSERT_EQ(index.Find(k), v) << "round " << round;
+    ASSERT_EQ(index.Find(rng()), KeyIndex::kNone);
+  }
+  EXPECT_EQ(index.size(), ref.size());
+}
+
+// The two-step lookup agrees with Find, and at this load some keys take
+// the second step, present and absent alike.
+TEST(KeyIndexTest, LookupInTwoStepsFindsWhatFindFinds) {
+  KeyIndex index;
+  std::mt19937_64 rng(5);
+  std::vector<uint64_t> keys;
+  for (uint32_t i = 0; i < 20000; ++i) {
+    keys.push_back(rng());
+    index.Set(keys.back(), i);
+  }
+  int further_present = 0, further_absent = 0;
+  auto two_steps = [&](uint64_t key, int* further) {
+    const uint32_t home = index.FindInHome(key);
+    if (home != KeyIndex::kFurther) return home;
+    ++*further;
+    return index.FindPastHome(key);
+  };
+  for (uint32_t i = 0; i < keys.size(); ++i) ASSERT_EQ(two_steps(keys[i], &further_present), i);
+  for (int i = 0; i < 20000; ++i) ASSERT_EQ(two_steps(rng(), &further_absent), KeyIndex::kNone);
+  EXPECT_GT(further_present, 0);
+  EXPECT_GT(further_absent, 0);
+}
+
+TEST(KeyIndexTest, HoldsAStripesShareOfTenMillionKeysInHalfTheBytesOfTheProbingIndex) {
+  KeyIndex index;
+  const uint32_t n = 625000;  // one stripe's share of a 10M-row table
+  for (uint32_t k = 0; k < n; ++k) index.Set(uint64_t{k} * 0x9e3779b97f4a7c15ULL, k);
+  for (uint32_t k = 0; k < n; k += 97) ASSERT_EQ(index.Find(uint64_t{k} * 0x9e3779b97f4a7c15ULL), k);
+  // 16-byte buckets grown at load 1/2 took 2^21 buckets, 32 MiB, for these.
+  EXPECT_LE(index.bytes(), size_t{16} << 20);
+  EXPECT_LE(index.size() * 2, index.capacity());
 }
 
 }  // namespace

@@ -23,6 +23,7 @@ constexpr uint32_t kNoSlot = KeyIndex::kNone;
 // In scratch.slots: the row is in the spill file, at scratch.file_rows[j].
 // Never a real slot (slots stay below 2^32 - 256).
 constexpr uint32_t kInFile = kNoSlot - 1;
+static_assert(kInFile != KeyIndex::kFurther);
 // Row flags. kUsed, kReferenced: a memory slot in use, and its CLOCK bit.
 // kDirty: changed since it was last written to the store. kInStore: the
 // store also holds a copy (current unless kDirty). The last two travel with
@@ -87,6 +88,7 @@ struct Scratch {
   const uint32_t* order = nullptr;
   const uint32_t* begin = nullptr;
   std::vector<uint32_t> slots;  // slot per grouped position
+  std::vector<uint32_t> further;  // grouped positions whose lookup goes past the home line
   std::vector<uint64_t> miss_keys;
   std::vector<uint32_t> miss_pos;
   std::vector<uint32_t> miss_slots;
@@ -611,17 +613,29 @@ absl::Status SparseTable::FindSlots(Stripe& s, std::span<const uint64_t> keys, u
   Scratch& scratch = tls_scratch;
   scratch.miss_keys.clear();
   scratch.miss_pos.clear();
+  scratch.further.clear();
+  uint32_t misses = 0;
   for (uint32_t j = b; j < e; ++j) {
     PrefetchWindowAt(j, b, e, [&](uint32_t k) { s.index.Prefetch(keys[scratch.order[k]]); });
-    const uint32_t found = s.index.Find(keys[scratch.order[j]]);
+    const uint32_t found = s.index.FindInHome(keys[scratch.order[j]]);
     scratch.slots[j] = found;
-    if (found == kNoSlot) {
+    misses += found == kNoSlot;
+    if (found == KeyIndex::kFurther) scratch.further.push_back(j);
+  }
+  // The few whose home line passed keys on, once the others are done.
+  for (uint32_t j : scratch.further) {
+    const uint32_t found = s.index.FindPastHome(keys[scratch.order[j]]);
+    scratch.slots[j] = found;
+    misses += found == kNoSlot;
+  }
+  tally.memory_hits += e - b - misses;
+  if (misses == 0) return absl::OkStatus();
+  for (uint32_t j = b; j < e; ++j) {
+    if (scratch.slots[j] == kNoSlot) {
       scratch.miss_keys.push_back(keys[scratch.order[j]]);
       scratch.miss_pos.push_back(j);
     }
   }
-  tally.memory_hits += e - b - scratch.miss_keys.size();
-  if (scratch.miss_keys.empty()) return absl::OkStatus();
   scratch.store_keys.clear();
   scratch.store_pos.clear();
   if (s.spill != nullptr && s.spill->size() > 0) {
