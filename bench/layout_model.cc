@@ -105,7 +105,11 @@ struct IndexModel {
     for (uint32_t w = b; w < e; w += kWindow) {
       const uint32_t we = std::min(e, w + kWindow);
       for (uint32_t j = w; j < we; ++j) index[s].Prefetch(keys[order[j]]);
-      for (uint32_t j = w; j < we; ++j) slots[j] = index[s].Find(keys[order[j]]);
+      // As the table: home lines first, the few keys passed on after.
+      for (uint32_t j = w; j < we; ++j) slots[j] = index[s].FindInHome(keys[order[j]]);
+      for (uint32_t j = w; j < we; ++j) {
+        if (slots[j] == KeyIndex::kFurther) slots[j] = index[s].FindPastHome(keys[order[j]]);
+      }
       for (uint32_t j = w; j < we; ++j) PrefetchBytes(rows[s] + size_t{slots[j]} * row_bytes, 32 + 4 * kDim);
       for (uint32_t j = w; j < we; ++j) {
         std::memcpy(out + size_t{order[j]} * kDim, rows[s] + size_t{slots[j]} * row_bytes + 32, 4 * kDim);

@@ -4,15 +4,17 @@
 // only when its home has passed keys on. A lookup is thus one cache miss,
 // with no branch per probe and no pointer chase. Lines are a power of two;
 // the load is kept at or under 1/2 of the entries (at most 2.5 keys a line
-// on average; then about 2% of the keys sit past their home line, and 4% of
-// the lines passed some on). ShrinkIfSparse gives memory back after most
-// keys left.
+// on average). At load 1/2 about 2.6% of the keys sit past their home line
+// and 5% of the lines passed some on; at 0.48 (a 10M-row table's stripes)
+// 2.2% and 4%. ShrinkIfSparse gives memory back after most keys left.
 //
 // Why lines rather than linear probing over single 16-byte buckets: a probe
 // whose run crossed into the next line missed on it unprefetched, and each
 // further probe was a mispredicted branch. Pushes into a 10M-row table ran
-// 0.8x when the probe load went from 0.3 to 0.6, where this layout holds the
-// same keys, in the same half of the memory, and pushes faster
+// 0.8x when the probe load went from 0.3 to 0.6. A line holds up to 2.5
+// keys where four buckets held 2, so at the growth point the lines take
+// 0.8x the bytes a key; the 10M-row table's index happens to fall in half
+// (32 to 16 MiB a stripe), and pushes into it run faster
 // (docs/BENCHMARKS.md, session 13).
 //
 // Not thread-safe; the stripe's mutex guards it.
@@ -21,7 +23,7 @@
 
 #include <cstdint>
 #include <cstring>
-#include <new>
+#include <cstddef>
 #if defined(__AVX2__)
 #include <immintrin.h>
 #endif
@@ -52,11 +54,12 @@ class KeyIndex {
   void Prefetch(uint64_t key) const { PrefetchLine(&lines_[HomeOf(key)]); }
 
   uint32_t Find(uint64_t key) const {
-    for (size_t i = HomeOf(key);; i = (i + 1) & mask_) {
+    for (size_t i = HomeOf(key), n = 0; n <= mask_; i = (i + 1) & mask_, ++n) {
       const Line& line = lines_[i];
       if (int at = line.Match(key); at >= 0) return line.slots[at];
       if (line.passed == 0) return kNone;
     }
+    return kNone;
   }
 
   // Find in two halves, for a caller that looks up many keys whose home
@@ -75,17 +78,17 @@ class KeyIndex {
     return kFurther;
   }
   uint32_t FindPastHome(uint64_t key) const {
-    for (size_t i = (HomeOf(key) + 1) & mask_;; i = (i + 1) & mask_) {
+    for (size_t i = (HomeOf(key) + 1) & mask_, n = 1; n <= mask_; i = (i + 1) & mask_, ++n) {
       const Line& line = lines_[i];
       if (int at = line.Match(key); at >= 0) return line.slots[at];
       if (line.passed == 0) return kNone;
     }
+    return kNone;
   }
 
   // Sets the slot of `key`, inserting it if absent.
   void Set(uint64_t key, uint32_t slot) {
-    size_t i = HomeOf(key);
-    for (;; i = (i + 1) & mask_) {
+    for (size_t i = HomeOf(key), n = 0; n <= mask_; i = (i + 1) & mask_, ++n) {
       Line& line = lines_[i];
       if (int at = line.Match(key); at >= 0) {
         line.slots[at] = slot;
@@ -102,9 +105,8 @@ class KeyIndex {
     const size_t home = HomeOf(key);
     size_t i = home;
     int at;
-    while ((at = lines_[i].Match(key)) < 0) {
-      if (lines_[i].passed == 0) return;
-      i = (i + 1) & mask_;
+    for (size_t n = 0; (at = lines_[i].Match(key)) < 0; i = (i + 1) & mask_) {
+      if (lines_[i].passed == 0 || ++n > mask_) return;
     }
     for (size_t p = home; p != i; p = (p + 1) & mask_) {
       if (lines_[p].passed != kPassedSaturated) --lines_[p].passed;
@@ -129,8 +131,8 @@ class KeyIndex {
   }
 
  private:
-  // Saturated counts of keys passed on are never decremented: their
-  // lookups read one line more until the next rehash, which recounts.
+  // Saturated counts of keys passed on are never decremented: lookups
+  // through such a line go on past it until a rehash recounts.
   static constexpr uint16_t kPassedSaturated = 0xffff;
 
   struct alignas(64) Line {
@@ -146,8 +148,9 @@ class KeyIndex {
       // Entries 0-3, then 4 with the first slots behind it, which the mask
       // of used entries drops.
       const __m256i k = _mm256_set1_epi64x(static_cast<long long>(key));
-      const __m256i lo = _mm256_load_si256(reinterpret_cast<const __m256i*>(keys));
-      const __m256i hi = _mm256_load_si256(reinterpret_cast<const __m256i*>(keys + 4));
+      const auto* half = reinterpret_cast<const __m256i*>(this);
+      const __m256i lo = _mm256_load_si256(half);
+      const __m256i hi = _mm256_load_si256(half + 1);
       const unsigned eq = static_cast<unsigned>(_mm256_movemask_pd(_mm256_castsi256_pd(_mm256_cmpeq_epi64(lo, k)))) |
                           static_cast<unsigned>(_mm256_movemask_pd(_mm256_castsi256_pd(_mm256_cmpeq_epi64(hi, k))))
                               << 4;
@@ -162,6 +165,9 @@ class KeyIndex {
     }
   };
   static_assert(sizeof(Line) == 64);
+  // Match's second half: key 4 in lane 0, then the slots and counts, which
+  // the mask of used entries (at most 5) drops.
+  static_assert(offsetof(Line, keys) == 0 && offsetof(Line, slots) == 40);
 
   size_t HomeOf(uint64_t key) const { return Mix64(key) & mask_; }
 

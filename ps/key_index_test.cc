@@ -4,6 +4,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "common/hash.h"
 #include "gtest/gtest.h"
 
 namespace ctrps {
@@ -64,11 +65,10 @@ TEST(KeyIndexTest, ShrinksWhenMostKeysLeaveAndKeepsTheRest) {
 }
 
 // Keys whose home lines are full go on to later lines; erasing keys from
-// the middle of such chains must keep every other key findable.
+// the middle of such chains, and shrinking, must keep every other key
+// findable.
 TEST(KeyIndexTest, KeysPassedOnFromFullLinesStayFindableAsOthersLeave) {
   KeyIndex index;
-  // 4 lines of 5 entries at first: 10 keys fit before growth, so many homes
-  // overflow at every size below.
   std::unordered_map<uint64_t, uint32_t> ref;
   std::mt19937_64 rng(11);
   for (int round = 0; round < 50; ++round) {
@@ -77,20 +77,66 @@ TEST(KeyIndexTest, KeysPassedOnFromFullLinesStayFindableAsOthersLeave) {
       index.Set(key, static_cast<uint32_t>(i));
       ref[key] = static_cast<uint32_t>(i);
     }
-    // Erase every other key, in an order unrelated to insertion.
+    // Erase most keys, in an order unrelated to insertion, then shrink, so
+    // that the index stays a few lines long and its lines pass keys on.
     int n = 0;
     for (auto it = ref.begin(); it != ref.end();) {
-      if (n++ % 2 == 0) {
+      if (n++ % 4 != 0) {
         index.Erase(it->first);
         it = ref.erase(it);
       } else {
         ++it;
       }
     }
+    index.ShrinkIfSparse();
     for (auto& [k, v] : ref) ASSERT_EQ(index.Find(k), v) << "round " << round;
     ASSERT_EQ(index.Find(rng()), KeyIndex::kNone);
   }
   EXPECT_EQ(index.size(), ref.size());
+  EXPECT_LE(index.capacity(), 16 * KeyIndex::kPerLine);
+}
+
+// Erases can leave every line counting keys passed on while all have room;
+// a lookup, insert or erase of an absent key must still end (they once
+// went round the lines for ever).
+TEST(KeyIndexTest, LookupsEndWhenEveryLineCountsKeysPassedOn) {
+  KeyIndex index;
+  ASSERT_EQ(index.capacity(), 4 * KeyIndex::kPerLine);  // lines 0-3
+  uint64_t next = 1;
+  auto homed_at = [&](uint64_t line) {
+    while ((Mix64(next) & 3) != line) ++next;
+    return next++;
+  };
+  std::unordered_map<uint64_t, uint32_t> kept;
+  for (uint64_t h = 0; h < 4; ++h) {
+    // Fill line h (it holds the key line h - 1 passed on, if any), pass one
+    // more key on to line h + 1 (from line 3 round to line 0), then empty
+    // line h of its own keys but the one passed on into it.
+    std::vector<uint64_t> fill;
+    for (int i = h == 0 ? 0 : 1; i < KeyIndex::kPerLine; ++i) {
+      fill.push_back(homed_at(h));
+      index.Set(fill.back(), 1);
+    }
+    const uint64_t passed = homed_at(h);
+    index.Set(passed, 2);
+    kept[passed] = 2;
+    for (uint64_t k : fill) {
+      if (h < 3) {
+        index.Erase(k);
+      } else {
+        kept[k] = 1;
+      }
+    }
+  }
+  ASSERT_LT(index.size() * 2, index.capacity());  // no growth yet to recount
+  const uint64_t absent = homed_at(1), other = homed_at(2);
+  EXPECT_EQ(index.Find(absent), KeyIndex::kNone);
+  EXPECT_EQ(index.FindPastHome(absent), KeyIndex::kNone);
+  index.Erase(other);
+  index.Set(absent, 7);
+  kept[absent] = 7;
+  for (auto& [k, v] : kept) EXPECT_EQ(index.Find(k), v);
+  EXPECT_EQ(index.size(), kept.size());
 }
 
 // The two-step lookup agrees with Find, and at this load some keys take

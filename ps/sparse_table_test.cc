@@ -543,10 +543,11 @@ TEST(SparseTableTest, EvictingMostRowsGivesTheIndexMemoryBack) {
   auto dropped = table->EvictExpired(25);
   ASSERT_TRUE(dropped.ok()) << dropped.status();
   ASSERT_EQ(*dropped, static_cast<uint64_t>(kRows - kKept));
-  // The kept rows, and indexes of at most 8 buckets per row (an index
-  // shrinks while under 1/8 full) of 16 bytes, plus each stripe's minimum
-  // of 16: 236,096 bytes. Indexes still sized for all 20,000 rows (2-4
-  // buckets each) kept 1,152,576 charged.
+  // The kept rows, and indexes that shrank: at most 8 entries a row (an
+  // index shrinks while under 1/8 full), 8/5 of a 64-byte line, within the
+  // 128 bytes a row allowed below; plus each stripe's minimum of 4 lines,
+  // 256 bytes. Indexes still sized for all 20,000 rows kept several times
+  // the bound charged.
   const int64_t rows = kKept * kRowCharge;
   const int64_t index_bound = (8 * kKept + 16 * SparseTable::kNumStripes) * 16;
   EXPECT_LE(budget.used(), rows + index_bound);
