@@ -10,6 +10,10 @@
 #include <filesystem>
 #include <iterator>
 #include <new>
+#include <thread>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -373,7 +377,7 @@ absl::Status PsServer::HandleRequest(const RequestHeader& header, std::vector<zm
     };
     ASSIGN_OR_RETURN(std::byte* k, range("keys", header.shm_keys_offset(), n, sizeof(uint64_t)));
     ASSIGN_OR_RETURN(std::byte* v, range("values", header.shm_values_offset(), values, sizeof(float)));
-    // The keys are copied: every thread serving the request groups them,
+    // The keys are copied: the threads serving the request group them,
     // then the table reads them again, and all must see the same keys
     // whatever the client does to its memory.
     key_scratch.resize(n);
@@ -552,6 +556,8 @@ absl::Status PsServer::RunSplit(std::span<const uint64_t> keys, const Part& part
   Helper work;
   work.keys = keys;
   work.part = &part;
+  tls_key_groups.Prepare(keys);
+  work.groups = &tls_key_groups;
   // Every second one walks downward.
   work.downward = split_requests_.fetch_add(1, std::memory_order_relaxed) % 2 == 1;
   {
@@ -572,15 +578,13 @@ absl::Status PsServer::RunSplit(std::span<const uint64_t> keys, const Part& part
 void PsServer::TakeParts(Helper& work) {
   bool grouped = false;
   for (int p; (p = work.next.fetch_add(1, std::memory_order_relaxed)) < kSplitParts;) {
-    // Grouped by each thread that takes a part, in parallel; once, however
-    // many parts it takes.
-    if (!grouped) tls_key_groups.Assign(work.keys);
+    if (!grouped) GroupShare(work);
     grouped = true;
     constexpr int kLast = SparseTable::kNumStripes;
     const SparseTable::StripeRange range =
         work.downward ? SparseTable::StripeRange{kLast - kPartStripes[p + 1], kLast - kPartStripes[p]}
                       : SparseTable::StripeRange{kPartStripes[p], kPartStripes[p + 1]};
-    absl::Status status = (*work.part)(tls_key_groups, range);
+    absl::Status status = (*work.part)(*work.groups, range);
     if (!status.ok()) {
       absl::MutexLock lock(&queue_mu_);
       work.status.Update(status);
@@ -590,6 +594,22 @@ void PsServer::TakeParts(Helper& work) {
   // must not find it and spin. (Whichever thread gets here first removes it.)
   absl::MutexLock lock(&queue_mu_);
   if (auto it = std::find(helpers_.begin(), helpers_.end(), &work); it != helpers_.end()) helpers_.erase(it);
+}
+
+void PsServer::GroupShare(Helper& work) {
+  const size_t blocks = work.groups->num_blocks();
+  for (size_t b; (b = work.next_block.fetch_add(1, std::memory_order_relaxed)) < blocks;) {
+    work.groups->GroupBlock(b);
+    work.grouped_blocks.fetch_add(1, std::memory_order_release);
+  }
+  // Every block is claimed; the other thread is finishing its last, a few
+  // microseconds of work unless it was preempted, when this gives way.
+  while (work.grouped_blocks.load(std::memory_order_acquire) < blocks) {
+#if defined(__x86_64__)
+    for (int i = 0; i < 32; ++i) _mm_pause();
+#endif
+    std::this_thread::yield();
+  }
 }
 
 absl::Status PsServer::Attach(const RequestHeader& header, ReplyHeader* reply) {

@@ -546,30 +546,36 @@ absl::Status SparseTable::SpillIfOver(Stripe& s, bool any_stripe) {
 }
 
 void SparseTable::KeyGroups::Assign(std::span<const uint64_t> keys) {
-  // A counting sort per block. Each block is grouped whole, whichever
-  // stripes a caller serves: testing each key for "in my stripes" is a
-  // branch mispredicted half the time, and cost more than grouping it all.
-  constexpr int S = kNumStripes;
+  Prepare(keys);
+  for (size_t block = 0; block < num_blocks(); ++block) GroupBlock(block);
+}
+
+void SparseTable::KeyGroups::Prepare(std::span<const uint64_t> keys) {
   keys_ = keys;
-  const size_t blocks = (keys.size() + kBlockKeys - 1) / kBlockKeys;
   order_.resize(keys.size());
-  begin_.resize(blocks * (S + 1));
-  stripe_.resize(std::min(keys.size(), kBlockKeys));
-  for (size_t block = 0; block < blocks; ++block) {
-    const size_t at = block * kBlockKeys, n = std::min(kBlockKeys, keys.size() - at);
-    uint32_t* count = &begin_[block * (S + 1)];
-    std::fill(count, count + S + 1, 0);
-    for (size_t i = 0; i < n; ++i) {
-      const int s = StripeOf(keys[at + i]);
-      stripe_[i] = static_cast<uint8_t>(s);
-      ++count[s + 1];
-    }
-    for (int i = 0; i < S; ++i) count[i + 1] += count[i];
-    uint32_t next[S];
-    std::copy(count, count + S, next);
-    uint32_t* order = &order_[at];
-    for (uint32_t i = 0; i < n; ++i) order[next[stripe_[i]]++] = i;
+  begin_.resize(num_blocks() * (kNumStripes + 1));
+}
+
+void SparseTable::KeyGroups::GroupBlock(size_t block) {
+  // A counting sort. Each block is grouped whole, whichever stripes a
+  // caller serves: testing each key for "in my stripes" is a branch
+  // mispredicted half the time, and cost more than grouping it all.
+  constexpr int S = kNumStripes;
+  const size_t at = block * kBlockKeys, n = std::min(kBlockKeys, keys_.size() - at);
+  const uint64_t* keys = keys_.data() + at;
+  uint8_t stripe[kBlockKeys];
+  uint32_t* count = &begin_[block * (S + 1)];
+  std::fill(count, count + S + 1, 0);
+  for (size_t i = 0; i < n; ++i) {
+    const int s = StripeOf(keys[i]);
+    stripe[i] = static_cast<uint8_t>(s);
+    ++count[s + 1];
   }
+  for (int i = 0; i < S; ++i) count[i + 1] += count[i];
+  uint32_t next[S];
+  std::copy(count, count + S, next);
+  uint32_t* order = &order_[at];
+  for (uint32_t i = 0; i < n; ++i) order[next[stripe[i]]++] = i;
 }
 
 // A whole request served by one thread.

@@ -136,6 +136,13 @@ class SparseTable {
   class KeyGroups {
    public:
     void Assign(std::span<const uint64_t> keys);
+    // Assign in parts, which several threads may share: Prepare once, then
+    // GroupBlock for every block in [0, num_blocks()), each block by one
+    // thread; the groups are ready once every GroupBlock has returned and
+    // happened before the reads.
+    void Prepare(std::span<const uint64_t> keys);
+    size_t num_blocks() const { return (keys_.size() + kBlockKeys - 1) / kBlockKeys; }
+    void GroupBlock(size_t block);
     std::span<const uint64_t> keys() const { return keys_; }
 
    private:
@@ -146,7 +153,6 @@ class SparseTable {
     // [begin_[b * (kNumStripes + 1) + s], ... + s + 1) of those.
     std::vector<uint32_t> order_;
     std::vector<uint32_t> begin_;
-    std::vector<uint8_t> stripe_;  // stripe per key, while grouping
   };
 
   // Writes the weights of each key to out[i*dim .. (i+1)*dim). A key without

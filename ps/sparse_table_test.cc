@@ -194,6 +194,43 @@ TEST(SparseTableTest, AFailedReadFailsTheRequestAndFreesItsStripe) {
   }
 }
 
+// The server's threads group a request's blocks between them; the groups
+// must be the ones one thread builds, whichever thread grouped which block.
+TEST(SparseTableTest, KeysGroupedBlockByBlockByTwoThreadsServeLikeOnesGroups) {
+  TableConfig c = Config(8, SparseOptimizerConfig::ADAGRAD);
+  auto table = Make(c);
+  std::mt19937_64 rng(3);
+  std::vector<uint64_t> keys(9 * SparseTable::kBlockKeys + 123);  // a short last block
+  for (auto& k : keys) k = rng();
+  std::vector<float> grads(keys.size() * 8, 0.5f);
+  const std::vector<uint64_t> stored(keys.begin(), keys.begin() + keys.size() / 2);
+  ASSERT_TRUE(table->Push(stored, grads.data(), nullptr, 1).ok());
+  for (size_t i = 0; i < keys.size(); i += 7) keys[i] = keys[(i * 31) % keys.size()];  // repeats
+  SparseTable::KeyGroups groups;
+  groups.Prepare(keys);
+  ASSERT_EQ(groups.num_blocks(), 10u);
+  std::atomic<size_t> next{0};
+  auto group = [&] {
+    for (size_t b; (b = next.fetch_add(1)) < groups.num_blocks();) groups.GroupBlock(b);
+  };
+  std::thread other(group);
+  group();
+  other.join();
+  std::vector<float> expect(keys.size() * 8), got(keys.size() * 8, -1.0f);
+  ASSERT_TRUE(table->Pull(keys, expect.data()).ok());
+  ASSERT_TRUE(table->Pull(groups, got.data()).ok());
+  EXPECT_EQ(got, expect);
+  // Pushes through the shared groups apply to every key, once per copy.
+  auto twin = Make(c);
+  ASSERT_TRUE(twin->Push(stored, grads.data(), nullptr, 1).ok());
+  ASSERT_TRUE(table->Push(groups, grads.data(), nullptr, 2).ok());
+  ASSERT_TRUE(twin->Push(keys, grads.data(), nullptr, 2).ok());
+  std::vector<float> a(keys.size() * 8), b(keys.size() * 8);
+  ASSERT_TRUE(table->Pull(keys, a.data()).ok());
+  ASSERT_TRUE(twin->Pull(keys, b.data()).ok());
+  EXPECT_EQ(a, b);
+}
+
 TEST(SparseTableTest, PullIntoALineAlignedBufferGivesTheSameRows) {
   // Rows of dim 16 and 32 into a 64-byte-aligned buffer are whole lines, which
   // the table writes with non-temporal stores; into a buffer 16 bytes off,
