@@ -88,7 +88,7 @@ class PsServer {
   // handler thread take in turn (each part is run once, by one thread);
   // before its first part, a thread groups blocks of the keys by stripe
   // that no other thread has taken, into one set of groups they share
-  // (grouping them each, in full, cost 5-7% of the cores).
+  // (grouping them each, in full, cost 6-8% of the cores).
   // Returns the first error.
   using Part = std::function<absl::Status(const SparseTable::KeyGroups&, SparseTable::StripeRange)>;
   absl::Status RunSplit(std::span<const uint64_t> keys, const Part& part);
