@@ -369,11 +369,12 @@ int Main() {
     auto stats = client->Stats();
     std::string line;
     if (stats.ok()) {
-      uint64_t mem = 0, disk = 0, bytes = 0, disk_bytes = 0, rewrites = 0, failed = 0, split = 0;
+      uint64_t mem = 0, disk = 0, bytes = 0, disk_bytes = 0, rewrites = 0, failed = 0, split = 0, alone = 0;
       double split_wait = 0;
       for (const auto& s : *stats) {
         split += s.split_requests();
         split_wait += s.split_wait_seconds();
+        alone += s.split_groupings_alone();
         mem += s.table(0).rows_in_memory();
         disk += s.table(0).rows_on_disk();
         bytes += s.bytes_in_memory();
@@ -387,8 +388,8 @@ int Main() {
       // Fill, pulls and pushes alike.
       absl::StrAppendFormat(&line,
                             "\n%d requests split between the server threads; their owners waited %.3f ms each "
-                            "for the other thread's last part",
-                            split, split > 0 ? 1e3 * split_wait / split : 0.0);
+                            "for the other thread's last part; %d groupings done alone after a wait",
+                            split, split > 0 ? 1e3 * split_wait / split : 0.0, alone);
     }
     (void)client->Shutdown();
     uint32_t n = line.size();

@@ -6,7 +6,8 @@
 // built the plain way, a std::unordered_map from key to a vector of weights
 // and optimizer state: the yardstick issue 2's aims are stated against.
 // GroupKeys: grouping a request's 100k keys by stripe, block by block
-// (KeyGroups::Assign), which each server thread serving part of it does.
+// (KeyGroups::Assign), by one thread; the server's threads share the blocks
+// of a split request between them.
 // MutexLock: the cost of a lock with absl's lock-order checks on and off.
 //   table_bench [--benchmark_filter=...]
 #include <unistd.h>

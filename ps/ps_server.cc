@@ -147,6 +147,7 @@ ServerStats PsServer::Stats() {
   stats.set_bad_requests(bad_requests_.load());
   stats.set_split_requests(split_requests_.load());
   stats.set_split_wait_seconds(static_cast<double>(split_wait_ns_.load()) * 1e-9);
+  stats.set_split_groupings_alone(split_groupings_alone_.load());
   return stats;
 }
 
@@ -544,7 +545,13 @@ absl::Status PsServer::Load(const std::string& dir, ReplyHeader* reply) {
 }
 
 namespace {
-thread_local SparseTable::KeyGroups tls_key_groups;
+thread_local SparseTable::KeyGroups tls_key_groups;  // of the requests this thread owns
+thread_local SparseTable::KeyGroups tls_alone_groups;  // GroupShare's fallback
+// How long a thread that has grouped its share of a split request waits for
+// the others' before it groups the whole request alone. A block takes a few
+// microseconds; a thread that takes much longer was preempted, and this one
+// would otherwise wait for it to be scheduled again.
+constexpr auto kGroupShareWait = std::chrono::microseconds(50);
 }  // namespace
 
 absl::Status PsServer::RunSplit(std::span<const uint64_t> keys, const Part& part) {
@@ -576,15 +583,14 @@ absl::Status PsServer::RunSplit(std::span<const uint64_t> keys, const Part& part
 }
 
 void PsServer::TakeParts(Helper& work) {
-  bool grouped = false;
+  const SparseTable::KeyGroups* groups = nullptr;
   for (int p; (p = work.next.fetch_add(1, std::memory_order_relaxed)) < kSplitParts;) {
-    if (!grouped) GroupShare(work);
-    grouped = true;
+    if (groups == nullptr) groups = &GroupShare(work);
     constexpr int kLast = SparseTable::kNumStripes;
     const SparseTable::StripeRange range =
         work.downward ? SparseTable::StripeRange{kLast - kPartStripes[p + 1], kLast - kPartStripes[p]}
                       : SparseTable::StripeRange{kPartStripes[p], kPartStripes[p + 1]};
-    absl::Status status = (*work.part)(*work.groups, range);
+    absl::Status status = (*work.part)(*groups, range);
     if (!status.ok()) {
       absl::MutexLock lock(&queue_mu_);
       work.status.Update(status);
@@ -596,20 +602,26 @@ void PsServer::TakeParts(Helper& work) {
   if (auto it = std::find(helpers_.begin(), helpers_.end(), &work); it != helpers_.end()) helpers_.erase(it);
 }
 
-void PsServer::GroupShare(Helper& work) {
+const SparseTable::KeyGroups& PsServer::GroupShare(Helper& work) {
   const size_t blocks = work.groups->num_blocks();
   for (size_t b; (b = work.next_block.fetch_add(1, std::memory_order_relaxed)) < blocks;) {
     work.groups->GroupBlock(b);
     work.grouped_blocks.fetch_add(1, std::memory_order_release);
   }
-  // Every block is claimed; the other thread is finishing its last, a few
-  // microseconds of work unless it was preempted, when this gives way.
+  // Every block is claimed; the threads still grouping finish theirs within
+  // microseconds, unless one was preempted.
+  const auto deadline = std::chrono::steady_clock::now() + kGroupShareWait;
   while (work.grouped_blocks.load(std::memory_order_acquire) < blocks) {
 #if defined(__x86_64__)
     for (int i = 0; i < 32; ++i) _mm_pause();
 #endif
-    std::this_thread::yield();
+    if (std::chrono::steady_clock::now() > deadline) {
+      split_groupings_alone_.fetch_add(1, std::memory_order_relaxed);
+      tls_alone_groups.Assign(work.keys);
+      return tls_alone_groups;
+    }
   }
+  return *work.groups;
 }
 
 absl::Status PsServer::Attach(const RequestHeader& header, ReplyHeader* reply) {

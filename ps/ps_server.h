@@ -88,7 +88,8 @@ class PsServer {
   // handler thread take in turn (each part is run once, by one thread);
   // before its first part, a thread groups blocks of the keys by stripe
   // that no other thread has taken, into one set of groups they share
-  // (grouping them each, in full, cost 6-8% of the cores).
+  // (grouping them each, in full, cost 6-8% of the cores), and waits until
+  // all are grouped.
   // Returns the first error.
   using Part = std::function<absl::Status(const SparseTable::KeyGroups&, SparseTable::StripeRange)>;
   absl::Status RunSplit(std::span<const uint64_t> keys, const Part& part);
@@ -108,6 +109,7 @@ class PsServer {
   std::atomic<int64_t> last_eviction_ns_{0};
   std::atomic<uint64_t> requests_{0}, bad_requests_{0}, split_wait_ns_{0};
   std::atomic<uint64_t> split_requests_{0};  // started; its count alternates their direction
+  std::atomic<uint64_t> split_groupings_alone_{0};
 
   zmq::context_t context_;
   // Used only by the IO thread once Start() has bound them.
@@ -125,22 +127,27 @@ class PsServer {
   struct Helper {
     std::span<const uint64_t> keys;
     const Part* part;  // the owner's
-    // The keys grouped by stripe (the owner's, prepared), block by block by
-    // the threads that take parts, each claiming the next block not yet
-    // claimed; a thread serves its parts once all are grouped.
+    bool downward = false;     // parts from the last stripe down
+    // The keys grouped by stripe, block by block by the threads that take
+    // parts, each claiming the next block not yet claimed; a thread serves
+    // its parts once all are grouped (GroupShare). The owner's, prepared:
+    // it lives while the owner waits in RunSplit for every joined thread to
+    // leave, and the owner serves nothing else meanwhile.
     SparseTable::KeyGroups* groups = nullptr;
-    std::atomic<size_t> next_block{0};
+    // Written by every thread that joins: a line apart from the fields above.
+    alignas(64) std::atomic<size_t> next_block{0};
     std::atomic<size_t> grouped_blocks{0};
     std::atomic<int> next{0};  // next part to take
-    bool downward = false;     // parts from the last stripe down
     int joined = 0;            // threads other than the owner inside; guarded by queue_mu_
     absl::Status status;       // first error of any part; guarded by queue_mu_
   };
   // Runs parts of `work` until none is left, then removes it from helpers_.
   void TakeParts(Helper& work);
   // Groups blocks of work.groups not yet claimed, then waits until every
-  // block is grouped.
-  void GroupShare(Helper& work);
+  // block is grouped and returns them; if another thread's blocks take too
+  // long (it was preempted), groups the whole request alone into the
+  // thread's own groups and returns those instead.
+  const SparseTable::KeyGroups& GroupShare(Helper& work);
   std::deque<Helper*> helpers_ ABSL_GUARDED_BY(queue_mu_);  // taken before requests
 
   absl::Mutex done_mu_;

@@ -560,22 +560,23 @@ void SparseTable::KeyGroups::GroupBlock(size_t block) {
   // A counting sort. Each block is grouped whole, whichever stripes a
   // caller serves: testing each key for "in my stripes" is a branch
   // mispredicted half the time, and cost more than grouping it all.
+  // Counted on the stack, not in begin_, whose blocks share cache lines
+  // with their neighbours, which another thread may be grouping.
   constexpr int S = kNumStripes;
+  DCHECK_LT(block, num_blocks());
   const size_t at = block * kBlockKeys, n = std::min(kBlockKeys, keys_.size() - at);
   const uint64_t* keys = keys_.data() + at;
   uint8_t stripe[kBlockKeys];
-  uint32_t* count = &begin_[block * (S + 1)];
-  std::fill(count, count + S + 1, 0);
+  uint32_t count[S + 1] = {};
   for (size_t i = 0; i < n; ++i) {
     const int s = StripeOf(keys[i]);
     stripe[i] = static_cast<uint8_t>(s);
     ++count[s + 1];
   }
   for (int i = 0; i < S; ++i) count[i + 1] += count[i];
-  uint32_t next[S];
-  std::copy(count, count + S, next);
+  std::copy(count, count + S + 1, &begin_[block * (S + 1)]);
   uint32_t* order = &order_[at];
-  for (uint32_t i = 0; i < n; ++i) order[next[stripe[i]]++] = i;
+  for (uint32_t i = 0; i < n; ++i) order[count[stripe[i]]++] = i;
 }
 
 // A whole request served by one thread.

@@ -129,10 +129,11 @@ class SparseTable {
   };
   static constexpr StripeRange kAllStripes = {0, kNumStripes};
 
-  // The keys of a request grouped by stripe, block by block, so that a
-  // thread serving several parts of one request (StripeRanges) groups them
-  // once. A view: the keys must outlive it. Assign reuses the memory of
-  // earlier requests.
+  // The keys of a request grouped by stripe, block by block, so that the
+  // threads serving parts of one request (StripeRanges) group them once,
+  // sharing the blocks between them (Prepare, GroupBlock). A view: the keys
+  // must outlive it. Assign and Prepare reuse the memory of earlier
+  // requests.
   class KeyGroups {
    public:
     void Assign(std::span<const uint64_t> keys);
