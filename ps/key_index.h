@@ -53,14 +53,7 @@ class KeyIndex {
 
   void Prefetch(uint64_t key) const { PrefetchLine(&lines_[HomeOf(key)]); }
 
-  uint32_t Find(uint64_t key) const {
-    for (size_t i = HomeOf(key), n = 0; n <= mask_; i = (i + 1) & mask_, ++n) {
-      const Line& line = lines_[i];
-      if (int at = line.Match(key); at >= 0) return line.slots[at];
-      if (line.passed == 0) return kNone;
-    }
-    return kNone;
-  }
+  uint32_t Find(uint64_t key) const { return SlotAt(Locate(key, HomeOf(key), 0)); }
 
   // Find in two halves, for a caller that looks up many keys whose home
   // lines it prefetched: FindInHome reads only the home line and returns
@@ -77,24 +70,13 @@ class KeyIndex {
     PrefetchLine(&lines_[(home + 1) & mask_]);
     return kFurther;
   }
-  uint32_t FindPastHome(uint64_t key) const {
-    for (size_t i = (HomeOf(key) + 1) & mask_, n = 1; n <= mask_; i = (i + 1) & mask_, ++n) {
-      const Line& line = lines_[i];
-      if (int at = line.Match(key); at >= 0) return line.slots[at];
-      if (line.passed == 0) return kNone;
-    }
-    return kNone;
-  }
+  uint32_t FindPastHome(uint64_t key) const { return SlotAt(Locate(key, (HomeOf(key) + 1) & mask_, 1)); }
 
   // Sets the slot of `key`, inserting it if absent.
   void Set(uint64_t key, uint32_t slot) {
-    for (size_t i = HomeOf(key), n = 0; n <= mask_; i = (i + 1) & mask_, ++n) {
-      Line& line = lines_[i];
-      if (int at = line.Match(key); at >= 0) {
-        line.slots[at] = slot;
-        return;
-      }
-      if (line.passed == 0) break;
+    if (const Place p = Locate(key, HomeOf(key), 0); p.at >= 0) {
+      lines_[p.line].slots[p.at] = slot;
+      return;
     }
     if ((size_ + 1) * 2 > capacity()) Rehash((mask_ + 1) * 2);
     Insert(key, slot);
@@ -103,18 +85,15 @@ class KeyIndex {
   // Removes `key` if present.
   void Erase(uint64_t key) {
     const size_t home = HomeOf(key);
-    size_t i = home;
-    int at;
-    for (size_t n = 0; (at = lines_[i].Match(key)) < 0; i = (i + 1) & mask_) {
-      if (lines_[i].passed == 0 || ++n > mask_) return;
+    const Place p = Locate(key, home, 0);
+    if (p.at < 0) return;
+    for (size_t i = home; i != p.line; i = (i + 1) & mask_) {
+      if (lines_[i].passed != kPassedSaturated) --lines_[i].passed;
     }
-    for (size_t p = home; p != i; p = (p + 1) & mask_) {
-      if (lines_[p].passed != kPassedSaturated) --lines_[p].passed;
-    }
-    Line& line = lines_[i];
+    Line& line = lines_[p.line];
     const int last = line.used - 1;  // the line's last entry fills the hole
-    line.keys[at] = line.keys[last];
-    line.slots[at] = line.slots[last];
+    line.keys[p.at] = line.keys[last];
+    line.slots[p.at] = line.slots[last];
     --line.used;
     --size_;
   }
@@ -170,6 +149,23 @@ class KeyIndex {
   static_assert(offsetof(Line, keys) == 0 && offsetof(Line, slots) == 40);
 
   size_t HomeOf(uint64_t key) const { return Mix64(key) & mask_; }
+
+  // Where `key` is: its line and entry, or at < 0. The walk starts at line
+  // `first`, `visited` lines past the key's home, and reads on while the
+  // line it is on passed keys on, visiting each line at most once: erases
+  // can leave every line counting keys passed on while all have room.
+  struct Place {
+    size_t line;
+    int at;
+  };
+  Place Locate(uint64_t key, size_t first, size_t visited) const {
+    for (size_t i = first; visited <= mask_; i = (i + 1) & mask_, ++visited) {
+      if (int at = lines_[i].Match(key); at >= 0) return {i, at};
+      if (lines_[i].passed == 0) break;
+    }
+    return {0, -1};
+  }
+  uint32_t SlotAt(Place p) const { return p.at < 0 ? kNone : lines_[p.line].slots[p.at]; }
 
   // `key` is absent and there is room.
   void Insert(uint64_t key, uint32_t slot) {
