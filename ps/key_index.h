@@ -6,7 +6,8 @@
 // the load is kept at or under 1/2 of the entries (at most 2.5 keys a line
 // on average). At load 1/2 about 2.6% of the keys sit past their home line
 // and 5% of the lines passed some on; at 0.48 (a 10M-row table's stripes)
-// 2.2% and 4%. ShrinkIfSparse gives memory back after most keys left.
+// 2.2% and 4% (KeyIndexTest.FewLookupsReadPastTheirHomeLine prints them).
+// ShrinkIfSparse gives memory back after most keys left.
 //
 // Why lines rather than linear probing over single 16-byte buckets: a probe
 // whose run crossed into the next line missed on it unprefetched, and each

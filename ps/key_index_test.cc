@@ -1,5 +1,6 @@
 #include "ps/key_index.h"
 
+#include <cstdio>
 #include <random>
 #include <unordered_map>
 #include <vector>
@@ -170,6 +171,36 @@ TEST(KeyIndexTest, HoldsAStripesShareOfTenMillionKeysInHalfTheBytesOfTheProbingI
   // 16-byte buckets grown at load 1/2 took 2^21 buckets, 32 MiB, for these.
   EXPECT_LE(index.bytes(), size_t{16} << 20);
   EXPECT_LE(index.size() * 2, index.capacity());
+}
+
+// How often a lookup has to read past the home line: for a key present,
+// when it sits past its home; for a key absent, when its home passed keys
+// on. Printed, for docs/BENCHMARKS.md and the header's figures.
+TEST(KeyIndexTest, FewLookupsReadPastTheirHomeLine) {
+  struct Case {
+    uint32_t keys;
+    double most_past_home, most_lines_passing;
+  };
+  // A 10M-row table's stripe (load 0.48), and load 1/2 just before growth.
+  for (const Case& c : {Case{625000, 0.03, 0.05}, Case{327680, 0.035, 0.065}}) {
+    KeyIndex index;
+    std::mt19937_64 rng(c.keys);
+    std::vector<uint64_t> keys(c.keys);
+    for (uint32_t i = 0; i < c.keys; ++i) {
+      keys[i] = rng();
+      index.Set(keys[i], i);
+    }
+    ASSERT_LE(index.size() * 2, index.capacity());
+    uint32_t past_home = 0, passing = 0;
+    for (uint64_t key : keys) past_home += index.FindInHome(key) == KeyIndex::kFurther;
+    constexpr int kAbsent = 200000;
+    for (int i = 0; i < kAbsent; ++i) passing += index.FindInHome(rng()) == KeyIndex::kFurther;
+    const double load = static_cast<double>(index.size()) / index.capacity();
+    std::printf("%u keys, load %.3f: %.2f%% of keys past their home line, %.2f%% of homes passed keys on\n",
+                c.keys, load, 100.0 * past_home / c.keys, 100.0 * passing / kAbsent);
+    EXPECT_LT(past_home, c.most_past_home * c.keys);
+    EXPECT_LT(passing, c.most_lines_passing * kAbsent);
+  }
 }
 
 }  // namespace
