@@ -551,8 +551,8 @@ thread_local SparseTable::KeyGroups tls_alone_groups;  // GroupShare's fallback
 // then yields, waiting for the others' shares, before it groups the whole
 // request alone. A block takes a few microseconds; a thread that takes much
 // longer was preempted. (Spinning alone, a tenth of the split requests
-// were grouped alone: the waiting thread had been woken onto the core of
-// the one it waited for.)
+// were grouped alone; yielding as well, under 1%: most likely the waiting
+// thread had been woken onto the core of the one it waited for.)
 constexpr auto kGroupShareSpin = std::chrono::microseconds(10);
 constexpr auto kGroupShareWait = std::chrono::microseconds(200);
 }  // namespace
@@ -612,9 +612,9 @@ const SparseTable::KeyGroups& PsServer::GroupShare(Helper& work) {
     work.grouped_blocks.fetch_add(1, std::memory_order_release);
   }
   // Every block is claimed; the threads still grouping finish theirs within
-  // microseconds, unless one was preempted, often by this thread, woken
-  // onto its core: after a short spin this gives way, and past the deadline
-  // it stops waiting.
+  // microseconds, unless one was preempted (likely by this thread, woken
+  // onto its core): after a short spin this gives way, and past the
+  // deadline it stops waiting.
   const auto start = std::chrono::steady_clock::now();
   while (work.grouped_blocks.load(std::memory_order_acquire) < blocks) {
 #if defined(__x86_64__)
