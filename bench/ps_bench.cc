@@ -52,9 +52,7 @@ DEFINE_double(warmup_seconds, 0,
 DEFINE_int32(inflight, 2, "requests in flight per client");
 DEFINE_int32(server_threads, 2, "request threads per server");
 DEFINE_string(storage_dir, "/tmp/ps_bench", "where servers keep spilled rows");
-DEFINE_int32(spill_rewrite_seconds, 20,
-             "rewrite a spill file that was written to into a fresh one this often, before the "
-             "kernel's periodic writeback (cluster.spill_rewrite_seconds); 0: never");
+DEFINE_int64(min_free_disk_mb, 1024, "spills stop with an error rather than leave less free on --storage_dir");
 DEFINE_string(transport, "tcp", "tcp (loopback) or ipc (unix socket)");
 DEFINE_int64(shared_memory_mb, 256,
              "shared-memory arena per server for the bulk data of requests (clients and servers "
@@ -250,11 +248,6 @@ std::pair<pid_t, int> Spawn(F body) {
 }
 
 int Main() {
-  if (FLAGS_spill_rewrite_seconds < 0 || FLAGS_spill_rewrite_seconds > kMaxSpillRewriteSeconds) {
-    std::fprintf(stderr, "ps_bench: --spill_rewrite_seconds %d: it must be from 0 (never) to %d\n",
-                 FLAGS_spill_rewrite_seconds, kMaxSpillRewriteSeconds);
-    return 1;
-  }
   std::printf("ps_bench: %d server(s), %d client(s), %d keys/request, dim %d, %lld rows, %s keys, "
               "memory limit %lld MB, %s\n",
               FLAGS_servers, FLAGS_clients, FLAGS_keys_per_request, FLAGS_dim,
@@ -270,7 +263,7 @@ int Main() {
       o.num_shards = FLAGS_servers;
       o.threads = FLAGS_server_threads;
       o.memory_limit_bytes = FLAGS_memory_limit_mb << 20;
-      o.spill_rewrite_seconds = FLAGS_spill_rewrite_seconds;
+      o.min_free_disk_bytes = static_cast<uint64_t>(FLAGS_min_free_disk_mb) << 20;
       o.storage_dir = absl::StrFormat("%s/server-%d", FLAGS_storage_dir, i);
       o.tables.push_back(BenchTable());
       if (FLAGS_transport == "ipc") o.bind = absl::StrFormat("ipc:///tmp/ps_bench-%d-%d", getpid(), i);
@@ -369,22 +362,33 @@ int Main() {
     auto stats = client->Stats();
     std::string line;
     if (stats.ok()) {
-      uint64_t mem = 0, disk = 0, bytes = 0, disk_bytes = 0, rewrites = 0, failed = 0, split = 0, alone = 0;
+      uint64_t mem = 0, disk = 0, bytes = 0, disk_bytes = 0, live = 0, index = 0, reads = 0, read_bytes = 0,
+               written = 0, compacted = 0, compacted_bytes = 0, split = 0, alone = 0;
       double split_wait = 0;
       for (const auto& s : *stats) {
         split += s.split_requests();
         split_wait += s.split_wait_seconds();
         alone += s.split_groupings_alone();
-        mem += s.table(0).rows_in_memory();
-        disk += s.table(0).rows_on_disk();
+        const TableStats& t = s.table(0);
+        mem += t.rows_in_memory();
+        disk += t.rows_on_disk();
         bytes += s.bytes_in_memory();
-        disk_bytes += s.table(0).bytes_on_disk();
-        rewrites += s.table(0).spill_rewrites();
-        failed += s.table(0).spill_rewrite_failures();
+        disk_bytes += t.bytes_on_disk();
+        live += t.disk_live_bytes();
+        index += t.disk_index_bytes();
+        reads += t.disk_reads();
+        read_bytes += t.disk_read_bytes();
+        written += t.disk_written_bytes();
+        compacted += t.compacted_segments();
+        compacted_bytes += t.compacted_bytes();
       }
       line = absl::StrFormat(
-          "rows in memory %d, on disk %d; %.0f MB in memory, %.0f MB of spill files (rewritten %d times, %d failed)",
-          mem, disk, bytes / 1048576.0, disk_bytes / 1048576.0, rewrites, failed);
+          "rows in memory %d, in the spill logs %d; %.0f MB in memory (%.0f MB of it the logs' index, %.1f B a row); "
+          "logs %.0f MB (%.0f MB live); %d records read back (%.0f MB), %.0f MB appended; "
+          "%d segments compacted (%.0f MB read)",
+          mem, disk, bytes / 1048576.0, index / 1048576.0, disk > 0 ? static_cast<double>(index) / disk : 0.0,
+          disk_bytes / 1048576.0, live / 1048576.0, reads, read_bytes / 1048576.0, written / 1048576.0, compacted,
+          compacted_bytes / 1048576.0);
       // Fill, pulls and pushes alike.
       absl::StrAppendFormat(&line,
                             "\n%d requests split between the server threads; their owners waited %.3f ms each "

@@ -1,5 +1,5 @@
 // vm_probe: what this machine's kernel and hypervisor charge for what the
-// parameter server's memory and spill tiers do. Five parts:
+// parameter server's memory tier does. Four parts:
 //
 //   faults   the cost of a page fault (anonymous, and a write into a file
 //            mapping), of mapping the same pages with MADV_POPULATE_WRITE,
@@ -21,16 +21,8 @@
 //            a time with each prefetch hint (t0: into L1; t1, t2: into L2;
 //            nta), on one core over 2 GB and then on both at once, 1 GB
 //            each (x86 only: elsewhere every hint is the same prefetch);
-//   spill    random in-place row updates in a SpillFile of --spill_mb, the
-//            rate every --interval seconds for --seconds (and how long
-//            the last rewrite took); with
-//            --rewrite_seconds N the file is rewritten every N seconds as
-//            SparseTable does (cluster.spill_rewrite_seconds), with 0 never,
-//            so the kernel's periodic writeback (vm.dirty_expire_centisecs)
-//            shows as a drop in the rate.
 //
-//   vm_probe [--parts faults,pages,walks,hints,spill] [--dir /tmp] [--spill_mb 1024]
-//            [--seconds 90] [--rewrite_seconds 20]
+//   vm_probe [--parts faults,pages,walks,hints] [--dir /tmp]
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -49,21 +41,14 @@
 #include "common/flags_util.h"
 #include "common/hash.h"
 #include "gflags/gflags.h"
-#include "ps/spill_file.h"
 #include "worker/nn/tensor.h"
 
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23  // Linux 5.14; older kernels answer EINVAL
 #endif
 
-DEFINE_string(parts, "faults,pages,walks,hints,spill",
-              "which parts to run, comma-separated: faults, pages, walks, hints, spill");
+DEFINE_string(parts, "faults,pages,walks,hints", "which parts to run, comma-separated: faults, pages, walks, hints");
 DEFINE_string(dir, "/tmp", "directory for the probe's files (the spill directory's file system)");
-DEFINE_int64(spill_mb, 1024, "spill part: bytes of rows in the file");
-DEFINE_int32(row_bytes, 160, "spill part: bytes per row (160: dim 16 with Adagrad)");
-DEFINE_double(seconds, 90, "spill part: seconds of updates");
-DEFINE_double(interval, 5, "spill part: seconds between printed rates");
-DEFINE_int32(rewrite_seconds, 20, "spill part: rewrite the file this often; 0: never");
 
 namespace ctrps {
 namespace {
@@ -326,60 +311,6 @@ void Hints() {
   munmap(p, kBytes);
 }
 
-int Spill() {
-  auto file = SpillFile::Create(FLAGS_dir + "/vm_probe_spill", FLAGS_row_bytes);
-  if (!file.ok()) {
-    std::fprintf(stderr, "vm_probe: %s\n", std::string(file.status().message()).c_str());
-    return 1;
-  }
-  SpillFile& f = **file;
-  const uint64_t rows = (FLAGS_spill_mb << 20) / FLAGS_row_bytes;
-  std::vector<std::byte> row(FLAGS_row_bytes);
-  for (uint64_t r = 0; r < rows; ++r) {
-    const uint64_t key = Mix64(r + 1);
-    std::memcpy(row.data(), &key, 8);
-    if (absl::Status s = f.Put(row.data()); !s.ok()) {
-      std::fprintf(stderr, "vm_probe: %s\n", std::string(s.message()).c_str());
-      return 1;
-    }
-  }
-  std::printf("spill: %llu rows, a %.0f MB file; in-place updates, rewritten every %d s%s\n",
-              static_cast<unsigned long long>(rows), f.file_bytes() / 1048576.0, FLAGS_rewrite_seconds,
-              FLAGS_rewrite_seconds == 0 ? " (never)" : "");
-  std::mt19937_64 rng(2);
-  const auto start = Clock::now();
-  auto last = start, last_rewrite = start;
-  uint64_t done = 0, done_last = 0;
-  int rewrites = 0;
-  double rewrite_seconds = 0;  // the last one's
-  while (Since(start) < FLAGS_seconds) {
-    for (int i = 0; i < 100000; ++i) {
-      std::byte* r = f.Find(Mix64(rng() % rows + 1));
-      for (int off = 8; off + 8 <= FLAGS_row_bytes; off += 8) ++*reinterpret_cast<uint64_t*>(r + off);
-    }
-    f.MarkWritten();
-    done += 100000;
-    if (FLAGS_rewrite_seconds > 0 && Since(last_rewrite) >= FLAGS_rewrite_seconds) {
-      const auto t = Clock::now();
-      if (absl::Status s = f.Rewrite(); s.ok()) {
-        ++rewrites;
-        rewrite_seconds = Since(t);
-      } else {
-        std::fprintf(stderr, "vm_probe: %s\n", std::string(s.message()).c_str());
-      }
-      last_rewrite = Clock::now();
-    }
-    if (Since(last) >= FLAGS_interval) {
-      std::printf("spill: %5.0f s  %6.2f M updates/s  (%d rewrites so far, the last took %.2f s)\n", Since(start),
-                  (done - done_last) / Since(last) / 1e6, rewrites, rewrite_seconds);
-      std::fflush(stdout);
-      last = Clock::now();
-      done_last = done;
-    }
-  }
-  return 0;
-}
-
 int Main() {
   int rc = 0;
   for (const auto& part : absl::StrSplit(FLAGS_parts, ',')) {
@@ -391,10 +322,8 @@ int Main() {
       Walks();
     } else if (part == "hints") {
       Hints();
-    } else if (part == "spill") {
-      rc |= Spill();
     } else {
-      std::fprintf(stderr, "vm_probe: unknown part \"%s\" (faults, pages, walks, hints, spill)\n",
+      std::fprintf(stderr, "vm_probe: unknown part \"%s\" (faults, pages, walks, hints)\n",
                    std::string(part).c_str());
       return 1;
     }
@@ -408,8 +337,7 @@ int Main() {
 
 int main(int argc, char** argv) {
   ctrps::ParseFlags(&argc, &argv,
-      "what this machine charges for page faults, page walks, prefetch hints and in-place writes to a spill file\n"
-      "  vm_probe [--parts faults,pages,walks,hints,spill] [--dir /tmp] [--spill_mb 1024] [--seconds 90]\n"
-      "           [--rewrite_seconds 20]");
+      "what this machine charges for page faults, page walks and prefetch hints\n"
+      "  vm_probe [--parts faults,pages,walks,hints] [--dir /tmp]");
   return ctrps::Main();
 }

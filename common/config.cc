@@ -120,10 +120,8 @@ absl::Status Validate(const Locator& at, ExperimentConfig* config) {
   }
   if (cluster.server_threads() < 1) return bad({{"cluster", -1}, {"server_threads", -1}}, "cluster.server_threads must be >= 1");
   if (cluster.memory_limit_mb() < 0) return bad({{"cluster", -1}, {"memory_limit_mb", -1}}, "cluster.memory_limit_mb must be >= 0");
-  if (cluster.spill_rewrite_seconds() < 0 || cluster.spill_rewrite_seconds() > kMaxSpillRewriteSeconds) {
-    return bad({{"cluster", -1}, {"spill_rewrite_seconds", -1}},
-               absl::StrCat("cluster.spill_rewrite_seconds is ", cluster.spill_rewrite_seconds(),
-                            "; it must be from 0 (never) to ", kMaxSpillRewriteSeconds));
+  if (cluster.min_free_disk_mb() < 0) {
+    return bad({{"cluster", -1}, {"min_free_disk_mb", -1}}, "cluster.min_free_disk_mb must be >= 0");
   }
   if (cluster.shared_memory_mb() < 0) {
     return bad({{"cluster", -1}, {"shared_memory_mb", -1}}, "cluster.shared_memory_mb must be >= 0");

@@ -10,9 +10,6 @@
 
 namespace ctrps {
 
-// The longest cluster.spill_rewrite_seconds a config may ask for.
-inline constexpr int kMaxSpillRewriteSeconds = 3600;
-
 // Reads `path`, applies `overrides` ("data.dir=/x", "train.epochs=3",
 // "model.hidden_units=[400,400]"), fills derived defaults (feature table and
 // column names, the config name) and validates the result.

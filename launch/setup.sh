@@ -26,6 +26,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libabsl-dev
   libopenblas-dev
+  liburing-dev
   openmpi-bin libopenmpi-dev
   python3
 )

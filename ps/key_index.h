@@ -4,7 +4,9 @@
 // only when its home has passed keys on. A lookup is thus one cache miss,
 // with no branch per probe and no pointer chase. Lines are a power of two;
 // the load is kept at or under 1/2 of the entries (at most 2.5 keys a line
-// on average). At load 1/2 about 2.6% of the keys sit past their home line
+// on average) by default; an index of rows on disk, where memory matters
+// more than a second line read, may be filled further and grow by less
+// (the constructor's arguments). At load 1/2 about 2.6% of the keys sit past their home line
 // and 5% of the lines passed some on; at 0.48 (a 10M-row table's stripes)
 // 2.2% and 4% (KeyIndexTest.FewLookupsReadPastTheirHomeLine prints them).
 // ShrinkIfSparse gives memory back after most keys left.
@@ -22,6 +24,7 @@
 #ifndef CTRPS_PS_KEY_INDEX_H_
 #define CTRPS_PS_KEY_INDEX_H_
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <cstddef>
@@ -42,15 +45,21 @@ class KeyIndex {
   static constexpr int kPerLine = 5;
   static constexpr size_t kMinLines = 4;
 
-  KeyIndex() { Rehash(kMinLines); }
+  // Grows when an insert would take the load past max_load_percent of the
+  // entries, to growth_percent of its lines (> 100). Line counts need not
+  // be powers of two: a key's home is a multiply-high of its hash.
+  explicit KeyIndex(int max_load_percent = 50, int growth_percent = 200)
+      : max_load_percent_(max_load_percent), growth_percent_(growth_percent) {
+    Rehash(kMinLines);
+  }
   ~KeyIndex() { FreeBlock(lines_, bytes()); }
   KeyIndex(const KeyIndex&) = delete;
   KeyIndex& operator=(const KeyIndex&) = delete;
 
   size_t size() const { return size_; }
   // Entries, full or not.
-  size_t capacity() const { return (mask_ + 1) * kPerLine; }
-  size_t bytes() const { return (mask_ + 1) * sizeof(Line); }
+  size_t capacity() const { return lines_count_ * kPerLine; }
+  size_t bytes() const { return lines_count_ * sizeof(Line); }
 
   void Prefetch(uint64_t key) const { PrefetchLine(&lines_[HomeOf(key)]); }
 
@@ -68,10 +77,10 @@ class KeyIndex {
     const Line& line = lines_[home];
     if (int at = line.Match(key); at >= 0) return line.slots[at];
     if (line.passed == 0) return kNone;
-    PrefetchLine(&lines_[(home + 1) & mask_]);
+    PrefetchLine(&lines_[Next(home)]);
     return kFurther;
   }
-  uint32_t FindPastHome(uint64_t key) const { return SlotAt(Locate(key, (HomeOf(key) + 1) & mask_, 1)); }
+  uint32_t FindPastHome(uint64_t key) const { return SlotAt(Locate(key, Next(HomeOf(key)), 1)); }
 
   // Sets the slot of `key`, inserting it if absent.
   void Set(uint64_t key, uint32_t slot) {
@@ -79,7 +88,9 @@ class KeyIndex {
       lines_[p.line].slots[p.at] = slot;
       return;
     }
-    if ((size_ + 1) * 2 > capacity()) Rehash((mask_ + 1) * 2);
+    if ((size_ + 1) * 100 > capacity() * max_load_percent_) {
+      Rehash(std::max(lines_count_ + 1, lines_count_ * growth_percent_ / 100));
+    }
     Insert(key, slot);
   }
 
@@ -88,7 +99,7 @@ class KeyIndex {
     const size_t home = HomeOf(key);
     const Place p = Locate(key, home, 0);
     if (p.at < 0) return;
-    for (size_t i = home; i != p.line; i = (i + 1) & mask_) {
+    for (size_t i = home; i != p.line; i = Next(i)) {
       if (lines_[i].passed != kPassedSaturated) --lines_[i].passed;
     }
     Line& line = lines_[p.line];
@@ -100,12 +111,12 @@ class KeyIndex {
   }
 
   // Halves the capacity while the load is under 1/8 (not below the
-  // minimum). Growth doubles at 1/2, so the two never alternate. Returns
-  // whether it shrank.
+  // minimum). Growth happens at a load of 1/2 or more, so the two never
+  // alternate. Returns whether it shrank.
   bool ShrinkIfSparse() {
-    size_t lines = mask_ + 1;
+    size_t lines = lines_count_;
     while (lines > kMinLines && size_ * 8 < lines * kPerLine) lines /= 2;
-    if (lines == mask_ + 1) return false;
+    if (lines == lines_count_) return false;
     Rehash(lines);
     return true;
   }
@@ -149,7 +160,10 @@ class KeyIndex {
   // the mask of used entries (at most 5) drops.
   static_assert(offsetof(Line, keys) == 0 && offsetof(Line, slots) == 40);
 
-  size_t HomeOf(uint64_t key) const { return Mix64(key) & mask_; }
+  size_t HomeOf(uint64_t key) const {
+    return static_cast<size_t>((static_cast<unsigned __int128>(Mix64(key)) * lines_count_) >> 64);
+  }
+  size_t Next(size_t line) const { return line + 1 == lines_count_ ? 0 : line + 1; }
 
   // Where `key` is: its line and entry, or at < 0. The walk starts at line
   // `first`, `visited` lines past the key's home, and reads on while the
@@ -160,7 +174,7 @@ class KeyIndex {
     int at;
   };
   Place Locate(uint64_t key, size_t first, size_t visited) const {
-    for (size_t i = first; visited <= mask_; i = (i + 1) & mask_, ++visited) {
+    for (size_t i = first; visited < lines_count_; i = Next(i), ++visited) {
       if (int at = lines_[i].Match(key); at >= 0) return {i, at};
       if (lines_[i].passed == 0) break;
     }
@@ -173,7 +187,7 @@ class KeyIndex {
     size_t i = HomeOf(key);
     while (lines_[i].used == kPerLine) {
       if (lines_[i].passed != kPassedSaturated) ++lines_[i].passed;
-      i = (i + 1) & mask_;
+      i = Next(i);
     }
     Line& line = lines_[i];
     line.keys[line.used] = key;
@@ -184,10 +198,10 @@ class KeyIndex {
 
   void Rehash(size_t lines) {
     Line* old = lines_;
-    const size_t old_lines = old == nullptr ? 0 : mask_ + 1;
+    const size_t old_lines = old == nullptr ? 0 : lines_count_;
     lines_ = static_cast<Line*>(AllocateBlock(lines * sizeof(Line)));
     std::memset(static_cast<void*>(lines_), 0, lines * sizeof(Line));
-    mask_ = lines - 1;
+    lines_count_ = lines;
     size_ = 0;
     for (size_t l = 0; l < old_lines; ++l) {
       for (int e = 0; e < old[l].used; ++e) Insert(old[l].keys[e], old[l].slots[e]);
@@ -195,8 +209,10 @@ class KeyIndex {
     FreeBlock(old, old_lines * sizeof(Line));
   }
 
+  const int max_load_percent_;
+  const int growth_percent_;
   Line* lines_ = nullptr;
-  size_t mask_ = 0;
+  size_t lines_count_ = 0;
   size_t size_ = 0;
 };
 

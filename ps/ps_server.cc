@@ -121,7 +121,7 @@ absl::Status PsServer::CreateTables() {
     topts.store = store_.get();
     topts.budget = budget_.get();
     topts.spill_dir = spill_dir_;
-    topts.spill_rewrite_seconds = options_.spill_rewrite_seconds;
+    topts.min_free_disk_bytes = options_.min_free_disk_bytes;
     ASSIGN_OR_RETURN(auto table, SparseTable::Create(config, topts));
     if (!tables_.emplace(config.name(), std::move(table)).second) {
       return absl::InvalidArgumentError(absl::StrCat("table \"", config.name(), "\" is defined twice"));

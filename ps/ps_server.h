@@ -41,7 +41,7 @@ struct PsServerOptions {
   // <storage_dir>/rocksdb: the store checkpoints go through; <storage_dir>/spill:
   // rows spilled past the memory limit. Needed when memory_limit_bytes > 0.
   std::string storage_dir;
-  uint32_t spill_rewrite_seconds = 20;  // SparseTable::Options::spill_rewrite_seconds
+  uint64_t min_free_disk_bytes = 0;  // SparseTable::Options::min_free_disk_bytes
   int64_t max_request_bytes = 512ll << 20;
   int max_arenas = 256;  // shared arenas mapped at once (one per client on this host)
   std::vector<TableConfig> tables;

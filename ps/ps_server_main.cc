@@ -7,7 +7,6 @@
 // Standalone, with cluster.server_endpoint listed in the config:
 //   ps_server --config conf/x.pbtxt --shard 0
 #include <cstdio>
-#include <fstream>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -32,19 +31,6 @@ int Fail(const absl::Status& s) {
   return 1;
 }
 
-// Rewriting spill files (cluster.spill_rewrite_seconds) only spares them the
-// kernel's writeback if it comes before the kernel's dirty expiry.
-void WarnIfSpillRewritesComeTooLate(const PsServerOptions& options) {
-  if (options.memory_limit_bytes <= 0 || options.spill_rewrite_seconds == 0) return;
-  std::ifstream in("/proc/sys/vm/dirty_expire_centisecs");
-  int64_t expire_cs = 0;
-  if (!(in >> expire_cs) || int64_t{options.spill_rewrite_seconds} * 100 < expire_cs) return;
-  LOG(WARNING) << "ps_server " << options.shard << ": cluster.spill_rewrite_seconds is "
-               << options.spill_rewrite_seconds << " s, but the kernel writes dirty pages back after "
-               << expire_cs / 100.0 << " s (vm.dirty_expire_centisecs); pushes to spilled rows will fault "
-               << "after each writeback. Set it below " << expire_cs / 100.0 << " s.";
-}
-
 int Main(int argc, char** argv, const std::vector<std::string>& overrides) {
   if (FLAGS_config.empty()) return Fail(absl::InvalidArgumentError("--config is required (see --help)"));
   auto config = LoadExperimentConfig(FLAGS_config, overrides);
@@ -66,7 +52,7 @@ int Main(int argc, char** argv, const std::vector<std::string>& overrides) {
   options.num_shards = cluster.num_servers();
   options.threads = cluster.server_threads();
   options.memory_limit_bytes = cluster.memory_limit_mb() << 20;
-  options.spill_rewrite_seconds = cluster.spill_rewrite_seconds();
+  options.min_free_disk_bytes = static_cast<uint64_t>(cluster.min_free_disk_mb()) << 20;
   options.max_request_bytes = cluster.max_request_mb() << 20;
   options.tables = ServerTables(*config);
   if (mpi) {
@@ -86,7 +72,6 @@ int Main(int argc, char** argv, const std::vector<std::string>& overrides) {
   if (storage.empty()) storage = absl::StrCat(FLAGS_run_dir.empty() ? "." : FLAGS_run_dir, "/ps");
   options.storage_dir = absl::StrCat(storage, "/server-", options.shard);
 
-  WarnIfSpillRewritesComeTooLate(options);
   PsServer server(options);
   absl::Status started = server.Start();
   int port = 0;

@@ -20,15 +20,15 @@ namespace ctrps {
 namespace {
 
 constexpr uint32_t kNoSlot = KeyIndex::kNone;
-// In scratch.slots: the row is in the spill file, at scratch.file_rows[j].
-// Never a real slot (slots stay below 2^32 - 256).
-constexpr uint32_t kInFile = kNoSlot - 1;
-static_assert(kInFile != KeyIndex::kFurther);
+// Real slots stay below this; the values above are the index's answers.
+constexpr uint32_t kMaxSlot = KeyIndex::kNone - 255;
 // Row flags. kUsed, kReferenced: a memory slot in use, and its CLOCK bit.
 // kDirty: changed since it was last written to the store. kInStore: the
-// store also holds a copy (current unless kDirty). The last two travel with
-// the row into the spill file and back.
-constexpr uint32_t kUsed = 1, kReferenced = 2, kDirty = 4, kInStore = 8;
+// store also holds a copy (current unless kDirty). The two travel with the
+// row into the log and back. kLogCurrent (memory only): the stripe's log
+// holds this row's current bytes, so evicting it writes nothing. kInLog
+// (memory only): the log has a live record of the key (current or not).
+constexpr uint32_t kUsed = 1, kReferenced = 2, kDirty = 4, kInStore = 8, kLogCurrent = 16, kInLog = 32;
 constexpr uint32_t kStoreFlags = kDirty | kInStore;
 // A stripe's keys in a block are served in windows of up to this many.
 // Lookups: each window's index entries are prefetched in a loop of
@@ -52,9 +52,6 @@ inline void PrefetchWindowAt(uint32_t j, uint32_t b, uint32_t e, Prefetch prefet
   if ((j - b) % kWindowKeys != 0) return;
   for (uint32_t k = j, end = std::min(e, j + kWindowKeys); k < end; ++k) prefetch(k);
 }
-// A push brings a spilled row back into memory once in this many (see
-// WantBack); the other pushes update it in the spill file.
-constexpr uint64_t kBringBackOneIn = 32;
 constexpr uint32_t kMaxMissedSteps = 1000;
 // Rows live in chunks that double in size: chunk c holds kBaseRows << c rows
 // starting at slot kBaseRows * (2^c - 1). Slots never move, small tables stay
@@ -92,9 +89,13 @@ struct Scratch {
   std::vector<uint64_t> miss_keys;
   std::vector<uint32_t> miss_pos;
   std::vector<uint32_t> miss_slots;
-  std::vector<uint64_t> store_keys;  // misses that were not in the spill file either
+  std::vector<uint64_t> store_keys;  // misses that were not in the log either
   std::vector<uint32_t> store_pos;
-  std::vector<std::byte*> file_rows;  // per grouped position whose slot is kInFile: the row
+  // Misses found in the log: their grouped positions, addresses, and the
+  // rows read.
+  std::vector<uint32_t> log_pos;
+  std::vector<uint32_t> log_addrs;
+  std::vector<std::byte> log_rows;
   // Promote's store request and reply, kept so that their strings' buffers
   // are reused: a loaded row read from the store costs no allocation.
   std::vector<std::string> disk_keys;
@@ -135,10 +136,12 @@ struct SparseTable::Stripe {
   int64_t charged_index_bytes ABSL_GUARDED_BY(mu) = 0;  // index memory counted in the budget
   absl::flat_hash_map<uint64_t, uint32_t> pending ABSL_GUARDED_BY(mu);  // admission counts
   std::vector<uint32_t> victims ABSL_GUARDED_BY(mu);  // reused by each spill
-  std::unique_ptr<SpillFile> spill ABSL_GUARDED_BY(mu);  // created by the first spill
-  int spill_generation ABSL_GUARDED_BY(mu) = -1;          // of the file rewrite_at was set for
-  uint32_t spill_rewrite_at ABSL_GUARDED_BY(mu) = 0;      // clock seconds
-  uint32_t spill_written_at ABSL_GUARDED_BY(mu) = 0;     // clock seconds the file was last found written (or made)
+  std::unique_ptr<RowLog> log ABSL_GUARDED_BY(mu);    // created by the first spill
+  int64_t charged_log_bytes ABSL_GUARDED_BY(mu) = 0;  // log index and buffer counted in the budget
+  // The log's end when the stripe was last flushed to the store: records
+  // before it were written there if dirty.
+  RowLog::Position flushed ABSL_GUARDED_BY(mu);
+  uint64_t in_both ABSL_GUARDED_BY(mu) = 0;  // rows in memory with kInLog
 };
 
 absl::StatusOr<std::unique_ptr<SparseTable>> SparseTable::Create(const TableConfig& config,
@@ -178,13 +181,13 @@ SparseTable::~SparseTable() {
   int64_t bytes = 0;
   for (auto& s : stripes_) {
     absl::MutexLock lock(&s->mu);
-    bytes += s->index.size() * charge_bytes_ + s->charged_index_bytes;
+    bytes += s->index.size() * charge_bytes_ + s->charged_index_bytes + s->charged_log_bytes;
   }
   options_.budget->Add(-bytes);
 }
 
 void SparseTable::PrefetchRow(const Stripe& s, uint32_t slot, size_t bytes) const {
-  if (slot < kInFile) PrefetchBytes(MetaOf(s, slot), bytes);
+  if (slot < kMaxSlot) PrefetchBytes(MetaOf(s, slot), bytes);
 }
 
 RowMeta* SparseTable::MetaOf(const Stripe& s, uint32_t slot) const {
@@ -219,6 +222,9 @@ uint32_t SparseTable::AllocSlot(Stripe& s, uint64_t key) {
 
 void SparseTable::FreeSlot(Stripe& s, uint32_t slot) {
   RowMeta* meta = MetaOf(s, slot);
+  // Its log record is erased (DropRow), replaced (a spill of a changed
+  // row) or the row's only copy now (a spill of an unchanged one).
+  if (meta->flags & kInLog) --s.in_both;
   s.index.Erase(meta->key);
   meta->flags = 0;
   s.free_slots.push_back(slot);
@@ -233,6 +239,13 @@ int64_t SparseTable::IndexChargeChange(Stripe& s) {
   return change;
 }
 
+int64_t SparseTable::LogChargeChange(Stripe& s) {
+  const auto log_bytes = s.log == nullptr ? 0 : static_cast<int64_t>(s.log->index_bytes() + s.log->buffer_bytes());
+  const int64_t change = log_bytes - s.charged_log_bytes;
+  s.charged_log_bytes = log_bytes;
+  return change;
+}
+
 void SparseTable::ShrinkIndex(Stripe& s) {
   if (s.index.ShrinkIfSparse() && options_.budget != nullptr) options_.budget->Add(IndexChargeChange(s));
 }
@@ -244,21 +257,12 @@ absl::Status SparseTable::DeleteStoreCopy(const RowMeta& meta) {
   return options_.store->Write({{k, {}, true}});
 }
 
-absl::Status SparseTable::DropSpilledRow(Stripe& s, uint32_t j, uint32_t e) {
-  Scratch& scratch = tls_scratch;
-  std::byte* row = scratch.file_rows[j];
-  RETURN_IF_ERROR(DeleteStoreCopy(*reinterpret_cast<const RowMeta*>(row)));
-  s.spill->EraseFound(row);
-  evicted_ttl_.fetch_add(1, std::memory_order_relaxed);
-  // Later copies of the key in this group no longer have a row there.
-  for (uint32_t k = j + 1; k < e; ++k) {
-    if (scratch.slots[k] == kInFile && scratch.file_rows[k] == row) scratch.slots[k] = kNoSlot;
-  }
-  return absl::OkStatus();
-}
-
 absl::Status SparseTable::DropRow(Stripe& s, uint32_t slot) {
   RETURN_IF_ERROR(DeleteStoreCopy(*MetaOf(s, slot)));
+  if (s.log != nullptr) {
+    s.log->Erase(MetaOf(s, slot)->key);
+    if (options_.budget != nullptr) options_.budget->Add(LogChargeChange(s));
+  }
   FreeSlot(s, slot);
   return absl::OkStatus();
 }
@@ -291,22 +295,28 @@ absl::StatusOr<uint64_t> SparseTable::Flush() {
     };
     buffer.reserve(std::min<size_t>(kChunkRows, s.index.size()) * (row_bytes_ + 12));
     // In key order: RocksDB's memtable takes sorted inserts several times
-    // faster than random ones. The spill file's rows stay put while the
-    // stripe is locked, so pointers to them are stable here.
+    // faster than random ones.
     std::vector<std::pair<uint64_t, RowMeta*>> dirty;
     for (uint32_t slot = 0; slot < s.num_slots; ++slot) {
       RowMeta* meta = MetaOf(s, slot);
       if ((meta->flags & kUsed) && (meta->flags & kDirty)) dirty.emplace_back(meta->key, meta);
     }
-    if (s.spill != nullptr) {
-      const size_t in_memory = dirty.size();
-      s.spill->ForEach([&](std::byte* row) {
-        auto* meta = reinterpret_cast<RowMeta*>(row);
-        if (meta->flags & kDirty) dirty.emplace_back(meta->key, meta);
-        return false;
-      });
-      // Their flags change below, in place: the file is written.
-      if (dirty.size() > in_memory) s.spill->MarkWritten();
+    // The log's dirty rows are among those appended since the last flush
+    // (StoreFlagsOf): a read of those alone, not of the whole log. Their
+    // records keep their flags; the new watermark says they are clean.
+    std::vector<std::byte> from_log;
+    if (s.log != nullptr) {
+      RETURN_IF_ERROR(s.log->ForEachLive(
+          [&](const std::byte* row, uint32_t) {
+            const auto* meta = reinterpret_cast<const RowMeta*>(row);
+            if (!(meta->flags & kDirty) || s.index.Find(meta->key) != kNoSlot) return;
+            from_log.insert(from_log.end(), row, row + row_bytes_);
+          },
+          s.flushed));
+      for (size_t at = 0; at < from_log.size(); at += row_bytes_) {
+        auto* meta = reinterpret_cast<RowMeta*>(from_log.data() + at);
+        dirty.emplace_back(meta->key, meta);
+      }
     }
     std::sort(dirty.begin(), dirty.end());
     for (const auto& [key, meta] : dirty) {
@@ -316,6 +326,7 @@ absl::StatusOr<uint64_t> SparseTable::Flush() {
       if (chunk.size() == kChunkRows) RETURN_IF_ERROR(write_chunk());
     }
     RETURN_IF_ERROR(write_chunk());
+    if (s.log != nullptr) s.flushed = s.log->End();
   }
   return written;
 }
@@ -384,24 +395,20 @@ absl::Status SparseTable::Promote(Stripe& s, const std::vector<uint64_t>& keys,
   return absl::OkStatus();
 }
 
-bool SparseTable::WantBack(const RowMeta& meta) const {
-  // Room to spare: well below the level a spill frees memory down to, so
-  // that rows a spill just moved out do not all come back.
-  const MemoryBudget& budget = *options_.budget;
-  if (budget.used() + charge_bytes_ <= budget.limit() - budget.limit() / 32) return true;
-  // One push in kBringBackOneIn, drawn from (key, update count): a row pushed
-  // often comes back soon, one pushed once in a while is updated where it is.
-  return Mix64(meta.key ^ (uint64_t{meta.updates} << 32) ^ 0x243f6a8885a308d3ULL) % kBringBackOneIn == 0;
+uint32_t SparseTable::StoreFlagsOf(const Stripe& s, const RowMeta& meta, uint32_t addr) const {
+  uint32_t flags = meta.flags & kStoreFlags;
+  if ((flags & kDirty) && s.log->PositionOf(addr) < s.flushed) flags = kInStore;
+  return flags;
 }
 
-uint32_t SparseTable::BringBack(Stripe& s, std::byte* file_row) {
-  const auto* stored = reinterpret_cast<const RowMeta*>(file_row);
+uint32_t SparseTable::BringBack(Stripe& s, const std::byte* row, uint32_t addr) {
+  const auto* stored = reinterpret_cast<const RowMeta*>(row);
+  const uint32_t flags = kUsed | kReferenced | kLogCurrent | kInLog | StoreFlagsOf(s, *stored, addr);
   const uint32_t slot = AllocSlot(s, stored->key);
   RowMeta* meta = MetaOf(s, slot);
-  const uint32_t flags = kUsed | kReferenced | (stored->flags & kStoreFlags);
-  std::memcpy(meta, file_row, row_bytes_);
+  std::memcpy(meta, row, row_bytes_);
   meta->flags = flags;
-  s.spill->EraseFound(file_row);
+  ++s.in_both;
   return slot;
 }
 
@@ -420,72 +427,29 @@ absl::Status SparseTable::Settle() {
     if (biggest == nullptr) return absl::OkStatus();  // over because of other tables
     absl::MutexLock lock(&biggest->mu);
     RETURN_IF_ERROR(SpillIfOver(*biggest, /*any_stripe=*/true));
-    // A file this spill made or grew is due from now, not from the next
-    // request that reaches the stripe.
-    RewriteSpillIfDue(*biggest, options_.now_seconds());
   }
   return absl::OkStatus();
 }
 
-void SparseTable::RewriteSpillsIfDue(StripeRange stripes) {
-  const uint32_t now = options_.now_seconds();
+void SparseTable::CompactIfDue(StripeRange stripes) {
   for (int si = stripes.first; si < stripes.last; ++si) {
     Stripe& s = *stripes_[si];
     absl::MutexLock lock(&s.mu);
-    RewriteSpillIfDue(s, now);
-  }
-}
-
-void SparseTable::RewriteSpillIfDue(Stripe& s, uint32_t now) {
-  const uint32_t period = options_.spill_rewrite_seconds;
-  if (s.spill == nullptr || period == 0) return;
-  if (s.spill->rewriting()) {
-    // A step each time a request reaches the stripe; the rest at once if the
-    // stripe was left alone for half a period since the rewrite began (the
-    // old file's part not yet copied is ageing toward its writeback).
-    if (now >= s.spill_rewrite_at - period + period / 2) {
-      s.spill->FinishRewrite();
-    } else {
-      s.spill->RewriteStep(options_.spill_rewrite_step_bytes);
+    if (s.log == nullptr || !s.log->CompactionDue()) continue;
+    // Records moved by a compaction are appended after the watermark, so
+    // they carry their store flags as of now: a row the last flush wrote
+    // is not written again by the next.
+    absl::Status status = s.log->CompactStep(options_.compact_step_bytes, [&](std::byte* row) {
+      auto* meta = reinterpret_cast<RowMeta*>(row);
+      meta->flags = StoreFlagsOf(s, *meta, s.log->Find(meta->key));
+    });
+    if (options_.budget != nullptr) options_.budget->Add(LogChargeChange(s));
+    if (!status.ok()) {
+      compaction_failures_.fetch_add(1, std::memory_order_relaxed);
+      LOG_EVERY_N(WARNING, 100) << "table \"" << name() << "\": compacting the spill log of stripe " << s.id
+                                << " (the log is whole; tried again on a later request): " << status;
     }
-    if (!s.spill->rewriting()) s.spill_generation = s.spill->generation();
-    return;
   }
-  if (s.spill->generation() != s.spill_generation) {
-    // A file the table did not rewrite: the first, or one a growth made.
-    // The stripes make theirs within moments of each other, so their first
-    // rewrites are spread over the second half of a period rather than
-    // falling on one request.
-    s.spill_generation = s.spill->generation();
-    s.spill_rewrite_at =
-        now + static_cast<uint32_t>(std::max<uint64_t>(1, uint64_t{period} * (kNumStripes + s.id) / (2 * kNumStripes)));
-    s.spill_written_at = now;
-    return;
-  }
-  if (now < s.spill_rewrite_at) return;
-  s.spill_rewrite_at = now + period;
-  // A file not written since it was made still has the dirty pages of its
-  // making, which the kernel would clean, and the next pushes would fault
-  // on, after a spell of pulls alone (an evaluation; ps_bench's pull phase).
-  // It is rewritten on for spill_idle_rewrite_seconds after the file was
-  // last found written; after a longer spell the kernel writes it back
-  // once, and the first push into each page faults. (Rewriting it only once
-  // more covered 50 s: 60 s of pulls then cost pushes a fifth of their
-  // speed, docs/BENCHMARKS.md, session 9.)
-  if (s.spill->written()) {
-    s.spill_written_at = now;
-  } else if (now - s.spill_written_at >= options_.spill_idle_rewrite_seconds) {
-    return;
-  }
-  if (absl::Status status = s.spill->StartRewrite(); !status.ok()) {
-    spill_rewrite_failures_.fetch_add(1, std::memory_order_relaxed);
-    LOG_EVERY_N(WARNING, 100) << "table \"" << name() << "\": rewriting spill file " << s.spill->file()
-                              << " (kept as it is, tried again in " << period << " s): " << status;
-    return;
-  }
-  // Counted when begun: once the new file is made, the steps cannot fail.
-  spill_rewrites_.fetch_add(1, std::memory_order_relaxed);
-  if (s.spill->RewriteStep(options_.spill_rewrite_step_bytes)) s.spill_generation = s.spill->generation();
 }
 
 absl::Status SparseTable::SpillIfOver(Stripe& s, bool any_stripe) {
@@ -507,11 +471,21 @@ absl::Status SparseTable::SpillIfOver(Stripe& s, bool any_stripe) {
   auto annotate = [&](const absl::Status& status) {
     return absl::Status(status.code(), absl::StrCat("table \"", name(), "\": spilling cold rows: ", status.message()));
   };
-  if (s.spill == nullptr) {
-    auto file = SpillFile::Create(
-        absl::StrFormat("%s/table-%d-stripe-%02d.rows", options_.spill_dir, options_.table_id, s.id), row_bytes_);
-    if (!file.ok()) return annotate(file.status());
-    s.spill = std::move(*file);
+  if (s.log == nullptr) {
+    RowLog::Options o;
+    o.dir = options_.spill_dir;
+    o.name = absl::StrFormat("table-%d-stripe-%02d", options_.table_id, s.id);
+    o.row_bytes = row_bytes_;
+    o.segment_bytes = options_.spill_segment_bytes;
+    // Each stripe's buffer is charged to the budget: at most 1/256 of the
+    // limit for a table's stripes together (down to a page each).
+    o.buffer_bytes = std::clamp<size_t>(budget->limit() / (256 * kNumStripes), 4096,
+                                        std::max<size_t>(4096, options_.spill_buffer_bytes));
+    o.min_free_disk_bytes = options_.min_free_disk_bytes;
+    o.max_stale_fraction = options_.max_stale_fraction;
+    auto log = RowLog::Create(o);
+    if (!log.ok()) return annotate(log.status());
+    s.log = std::move(*log);
   }
   const uint32_t num_slots = s.num_slots;
   std::vector<uint32_t>& victims = s.victims;
@@ -530,16 +504,22 @@ absl::Status SparseTable::SpillIfOver(Stripe& s, bool any_stripe) {
     victims.push_back(slot);
     meta->flags &= ~kUsed;  // not picked twice in this sweep
   }
-  // Every victim moves to the file (kDirty / kInStore go with it). If the
-  // file cannot take one (disk full), it and the rest stay in memory.
+  // Every victim leaves memory: one the log holds already (read back and
+  // not changed since) just goes; the others are appended (kDirty /
+  // kInStore go with them). If the log cannot take one (disk full), it and
+  // the rest stay in memory.
   absl::Status status;
   size_t moved = 0;
   for (; moved < victims.size(); ++moved) {
-    status = s.spill->Put(reinterpret_cast<const std::byte*>(MetaOf(s, victims[moved])));
-    if (!status.ok()) break;
+    RowMeta* meta = MetaOf(s, victims[moved]);
+    if (!(meta->flags & kLogCurrent)) {
+      status = s.log->Append(reinterpret_cast<const std::byte*>(meta));
+      if (!status.ok()) break;
+    }
     FreeSlot(s, victims[moved]);
   }
   for (size_t i = moved; i < victims.size(); ++i) MetaOf(s, victims[i])->flags |= kUsed;
+  if (budget != nullptr) budget->Add(LogChargeChange(s));
   ShrinkIndex(s);
   spilled_.fetch_add(moved, std::memory_order_relaxed);
   return status.ok() ? status : annotate(status);
@@ -609,14 +589,14 @@ absl::Status SparseTable::Pull(const KeyGroups& groups, float* out, StripeRange 
     ASSIGN_OR_RETURN(uint64_t done, PullBlock(groups, block, out + block * kBlockKeys * dim_, stripes, tally));
     pulled += done;
   }
-  RewriteSpillsIfDue(stripes);
+  CompactIfDue(stripes);
   RETURN_IF_ERROR(Settle());
   pulled_keys_.fetch_add(pulled, std::memory_order_relaxed);
   return absl::OkStatus();
 }
 
 absl::Status SparseTable::FindSlots(Stripe& s, std::span<const uint64_t> keys, uint32_t b, uint32_t e,
-                                    bool bring_back, Tally& tally) {
+                                    Tally& tally) {
   Scratch& scratch = tls_scratch;
   scratch.miss_keys.clear();
   scratch.miss_pos.clear();
@@ -645,42 +625,42 @@ absl::Status SparseTable::FindSlots(Stripe& s, std::span<const uint64_t> keys, u
   }
   scratch.store_keys.clear();
   scratch.store_pos.clear();
-  if (s.spill != nullptr && s.spill->size() > 0) {
-    bool brought_back = false;
+  if (s.log != nullptr && s.log->size() > 0) {
+    scratch.log_pos.clear();
+    scratch.log_addrs.clear();
     const auto n = static_cast<uint32_t>(scratch.miss_keys.size());
-    // A pull reads the weights; a push also the optimizer state.
-    const size_t prefetch_bytes = sizeof(RowMeta) + sizeof(float) * (bring_back ? dim_ + state_dim_ : dim_);
     for (uint32_t m = 0; m < n; ++m) {
-      // In two stages: every bucket's tag line of the window, then each is
-      // read to find and prefetch the matching row (in the same page). By
-      // the time the second loop reads a tag line, most of the others are
-      // on their way.
-      PrefetchWindowAt(m, 0, n, [&](uint32_t k) { s.spill->Prefetch(scratch.miss_keys[k]); });
-      PrefetchWindowAt(m, 0, n, [&](uint32_t k) { s.spill->PrefetchRow(scratch.miss_keys[k], prefetch_bytes); });
-      const uint64_t key = scratch.miss_keys[m];
-      const uint32_t j = scratch.miss_pos[m];
-      std::byte* row = s.spill->Find(key);
-      if (row != nullptr) {
-        if (bring_back && WantBack(*reinterpret_cast<const RowMeta*>(row))) {
-          scratch.slots[j] = BringBack(s, row);
-          brought_back = true;
-        } else {
-          scratch.slots[j] = kInFile;
-          scratch.file_rows[j] = row;
-        }
-        continue;
+      PrefetchWindowAt(m, 0, n, [&](uint32_t k) { s.log->Prefetch(scratch.miss_keys[k]); });
+      const uint32_t addr = s.log->Find(scratch.miss_keys[m]);
+      if (addr == RowLog::kNone) {
+        scratch.store_keys.push_back(scratch.miss_keys[m]);
+        scratch.store_pos.push_back(scratch.miss_pos[m]);
+      } else {
+        scratch.log_pos.push_back(scratch.miss_pos[m]);
+        scratch.log_addrs.push_back(addr);
       }
-      // A key repeated in this block whose row an earlier copy brought back.
-      if (brought_back) {
-        if (uint32_t slot = s.index.Find(key); slot != kNoSlot) {
-          scratch.slots[j] = slot;
-          continue;
-        }
-      }
-      scratch.store_keys.push_back(key);
-      scratch.store_pos.push_back(j);
     }
-    tally.disk_hits += n - scratch.store_keys.size();
+    if (!scratch.log_addrs.empty()) {
+      // One batch of reads for the group, all in flight at once.
+      scratch.log_rows.resize(scratch.log_addrs.size() * row_bytes_);
+      if (absl::Status status = s.log->Read(scratch.log_addrs, scratch.log_rows.data()); !status.ok()) {
+        return absl::Status(status.code(),
+                            absl::StrCat("table \"", name(), "\": reading spilled rows: ", status.message()));
+      }
+      for (size_t i = 0; i < scratch.log_addrs.size(); ++i) {
+        const std::byte* row = scratch.log_rows.data() + i * row_bytes_;
+        const uint64_t key = keys[scratch.order[scratch.log_pos[i]]];
+        if (reinterpret_cast<const RowMeta*>(row)->key != key) {
+          return absl::DataLossError(absl::StrFormat("table \"%s\": the spill log's record for key %d holds key %d",
+                                                     name(), key, reinterpret_cast<const RowMeta*>(row)->key));
+        }
+        // A key repeated in the block was read back by its first copy.
+        uint32_t slot = i > 0 ? s.index.Find(key) : kNoSlot;
+        if (slot == kNoSlot) slot = BringBack(s, row, scratch.log_addrs[i]);
+        scratch.slots[scratch.log_pos[i]] = slot;
+      }
+      tally.disk_hits += scratch.log_addrs.size();
+    }
   } else {
     scratch.store_keys.swap(scratch.miss_keys);
     scratch.store_pos.swap(scratch.miss_pos);
@@ -742,7 +722,6 @@ std::span<const uint64_t> SparseTable::UseBlock(const KeyGroups& groups, size_t 
   scratch.order = &groups.order_[at];
   scratch.begin = &groups.begin_[block * (kNumStripes + 1)];
   scratch.slots.resize(n);
-  scratch.file_rows.resize(n);
   return groups.keys_.subspan(at, n);
 }
 
@@ -757,7 +736,7 @@ absl::StatusOr<uint64_t> SparseTable::PullBlock(const KeyGroups& groups, size_t 
   RETURN_IF_ERROR(ForEachStripeGroup(scratch.begin, stripes, [&](Stripe& s, uint32_t b, uint32_t e) -> absl::Status {
     s.mu.AssertHeld();
     handled += e - b;
-    RETURN_IF_ERROR(FindSlots(s, keys, b, e, /*bring_back=*/false, tally));
+    RETURN_IF_ERROR(FindSlots(s, keys, b, e, tally));
     // Pass 2: copy weights (a pull reads the meta and the weights).
     const size_t read_bytes = sizeof(RowMeta) + sizeof(float) * dim_;
     for (uint32_t j = b; j < e; ++j) {
@@ -765,16 +744,9 @@ absl::StatusOr<uint64_t> SparseTable::PullBlock(const KeyGroups& groups, size_t 
       const uint32_t pos = scratch.order[j];
       float* dst = out + static_cast<size_t>(pos) * dim_;
       uint32_t slot = scratch.slots[j];
-      if (slot == kInFile) {
-        // A spilled row is read where it is.
-        const std::byte* row = scratch.file_rows[j];
-        if (!Expired(*reinterpret_cast<const RowMeta*>(row), 0, now)) {
-          std::memcpy(dst, row + sizeof(RowMeta), sizeof(float) * dim_);
-          continue;
-        }
-        RETURN_IF_ERROR(DropSpilledRow(s, j, e));  // reads its initial value below
-        slot = kNoSlot;
-      }
+      // An earlier copy of the key in this group found its row expired and
+      // dropped it.
+      if (slot != kNoSlot && !(MetaOf(s, slot)->flags & kUsed)) slot = kNoSlot;
       if (slot != kNoSlot && Expired(*MetaOf(s, slot), 0, now)) {
         RETURN_IF_ERROR(DropRow(s, slot));
         evicted_ttl_.fetch_add(1, std::memory_order_relaxed);
@@ -819,7 +791,7 @@ absl::Status SparseTable::Push(const KeyGroups& groups, const float* grads, cons
                                               batch_fraction, stripes, tally));
     pushed += done;
   }
-  RewriteSpillsIfDue(stripes);
+  CompactIfDue(stripes);
   RETURN_IF_ERROR(Settle());
   pushed_keys_.fetch_add(pushed, std::memory_order_relaxed);
   return absl::OkStatus();
@@ -837,7 +809,7 @@ absl::StatusOr<uint64_t> SparseTable::PushBlock(const KeyGroups& groups, size_t 
   RETURN_IF_ERROR(ForEachStripeGroup(scratch.begin, stripes, [&](Stripe& s, uint32_t b, uint32_t e) -> absl::Status {
     s.mu.AssertHeld();
     handled += e - b;
-    RETURN_IF_ERROR(FindSlots(s, keys, b, e, /*bring_back=*/true, tally));
+    RETURN_IF_ERROR(FindSlots(s, keys, b, e, tally));
     // Once a slot was freed or allocated in this group, slots found in pass 1
     // for repeated keys may be stale: look them up again.
     bool slots_changed = false;
@@ -853,23 +825,10 @@ absl::StatusOr<uint64_t> SparseTable::PushBlock(const KeyGroups& groups, size_t 
       const uint64_t key = keys[pos];
       const uint32_t c = counts != nullptr ? counts[pos] : 1;
       uint32_t slot = scratch.slots[j];
-      // (A spilled row stays where it is during this pass.)
-      if (slots_changed && slot != kInFile) slot = s.index.Find(key);
+      if (slots_changed) slot = s.index.Find(key);
       RowMeta* meta = nullptr;
       float* w = nullptr;
-      if (slot == kInFile) {
-        // Updated where it is, in the spill file.
-        std::byte* row = scratch.file_rows[j];
-        if (!Expired(*reinterpret_cast<const RowMeta*>(row), global_step, now)) {
-          meta = reinterpret_cast<RowMeta*>(row);
-          w = reinterpret_cast<float*>(row + sizeof(RowMeta));
-          s.spill->MarkWritten();
-        } else {
-          RETURN_IF_ERROR(DropSpilledRow(s, j, e));  // a new row below
-          slots_changed = true;
-        }
-        slot = kNoSlot;
-      } else if (slot != kNoSlot && Expired(*MetaOf(s, slot), global_step, now)) {
+      if (slot != kNoSlot && Expired(*MetaOf(s, slot), global_step, now)) {
         RETURN_IF_ERROR(DropRow(s, slot));
         evicted_ttl_.fetch_add(1, std::memory_order_relaxed);
         slot = kNoSlot;
@@ -910,7 +869,7 @@ absl::StatusOr<uint64_t> SparseTable::PushBlock(const KeyGroups& groups, size_t 
       meta->last_step = step32;
       meta->last_sec = now;
       optimizer_->Update(w, w + dim_, grads + static_cast<size_t>(pos) * dim_, meta->updates, lr, fraction);
-      meta->flags |= kReferenced | kDirty;
+      meta->flags = (meta->flags & ~kLogCurrent) | kReferenced | kDirty;
     }
     return SpillIfOver(s);
   }));
@@ -932,17 +891,23 @@ absl::StatusOr<uint64_t> SparseTable::EvictExpired(uint64_t global_step) {
       }
     }
     ShrinkIndex(s);
-    if (s.spill == nullptr) continue;
-    absl::Status status;
-    s.spill->ForEach([&](std::byte* row) {
+    if (s.log == nullptr) continue;
+    // Rows in memory were judged above; those only in the log are read
+    // through once, in large sequential chunks.
+    std::vector<std::pair<uint64_t, uint32_t>> expired;  // key, store flags
+    RETURN_IF_ERROR(s.log->ForEachLive([&](const std::byte* row, uint32_t addr) {
       const auto* meta = reinterpret_cast<const RowMeta*>(row);
-      if (!status.ok() || !Expired(*meta, global_step, now)) return false;
-      status = DeleteStoreCopy(*meta);
-      if (!status.ok()) return false;
+      if (Expired(*meta, global_step, now) && s.index.Find(meta->key) == kNoSlot) {
+        expired.emplace_back(meta->key, StoreFlagsOf(s, *meta, addr));
+      }
+    }));
+    for (const auto& [key, flags] : expired) {
+      RowMeta meta{.key = key, .flags = flags};
+      RETURN_IF_ERROR(DeleteStoreCopy(meta));
+      s.log->Erase(key);
       ++dropped;
-      return true;
-    });
-    RETURN_IF_ERROR(status);
+    }
+    if (options_.budget != nullptr) options_.budget->Add(LogChargeChange(s));
   }
   evicted_ttl_.fetch_add(dropped, std::memory_order_relaxed);
   return dropped;
@@ -951,14 +916,30 @@ absl::StatusOr<uint64_t> SparseTable::EvictExpired(uint64_t global_step) {
 TableStats SparseTable::Stats() const {
   TableStats st;
   st.set_name(name());
-  uint64_t rows = 0, pending = 0, bytes = 0, spilled_rows = 0, file_bytes = 0;
+  uint64_t rows = 0, pending = 0, bytes = 0, spilled_rows = 0, file_bytes = 0, disk_live = 0, index_bytes = 0;
+  uint64_t reads = 0, read_bytes = 0, writes = 0, written_bytes = 0, compacted_segments = 0, compacted_bytes = 0,
+           compacted_rows = 0, compacting_done = 0, compacting_total = 0;
   for (auto& sp : stripes_) {
     Stripe& s = *sp;
     absl::MutexLock lock(&s.mu);
     rows += s.index.size();
-    if (s.spill != nullptr) {
-      spilled_rows += s.spill->size();
-      file_bytes += s.spill->file_bytes();
+    if (s.log != nullptr) {
+      spilled_rows += s.log->size() - s.in_both;
+      file_bytes += s.log->file_bytes();
+      disk_live += s.log->live_bytes();
+      index_bytes += s.log->index_bytes();
+      const RowLog::Counters& c = s.log->counters();
+      reads += c.reads;
+      read_bytes += c.read_bytes;
+      writes += c.writes;
+      written_bytes += c.written_bytes;
+      compacted_segments += c.compacted_segments;
+      compacted_bytes += c.compacted_bytes;
+      compacted_rows += c.compacted_live_rows;
+      const auto [done, total] = s.log->compaction_progress();
+      compacting_done += done;
+      compacting_total += total;
+      bytes += s.log->index_bytes() + s.log->buffer_bytes();
     }
     pending += s.pending.size();
     // Rows touched so far (chunk pages are committed as they are used).
@@ -979,8 +960,19 @@ TableStats SparseTable::Stats() const {
   st.set_rows_evicted_ttl(evicted_ttl_.load());
   st.set_pulled_keys(pulled_keys_.load());
   st.set_pushed_keys(pushed_keys_.load());
-  st.set_spill_rewrites(spill_rewrites_.load());
-  st.set_spill_rewrite_failures(spill_rewrite_failures_.load());
+  st.set_disk_live_bytes(disk_live);
+  st.set_disk_stale_bytes(file_bytes - disk_live);
+  st.set_disk_index_bytes(index_bytes);
+  st.set_disk_reads(reads);
+  st.set_disk_read_bytes(read_bytes);
+  st.set_disk_writes(writes);
+  st.set_disk_written_bytes(written_bytes);
+  st.set_compacted_segments(compacted_segments);
+  st.set_compacted_bytes(compacted_bytes);
+  st.set_compacted_live_rows(compacted_rows);
+  st.set_compacting_done_bytes(compacting_done);
+  st.set_compacting_total_bytes(compacting_total);
+  st.set_compaction_failures(compaction_failures_.load());
   return st;
 }
 
@@ -992,8 +984,10 @@ absl::StatusOr<SparseTable::RowSnapshot> SparseTable::Peek(uint64_t key) {
   const char* row = nullptr;
   if (uint32_t slot = s.index.Find(key); slot != kNoSlot) {
     row = reinterpret_cast<const char*>(MetaOf(s, slot));
-  } else if (const std::byte* spilled = s.spill != nullptr ? s.spill->Find(key) : nullptr; spilled != nullptr) {
-    row = reinterpret_cast<const char*>(spilled);
+  } else if (const uint32_t addr = s.log != nullptr ? s.log->Find(key) : RowLog::kNone; addr != RowLog::kNone) {
+    stored.resize(row_bytes_);
+    RETURN_IF_ERROR(s.log->Read({&addr, 1}, reinterpret_cast<std::byte*>(stored.data())));
+    row = stored.data();
     snap.on_disk = true;
   } else if (options_.store != nullptr) {
     std::string k = DiskKey(key);

@@ -1,15 +1,18 @@
 // One embedding table on one server: rows in memory (striped hash index over
-// slab-allocated rows), cold rows spilled to a file per stripe past the
-// server's memory budget, a KvStore (RocksDB) that checkpoints are written
-// through and loaded rows are read from, a sparse optimizer, admission and
-// TTL eviction.
+// slab-allocated rows), cold rows spilled to a log per stripe past the
+// server's memory budget (RowLog: appended in large sequential writes, read
+// back explicitly, compacted in steps), a KvStore (RocksDB) that
+// checkpoints are written through and loaded rows are read from, a sparse
+// optimizer, admission and TTL eviction.
 //
-// Where a row lives: in memory, or in its stripe's spill file, or (after a
-// checkpoint load, until first touched) only in the store; never in two of
-// the first two. A pull reads a spilled row where it is. A push updates it
-// there too, but one push in 32 (and any push while memory has room)
-// brings it back into memory, evicting the coldest rows (CLOCK) to the file:
-// rows pushed often end up in memory without every cold row paying a move.
+// Where a row lives: in memory, or in its stripe's log, or (after a
+// checkpoint load, until first touched) only in the store. A pull or push
+// of a row in the log reads it back into memory (all the request's reads of
+// a stripe at once), evicting the coldest rows (CLOCK) to the log. A row
+// read back keeps its log record as long as it is not changed, so evicting
+// it again writes nothing: pulls alone (an evaluation) cost reads, not
+// writes. A row may thus be both in memory and in the log; memory is read
+// first. Stats count such a row in memory only.
 //
 // Thread safety: every public method may be called concurrently. Keys are
 // spread over kNumStripes stripes, each with its own mutex; a request locks
@@ -34,7 +37,7 @@
 #include "ps/huge_page_allocator.h"
 #include "ps/kv_store.h"
 #include "ps/sparse_optimizer.h"
-#include "ps/spill_file.h"
+#include "ps/row_log.h"
 
 namespace ctrps {
 
@@ -91,21 +94,18 @@ class SparseTable {
     KvStore* store = nullptr;       // not owned; null: no checkpoints
     MemoryBudget* budget = nullptr; // not owned; null: unlimited
     std::string spill_dir;          // spill files go here; needed with a limited budget
-    std::function<uint32_t()> now_seconds;  // clock for TTL and spill rewrites, in seconds; default steady clock
-    // A stripe's spill file that was written to is rewritten into a fresh
-    // one this often (see SpillFile::Rewrite), staggered over the stripes;
-    // keep it under the kernel's vm.dirty_expire_centisecs. 0: never. At
-    // most kMaxSpillRewriteSeconds (common/config.h).
-    uint32_t spill_rewrite_seconds = 20;
-    // A rewrite moves this many bytes of the file each time a request
-    // reaches the stripe (SpillFile::RewriteStep).
-    size_t spill_rewrite_step_bytes = size_t{16} << 20;
-    // A file nothing has written to is still rewritten each period for this
-    // long after it was last found written (its pages are dirty from the
-    // copy), so that a spell of pulls alone, an evaluation say, does not end
-    // in the kernel writing it back and every later push faulting; after
-    // that it is left to the kernel.
-    uint32_t spill_idle_rewrite_seconds = 300;
+    std::function<uint32_t()> now_seconds;  // clock for TTL, in seconds; default steady clock
+    // The spill logs' segment files (RowLog::Options).
+    size_t spill_segment_bytes = size_t{64} << 20;
+    size_t spill_buffer_bytes = size_t{256} << 10;
+    // Spills that would leave the file system with fewer free bytes than
+    // this fail (ResourceExhausted) and keep their rows in memory.
+    uint64_t min_free_disk_bytes = 0;
+    // Stale bytes past which a stripe's log is compacted (RowLog::Options).
+    double max_stale_fraction = 0.25;
+    // Bytes of a log compacted each time a request reaches its stripe
+    // while a compaction is due.
+    size_t compact_step_bytes = size_t{4} << 20;
   };
 
   // InvalidArgument for a bad config (dim <= 0, bad optimizer). A budget that
@@ -175,7 +175,7 @@ class SparseTable {
 
   TableStats Stats() const;
 
-  // Writes every row (in memory or spilled) changed since its last write into
+  // Writes every row (in memory or in the log) changed since its last write into
   // the store, after which the store holds the whole table. Returns rows
   // written. FailedPrecondition without a store.
   absl::StatusOr<uint64_t> Flush();
@@ -212,10 +212,9 @@ class SparseTable {
               std::unique_ptr<SparseOptimizer> optimizer);
 
   // Slots of the grouped keys [b, e) of stripe `s` (in the thread's
-  // scratch). A key missing from memory is looked up in the spill file:
-  // with `bring_back` its row moves into memory, otherwise scratch.file_rows
-  // points at it. Keys in neither are read from the store into memory.
-  absl::Status FindSlots(Stripe& s, std::span<const uint64_t> keys, uint32_t b, uint32_t e, bool bring_back,
+  // scratch). Keys missing from memory are read back from the stripe's log
+  // (one batch of reads for the group), then from the store.
+  absl::Status FindSlots(Stripe& s, std::span<const uint64_t> keys, uint32_t b, uint32_t e,
                          Tally& tally) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
   // Calls serve(s, b, e) with stripe s locked, for each stripe s of `stripes`
   // that has keys [b, e) = [begin[s], begin[s + 1]) in a block (UseBlock's
@@ -252,14 +251,15 @@ class SparseTable {
   absl::Status DropRow(Stripe& s, uint32_t slot) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
   // Deletes the store's copy of a row whose meta says it has one.
   absl::Status DeleteStoreCopy(const RowMeta& meta);
-  // Drops the spilled row at grouped position j (in scratch.file_rows) of a
-  // stripe group ending at e, for TTL.
-  absl::Status DropSpilledRow(Stripe& s, uint32_t j, uint32_t e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
-  // Whether a push should bring this spilled row back into memory.
-  bool WantBack(const RowMeta& meta) const;
-  // Moves a row found in the spill file into memory; returns its slot.
-  uint32_t BringBack(Stripe& s, std::byte* file_row) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
-  // Reads the rows of `keys` (in neither memory nor the spill file) from the
+  // Moves a row read from the log at `addr` into memory; returns its slot.
+  uint32_t BringBack(Stripe& s, const std::byte* row, uint32_t addr) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
+  // A log record's store flags as of now: a record appended before the
+  // stripe's last flush was written to the store by it if it was dirty.
+  uint32_t StoreFlagsOf(const Stripe& s, const RowMeta& meta, uint32_t addr) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
+  // Bytes the stripe's log (its index and buffer) grew or shrank by since
+  // last charged to the budget; it now counts as charged.
+  int64_t LogChargeChange(Stripe& s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
+  // Reads the rows of `keys` (in neither memory nor the log) from the
   // store into memory. slots[i] becomes the new slot or stays kNoSlot.
   absl::Status Promote(Stripe& s, const std::vector<uint64_t>& keys, std::vector<uint32_t>* slots, Tally& tally)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
@@ -269,17 +269,10 @@ class SparseTable {
   absl::Status SpillIfOver(Stripe& s, bool any_stripe = false) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
   // After a request: while the budget is over, spills from the biggest stripe.
   absl::Status Settle();
-  // Rewrites the stripe's spill file if it is due (Options::spill_rewrite_seconds)
-  // and was written since it was made, or was last found written within
-  // Options::spill_idle_rewrite_seconds. A rewrite goes in steps of
-  // Options::spill_rewrite_step_bytes, one each time this is called for the
-  // stripe, so that no request waits for a whole file. A rewrite that cannot begin (disk full) keeps the old file,
-  // which is whole: it is logged, counted, and tried again a period later,
-  // and the request goes on.
-  void RewriteSpillIfDue(Stripe& s, uint32_t now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
-  // RewriteSpillIfDue for each of `stripes`, once a request is served: a
-  // request of many blocks takes one step of a rewrite, not one per block.
-  void RewriteSpillsIfDue(StripeRange stripes);
+  // A step of compaction for each of `stripes` whose log is due one, once a
+  // request is served. A failed step is logged and counted; the request
+  // goes on (the log is whole).
+  void CompactIfDue(StripeRange stripes);
   std::string DiskKey(uint64_t key) const;
   bool Expired(const RowMeta& m, uint64_t global_step, uint32_t now) const;
   bool AdmittedAt(uint64_t key, uint32_t count) const;
@@ -300,7 +293,7 @@ class SparseTable {
   alignas(64) std::atomic<int64_t> store_only_rows_{0};  // loaded, not yet read
   std::atomic<int64_t> rows_in_memory_{0};
   std::atomic<uint64_t> memory_hits_{0}, disk_hits_{0}, misses_{0}, spilled_{0}, evicted_ttl_{0};
-  std::atomic<uint64_t> spill_rewrites_{0}, spill_rewrite_failures_{0};
+  std::atomic<uint64_t> compaction_failures_{0};
   std::atomic<uint64_t> pulled_keys_{0}, pushed_keys_{0};
 };
 

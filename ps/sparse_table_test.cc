@@ -376,6 +376,8 @@ constexpr int kRows = 20000;
 constexpr int kDim = 8;
 // Budget bytes per Adagrad row of dim 8.
 constexpr int64_t kRowCharge = sizeof(RowMeta) + 4 * 2 * kDim + SparseTable::kBookkeepingBytesPerRow;
+// Tables under a budget of a third of their rows: the logs' index (about
+// 20 bytes a row on disk) leaves memory for a sixth of the rows.
 
 // Pushes 60 rounds of 1,000 random keys of [0, kRows) into every table, and
 // pulls a batch between pushes (reading spilled rows where they are).
@@ -443,16 +445,17 @@ std::vector<uint64_t> AllKeys() {
 }
 
 TEST(SparseTableTest, MemoryLimitSpillsAndRoundTripsEveryRow) {
-  // 10x over the limit: nine rows in ten live in the spill files.
+  // 3x over the limit, of which the spill logs' index takes a part: most
+  // rows live in the logs.
   TableConfig c = Config(kDim, SparseOptimizerConfig::ADAGRAD);
-  MemoryBudget budget(kRowCharge * kRows / 10);
+  MemoryBudget budget(kRowCharge * kRows / 3);
   auto table = Make(c, Spilling(&budget, "roundtrip"));
   auto reference = Make(c);  // unlimited twin
   PushRounds({table.get(), reference.get()}, 1, 0, &budget);
   TableStats st = table->Stats();
   // 10x the limit in bytes; the stripes' indexes take their part of it too.
   EXPECT_GT(st.rows_on_disk(), st.rows_in_memory() * 3);
-  EXPECT_GT(st.bytes_on_disk(), st.rows_on_disk() * (sizeof(RowMeta) + 4 * 2 * kDim));
+  EXPECT_GE(st.bytes_on_disk(), st.rows_on_disk() * (sizeof(RowMeta) + 4 * 2 * kDim));
   EXPECT_LE(st.rows_in_memory() * kRowCharge, static_cast<uint64_t>(budget.limit()));
   EXPECT_EQ(st.rows_in_memory() + st.rows_on_disk(), reference->Stats().rows_in_memory());
   ExpectSameRows(*table, *reference);
@@ -463,10 +466,12 @@ TEST(SparseTableTest, StatsCountEachKeyWhereItWasFound) {
   // A pull of distinct keys over several blocks, in two stripe ranges (as
   // the server divides a request between its threads; here one after the
   // other): each key is counted once, as a memory hit, a disk hit (a
-  // spilled row read where it is) or a miss. (With a TTL, an expired row is
-  // counted as a hit and then as a miss.)
+  // spilled row read back) or a miss. (With a TTL, an expired row is
+  // counted as a hit and then as a miss.) Rows read back push others out,
+  // so a row in memory before may be found on disk; one on disk stays
+  // there until its own lookup.
   TableConfig c = Config(kDim, SparseOptimizerConfig::ADAGRAD);
-  MemoryBudget budget(kRowCharge * kRows / 10);
+  MemoryBudget budget(kRowCharge * kRows / 3);
   auto table = Make(c, Spilling(&budget, "stats"));
   std::vector<uint64_t> pushed(kRows / 2);
   for (int i = 0; i < kRows / 2; ++i) pushed[i] = 2 * i;  // the even keys
@@ -477,7 +482,6 @@ TEST(SparseTableTest, StatsCountEachKeyWhereItWasFound) {
   ASSERT_GT(before.rows_on_disk(), 0u);
   ASSERT_GT(before.rows_in_memory(), 0u);
   ASSERT_EQ(before.rows_on_disk() + before.rows_in_memory(), pushed.size());
-  ASSERT_LE(budget.used(), budget.limit());  // so the pulls move no row
 
   const std::vector<uint64_t> all = AllKeys();
   SparseTable::KeyGroups groups;
@@ -486,8 +490,8 @@ TEST(SparseTableTest, StatsCountEachKeyWhereItWasFound) {
   ASSERT_TRUE(table->Pull(groups, out.data(), {0, 5}).ok());
   ASSERT_TRUE(table->Pull(groups, out.data(), {5, SparseTable::kNumStripes}).ok());
   TableStats after = table->Stats();
-  EXPECT_EQ(after.memory_hits() - before.memory_hits(), before.rows_in_memory());
-  EXPECT_EQ(after.disk_hits() - before.disk_hits(), before.rows_on_disk());
+  EXPECT_EQ(after.memory_hits() - before.memory_hits() + after.disk_hits() - before.disk_hits(), pushed.size());
+  EXPECT_GE(after.disk_hits() - before.disk_hits(), before.rows_on_disk());
   EXPECT_EQ(after.misses() - before.misses(), all.size() - pushed.size());
 }
 
@@ -507,7 +511,7 @@ TEST(SparseTableTest, FlushWritesSpilledRowsAndALoadReadsThemBackThroughRocksDb)
   const std::string dir = SpillDir("flush");
   auto store = OpenRocksDbStore(dir + "/rocksdb", 256 << 10);
   ASSERT_TRUE(store.ok()) << store.status();
-  MemoryBudget budget(kRowCharge * kRows / 10);
+  MemoryBudget budget(kRowCharge * kRows / 3);
   SparseTable::Options options;
   options.store = store->get();
   options.budget = &budget;
@@ -529,7 +533,7 @@ TEST(SparseTableTest, FlushWritesSpilledRowsAndALoadReadsThemBackThroughRocksDb)
   table.reset();
 
   // A new table over the flushed store, as a checkpoint load leaves it.
-  MemoryBudget budget2(kRowCharge * kRows / 10);
+  MemoryBudget budget2(kRowCharge * kRows / 3);
   options.budget = &budget2;
   options.spill_dir = SpillDir("flush_reload");
   auto loaded = Make(c, options);
@@ -568,7 +572,7 @@ std::unique_ptr<SparseTable> TtlTableKeepingEvery(int keep_every, MemoryBudget* 
 }
 
 TEST(SparseTableTest, TtlEvictionReachesSpilledRows) {
-  MemoryBudget budget(kRowCharge * kRows / 10);
+  MemoryBudget budget(kRowCharge * kRows / 3);
   auto table = TtlTableKeepingEvery(2, &budget, "ttl");
   ASSERT_GT(table->Stats().rows_on_disk(), 0u);
   // Expired in memory and in the spill files alike.
@@ -604,7 +608,7 @@ TEST(SparseTableTest, AnExpiredSpilledRowIsDroppedByThePullOrPushThatFindsIt) {
   TableConfig c = Config(kDim, SparseOptimizerConfig::ADAGRAD);
   c.set_ttl_seconds(100);
   uint32_t now = 1000;
-  MemoryBudget budget(kRowCharge * kRows / 10);
+  MemoryBudget budget(kRowCharge * kRows / 3);
   auto table = Make(c, SpillingOnClock(&budget, "ttl_found", &now));
   const std::vector<uint64_t> all = AllKeys();
   std::vector<float> grads(kRows * kDim, 0.5f);
@@ -639,178 +643,11 @@ TEST(SparseTableTest, AnExpiredSpilledRowIsDroppedByThePullOrPushThatFindsIt) {
   EXPECT_EQ(table->Stats().rows_evicted_ttl(), evicted + 2);
 }
 
-TEST(SparseTableTest, WrittenSpillFilesAreRewrittenEachPeriodAndNoRowChanges) {
-  TableConfig c = Config(kDim, SparseOptimizerConfig::ADAGRAD);
-  uint32_t now = 1000;
-  MemoryBudget budget(kRowCharge * kRows / 10), never_budget(kRowCharge * kRows / 10);
-  SparseTable::Options options = SpillingOnClock(&budget, "rewrite", &now);
-  options.spill_rewrite_seconds = 20;
-  options.spill_idle_rewrite_seconds = 60;
-  auto table = Make(c, options);
-  options = SpillingOnClock(&never_budget, "rewrite_never", &now);
-  options.spill_rewrite_seconds = 0;
-  auto never = Make(c, options);
-  auto reference = Make(c);
-  PushRounds({table.get(), never.get(), reference.get()}, 1, 0, nullptr);
-  // Every stripe spilled; within the first period nothing is rewritten.
-  EXPECT_EQ(table->Stats().spill_rewrites(), 0u);
-  // A period later each stripe's file, written in place by the pushes, is
-  // rewritten once by the first request that reaches it.
-  now += 20;
-  PushRounds({table.get(), never.get(), reference.get()}, 2, 60, nullptr);
-  EXPECT_EQ(table->Stats().spill_rewrites(), static_cast<uint64_t>(SparseTable::kNumStripes));
-  ExpectSameRows(*table, *reference);
-  ExpectSameRows(*never, *reference);
-  // Written since: rewritten again, by pulls alone.
-  now += 20;
-  const std::vector<uint64_t> all = AllKeys();
-  std::vector<float> out(kRows * kDim);
-  ASSERT_TRUE(table->Pull(all, out.data()).ok());
-  EXPECT_EQ(table->Stats().spill_rewrites(), 2u * SparseTable::kNumStripes);
-  // Not written since: still rewritten each period for the idle span (60 s
-  // here) after they were last found written, 20 and 40 s on (the kernel
-  // would otherwise clean the pages of their making, and the next pushes
-  // fault on them)...
-  for (uint64_t expected = 3; expected <= 4; ++expected) {
-    now += 20;
-    ASSERT_TRUE(table->Pull(all, out.data()).ok());
-    EXPECT_EQ(table->Stats().spill_rewrites(), expected * SparseTable::kNumStripes);
-  }
-  // ...and then left as they are while nothing writes them.
-  now += 20;
-  ASSERT_TRUE(table->Pull(all, out.data()).ok());
-  EXPECT_EQ(table->Stats().spill_rewrites(), 4u * SparseTable::kNumStripes);
-  now += 20;
-  ASSERT_TRUE(table->Pull(all, out.data()).ok());
-  EXPECT_EQ(table->Stats().spill_rewrites(), 4u * SparseTable::kNumStripes);
-  // Written again: rewritten again.
-  ASSERT_TRUE(table->Push(all, out.data(), nullptr, 200).ok());
-  ASSERT_TRUE(reference->Push(all, out.data(), nullptr, 200).ok());
-  now += 20;
-  ASSERT_TRUE(table->Pull(all, out.data()).ok());
-  EXPECT_EQ(table->Stats().spill_rewrites(), 5u * SparseTable::kNumStripes);
-  EXPECT_EQ(table->Stats().spill_rewrite_failures(), 0u);
-  EXPECT_EQ(never->Stats().spill_rewrites(), 0u);
-  ExpectSameRows(*table, *reference);
-}
-
-// Files in `dir`.
-int FilesIn(const std::string& dir) {
-  int n = 0;
-  for ([[maybe_unused]] const auto& entry : std::filesystem::directory_iterator(dir)) ++n;
-  return n;
-}
-
-TEST(SparseTableTest, ARewriteGoesInStepsOverRequestsAndNoRowChanges) {
-  TableConfig c = Config(kDim, SparseOptimizerConfig::ADAGRAD);
-  uint32_t now = 1000;
-  MemoryBudget budget(kRowCharge * kRows / 10);
-  SparseTable::Options options = SpillingOnClock(&budget, "rewrite_steps", &now);
-  options.spill_rewrite_seconds = 20;
-  options.spill_rewrite_step_bytes = 4096;  // about a bucket: tens of steps a file
-  auto table = Make(c, options);
-  auto reference = Make(c);
-  PushRounds({table.get(), reference.get()}, 1, 0, nullptr);
-  ASSERT_EQ(FilesIn(options.spill_dir), SparseTable::kNumStripes);
-  // Due: one request begins every stripe's rewrite and takes one step of
-  // each; the old files stay beside the new ones, and no row changes.
-  now += 20;
-  const std::vector<uint64_t> all = AllKeys();
-  std::vector<float> out(kRows * kDim);
-  ASSERT_TRUE(table->Pull(all, out.data()).ok());
-  EXPECT_EQ(table->Stats().spill_rewrites(), static_cast<uint64_t>(SparseTable::kNumStripes));
-  EXPECT_EQ(FilesIn(options.spill_dir), 2 * SparseTable::kNumStripes);
-  // One step, although the request had 10 blocks: each old file was cut
-  // short by one step's bytes at most behind its new one.
-  for (int stripe = 0; stripe < SparseTable::kNumStripes; ++stripe) {
-    const std::string name = absl::StrFormat("table-0-stripe-%02d.rows", stripe);
-    std::vector<uintmax_t> sizes;  // the old file's and the new one's
-    for (const auto& entry : std::filesystem::directory_iterator(options.spill_dir)) {
-      if (entry.path().filename().string().rfind(name, 0) == 0) sizes.push_back(entry.file_size());
-    }
-    ASSERT_EQ(sizes.size(), 2u) << name;
-    std::sort(sizes.begin(), sizes.end());
-    EXPECT_GT(sizes[1], sizes[0]) << name;
-    EXPECT_LE(sizes[1] - sizes[0], 4096u) << name;
-  }
-  ExpectSameRows(*table, *reference);
-  // Pushes and pulls in the middle of the rewrites, which finish within
-  // them: only the new files are left.
-  PushRounds({table.get(), reference.get()}, 2, 60, nullptr);
-  EXPECT_EQ(FilesIn(options.spill_dir), SparseTable::kNumStripes);
-  ExpectSameRows(*table, *reference);
-  // A rewrite left alone for half a period is finished by the next request.
-  now += 20;
-  ASSERT_TRUE(table->Pull(all, out.data()).ok());
-  EXPECT_EQ(FilesIn(options.spill_dir), 2 * SparseTable::kNumStripes);
-  now += 10;
-  ASSERT_TRUE(table->Pull(all, out.data()).ok());
-  EXPECT_EQ(FilesIn(options.spill_dir), SparseTable::kNumStripes);
-  EXPECT_EQ(table->Stats().spill_rewrites(), 2u * SparseTable::kNumStripes);
-  EXPECT_EQ(table->Stats().spill_rewrite_failures(), 0u);
-  ExpectSameRows(*table, *reference);
-}
-
-TEST(SparseTableTest, ARewriteThatFailsKeepsTheFileAndTheRequestGoesOn) {
-  TableConfig c = Config(kDim, SparseOptimizerConfig::ADAGRAD);
-  uint32_t now = 1000;
-  MemoryBudget budget(kRowCharge * kRows / 10);
-  auto table = Make(c, SpillingOnClock(&budget, "rewrite_fails", &now));
-  auto reference = Make(c);
-  PushRounds({table.get(), reference.get()}, 4, 0, nullptr);
-  const std::vector<uint64_t> all = AllKeys();
-  std::vector<float> out(kRows * kDim);
-  now += 20;
-  {
-    // No new file can be reserved (as on a full disk); the pull only reads.
-    ScopedFileSizeLimit limit(16 << 10);
-    ASSERT_TRUE(limit.ok());
-    ASSERT_TRUE(table->Pull(all, out.data()).ok());
-  }
-  EXPECT_EQ(table->Stats().spill_rewrites(), 0u);
-  EXPECT_EQ(table->Stats().spill_rewrite_failures(), static_cast<uint64_t>(SparseTable::kNumStripes));
-  ExpectSameRows(*table, *reference);
-  // Tried again a period later, with room.
-  now += 20;
-  ASSERT_TRUE(table->Pull(all, out.data()).ok());
-  EXPECT_EQ(table->Stats().spill_rewrites(), static_cast<uint64_t>(SparseTable::kNumStripes));
-  ExpectSameRows(*table, *reference);
-}
-
-TEST(SparseTableTest, AFlushWritesSpilledRowsAndSoTheirFileIsRewrittenAgain) {
-  // A flush changes the flags of spilled rows in place: the file is written
-  // even when no push reached it.
-  TableConfig c = Config(kDim, SparseOptimizerConfig::ADAGRAD);
-  uint32_t now = 1000;
-  MemoryBudget budget(kRowCharge * kRows / 10);
-  SparseTable::Options options = SpillingOnClock(&budget, "rewrite_flush", &now);
-  options.spill_idle_rewrite_seconds = 40;  // idle files: rewritten once more, then left
-  auto store = OpenRocksDbStore(options.spill_dir + "/rocksdb");
-  ASSERT_TRUE(store.ok()) << store.status();
-  options.store = store->get();
-  auto table = Make(c, options);
-  auto reference = Make(c);
-  PushRounds({table.get(), reference.get()}, 5, 0, nullptr);
-  const std::vector<uint64_t> all = AllKeys();
-  std::vector<float> out(kRows * kDim);
-  for (int period = 0; period < 3; ++period) {  // written, then idle once, then left
-    now += 20;
-    ASSERT_TRUE(table->Pull(all, out.data()).ok());
-  }
-  const uint64_t rewrites = table->Stats().spill_rewrites();
-  EXPECT_EQ(rewrites, 2u * SparseTable::kNumStripes);
-  auto flushed = table->Flush();
-  ASSERT_TRUE(flushed.ok()) << flushed.status();
-  now += 20;
-  ASSERT_TRUE(table->Pull(all, out.data()).ok());
-  EXPECT_EQ(table->Stats().spill_rewrites(), rewrites + SparseTable::kNumStripes);
-  ExpectSameRows(*table, *reference);
-}
-
-TEST(SparseTableTest, ASpillFileThatCannotGrowFailsThePushAndLosesNoRow) {
+TEST(SparseTableTest, ASpillThatCannotBeWrittenFailsThePushAndLosesNoRow) {
   // A file size limit stands in for a full disk under the spill directory.
+  // (The budget holds the logs' index of the rows that reach the disk.)
   TableConfig c = Config(kDim);
-  MemoryBudget budget(100 << 10);
+  MemoryBudget budget(2 << 20);
   SparseTable::Options options;
   options.budget = &budget;
   options.spill_dir = SpillDir("full");
@@ -821,7 +658,7 @@ TEST(SparseTableTest, ASpillFileThatCannotGrowFailsThePushAndLosesNoRow) {
   absl::Status status;
   int done = 0;  // pushes that succeeded; each has its own 1,000 keys
   {
-    ScopedFileSizeLimit limit(256 << 10);
+    ScopedFileSizeLimit limit(64 << 10);
     ASSERT_TRUE(limit.ok());
     for (; done < 200; ++done) {
       for (int i = 0; i < 1000; ++i) keys[i] = done * 1000 + i;
@@ -830,10 +667,10 @@ TEST(SparseTableTest, ASpillFileThatCannotGrowFailsThePushAndLosesNoRow) {
       ASSERT_TRUE(reference->Push(keys, grads.data(), nullptr, 1).ok());
     }
   }
-  ASSERT_FALSE(status.ok()) << "the spill files never reached the size limit";
-  EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable);
+  ASSERT_FALSE(status.ok()) << "the spill logs never reached the size limit";
+  EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted);
   EXPECT_NE(status.message().find("table \"emb\": spilling cold rows"), std::string::npos) << status;
-  EXPECT_NE(status.message().find("cannot reserve"), std::string::npos) << status;
+  EXPECT_NE(status.message().find("File too large"), std::string::npos) << status;
   ASSERT_GT(done, 0);
   // Every row of the pushes that succeeded is intact, in memory or on disk.
   std::vector<uint64_t> all(done * 1000);

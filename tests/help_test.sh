@@ -36,7 +36,6 @@ check_tool worker/data/ctr-datagen rows
 check_tool bench/ps_bench keys_per_request
 check_tool bench/checkpoint_bench rows
 check_tool bench/vm_probe parts
-check_tool bench/layout_model row_bytes
 
 # The launcher scripts (no build needed for --help).
 for script in launch/setup.sh launch/test.sh launch/ctr-train; do

@@ -1,0 +1,317 @@
+#include "ps/row_log.h"
+
+#include <fcntl.h>
+#include <liburing.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "common/status.h"
+
+namespace ctrps {
+namespace {
+
+// The errno of a failed write as a code the caller can act on: a full disk
+// or a file-size limit is ResourceExhausted (do not retry blindly), not
+// Unavailable.
+absl::Status WriteError(int err, const std::string& what) {
+  if (err == ENOSPC || err == EFBIG || err == EDQUOT) {
+    return absl::ResourceExhaustedError(absl::StrCat(what, ": ", std::strerror(err)));
+  }
+  return absl::ErrnoToStatus(err, what);
+}
+
+// One io_uring per thread (each server thread reads for its own requests).
+// Where the kernel refuses io_uring (seccomp, io_uring_disabled), reads fall
+// back to pread, one at a time.
+class Ring {
+ public:
+  static constexpr unsigned kDepth = 256;
+  Ring() { ok_ = io_uring_queue_init(kDepth, &ring_, 0) == 0; }
+  ~Ring() {
+    if (ok_) io_uring_queue_exit(&ring_);
+  }
+  bool ok() const { return ok_; }
+  io_uring* get() { return &ring_; }
+
+ private:
+  io_uring ring_{};
+  bool ok_ = false;
+};
+
+Ring& ThreadRing() {
+  thread_local Ring ring;
+  return ring;
+}
+
+absl::Status ShortRead(const std::string& file, uint64_t offset, int64_t got, size_t want) {
+  if (got < 0) return absl::ErrnoToStatus(static_cast<int>(-got), absl::StrCat("reading ", file, " at ", offset));
+  return absl::DataLossError(
+      absl::StrFormat("%s: record at byte %d: read %d of %d bytes (file damaged or removed)", file, offset, got, want));
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<RowLog>> RowLog::Create(const Options& options) {
+  if (options.row_bytes < 8) {
+    return absl::InvalidArgumentError(absl::StrCat("row log ", options.name, ": rows of ", options.row_bytes,
+                                                   " bytes; they must hold at least their 8-byte key"));
+  }
+  if (options.segment_bytes < 2 * options.row_bytes) {
+    return absl::InvalidArgumentError(absl::StrCat("row log ", options.name, ": segments of ",
+                                                   options.segment_bytes, " bytes hold fewer than two rows"));
+  }
+  return std::unique_ptr<RowLog>(new RowLog(options));
+}
+
+RowLog::RowLog(const Options& options)
+    : options_(options),
+      records_per_segment_(static_cast<uint32_t>(
+          std::min<size_t>(options.segment_bytes / options.row_bytes, size_t{KeyIndex::kNone - 256} / 2))),
+      max_slots_((KeyIndex::kNone - 256) / records_per_segment_) {}
+
+RowLog::~RowLog() {
+  for (uint32_t slot = 0; slot < segments_.size(); ++slot) {
+    if (segments_[slot].fd >= 0) {
+      close(segments_[slot].fd);
+      unlink(FileOf(slot).c_str());
+    }
+  }
+}
+
+std::string RowLog::FileOf(uint32_t slot) const { return absl::StrCat(options_.dir, "/", options_.name, ".", slot); }
+
+RowLog::Position RowLog::End() const {
+  if (open_ < 0) return {next_seq_, 0};
+  return {segments_[open_].seq, segments_[open_].records};
+}
+
+RowLog::Position RowLog::PositionOf(uint32_t addr) const { return {segments_[SlotOf(addr)].seq, RecordOf(addr)}; }
+
+std::pair<uint64_t, uint64_t> RowLog::compaction_progress() const {
+  if (victim_ < 0) return {0, 0};
+  return {uint64_t{victim_done_} * options_.row_bytes, uint64_t{segments_[victim_].records} * options_.row_bytes};
+}
+
+absl::Status RowLog::CheckFreeDisk(uint64_t more) const {
+  if (options_.min_free_disk_bytes == 0) return absl::OkStatus();
+  struct statvfs vfs;
+  if (statvfs(options_.dir.c_str(), &vfs) != 0) {
+    return absl::ErrnoToStatus(errno, absl::StrCat("statvfs ", options_.dir));
+  }
+  const uint64_t free_bytes = uint64_t{vfs.f_bavail} * vfs.f_frsize;
+  if (free_bytes < options_.min_free_disk_bytes + more) {
+    return absl::ResourceExhaustedError(
+        absl::StrFormat("%s: %d bytes free, under the guard of %d bytes kept free (cluster.min_free_disk_mb)",
+                        options_.dir, free_bytes, options_.min_free_disk_bytes));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status RowLog::OpenSegment() {
+  uint32_t slot;
+  if (!free_slots_.empty()) {
+    auto lowest = std::min_element(free_slots_.begin(), free_slots_.end());
+    slot = *lowest;
+    *lowest = free_slots_.back();
+    free_slots_.pop_back();
+  } else if (segments_.size() < max_slots_) {
+    slot = static_cast<uint32_t>(segments_.size());
+    segments_.emplace_back();
+  } else {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("row log ", options_.name, ": all ", max_slots_, " segment slots in use"));
+  }
+  const std::string file = FileOf(slot);
+  const int fd = open(file.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    const int err = errno;
+    free_slots_.push_back(slot);
+    return WriteError(err, absl::StrCat("creating ", file));
+  }
+  segments_[slot] = Segment{.fd = fd, .seq = next_seq_++, .records = 0, .live = 0};
+  open_ = slot;
+  buffer_first_ = 0;
+  buffer_used_ = 0;
+  return absl::OkStatus();
+}
+
+absl::Status RowLog::FlushBuffer() {
+  if (buffer_used_ == 0) return absl::OkStatus();
+  if (absl::Status s = CheckFreeDisk(buffer_used_); !s.ok()) return s;
+  const Segment& seg = segments_[open_];
+  const uint64_t offset = uint64_t{buffer_first_} * options_.row_bytes;
+  size_t done = 0;
+  while (done < buffer_used_) {
+    const ssize_t n = pwrite(seg.fd, buffer_.data() + done, buffer_used_ - done, static_cast<off_t>(offset + done));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return WriteError(errno, absl::StrCat("writing ", FileOf(static_cast<uint32_t>(open_))));
+    }
+    done += static_cast<size_t>(n);
+  }
+  ++counters_.writes;
+  counters_.written_bytes += buffer_used_;
+  buffer_first_ = seg.records;
+  buffer_used_ = 0;
+  return absl::OkStatus();
+}
+
+absl::Status RowLog::Append(const std::byte* row) {
+  const size_t rb = options_.row_bytes;
+  if (open_ >= 0 && segments_[open_].records == records_per_segment_) {
+    if (absl::Status s = FlushBuffer(); !s.ok()) return s;
+    open_ = -1;
+  }
+  if (open_ < 0) {
+    if (absl::Status s = OpenSegment(); !s.ok()) return s;
+  }
+  if (buffer_.empty()) {
+    buffer_.resize(std::max<size_t>(1, std::min(options_.buffer_bytes, options_.segment_bytes) / rb) * rb);
+  }
+  if (buffer_used_ + rb > buffer_.size()) {
+    if (absl::Status s = FlushBuffer(); !s.ok()) return s;
+  }
+  Segment& seg = segments_[open_];
+  std::memcpy(buffer_.data() + buffer_used_, row, rb);
+  buffer_used_ += rb;
+  const uint32_t addr = static_cast<uint32_t>(open_) * records_per_segment_ + seg.records;
+  ++seg.records;
+  ++seg.live;
+  ++file_records_;
+  uint64_t key;
+  std::memcpy(&key, row, sizeof(key));
+  if (const uint32_t old = index_.Find(key); old != kNone) {
+    const uint32_t old_slot = SlotOf(old);
+    if (--segments_[old_slot].live == 0 && old_slot != open_ && old_slot != victim_) RemoveSegment(old_slot);
+  }
+  index_.Set(key, addr);
+  return absl::OkStatus();
+}
+
+void RowLog::Erase(uint64_t key) {
+  const uint32_t old = index_.Find(key);
+  if (old == kNone) return;
+  index_.Erase(key);
+  const uint32_t slot = SlotOf(old);
+  if (--segments_[slot].live == 0 && slot != open_ && slot != victim_) RemoveSegment(slot);
+  index_.ShrinkIfSparse();
+}
+
+void RowLog::RemoveSegment(uint32_t slot) {
+  Segment& seg = segments_[slot];
+  close(seg.fd);
+  unlink(FileOf(slot).c_str());
+  file_records_ -= seg.records;
+  seg = Segment{};
+  free_slots_.push_back(slot);
+}
+
+bool RowLog::CompactionDue() const {
+  if (victim_ >= 0) return true;
+  const uint64_t stale = stale_bytes();
+  return stale >= options_.segment_bytes &&
+         static_cast<double>(stale) > options_.max_stale_fraction * static_cast<double>(file_bytes());
+}
+
+bool RowLog::PickVictim() {
+  if (!CompactionDue()) return false;
+  int64_t best = -1;
+  double best_live = 2;
+  for (uint32_t slot = 0; slot < segments_.size(); ++slot) {
+    const Segment& seg = segments_[slot];
+    if (seg.fd < 0 || slot == open_ || seg.records == 0) continue;
+    const double live = static_cast<double>(seg.live) / seg.records;
+    if (live < best_live) {
+      best_live = live;
+      best = slot;
+    }
+  }
+  // A victim mostly live would only move its rows; wait for more to go stale.
+  if (best < 0 || best_live > 0.9) return false;
+  victim_ = best;
+  victim_done_ = 0;
+  return true;
+}
+
+absl::Status RowLog::ReadRange(uint32_t slot, uint32_t first, uint32_t count, std::byte* out) {
+  const size_t rb = options_.row_bytes;
+  const Segment& seg = segments_[slot];
+  uint32_t from_file = count;
+  if (slot == open_ && first + count > buffer_first_) {
+    const uint32_t in_buffer_from = std::max(first, buffer_first_);
+    from_file = in_buffer_from - first;
+    std::memcpy(out + size_t{from_file} * rb, buffer_.data() + size_t{in_buffer_from - buffer_first_} * rb,
+                size_t{first + count - in_buffer_from} * rb);
+  }
+  size_t done = 0;
+  const size_t want = size_t{from_file} * rb;
+  const uint64_t offset = uint64_t{first} * rb;
+  while (done < want) {
+    const ssize_t n = pread(seg.fd, out + done, want - done, static_cast<off_t>(offset + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return ShortRead(FileOf(slot), offset + done, n < 0 ? -errno : 0, want - done);
+    done += static_cast<size_t>(n);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status RowLog::Read(std::span<const uint32_t> addrs, std::byte* out) {
+  const size_t rb = options_.row_bytes;
+  counters_.reads += addrs.size();
+  counters_.read_bytes += addrs.size() * rb;
+  Ring& ring = ThreadRing();
+  unsigned queued = 0;
+  // Each queued read carries its address (cqe user data), for its error.
+  auto wait_all = [&]() -> absl::Status {
+    absl::Status status;
+    if (queued == 0) return status;
+    int rc = io_uring_submit_and_wait(ring.get(), queued);
+    while (rc == -EINTR) rc = io_uring_submit_and_wait(ring.get(), 0);
+    if (rc < 0) return absl::ErrnoToStatus(-rc, absl::StrCat("row log ", options_.name, ": io_uring submit"));
+    for (unsigned done = 0; done < queued; ++done) {
+      io_uring_cqe* cqe = nullptr;
+      rc = io_uring_wait_cqe(ring.get(), &cqe);
+      if (rc < 0) return absl::ErrnoToStatus(-rc, absl::StrCat("row log ", options_.name, ": io_uring wait"));
+      if (cqe->res != static_cast<int>(rb) && status.ok()) {
+        const uint32_t addr = static_cast<uint32_t>(io_uring_cqe_get_data64(cqe));
+        status = ShortRead(FileOf(SlotOf(addr)), uint64_t{RecordOf(addr)} * rb, cqe->res, rb);
+      }
+      io_uring_cqe_seen(ring.get(), cqe);
+    }
+    queued = 0;
+    return status;
+  };
+  for (size_t i = 0; i < addrs.size(); ++i) {
+    const uint32_t addr = addrs[i];
+    const uint32_t slot = SlotOf(addr), rec = RecordOf(addr);
+    std::byte* dst = out + i * rb;
+    if (slot >= segments_.size() || segments_[slot].fd < 0 || rec >= segments_[slot].records) {
+      (void)wait_all();  // reads already prepared must not land later
+      return absl::DataLossError(absl::StrCat("row log ", options_.name, ": no record at address ", addr));
+    }
+    if (slot == open_ && rec >= buffer_first_) {
+      std::memcpy(dst, buffer_.data() + size_t{rec - buffer_first_} * rb, rb);
+      continue;
+    }
+    if (!ring.ok()) {
+      RETURN_IF_ERROR(ReadRange(slot, rec, 1, dst));
+      continue;
+    }
+    io_uring_sqe* sqe = io_uring_get_sqe(ring.get());
+    io_uring_prep_read(sqe, segments_[slot].fd, dst, static_cast<unsigned>(rb), uint64_t{rec} * rb);
+    io_uring_sqe_set_data64(sqe, addr);
+    if (++queued == Ring::kDepth) {
+      if (absl::Status s = wait_all(); !s.ok()) return s;
+    }
+  }
+  return wait_all();
+}
+
+}  // namespace ctrps
