@@ -65,10 +65,8 @@ TEST(ConfigTest, NegativeLearningRateIsRejected) {
   ExpectError("train { dense_optimizer { learning_rate: -1 } }", "negative dense learning_rate");
 }
 
-TEST(ConfigTest, SpillRewritePeriodOutOfRangeIsRejected) {
-  ExpectError("cluster {\n  spill_rewrite_seconds: -5\n}\n",
-              "conf/x.pbtxt:2:3: cluster.spill_rewrite_seconds is -5; it must be from 0 (never) to 3600");
-  ExpectError("cluster { spill_rewrite_seconds: 100000 }", "cluster.spill_rewrite_seconds is 100000");
+TEST(ConfigTest, NegativeFreeDiskGuardIsRejected) {
+  ExpectError("cluster {\n  min_free_disk_mb: -5\n}\n", "conf/x.pbtxt:2:3: cluster.min_free_disk_mb must be >= 0");
 }
 
 TEST(ConfigTest, OverridesReplaceFields) {

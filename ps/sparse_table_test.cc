@@ -723,5 +723,120 @@ TEST(SparseTableTest, ZeroDimIsRejected) {
   EXPECT_EQ(SparseTable::Create(c, {}).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
+
+// Pushes `rounds` of `per_round` random keys of [first, first + rows) with
+// gradients drawn from `seed`, and a pull of as many other keys between
+// pushes, into `table` (step numbers from 1).
+void TrainRange(SparseTable& table, uint64_t seed, uint64_t first, int rows, int rounds, int per_round) {
+  std::mt19937_64 rng(seed);
+  const int dim = table.dim();
+  std::vector<uint64_t> keys(per_round);
+  std::vector<float> grads(static_cast<size_t>(per_round) * dim), out(grads.size());
+  for (int round = 0; round < rounds; ++round) {
+    for (auto& k : keys) k = first + rng() % rows;
+    ASSERT_TRUE(table.Pull(keys, out.data()).ok());
+    for (auto& k : keys) k = first + rng() % rows;
+    for (auto& g : grads) g = std::uniform_real_distribution<float>(-1, 1)(rng);
+    absl::Status s = table.Push(keys, grads.data(), nullptr, round + 1);
+    ASSERT_TRUE(s.ok()) << s;
+  }
+}
+
+// Every row of [0, rows) of `a` equals `b`'s bit for bit: weights, optimizer
+// state and meta.
+void ExpectSameRowsExactly(SparseTable& a, SparseTable& b, uint64_t rows) {
+  for (uint64_t k = 0; k < rows; ++k) {
+    auto p = a.Peek(k), q = b.Peek(k);
+    ASSERT_EQ(p.ok(), q.ok()) << "key " << k;
+    if (!p.ok()) continue;
+    ASSERT_EQ(p->weights, q->weights) << "key " << k;
+    ASSERT_EQ(p->state, q->state) << "key " << k;
+    ASSERT_EQ(p->meta.updates, q->meta.updates) << "key " << k;
+    ASSERT_EQ(p->meta.count, q->meta.count) << "key " << k;
+    ASSERT_EQ(p->meta.last_step, q->meta.last_step) << "key " << k;
+  }
+}
+
+TEST(SparseTableTest, EveryOptimizerAndDimRoundTripsEveryRowThroughTheLogs) {
+  constexpr int kTableRows = 3000;
+  for (auto kind : {SparseOptimizerConfig::SGD, SparseOptimizerConfig::ADAGRAD, SparseOptimizerConfig::ADAM,
+                    SparseOptimizerConfig::FTRL}) {
+    for (int dim : {1, 10, 15, 16, 64}) {
+      SCOPED_TRACE(absl::StrFormat("optimizer %s, dim %d", SparseOptimizerConfig::Kind_Name(kind), dim));
+      TableConfig c = Config(dim, kind);
+      auto reference = Make(c);
+      const int64_t charge = static_cast<int64_t>(reference->row_bytes()) + SparseTable::kBookkeepingBytesPerRow;
+      // A third of the rows, plus what the logs need whatever the rows:
+      // their index (about 20 bytes a row on disk) and a page of write
+      // buffer per stripe.
+      MemoryBudget budget(charge * kTableRows / 3 + 24 * kTableRows + 4096 * SparseTable::kNumStripes);
+      auto table = Make(c, Spilling(&budget, "matrix"));
+      TrainRange(*table, dim, 0, kTableRows, 12, 600);
+      TrainRange(*reference, dim, 0, kTableRows, 12, 600);
+      const TableStats st = table->Stats();
+      EXPECT_GT(st.rows_on_disk(), st.rows_in_memory()) << "the limit kept the table in memory";
+      EXPECT_GT(st.disk_hits(), 0u);
+      EXPECT_LE(budget.used(), budget.limit());
+      ExpectSameRowsExactly(*table, *reference, kTableRows);
+    }
+  }
+}
+
+TEST(SparseTableTest, CompactionRacingPullsAndPushesLosesNothing) {
+  // Three threads train their own key ranges (so each key's updates come in
+  // one order) on a table whose logs have small segments, compacted while
+  // the others' requests run; an unlimited twin takes the same requests one
+  // thread after another.
+  constexpr int kThreads = 3, kRange = 4000;
+  TableConfig c = Config(kDim, SparseOptimizerConfig::ADAGRAD);
+  MemoryBudget budget(kRowCharge * kThreads * kRange / 3);
+  SparseTable::Options options = Spilling(&budget, "compaction_race");
+  options.spill_segment_bytes = 16 << 10;
+  options.compact_step_bytes = 4 << 10;
+  auto table = Make(c, options);
+  auto reference = Make(c);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] { TrainRange(*table, 100 + t, uint64_t{t} * kRange, kRange, 80, 400); });
+  }
+  for (auto& th : threads) th.join();
+  for (int t = 0; t < kThreads; ++t) TrainRange(*reference, 100 + t, uint64_t{t} * kRange, kRange, 80, 400);
+  const TableStats st = table->Stats();
+  EXPECT_GT(st.compacted_segments(), 10u);
+  EXPECT_GT(st.compacted_live_rows(), 0u);
+  EXPECT_EQ(st.compaction_failures(), 0u);
+  // Compaction keeps the logs within their stale bound (plus the segments
+  // being compacted and the open ones).
+  EXPECT_LT(st.disk_stale_bytes(), 0.25 * st.bytes_on_disk() + 3 * SparseTable::kNumStripes * (16 << 10));
+  ExpectSameRowsExactly(*table, *reference, kThreads * kRange);
+}
+
+TEST(SparseTableTest, AFlushAfterFewChangesWritesOnlyTheChangedRowsWhereverTheyAre) {
+  // An incremental checkpoint of a table mostly on disk reads the records
+  // appended since the last flush, not the whole log, and writes exactly
+  // the rows pushed since.
+  TableConfig c = Config(kDim, SparseOptimizerConfig::ADAGRAD);
+  const std::string dir = SpillDir("incremental");
+  auto store = OpenRocksDbStore(dir + "/rocksdb");
+  ASSERT_TRUE(store.ok()) << store.status();
+  MemoryBudget budget(kRowCharge * kRows / 3);
+  SparseTable::Options options = Spilling(&budget, "incremental_spill");
+  options.store = store->get();
+  auto table = Make(c, options);
+  const std::vector<uint64_t> all = AllKeys();
+  std::vector<float> grads(all.size() * kDim, 0.5f), out(all.size() * kDim);
+  ASSERT_TRUE(table->Push(all, grads.data(), nullptr, 1).ok());
+  ASSERT_EQ(*table->Flush(), static_cast<uint64_t>(kRows));
+  // Pulls move rows between memory and the logs but change none.
+  ASSERT_TRUE(table->Pull(all, out.data()).ok());
+  EXPECT_EQ(*table->Flush(), 0u);
+  std::vector<uint64_t> changed;
+  for (int k = 0; k < kRows; k += 50) changed.push_back(k);  // 2%
+  ASSERT_TRUE(table->Push(changed, grads.data(), nullptr, 2).ok());
+  ASSERT_TRUE(table->Pull(all, out.data()).ok());  // pushes the changed ones out to the logs
+  EXPECT_EQ(*table->Flush(), changed.size());
+  EXPECT_EQ(*table->Flush(), 0u);
+}
+
 }  // namespace
 }  // namespace ctrps
