@@ -10,10 +10,14 @@
 //
 // Prints a table, then one JSON line with pull_keys_per_sec and
 // push_keys_per_sec.
+#include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <fstream>
+#include <thread>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -52,6 +56,10 @@ DEFINE_double(warmup_seconds, 0,
 DEFINE_int32(inflight, 2, "requests in flight per client");
 DEFINE_int32(server_threads, 2, "request threads per server");
 DEFINE_string(storage_dir, "/tmp/ps_bench", "where servers keep spilled rows");
+DEFINE_string(rss_log, "",
+              "write each server's resident memory (VmRSS, MB) and the storage dir's free disk (MB) every "
+              "--rss_interval seconds to this CSV file");
+DEFINE_double(rss_interval, 10, "seconds between --rss_log samples");
 DEFINE_int64(min_free_disk_mb, 1024, "spills stop with an error rather than leave less free on --storage_dir");
 DEFINE_string(transport, "tcp", "tcp (loopback) or ipc (unix socket)");
 DEFINE_int64(shared_memory_mb, 256,
@@ -247,6 +255,69 @@ std::pair<pid_t, int> Spawn(F body) {
   return {pid, fds[0]};
 }
 
+// Samples each server's VmRSS and the storage dir's free disk every
+// --rss_interval seconds into --rss_log, from a thread of the parent; keeps
+// the peaks for the summary.
+class RssSampler {
+ public:
+  RssSampler(std::vector<pid_t> pids, std::string path)
+      : pids_(std::move(pids)), out_(path), thread_([this] { Run(); }) {
+    out_ << "seconds,phase";
+    for (size_t i = 0; i < pids_.size(); ++i) out_ << ",server" << i << "_rss_mb";
+    out_ << ",free_disk_mb\n";
+  }
+  ~RssSampler() {
+    stop_ = true;
+    thread_.join();
+  }
+  void set_phase(const char* phase) { phase_ = phase; }
+  double peak_rss_mb() const { return peak_rss_mb_; }
+  double min_free_disk_mb() const { return min_free_mb_; }
+
+ private:
+  static double RssMb(pid_t pid) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+    std::string key;
+    while (in >> key) {
+      if (key == "VmRSS:") {
+        double kb = 0;
+        in >> kb;
+        return kb / 1024;
+      }
+    }
+    return 0;
+  }
+  void Run() {
+    const auto start = Clock::now();
+    auto next = start;
+    while (!stop_) {
+      if (Clock::now() >= next) {
+        out_ << absl::StrFormat("%.0f,%s", std::chrono::duration<double>(Clock::now() - start).count(),
+                                phase_.load());
+        for (pid_t pid : pids_) {
+          const double rss = RssMb(pid);
+          peak_rss_mb_ = std::max(peak_rss_mb_.load(), rss);
+          out_ << absl::StrFormat(",%.0f", rss);
+        }
+        struct statvfs vfs;
+        double free_mb = 0;
+        if (statvfs(FLAGS_storage_dir.c_str(), &vfs) == 0) free_mb = double(vfs.f_bavail) * vfs.f_frsize / 1048576.0;
+        min_free_mb_ = std::min(min_free_mb_.load(), free_mb);
+        out_ << absl::StrFormat(",%.0f\n", free_mb);
+        out_.flush();
+        next += std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(FLAGS_rss_interval));
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+  }
+  const std::vector<pid_t> pids_;
+  std::ofstream out_;
+  std::atomic<const char*> phase_{"fill"};
+  std::atomic<double> peak_rss_mb_{0}, min_free_mb_{1e18};
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
 int Main() {
   std::printf("ps_bench: %d server(s), %d client(s), %d keys/request, dim %d, %lld rows, %s keys, "
               "memory limit %lld MB, %s\n",
@@ -292,6 +363,8 @@ int Main() {
     endpoints.push_back(ep);
   }
 
+  std::unique_ptr<RssSampler> sampler;
+  if (!FLAGS_rss_log.empty()) sampler = std::make_unique<RssSampler>(pids, FLAGS_rss_log);
   // Fill the table.
   auto fill_start = Clock::now();
   auto [fill_pid, fill_fd] = Spawn([&endpoints](int out) {
@@ -326,6 +399,7 @@ int Main() {
               std::chrono::duration<double>(Clock::now() - fill_start).count());
   std::fflush(stdout);
 
+  if (sampler) sampler->set_phase("clients");
   // Clients.
   std::vector<std::pair<pid_t, int>> clients;
   for (int c = 0; c < FLAGS_clients; ++c) {
@@ -419,6 +493,12 @@ int Main() {
                 total[p].p50_ms, total[p].p99_ms, total[p].memory_hit_rate);
   }
   std::printf("%s\n", stats_line.c_str());
+  if (sampler) {
+    std::printf("peak server VmRSS %.0f MB (limit %lld MB: %.2fx); least free disk %.0f MB; samples in %s\n",
+                sampler->peak_rss_mb(), static_cast<long long>(FLAGS_memory_limit_mb),
+                FLAGS_memory_limit_mb > 0 ? sampler->peak_rss_mb() / FLAGS_memory_limit_mb : 0.0,
+                sampler->min_free_disk_mb(), FLAGS_rss_log.c_str());
+  }
   std::printf("{\"servers\": %d, \"clients\": %d, \"keys_per_request\": %d, \"dim\": %d, \"table_rows\": %lld, "
               "\"distribution\": \"%s\", \"memory_limit_mb\": %lld, \"optimizer\": \"%s\", "
               "\"transport\": \"%s\", \"shared_memory_mb\": %lld, \"ps_buffers\": %s, "

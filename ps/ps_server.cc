@@ -1,5 +1,7 @@
 #include "ps/ps_server.h"
 
+#include <sys/resource.h>
+
 #include <poll.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -152,6 +154,13 @@ ServerStats PsServer::Stats() {
 }
 
 absl::Status PsServer::Start() {
+  // Each stripe of a table past the memory limit keeps its log's segments
+  // open, a file per 64 MB: a table of tens of GB needs more descriptors
+  // than the common soft limit of 1024.
+  if (rlimit r; getrlimit(RLIMIT_NOFILE, &r) == 0 && r.rlim_cur < r.rlim_max) {
+    r.rlim_cur = r.rlim_max;
+    (void)setrlimit(RLIMIT_NOFILE, &r);
+  }
   RETURN_IF_ERROR(CreateTables());
   router_ = std::make_unique<zmq::socket_t>(context_, zmq::socket_type::router);
   replies_ = std::make_unique<zmq::socket_t>(context_, zmq::socket_type::pull);

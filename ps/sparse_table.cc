@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <sys/mman.h>
 #if defined(__AVX__)
 #include <immintrin.h>
 #endif
@@ -244,6 +245,47 @@ int64_t SparseTable::LogChargeChange(Stripe& s) {
   const int64_t change = log_bytes - s.charged_log_bytes;
   s.charged_log_bytes = log_bytes;
   return change;
+}
+
+void SparseTable::ShrinkSlab(Stripe& s) {
+  const uint32_t rows = static_cast<uint32_t>(s.index.size());
+  if (s.num_slots <= rows + rows / 4 + 4 * kBaseRows) return;
+  const uint32_t target = rows + rows / 8 + kBaseRows;
+  // Rows above the target move into free slots below it: there are enough,
+  // since the rows take at most target - kBaseRows slots in all.
+  std::vector<uint32_t> low;
+  low.reserve(s.free_slots.size());
+  for (uint32_t slot : s.free_slots) {
+    if (slot < target) low.push_back(slot);
+  }
+  size_t next = 0;
+  for (uint32_t slot = target; slot < s.num_slots; ++slot) {
+    RowMeta* meta = MetaOf(s, slot);
+    if (!(meta->flags & kUsed)) continue;
+    DCHECK_LT(next, low.size());
+    const uint32_t to = low[next++];
+    std::memcpy(MetaOf(s, to), meta, row_bytes_);
+    meta->flags = 0;
+    s.index.Set(MetaOf(s, to)->key, to);
+  }
+  low.erase(low.begin(), low.begin() + static_cast<ptrdiff_t>(next));
+  s.free_slots.swap(low);
+  // Whole chunks above the target go back to the system; in the chunk the
+  // target falls in, the pages past it (they fault in zeroed if used again).
+  for (int c = ChunkOf(s.num_slots - 1); c >= 0 && ChunkStart(c) >= target; --c) {
+    FreeBlock(s.chunks[c], (size_t{kBaseRows} << c) * row_bytes_);
+    s.chunks[c] = nullptr;
+  }
+  const int c = ChunkOf(target);
+  const size_t chunk_bytes = (size_t{kBaseRows} << c) * row_bytes_;
+  if (s.chunks[c] != nullptr && chunk_bytes >= kHugeBlockThreshold) {
+    constexpr size_t kPage = 4096;
+    const size_t from = ((target - ChunkStart(c)) * row_bytes_ + kPage - 1) & ~(kPage - 1);
+    const size_t to = std::min<size_t>(chunk_bytes, size_t{s.num_slots - ChunkStart(c)} * row_bytes_) & ~(kPage - 1);
+    if (to > from) madvise(s.chunks[c] + from, to - from, MADV_DONTNEED);
+  }
+  s.num_slots = target;
+  if (s.clock_hand >= target) s.clock_hand = 0;
 }
 
 void SparseTable::ShrinkIndex(Stripe& s) {
@@ -521,6 +563,7 @@ absl::Status SparseTable::SpillIfOver(Stripe& s, bool any_stripe) {
   for (size_t i = moved; i < victims.size(); ++i) MetaOf(s, victims[i])->flags |= kUsed;
   if (budget != nullptr) budget->Add(LogChargeChange(s));
   ShrinkIndex(s);
+  ShrinkSlab(s);
   spilled_.fetch_add(moved, std::memory_order_relaxed);
   return status.ok() ? status : annotate(status);
 }
@@ -891,6 +934,7 @@ absl::StatusOr<uint64_t> SparseTable::EvictExpired(uint64_t global_step) {
       }
     }
     ShrinkIndex(s);
+    ShrinkSlab(s);
     if (s.log == nullptr) continue;
     // Rows in memory were judged above; those only in the log are read
     // through once, in large sequential chunks.

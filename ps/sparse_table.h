@@ -247,6 +247,12 @@ class SparseTable {
   // Shrinks the index of a stripe that lost most of its rows (a spill, TTL
   // eviction) and gives its memory back to the budget.
   void ShrinkIndex(Stripe& s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
+  // Gives back the memory of free slots when the stripe holds far fewer rows
+  // than slots it ever handed out (after the logs' index grew into the
+  // budget, or a TTL sweep): rows move down into free slots, and the
+  // chunks or pages above them are released. Slots found earlier become
+  // invalid: call it only between stripe groups.
+  void ShrinkSlab(Stripe& s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
   // Frees a row and deletes its copy in the store.
   absl::Status DropRow(Stripe& s, uint32_t slot) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
   // Deletes the store's copy of a row whose meta says it has one.
