@@ -124,6 +124,7 @@ absl::Status PsServer::CreateTables() {
     topts.budget = budget_.get();
     topts.spill_dir = spill_dir_;
     topts.min_free_disk_bytes = options_.min_free_disk_bytes;
+    topts.spill_segment_bytes = options_.spill_segment_bytes;
     ASSIGN_OR_RETURN(auto table, SparseTable::Create(config, topts));
     if (!tables_.emplace(config.name(), std::move(table)).second) {
       return absl::InvalidArgumentError(absl::StrCat("table \"", config.name(), "\" is defined twice"));

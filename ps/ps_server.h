@@ -42,6 +42,7 @@ struct PsServerOptions {
   // rows spilled past the memory limit. Needed when memory_limit_bytes > 0.
   std::string storage_dir;
   uint64_t min_free_disk_bytes = 0;  // SparseTable::Options::min_free_disk_bytes
+  size_t spill_segment_bytes = size_t{64} << 20;  // SparseTable::Options::spill_segment_bytes
   int64_t max_request_bytes = 512ll << 20;
   int max_arenas = 256;  // shared arenas mapped at once (one per client on this host)
   std::vector<TableConfig> tables;

@@ -53,6 +53,7 @@ int Main(int argc, char** argv, const std::vector<std::string>& overrides) {
   options.threads = cluster.server_threads();
   options.memory_limit_bytes = cluster.memory_limit_mb() << 20;
   options.min_free_disk_bytes = static_cast<uint64_t>(cluster.min_free_disk_mb()) << 20;
+  options.spill_segment_bytes = static_cast<size_t>(cluster.spill_segment_mb()) << 20;
   options.max_request_bytes = cluster.max_request_mb() << 20;
   options.tables = ServerTables(*config);
   if (mpi) {

@@ -77,6 +77,7 @@ RowLog::RowLog(const Options& options)
       max_slots_((KeyIndex::kNone - 256) / records_per_segment_) {}
 
 RowLog::~RowLog() {
+  CloseRetired();
   for (uint32_t slot = 0; slot < segments_.size(); ++slot) {
     if (segments_[slot].fd >= 0) {
       close(segments_[slot].fd);
@@ -208,9 +209,14 @@ void RowLog::Erase(uint64_t key) {
   index_.ShrinkIfSparse();
 }
 
+void RowLog::CloseRetired() {
+  for (int fd : retired_fds_) close(fd);
+  retired_fds_.clear();
+}
+
 void RowLog::RemoveSegment(uint32_t slot) {
   Segment& seg = segments_[slot];
-  close(seg.fd);
+  retired_fds_.push_back(seg.fd);
   unlink(FileOf(slot).c_str());
   file_records_ -= seg.records;
   seg = Segment{};
@@ -264,6 +270,71 @@ absl::Status RowLog::ReadRange(uint32_t slot, uint32_t first, uint32_t count, st
     done += static_cast<size_t>(n);
   }
   return absl::OkStatus();
+}
+
+bool RowLog::Locate(uint32_t addr, Location* location) const {
+  const uint32_t slot = SlotOf(addr), rec = RecordOf(addr);
+  if (slot >= segments_.size() || segments_[slot].fd < 0 || rec >= segments_[slot].records) return false;
+  if (slot == open_ && rec >= buffer_first_) return false;
+  *location = {segments_[slot].fd, uint64_t{rec} * options_.row_bytes, segments_[slot].seq};
+  return true;
+}
+
+void RowLog::ReadUnlocked(std::span<const Location> locations, size_t row_bytes, std::byte* out,
+                          std::vector<bool>* ok) {
+  ok->assign(locations.size(), false);
+  Ring& ring = ThreadRing();
+  if (!ring.ok()) {
+    for (size_t i = 0; i < locations.size(); ++i) {
+      const ssize_t n = pread(locations[i].fd, out + i * row_bytes, row_bytes, static_cast<off_t>(locations[i].offset));
+      (*ok)[i] = n == static_cast<ssize_t>(row_bytes);
+    }
+    return;
+  }
+  // Keep the ring full: as reads complete, more are queued, so the disk
+  // sees Ring::kDepth reads in flight for the whole batch.
+  size_t next = 0, in_flight = 0;
+  while (next < locations.size() || in_flight > 0) {
+    while (next < locations.size() && in_flight < Ring::kDepth) {
+      io_uring_sqe* sqe = io_uring_get_sqe(ring.get());
+      if (sqe == nullptr) break;
+      io_uring_prep_read(sqe, locations[next].fd, out + next * row_bytes, static_cast<unsigned>(row_bytes),
+                         locations[next].offset);
+      io_uring_sqe_set_data64(sqe, next);
+      ++next;
+      ++in_flight;
+    }
+    int rc = io_uring_submit_and_wait(ring.get(), 1);
+    if (rc < 0 && rc != -EINTR) {
+      // The ring failed: finish what was queued, one at a time, and read
+      // the rest with pread.
+      for (size_t i = next; i < locations.size(); ++i) {
+        const ssize_t n = pread(locations[i].fd, out + i * row_bytes, row_bytes, static_cast<off_t>(locations[i].offset));
+        (*ok)[i] = n == static_cast<ssize_t>(row_bytes);
+      }
+      next = locations.size();
+    }
+    io_uring_cqe* cqe = nullptr;
+    unsigned head, seen = 0;
+    io_uring_for_each_cqe(ring.get(), head, cqe) {
+      (*ok)[io_uring_cqe_get_data64(cqe)] = cqe->res == static_cast<int>(row_bytes);
+      ++seen;
+    }
+    io_uring_cq_advance(ring.get(), seen);
+    in_flight -= seen;
+    if (rc < 0 && rc != -EINTR && seen == 0 && in_flight > 0) {
+      // Nothing completes: give up on those still in flight (left not ok).
+      // The ring is then unusable for this batch; its reads were into out,
+      // which the caller keeps until it returns.
+      io_uring_cqe* c = nullptr;
+      while (in_flight > 0 && io_uring_wait_cqe(ring.get(), &c) == 0) {
+        (*ok)[io_uring_cqe_get_data64(c)] = c->res == static_cast<int>(row_bytes);
+        io_uring_cqe_seen(ring.get(), c);
+        --in_flight;
+      }
+      return;
+    }
+  }
 }
 
 absl::Status RowLog::Read(std::span<const uint32_t> addrs, std::byte* out) {

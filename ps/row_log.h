@@ -91,6 +91,34 @@ class RowLog {
   // removed file); out is then partly written.
   absl::Status Read(std::span<const uint32_t> addrs, std::byte* out);
 
+  // Where a record is in its file, for a read without the stripe's lock
+  // (ReadUnlocked). `seq` tells a record from a later one at the same
+  // address (a segment slot is reused after its file is removed).
+  struct Location {
+    int fd = -1;
+    uint64_t offset = 0;
+    uint64_t seq = 0;
+  };
+  // The location of the record at `addr`, or false when it is still in the
+  // write buffer (read it with Read).
+  bool Locate(uint32_t addr, Location* location) const;
+  // Whether the record at `addr` is the one a Location of `seq` named.
+  bool StillAt(uint32_t addr, uint64_t seq) const { return segments_[SlotOf(addr)].seq == seq; }
+  // Files removed (compacted, or every record stale) are unlinked at once
+  // but their descriptors stay open until CloseRetired, so that a
+  // ReadUnlocked in flight never reads a descriptor number the process
+  // has since given to another file or socket. The caller closes them
+  // when no such read can be in flight; their disk space is freed then.
+  void CloseRetired();
+  size_t retired() const { return retired_fds_.size(); }
+  // Reads row_bytes at each location into out + i * row_bytes, all in
+  // flight at once, without touching any log: for reads between releasing
+  // a stripe's lock and taking it again. A location whose file was removed
+  // meanwhile may read garbage or fail; ok[i] says which reads completed
+  // whole, and the caller checks StillAt before using a row.
+  static void ReadUnlocked(std::span<const Location> locations, size_t row_bytes, std::byte* out,
+                           std::vector<bool>* ok);
+
   // Appends a copy of `row` (its key in its first 8 bytes), which becomes
   // the key's live record; an older one becomes stale. ResourceExhausted
   // (disk full, the free-disk guard, or no address left) or Unavailable
@@ -186,6 +214,7 @@ class RowLog {
   int64_t victim_ = -1;
   uint32_t victim_done_ = 0;
   std::vector<std::byte> scan_;  // reused by CompactStep and ForEachLive
+  std::vector<int> retired_fds_;
   Counters counters_;
 };
 

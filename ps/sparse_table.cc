@@ -9,6 +9,7 @@
 #endif
 
 #include "absl/cleanup/cleanup.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/hash.h"
@@ -105,6 +106,18 @@ struct Scratch {
   std::vector<bool> disk_found;
 };
 thread_local Scratch tls_scratch;
+
+// A request's rows found in the logs, read before it is served
+// (SparseTable::ReadAhead), on the thread that serves it.
+struct Ahead {
+  const void* table = nullptr;  // whose request; null: none
+  absl::flat_hash_map<uint64_t, uint32_t> at;  // key -> i
+  std::vector<uint32_t> addrs;
+  std::vector<RowLog::Location> locations;
+  std::vector<std::byte> rows;
+  std::vector<bool> ok;
+};
+thread_local Ahead tls_ahead;
 
 uint32_t SteadySeconds() {
   static const auto start = std::chrono::steady_clock::now();
@@ -477,7 +490,9 @@ void SparseTable::CompactIfDue(StripeRange stripes) {
   for (int si = stripes.first; si < stripes.last; ++si) {
     Stripe& s = *stripes_[si];
     absl::MutexLock lock(&s.mu);
-    if (s.log == nullptr || !s.log->CompactionDue()) continue;
+    if (s.log == nullptr) continue;
+    if (s.log->retired() > 0 && reading_ahead_.load() == 0) s.log->CloseRetired();
+    if (!s.log->CompactionDue()) continue;
     // Records moved by a compaction are appended after the watermark, so
     // they carry their store flags as of now: a row the last flush wrote
     // is not written again by the next.
@@ -528,6 +543,7 @@ absl::Status SparseTable::SpillIfOver(Stripe& s, bool any_stripe) {
     auto log = RowLog::Create(o);
     if (!log.ok()) return annotate(log.status());
     s.log = std::move(*log);
+    has_log_rows_.store(true, std::memory_order_relaxed);
   }
   const uint32_t num_slots = s.num_slots;
   std::vector<uint32_t>& victims = s.victims;
@@ -624,10 +640,56 @@ void SparseTable::AddTally(const Tally& tally) {
   if (tally.misses != 0) misses_.fetch_add(tally.misses, std::memory_order_relaxed);
 }
 
+void SparseTable::ReadAhead(const KeyGroups& groups, StripeRange stripes) {
+  Ahead& ahead = tls_ahead;
+  ahead.table = nullptr;
+  if (!has_log_rows_.load(std::memory_order_relaxed)) return;
+  // Counted before any stripe is locked: a log that removes a file after
+  // this keeps its descriptor open until no read ahead is in flight
+  // (CompactIfDue).
+  reading_ahead_.fetch_add(1);
+  absl::Cleanup done = [this] { reading_ahead_.fetch_sub(1); };
+  ahead.at.clear();
+  ahead.addrs.clear();
+  ahead.locations.clear();
+  const size_t num_blocks = groups.num_blocks();
+  for (int si = stripes.first; si < stripes.last; ++si) {
+    Stripe& s = *stripes_[si];
+    absl::MutexLock lock(&s.mu);
+    if (s.log == nullptr || s.log->size() == 0) continue;
+    for (size_t b = 0; b < num_blocks; ++b) {
+      const uint32_t* begin = &groups.begin_[b * (kNumStripes + 1)];
+      const uint32_t* order = &groups.order_[b * kBlockKeys];
+      const uint64_t* keys = groups.keys_.data() + b * kBlockKeys;
+      const uint32_t first = begin[si], last = begin[si + 1];
+      for (uint32_t j = first; j < last; ++j) {
+        PrefetchWindowAt(j, first, last, [&](uint32_t k) { s.index.Prefetch(keys[order[k]]); });
+        const uint64_t key = keys[order[j]];
+        if (s.index.Find(key) != kNoSlot) continue;
+        const uint32_t addr = s.log->Find(key);
+        RowLog::Location location;
+        if (addr == RowLog::kNone || !s.log->Locate(addr, &location)) continue;
+        if (!ahead.at.emplace(key, static_cast<uint32_t>(ahead.addrs.size())).second) continue;
+        ahead.addrs.push_back(addr);
+        ahead.locations.push_back(location);
+      }
+    }
+  }
+  if (ahead.addrs.empty()) return;
+  ahead.rows.resize(ahead.addrs.size() * row_bytes_);
+  RowLog::ReadUnlocked(ahead.locations, row_bytes_, ahead.rows.data(), &ahead.ok);
+  read_ahead_.fetch_add(ahead.addrs.size(), std::memory_order_relaxed);
+  ahead.table = this;
+}
+
 absl::Status SparseTable::Pull(const KeyGroups& groups, float* out, StripeRange stripes) {
   uint64_t pulled = 0;
   Tally tally;
-  absl::Cleanup count = [&] { AddTally(tally); };
+  absl::Cleanup count = [&] {
+    AddTally(tally);
+    tls_ahead.table = nullptr;
+  };
+  ReadAhead(groups, stripes);
   for (size_t block = 0; block * kBlockKeys < groups.keys().size(); ++block) {
     ASSIGN_OR_RETURN(uint64_t done, PullBlock(groups, block, out + block * kBlockKeys * dim_, stripes, tally));
     pulled += done;
@@ -672,16 +734,33 @@ absl::Status SparseTable::FindSlots(Stripe& s, std::span<const uint64_t> keys, u
     scratch.log_pos.clear();
     scratch.log_addrs.clear();
     const auto n = static_cast<uint32_t>(scratch.miss_keys.size());
+    const Ahead& ahead = tls_ahead;
+    const bool have_ahead = ahead.table == this;
     for (uint32_t m = 0; m < n; ++m) {
       PrefetchWindowAt(m, 0, n, [&](uint32_t k) { s.log->Prefetch(scratch.miss_keys[k]); });
-      const uint32_t addr = s.log->Find(scratch.miss_keys[m]);
+      const uint64_t key = scratch.miss_keys[m];
+      const uint32_t addr = s.log->Find(key);
       if (addr == RowLog::kNone) {
-        scratch.store_keys.push_back(scratch.miss_keys[m]);
+        scratch.store_keys.push_back(key);
         scratch.store_pos.push_back(scratch.miss_pos[m]);
-      } else {
-        scratch.log_pos.push_back(scratch.miss_pos[m]);
-        scratch.log_addrs.push_back(addr);
+        continue;
       }
+      if (have_ahead) {
+        // Read ahead, and still the key's record: records never change in
+        // place, so the bytes read then are its bytes now.
+        if (auto it = ahead.at.find(key); it != ahead.at.end() && ahead.addrs[it->second] == addr &&
+                                          ahead.ok[it->second] &&
+                                          s.log->StillAt(addr, ahead.locations[it->second].seq)) {
+          const std::byte* row = ahead.rows.data() + size_t{it->second} * row_bytes_;
+          uint32_t slot = s.index.Find(key);  // a key repeated in the block, read back by an earlier copy
+          if (slot == kNoSlot) slot = BringBack(s, row, addr);
+          scratch.slots[scratch.miss_pos[m]] = slot;
+          ++tally.disk_hits;
+          continue;
+        }
+      }
+      scratch.log_pos.push_back(scratch.miss_pos[m]);
+      scratch.log_addrs.push_back(addr);
     }
     if (!scratch.log_addrs.empty()) {
       // One batch of reads for the group, all in flight at once.
@@ -826,7 +905,11 @@ absl::Status SparseTable::Push(const KeyGroups& groups, const float* grads, cons
   const float lr = optimizer_->learning_rate() * learning_rate_scale;
   uint64_t pushed = 0;
   Tally tally;
-  absl::Cleanup count = [&] { AddTally(tally); };
+  absl::Cleanup count = [&] {
+    AddTally(tally);
+    tls_ahead.table = nullptr;
+  };
+  ReadAhead(groups, stripes);
   for (size_t block = 0; block * kBlockKeys < groups.keys().size(); ++block) {
     const size_t at = block * kBlockKeys;
     ASSIGN_OR_RETURN(uint64_t done, PushBlock(groups, block, grads + at * dim_,
@@ -985,6 +1068,7 @@ TableStats SparseTable::Stats() const {
       compacting_total += total;
       bytes += s.log->index_bytes() + s.log->buffer_bytes();
     }
+    // (Reads ahead are added below, once.)
     pending += s.pending.size();
     // Rows touched so far (chunk pages are committed as they are used).
     bytes += static_cast<uint64_t>(s.num_slots) * row_bytes_;
@@ -1007,8 +1091,9 @@ TableStats SparseTable::Stats() const {
   st.set_disk_live_bytes(disk_live);
   st.set_disk_stale_bytes(file_bytes - disk_live);
   st.set_disk_index_bytes(index_bytes);
-  st.set_disk_reads(reads);
-  st.set_disk_read_bytes(read_bytes);
+  const uint64_t ahead = read_ahead_.load();
+  st.set_disk_reads(reads + ahead);
+  st.set_disk_read_bytes(read_bytes + ahead * row_bytes_);
   st.set_disk_writes(writes);
   st.set_disk_written_bytes(written_bytes);
   st.set_compacted_segments(compacted_segments);

@@ -227,6 +227,13 @@ class SparseTable {
   template <typename Serve>
   absl::Status ForEachStripeGroup(const uint32_t* begin, StripeRange stripes, Serve serve)
       ABSL_NO_THREAD_SAFETY_ANALYSIS;
+  // Before a request of `stripes` is served: looks up each stripe's keys
+  // under its lock, then, with no lock held, reads every record of the
+  // logs the request needs at once (RowLog::ReadUnlocked), so that the
+  // disk has them all in flight and other requests run meanwhile.
+  // FindSlots uses a row read ahead if its key's record is still the one
+  // that was read; the rest are read under the lock as before.
+  void ReadAhead(const KeyGroups& groups, StripeRange stripes);
   // Points the thread's scratch at block `block` of `groups`; returns its keys.
   static std::span<const uint64_t> UseBlock(const KeyGroups& groups, size_t block);
   // Block `block` of a request; return the keys of `stripes` they handled.
@@ -300,6 +307,9 @@ class SparseTable {
   std::atomic<int64_t> rows_in_memory_{0};
   std::atomic<uint64_t> memory_hits_{0}, disk_hits_{0}, misses_{0}, spilled_{0}, evicted_ttl_{0};
   std::atomic<uint64_t> compaction_failures_{0};
+  std::atomic<uint64_t> read_ahead_{0};  // records read by ReadAhead
+  std::atomic<bool> has_log_rows_{false};  // some stripe made a log
+  std::atomic<int> reading_ahead_{0};      // ReadAhead calls between their first lock and their last read
   std::atomic<uint64_t> pulled_keys_{0}, pushed_keys_{0};
 };
 
