@@ -120,6 +120,9 @@ absl::Status Validate(const Locator& at, ExperimentConfig* config) {
   }
   if (cluster.server_threads() < 1) return bad({{"cluster", -1}, {"server_threads", -1}}, "cluster.server_threads must be >= 1");
   if (cluster.memory_limit_mb() < 0) return bad({{"cluster", -1}, {"memory_limit_mb", -1}}, "cluster.memory_limit_mb must be >= 0");
+  if (cluster.spill_segment_mb() < 1 || cluster.spill_segment_mb() > 4096) {
+    return bad({{"cluster", -1}, {"spill_segment_mb", -1}}, "cluster.spill_segment_mb must be from 1 to 4096");
+  }
   if (cluster.min_free_disk_mb() < 0) {
     return bad({{"cluster", -1}, {"min_free_disk_mb", -1}}, "cluster.min_free_disk_mb must be >= 0");
   }

@@ -31,7 +31,7 @@ echo "uninterrupted: test AUC $full_auc, $(field "$work/full" samples_trained) s
 
 # Starts a run, kills one process of kind $1 once a checkpoint exists, resumes.
 interrupt_and_resume() {
-  local kind=$1 dir="$work/run-$1"
+  local kind=$1 dir="$work/run-$1${2:+-$2}"
   train --servers 2 --workers 2 --run-dir "$dir" > "$dir.log" 2>&1 &
   local job=$!
   for _ in $(seq 600); do
@@ -62,6 +62,11 @@ interrupt_and_resume() {
 }
 interrupt_and_resume ps_server
 interrupt_and_resume ctr_worker
+# Servers over their memory limit, most rows in their spill logs, with small
+# segments so that compaction runs throughout: killed mid-eviction or
+# mid-compaction, the newest checkpoint still restores every row.
+common+=(--set cluster.memory_limit_mb=3 --set cluster.spill_segment_mb=1)
+interrupt_and_resume ps_server spilling
 
 # 3. A newer checkpoint without a manifest (the crash came mid-checkpoint).
 dir="$work/run-ps_server"
