@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Whole-job speed of the sequence models at one history length (see
-# docs/BENCHMARKS_sequences.md): 1 server + 1 worker, batch 1024, dim 16, a
+# docs/BENCHMARKS.md, sequence models): 1 server + 1 worker, batch 1024, dim 16, a
 # few training steps without evaluation, history max_len set to L.
 #
 #   bench/sequence_speed.sh L STEPS MODEL...   # MODEL: meanpool, din, sdim (conf/seq_MODEL.pbtxt)
