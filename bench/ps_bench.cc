@@ -26,6 +26,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_format.h"
@@ -136,8 +137,15 @@ std::pair<uint64_t, uint64_t> Hits(PsClient& client) {
   return h;
 }
 
+// When Main began: phases print their start against it, as --rss_log's
+// samples count from it.
+Clock::time_point g_start;
+
 PhaseResult RunPhase(PsClient& client, bool push, const std::vector<std::vector<uint64_t>>& sets,
                      double seconds) {
+  std::printf("  [%.0f s] %s phase, %.0f s\n", std::chrono::duration<double>(Clock::now() - g_start).count(),
+              push ? "push" : "pull", seconds);
+  std::fflush(stdout);
   const auto hits_before = Hits(client);
   const int dim = FLAGS_dim;
   const int depth = std::max(1, FLAGS_inflight);
@@ -169,6 +177,12 @@ PhaseResult RunPhase(PsClient& client, bool push, const std::vector<std::vector<
     return set.size();
   };
   std::vector<size_t> sizes(depth);
+  // Each phase goes on through the key sets where the last one stopped, so
+  // that a timed phase does not meet the keys a warm-up just brought into
+  // memory.
+  static size_t next_set = 0;
+  next = next_set;
+  absl::Cleanup keep = [&] { next_set = next; };
   const auto begin = Clock::now();
   const auto end = begin + std::chrono::duration<double>(seconds);
   for (int i = 0; i < depth; ++i) sizes[i] = submit(i);
@@ -264,7 +278,10 @@ class RssSampler {
       : pids_(std::move(pids)), out_(path), thread_([this] { Run(); }) {
     out_ << "seconds,phase";
     for (size_t i = 0; i < pids_.size(); ++i) out_ << ",server" << i << "_rss_mb";
-    out_ << ",free_disk_mb\n";
+    // Bytes the servers' reads fetched from the storage device (not the
+    // page cache), from /proc/PID/io: divided by 4096 and by time, the
+    // device's read IOPS that the run used.
+    out_ << ",free_disk_mb,device_read_mb\n";
   }
   ~RssSampler() {
     stop_ = true;
@@ -275,6 +292,18 @@ class RssSampler {
   double min_free_disk_mb() const { return min_free_mb_; }
 
  private:
+  static double DeviceReadMb(pid_t pid) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/io");
+    std::string key;
+    while (in >> key) {
+      if (key == "read_bytes:") {
+        double bytes = 0;
+        in >> bytes;
+        return bytes / 1048576.0;
+      }
+    }
+    return 0;
+  }
   static double RssMb(pid_t pid) {
     std::ifstream in("/proc/" + std::to_string(pid) + "/status");
     std::string key;
@@ -303,7 +332,9 @@ class RssSampler {
         double free_mb = 0;
         if (statvfs(FLAGS_storage_dir.c_str(), &vfs) == 0) free_mb = double(vfs.f_bavail) * vfs.f_frsize / 1048576.0;
         min_free_mb_ = std::min(min_free_mb_.load(), free_mb);
-        out_ << absl::StrFormat(",%.0f\n", free_mb);
+        double device_mb = 0;
+        for (pid_t pid : pids_) device_mb += DeviceReadMb(pid);
+        out_ << absl::StrFormat(",%.0f,%.1f\n", free_mb, device_mb);
         out_.flush();
         next += std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(FLAGS_rss_interval));
       }
@@ -363,6 +394,7 @@ int Main() {
     endpoints.push_back(ep);
   }
 
+  g_start = Clock::now();
   std::unique_ptr<RssSampler> sampler;
   if (!FLAGS_rss_log.empty()) sampler = std::make_unique<RssSampler>(pids, FLAGS_rss_log);
   // Fill the table.

@@ -1,10 +1,10 @@
 // The sparse table alone (no network): pull and push of 100k unique keys
 // against tables of 1M and 10M rows, dim 16, Adagrad; and (OverLimit) a
-// 10M-row table with a memory budget of a tenth of it, spilling to files in
+// 10M-row table with a memory budget of a tenth of it, spilling to logs in
 // $TMPDIR (default /tmp), its keys drawn from 6.4M so most live on disk.
 // PlainMap: the same pulls and pushes against the store of a small PS
 // built the plain way, a std::unordered_map from key to a vector of weights
-// and optimizer state: the yardstick issue 2's aims are stated against.
+// and optimizer state: the yardstick the in-memory aims are stated against.
 // GroupKeys: grouping a request's 100k keys by stripe, block by block
 // (KeyGroups::Assign), by one thread; the server's threads share the blocks
 // of a split request between them.

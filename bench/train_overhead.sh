@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# What the parameter server costs a training job (issue 3's benchmark): the
+# What the parameter server costs a training job: the
 # DeepFM dense tower alone (dense_bench, one thread, no PS, no reader) and the
 # whole job with 1 server + 1 worker (conf/bench_criteo_deepfm.pbtxt), run
 # alternately ROUNDS times so that both see the same machine load; prints

@@ -18,7 +18,7 @@
 // keys where four buckets held 2, so at the growth point the lines take
 // 0.8x the bytes a key; the 10M-row table's index happens to fall in half
 // (32 to 16 MiB a stripe), and pushes into it run faster
-// (docs/BENCHMARKS.md, session 13).
+// (docs/BENCHMARKS.md, "What each mechanism buys").
 //
 // Not thread-safe; the stripe's mutex guards it.
 #ifndef CTRPS_PS_KEY_INDEX_H_

@@ -14,7 +14,8 @@
 // keeps more misses in flight and a window's lines fit in it, so the loop
 // that then reads them finds them there. Single-threaded `table_bench`
 // pulls 1.15-1.4x, pushes 1.6-1.9x; `ps_bench` pulls median 1.29x, pushes
-// median 1.68x (docs/BENCHMARKS.md, session 12; `vm_probe --parts hints`).
+// median 1.68x (docs/BENCHMARKS.md, "What each mechanism buys"; `vm_probe
+// --parts hints`).
 #ifndef CTRPS_PS_PREFETCH_H_
 #define CTRPS_PS_PREFETCH_H_
 

@@ -36,8 +36,8 @@ constexpr int64_t kEvictionIntervalNs = 10'000'000'000;  // TTL sweep every 10 s
 // self-scheduling), so the thread that finishes first waits at most about a
 // stripe's work for the other. (Halves left it waiting up to half a request;
 // four equal parts served 11-16% more keys/s than halves, median of 10
-// alternating ps_bench runs; these parts cut the owner's wait further, see
-// docs/BENCHMARKS.md, session 10.)
+// alternating ps_bench runs; these parts cut the owner's wait further,
+// which ps_bench prints as the owners' wait per split request.)
 //
 // Split requests alternate the direction they walk the stripes in: a thread
 // that finishes its parts of one request starts on the next one while the

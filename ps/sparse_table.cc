@@ -40,7 +40,7 @@ constexpr uint32_t kStoreFlags = kDirty | kInStore;
 // keeps only so many in flight; prefetches a fixed distance ahead inside the
 // lookup or update loop kept far fewer in flight than these loops do
 // (`vm_probe --parts walks`; the table's pulls 1.3-1.4x, pushes 1.5x,
-// docs/BENCHMARKS.md, session 9). For dim 16 with Adagrad a window's lines
+// docs/BENCHMARKS.md, "What each mechanism buys"). For dim 16 with Adagrad a window's lines
 // (index entry, row, gradient) are about 80 KB, inside L2 (where the
 // prefetches put them, ps/prefetch.h); much wider
 // rows spill a window's early lines out of L2 before they are used.
