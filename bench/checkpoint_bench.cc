@@ -2,10 +2,12 @@
 // incremental, and the export size in fp32 and fp16.
 //
 //   checkpoint_bench --rows 10000000 [--dim 16] [--changed 0.01] [--dir /tmp/ckpt_bench]
+//                    [--memory_limit_mb 0] [--export]
 //
 // One in-process server with Adagrad rows: fill, full checkpoint, change a
 // fraction of the rows, incremental checkpoint, restore the latter into a
-// fresh server, export it (fp32, fp16).
+// fresh server, export it (fp32, fp16). With --memory_limit_mb, most rows
+// live in the spill logs while they are checkpointed.
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -24,6 +26,8 @@ DEFINE_int64(rows, 1000000, "rows in the table");
 DEFINE_int32(dim, 16, "embedding dim");
 DEFINE_double(changed, 0.01, "fraction of rows changed before the incremental checkpoint");
 DEFINE_string(dir, "/tmp/checkpoint_bench", "scratch directory (removed first)");
+DEFINE_int64(memory_limit_mb, 0, "the server's memory limit (0: none); rows past it spill to disk");
+DEFINE_bool(export, true, "also export the restored checkpoint (fp32 and fp16)");
 
 namespace ctrps {
 namespace {
@@ -69,6 +73,7 @@ int Main() {
   PsServerOptions o;
   o.tables.push_back(*t);
   o.storage_dir = FLAGS_dir + "/store-a";
+  o.memory_limit_bytes = FLAGS_memory_limit_mb << 20;
   auto server = std::make_unique<PsServer>(o);
   if (!server->Start().ok()) return 1;
   SparseTable* table = server->table("emb");
@@ -79,10 +84,21 @@ int Main() {
   for (int64_t r = 0; r < FLAGS_rows; r += chunk) {
     const int n = static_cast<int>(std::min<int64_t>(chunk, FLAGS_rows - r));
     for (int i = 0; i < n; ++i) keys[i] = Mix64(r + i);
-    if (!table->Push({keys.data(), static_cast<size_t>(n)}, grads.data(), nullptr, 1).ok()) return 1;
+    if (absl::Status s = table->Push({keys.data(), static_cast<size_t>(n)}, grads.data(), nullptr, 1); !s.ok()) {
+      std::fprintf(stderr, "checkpoint_bench: fill: %s\n", s.ToString().c_str());
+      return 1;
+    }
+    if (r % 10000000 == 0 && r > 0) {
+      std::printf("  filled %lld / %lld rows\n", static_cast<long long>(r), static_cast<long long>(FLAGS_rows));
+      std::fflush(stdout);
+    }
   }
-  std::printf("checkpoint_bench: %lld rows, dim %d, Adagrad; filled in %.1f s\n",
-              static_cast<long long>(FLAGS_rows), FLAGS_dim, Since(fill_start));
+  const TableStats filled = table->Stats();
+  std::printf("checkpoint_bench: %lld rows, dim %d, Adagrad; filled in %.1f s; %llu rows in memory, %llu on disk\n",
+              static_cast<long long>(FLAGS_rows), FLAGS_dim, Since(fill_start),
+              static_cast<unsigned long long>(filled.rows_in_memory()),
+              static_cast<unsigned long long>(filled.rows_on_disk()));
+  std::fflush(stdout);
 
   auto save = [&](const std::string& dir, uint64_t* rows) -> double {
     auto start = Clock::now();
@@ -135,6 +151,7 @@ int Main() {
   std::printf("%-34s %10.2f %12llu\n", "restore (load + re-shard scan)", Since(start),
               static_cast<unsigned long long>(reply.rows()));
   for (bool fp16 : {false, true}) {
+    if (!FLAGS_export) break;
     start = Clock::now();
     const std::string out = FLAGS_dir + (fp16 ? "/export16" : "/export32");
     auto m = ExportFromCheckpoint(FLAGS_dir + "/ckpt-2", out, fp16, 0);

@@ -349,38 +349,53 @@ absl::StatusOr<uint64_t> SparseTable::Flush() {
       return absl::OkStatus();
     };
     buffer.reserve(std::min<size_t>(kChunkRows, s.index.size()) * (row_bytes_ + 12));
-    // In key order: RocksDB's memtable takes sorted inserts several times
-    // faster than random ones.
+    // In key order, chunk by chunk: RocksDB's memtable takes sorted inserts
+    // several times faster than random ones.
     std::vector<std::pair<uint64_t, RowMeta*>> dirty;
+    auto write_sorted = [&]() -> absl::Status {
+      std::sort(dirty.begin(), dirty.end());
+      for (const auto& [key, meta] : dirty) {
+        buffer.append(DiskKey(meta->key));
+        buffer.append(reinterpret_cast<const char*>(meta), row_bytes_);
+        chunk.push_back(meta);
+        if (chunk.size() == kChunkRows) RETURN_IF_ERROR(write_chunk());
+      }
+      dirty.clear();
+      return write_chunk();
+    };
     for (uint32_t slot = 0; slot < s.num_slots; ++slot) {
       RowMeta* meta = MetaOf(s, slot);
       if ((meta->flags & kUsed) && (meta->flags & kDirty)) dirty.emplace_back(meta->key, meta);
     }
+    RETURN_IF_ERROR(write_sorted());
     // The log's dirty rows are among those appended since the last flush
-    // (StoreFlagsOf): a read of those alone, not of the whole log. Their
-    // records keep their flags; the new watermark says they are clean.
-    std::vector<std::byte> from_log;
+    // (StoreFlagsOf): a read of those alone, not of the whole log, and in
+    // chunks, so that a flush of a table far larger than memory needs a
+    // chunk of memory, not the table. Their records keep their flags; the
+    // new watermark says they are clean.
     if (s.log != nullptr) {
+      std::vector<std::byte> from_log;
+      absl::Status status;
+      auto write_log_rows = [&]() -> absl::Status {
+        for (size_t at = 0; at < from_log.size(); at += row_bytes_) {
+          auto* meta = reinterpret_cast<RowMeta*>(from_log.data() + at);
+          dirty.emplace_back(meta->key, meta);
+        }
+        RETURN_IF_ERROR(write_sorted());
+        from_log.clear();
+        return absl::OkStatus();
+      };
       RETURN_IF_ERROR(s.log->ForEachLive(
           [&](const std::byte* row, uint32_t) {
             const auto* meta = reinterpret_cast<const RowMeta*>(row);
-            if (!(meta->flags & kDirty) || s.index.Find(meta->key) != kNoSlot) return;
+            if (!status.ok() || !(meta->flags & kDirty) || s.index.Find(meta->key) != kNoSlot) return;
             from_log.insert(from_log.end(), row, row + row_bytes_);
+            if (from_log.size() == kChunkRows * row_bytes_) status = write_log_rows();
           },
           s.flushed));
-      for (size_t at = 0; at < from_log.size(); at += row_bytes_) {
-        auto* meta = reinterpret_cast<RowMeta*>(from_log.data() + at);
-        dirty.emplace_back(meta->key, meta);
-      }
+      RETURN_IF_ERROR(status);
+      RETURN_IF_ERROR(write_log_rows());
     }
-    std::sort(dirty.begin(), dirty.end());
-    for (const auto& [key, meta] : dirty) {
-      buffer.append(DiskKey(meta->key));
-      buffer.append(reinterpret_cast<const char*>(meta), row_bytes_);
-      chunk.push_back(meta);
-      if (chunk.size() == kChunkRows) RETURN_IF_ERROR(write_chunk());
-    }
-    RETURN_IF_ERROR(write_chunk());
     if (s.log != nullptr) s.flushed = s.log->End();
   }
   return written;
