@@ -15,7 +15,7 @@
 //   model->Backward(in, d_logits, &grad);
 //   // allreduce params().grads(), then optimizer->Step(...)
 //
-// Sequence models (MEANPOOL, DIN, SDIM) also take behaviour sequences: each
+// Sequence models (traits: sequence) also take behaviour sequences: each
 // fills the emb slot of one field with its pooled history, so the MLP still
 // sees F fields of D. Their shape is fixed when the model is created:
 //
@@ -23,8 +23,8 @@
 //   auto model = CreateModel(config.model(), num_fields, dim, seed, specs);
 //   in.sequences = {{3, 1, 500, hist_emb, hist_lengths}};   // same order as specs
 //   grad.d_seq_emb = {d_hist_emb};
-#ifndef CTRPS_WORKER_NN_CTR_MODEL_H_
-#define CTRPS_WORKER_NN_CTR_MODEL_H_
+#ifndef CTRPS_WORKER_NN_MODELS_CTR_MODEL_H_
+#define CTRPS_WORKER_NN_MODELS_CTR_MODEL_H_
 
 #include <cstdint>
 #include <memory>
@@ -36,8 +36,8 @@
 
 namespace ctrps::nn {
 
-// One behaviour sequence of a batch (a SEQUENCE feature), for MEANPOOL, DIN
-// and SDIM.
+// One behaviour sequence of a batch (a SEQUENCE feature), for the sequence
+// models.
 struct SequenceInput {
   int field = 0;                     // the slot in [0, F) of emb that the pooled history fills
   int target_field = -1;             // the field whose embedding is the query (DIN, SDIM); -1: none
@@ -69,7 +69,7 @@ struct ModelInputGrad {
 // Where a sequence model's behaviour sequence goes (see SequenceInput).
 struct SequenceSpec {
   int field = 0;
-  int target_field = -1;  // required by DIN and SDIM, ignored by MEANPOOL
+  int target_field = -1;  // the query's field, for the models that attend to one; -1: none
   int max_len = 0;
 };
 
@@ -80,10 +80,12 @@ class CtrModel {
  public:
   virtual ~CtrModel() = default;
 
-  // LR, FM, Wide&Deep and DeepFM read a 1-dim first-order weight per field.
+  // Reads a 1-dim first-order weight per field (the type's needs_linear
+  // trait).
   virtual bool NeedsLinear() const = 0;
 
-  // logits [B]. `in` must have the num_fields and dim the model was created
+  // logits [B, num_outputs] (the type's trait; 1 for every model the
+  // trainer runs today). `in` must have the num_fields and dim the model was created
   // with. Training uses batch statistics (BatchNorm, Dice), updates their
   // running statistics and applies dropout with a fresh mask per call;
   // evaluation uses the running statistics and no dropout.
@@ -110,37 +112,23 @@ class CtrModel {
 };
 
 // Builds config.type() over `num_fields` fields of `dim`-dimensional
-// embeddings, composed as FuxiCTR composes it:
-//   LR        sum_f linear_f + b
-//   FM        LR + sum_{i<j} <e_i, e_j>
-//   DNN       MLP(flat emb) -> 1
-//   WIDE_DEEP sum_f linear_f (no bias) + MLP(flat emb) -> 1
-//   DEEPFM    FM + MLP(flat emb) -> 1
-//   DCN       Linear([CrossNet(flat emb), MLP(flat emb)]) -> 1 (MLP omitted without hidden_units)
-//   DCNV2     parallel: Linear([CrossNetV2(x), MLP(x)]); stacked: Linear(MLP(CrossNetV2(x)));
-//             low_rank > 0 uses W = U V; without hidden_units: Linear(CrossNetV2(x))
-//   FINALMLP  two MLP streams over feature-selected flat emb, bilinear fusion with num_heads
-// MLPs follow hidden_units, activation, dropout and batch_norm (FinalMLP: its
-// mlp1_* / mlp2_* / fs_hidden_units fields). Parameters are initialised
-// deterministically from `seed` (Xavier-uniform weights, zero biases).
+// embeddings with the builder its folder registers
+// (worker/nn/models/<name>/, whose README gives the formula). Parameters are
+// initialised deterministically from `seed` (Xavier-uniform weights, zero
+// biases).
 //
-// Errors: InvalidArgument for a bad shape or option (the message names the
-// config field), and for MEANPOOL, DIN and SDIM, which need the overload
-// below.
+// Errors: InvalidArgument for a bad shape, a config field outside its
+// declared range or an option the model rejects (the message names the
+// config field), for an unregistered type, and for a sequence model, which
+// needs the overload below.
 absl::StatusOr<std::unique_ptr<CtrModel>> CreateModel(const ModelConfig& config, int num_fields,
                                                       int dim, uint64_t seed);
 
-// As above, with behaviour sequences, for the sequence models:
-//   MEANPOOL  each sequence's slot = mean of its valid rows (0 for none); MLP(flat emb) -> 1
-//   DIN       slot = sum_l a_l h_l, a_l = attention MLP over [h_l, t, h_l - t, h_l * t] with
-//             t the target field's embedding (attention_hidden_units,
-//             attention_activation; weights not softmax-normalised, see din_attention.h);
-//             MLP(flat emb) -> 1
-//   SDIM      slot = SimHash sampling of the rows sharing t's hash codes (sdim_num_hashes
-//             hyperplanes in groups of sdim_hash_bits; see sdim_sampling.h); MLP -> 1
-// The MLP follows hidden_units, activation ("dice" too), dropout and
-// batch_norm. `sequences` fields must be distinct; a target field must not
-// be a sequence field. Other model types take no sequences.
+// As above, with behaviour sequences, for the sequence models (traits:
+// sequence), each filling the emb slot of its field with the pooled history.
+// `sequences` fields must be distinct and in [0, num_fields), max_len > 0;
+// the models that attend to a target need a target field that is not itself
+// a sequence field. Other model types take no sequences.
 // Errors: InvalidArgument naming the sequence or config field at fault.
 absl::StatusOr<std::unique_ptr<CtrModel>> CreateModel(const ModelConfig& config, int num_fields,
                                                       int dim, uint64_t seed,
@@ -148,4 +136,4 @@ absl::StatusOr<std::unique_ptr<CtrModel>> CreateModel(const ModelConfig& config,
 
 }  // namespace ctrps::nn
 
-#endif  // CTRPS_WORKER_NN_CTR_MODEL_H_
+#endif  // CTRPS_WORKER_NN_MODELS_CTR_MODEL_H_
