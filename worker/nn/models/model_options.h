@@ -11,7 +11,7 @@
 #include "absl/status/statusor.h"
 #include "common/proto/config.pb.h"
 #include "google/protobuf/repeated_field.h"
-#include "worker/nn/mlp_block.h"
+#include "worker/nn/layers/blocks/mlp_block.h"
 
 namespace ctrps::nn {
 

@@ -1,10 +1,10 @@
 // DCN: logit = Linear([CrossNet(x), MLP(x)]) -> 1 over x = flat emb, the MLP
 // omitted without hidden_units.
 #include "common/status.h"
-#include "worker/nn/concat.h"
-#include "worker/nn/cross_net.h"
-#include "worker/nn/linear.h"
-#include "worker/nn/mlp_block.h"
+#include "worker/nn/layers/basic/concat.h"
+#include "worker/nn/layers/interaction/cross_net.h"
+#include "worker/nn/layers/basic/linear.h"
+#include "worker/nn/layers/blocks/mlp_block.h"
 #include "worker/nn/models/model_options.h"
 #include "worker/nn/models/model_registry.h"
 

@@ -4,10 +4,10 @@
 //   without hidden_units: logit = Linear(CrossNetV2(x)) -> 1
 // low_rank > 0 factors each cross layer's W as U V.
 #include "common/status.h"
-#include "worker/nn/concat.h"
-#include "worker/nn/cross_net_v2.h"
-#include "worker/nn/linear.h"
-#include "worker/nn/mlp_block.h"
+#include "worker/nn/layers/basic/concat.h"
+#include "worker/nn/layers/interaction/cross_net_v2.h"
+#include "worker/nn/layers/basic/linear.h"
+#include "worker/nn/layers/blocks/mlp_block.h"
 #include "worker/nn/models/model_options.h"
 #include "worker/nn/models/model_registry.h"
 

@@ -4,7 +4,7 @@
 // softmax-normalised, see din_attention.h); then logit = MLP(flat emb) -> 1.
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
-#include "worker/nn/din_attention.h"
+#include "worker/nn/layers/attention/din_attention.h"
 #include "worker/nn/models/model_options.h"
 #include "worker/nn/models/model_registry.h"
 #include "worker/nn/models/sequence_model.h"

@@ -1,6 +1,6 @@
 // DNN: logit = MLP(flat emb) -> 1.
 #include "common/status.h"
-#include "worker/nn/mlp_block.h"
+#include "worker/nn/layers/blocks/mlp_block.h"
 #include "worker/nn/models/model_options.h"
 #include "worker/nn/models/model_registry.h"
 

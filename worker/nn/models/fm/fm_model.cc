@@ -1,7 +1,7 @@
 // FM: logit = LR + sum_{i<j} <e_i, e_j>.
-#include "worker/nn/add.h"
-#include "worker/nn/first_order.h"
-#include "worker/nn/fm_interaction.h"
+#include "worker/nn/layers/basic/add.h"
+#include "worker/nn/layers/interaction/first_order.h"
+#include "worker/nn/layers/interaction/fm_interaction.h"
 #include "worker/nn/models/model_registry.h"
 
 namespace ctrps::nn {

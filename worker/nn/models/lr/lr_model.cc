@@ -1,5 +1,5 @@
 // LR: logit = sum_f w_f + b, w_f the first-order weight of field f's value.
-#include "worker/nn/first_order.h"
+#include "worker/nn/layers/interaction/first_order.h"
 #include "worker/nn/models/model_registry.h"
 
 namespace ctrps::nn {

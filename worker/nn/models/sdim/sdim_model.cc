@@ -6,7 +6,7 @@
 #include "common/status.h"
 #include "worker/nn/models/model_registry.h"
 #include "worker/nn/models/sequence_model.h"
-#include "worker/nn/sdim_sampling.h"
+#include "worker/nn/layers/sequence/sdim_sampling.h"
 
 namespace ctrps::nn {
 namespace {
