@@ -3,57 +3,31 @@
 // request until the other thread has given up waiting for it and grouped
 // the whole request alone. Built against a copy of the server library
 // compiled with CTRPS_SYNC_POINTS (tests/CMakeLists.txt).
-#include <cstring>
+#include <atomic>
 #include <memory>
 #include <vector>
 
-#include "absl/synchronization/notification.h"
 #include "common/sync_point.h"
+#include "google/protobuf/text_format.h"
 #include "gtest/gtest.h"
 #include "ps/ps_server.h"
-#include "ps/sparse_table.h"
-#include "zmq_addon.hpp"
+#include "worker/ps_client.h"
 
 namespace ctrps {
 namespace {
 
-TableConfig Table() {
-  TableConfig t;
-  t.set_name("emb");
-  t.set_dim(4);
-  t.mutable_optimizer()->set_kind(SparseOptimizerConfig::SGD);
-  t.mutable_optimizer()->set_learning_rate(1.0f);
-  t.mutable_init()->set_kind(InitializerConfig::ZEROS);
-  return t;
-}
-
-// One request, one reply, over a DEALER.
-ReplyHeader Call(zmq::socket_t& sock, RequestHeader header, std::vector<zmq::message_t> body,
-                 std::vector<zmq::message_t>* reply_body) {
-  zmq::message_t h(header.SerializeAsString());
-  sock.send(h, body.empty() ? zmq::send_flags::none : zmq::send_flags::sndmore);
-  for (size_t i = 0; i < body.size(); ++i) {
-    sock.send(body[i], i + 1 < body.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
-  }
-  std::vector<zmq::message_t> reply;
-  EXPECT_TRUE(zmq::recv_multipart(sock, std::back_inserter(reply)).has_value()) << "no reply";
-  ReplyHeader r;
-  if (!reply.empty()) {
-    EXPECT_TRUE(r.ParseFromArray(reply[0].data(), reply[0].size()));
-  }
-  if (reply_body != nullptr) {
-    reply_body->clear();
-    for (size_t i = 1; i < reply.size(); ++i) reply_body->push_back(std::move(reply[i]));
-  }
-  return r;
-}
-
-template <typename T>
-zmq::message_t Raw(const std::vector<T>& v) {
-  return zmq::message_t(v.data(), v.size() * sizeof(T));
-}
-
 TEST(PsServerSyncPointTest, StalledBlockMakesTheOtherThreadGroupTheRequestAlone) {
+  PsServerOptions options;
+  ASSERT_TRUE(google::protobuf::TextFormat::ParseFromString(
+      R"(name: "emb" dim: 4 optimizer { kind: SGD learning_rate: 1 } init { kind: ZEROS })",
+      &options.tables.emplace_back()));
+  options.threads = 2;
+  PsServer server(options);
+  ASSERT_TRUE(server.Start().ok());
+  // Through the socket: the server's own threads serve the request.
+  auto client = PsClient::Connect({.endpoints = {server.endpoint()}, .shared_memory_bytes = 0});
+  ASSERT_TRUE(client.ok()) << client.status();
+
   SyncPoint* sp = SyncPoint::Get();
   sp->ClearAll();
   sp->set_wait_limit(absl::Seconds(10));
@@ -69,59 +43,28 @@ TEST(PsServerSyncPointTest, StalledBlockMakesTheOtherThreadGroupTheRequestAlone)
     }
   });
 
-  PsServerOptions options;
-  options.tables.push_back(Table());
-  options.threads = 2;
-  PsServer server(options);
-  ASSERT_TRUE(server.Start().ok());
-  zmq::context_t ctx(1);
-  zmq::socket_t sock(ctx, zmq::socket_type::dealer);
-  sock.set(zmq::sockopt::linger, 0);
-  sock.set(zmq::sockopt::rcvtimeo, 20000);
-  sock.connect(server.endpoint());
-
-  // 20,000 distinct keys: split, in 10 blocks of 2048.
+  // 20,000 distinct keys: a split request of 10 blocks of 2048 keys.
   constexpr int kKeys = 20000;
   std::vector<uint64_t> keys(kKeys);
   std::vector<float> grads(kKeys * 4);
   for (int i = 0; i < kKeys; ++i) keys[i] = 1000003ull * i + 17;
   for (size_t i = 0; i < grads.size(); ++i) grads[i] = 0.001f * static_cast<float>(i % 977);
-  RequestHeader push;
-  push.set_op(OP_PUSH);
-  push.set_table("emb");
-  push.set_num_keys(kKeys);
-  push.set_dim(4);
-  std::vector<zmq::message_t> body;
-  body.push_back(Raw(keys));
-  body.push_back(Raw(grads));
   sp->EnableProcessing();
-  ReplyHeader pushed = Call(sock, push, std::move(body), nullptr);
+  absl::Status pushed = (*client)->Push("emb", keys, 4, grads.data()).Wait();
   sp->DisableProcessing();
-  ASSERT_EQ(pushed.code(), 0) << pushed.message();
+  ASSERT_TRUE(pushed.ok()) << pushed;
   EXPECT_TRUE(sp->Passed("PsServer::GroupShare:Alone"));
   EXPECT_EQ(sp->timeouts(), 0);
   sp->ClearAll();
 
-  RequestHeader stats;
-  stats.set_op(OP_STATS);
-  ReplyHeader s = Call(sock, stats, {}, nullptr);
-  EXPECT_EQ(s.stats().split_requests(), 1u);
-  EXPECT_EQ(s.stats().split_groupings_alone(), 1u);
-
+  auto stats = (*client)->Stats();
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_EQ((*stats)[0].split_requests(), 1u);
+  EXPECT_EQ((*stats)[0].split_groupings_alone(), 1u);
   // Grouped alone or shared, every key got its update once: rows = -grad.
-  RequestHeader pull;
-  pull.set_op(OP_PULL);
-  pull.set_table("emb");
-  pull.set_num_keys(kKeys);
-  pull.set_dim(4);
-  std::vector<zmq::message_t> pull_body;
-  pull_body.push_back(Raw(keys));
-  std::vector<zmq::message_t> rows;
-  ASSERT_EQ(Call(sock, pull, std::move(pull_body), &rows).code(), 0);
-  ASSERT_EQ(rows.size(), 1u);
-  ASSERT_EQ(rows[0].size(), grads.size() * sizeof(float));
-  const float* got = static_cast<const float*>(rows[0].data());
-  for (size_t i = 0; i < grads.size(); ++i) ASSERT_EQ(got[i], -grads[i]) << "value " << i;
+  std::vector<float> rows(grads.size());
+  ASSERT_TRUE((*client)->Pull("emb", keys, 4, rows.data()).Wait().ok());
+  for (size_t i = 0; i < grads.size(); ++i) ASSERT_EQ(rows[i], -grads[i]) << "value " << i;
 }
 
 }  // namespace
