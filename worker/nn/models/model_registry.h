@@ -3,9 +3,10 @@
 // A model lives in its own folder, worker/nn/models/<name>/, with
 //   <name>_model.cc       its builder, registered with CTRPS_REGISTER_MODEL
 //   <name>_model_test.cc  its tests (gradient check, formula)
-//   README.md             the paper, the formula, the reference confs and
-//                         the command that trains them
-// and optionally <name>_job_test.sh, a whole training job run by ctest.
+//   README.md             the paper, the formula, the reference confs
+//                         (conf/*.pbtxt) and the command that trains them
+// and optionally layers of its own (other .cc files, each with its
+// *_test.cc) and <name>_job_test.sh, a whole training job run by ctest.
 // Its traits (first-order part, sequences, outputs) are declared on its enum
 // value in common/proto/config.proto and read with GetModelTraits()
 // (common/model_tables.h): servers, export and serving need the traits but
@@ -40,7 +41,8 @@ struct ModelRegistration {
   ModelBuilder build;
 };
 
-// Every registered model, in folder-name order.
+// Every registered model, in folder-name order. Both functions are
+// thread-safe and never fail.
 std::span<const ModelRegistration* const> RegisteredModels();
 
 // The registration of `type`; nullptr if no folder registers it.
