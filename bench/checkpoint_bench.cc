@@ -20,7 +20,7 @@
 #include "gflags/gflags.h"
 #include "ps/ps_server.h"
 #include "worker/export.h"
-#include "worker/nn/ctr_model.h"
+#include "worker/nn/models/ctr_model.h"
 
 DEFINE_int64(rows, 1000000, "rows in the table");
 DEFINE_int32(dim, 16, "embedding dim");

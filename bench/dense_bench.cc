@@ -24,7 +24,7 @@
 
 #include "benchmark/benchmark.h"
 #include "common/proto/config.pb.h"
-#include "worker/nn/ctr_model.h"
+#include "worker/nn/models/ctr_model.h"
 #include "worker/nn/random.h"
 
 namespace ctrps::nn {

@@ -1,6 +1,7 @@
 #include "common/config.h"
 
 #include <fstream>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -10,6 +11,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "common/field_ranges.h"
 #include "common/status.h"
 #include "google/protobuf/io/tokenizer.h"
 #include "google/protobuf/text_format.h"
@@ -216,12 +218,9 @@ absl::Status Validate(const Locator& at, ExperimentConfig* config) {
     return bad({{"train", -1}, {"dense_optimizer", -1}, {"learning_rate", -1}}, absl::StrFormat("negative dense learning_rate %g", train.dense_optimizer().learning_rate()));
   }
   if (train.prefetch() < 0) return bad({{"train", -1}, {"prefetch", -1}}, "train.prefetch must be >= 0");
-  const ModelConfig& model = config->model();
-  if (model.dropout() < 0 || model.dropout() >= 1) return bad({{"model", -1}, {"dropout", -1}}, "model.dropout must be in [0, 1)");
-  for (int u : model.hidden_units()) {
-    if (u <= 0) return bad({{"model", -1}, {"hidden_units", 0}}, "model.hidden_units must be > 0");
+  if (std::optional<FieldRangeViolation> v = FindFieldRangeViolation(*config, ""); v.has_value()) {
+    return bad(v->path, v->message);
   }
-  if (model.num_heads() < 1) return bad({{"model", -1}, {"num_heads", -1}}, "model.num_heads must be >= 1");
   if (config->checkpoint().keep() < 1) return bad({{"checkpoint", -1}, {"keep", -1}}, "checkpoint.keep must be >= 1");
   return absl::OkStatus();
 }

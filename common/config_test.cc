@@ -69,6 +69,14 @@ TEST(ConfigTest, NegativeFreeDiskGuardIsRejected) {
   ExpectError("cluster {\n  min_free_disk_mb: -5\n}\n", "conf/x.pbtxt:2:3: cluster.min_free_disk_mb must be >= 0");
 }
 
+TEST(ConfigTest, ModelFieldOutOfItsRangeIsRejectedWithLine) {
+  ExpectError("model {\n  type: DNN\n  dropout: 1.0\n}\n",
+              "conf/x.pbtxt:3:3: model.dropout must be in [0, 1), got 1");
+  ExpectError("model { hidden_units: [8, 0] }", "model.hidden_units[1] must be >= 1, got 0");
+  ExpectError("model { num_heads: 0 }", "model.num_heads must be >= 1, got 0");
+  ExpectError("model { sdim_hash_bits: 17 }", "model.sdim_hash_bits must be in [1, 16], got 17");
+}
+
 TEST(ConfigTest, OverridesReplaceFields) {
   auto config = ParseExperimentConfig(
       kGood, "conf/good.pbtxt", {"data.dir=/elsewhere", "train.epochs=5", "model.hidden_units=[10,20,30]"});

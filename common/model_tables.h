@@ -1,5 +1,5 @@
-// What the servers actually store for a config. Models with a first-order
-// term (LR, FM, Wide&Deep, DeepFM) keep each key's 1-dim linear weight as an
+// What the servers actually store for a config. Models whose traits say
+// needs_linear (a first-order term) keep each key's 1-dim linear weight as an
 // extra last column of its embedding row, so one lookup serves both.
 #ifndef CTRPS_COMMON_MODEL_TABLES_H_
 #define CTRPS_COMMON_MODEL_TABLES_H_
@@ -10,14 +10,18 @@
 
 namespace ctrps {
 
-inline bool ModelNeedsLinear(ModelConfig::Type type) {
-  return type == ModelConfig::LR || type == ModelConfig::FM || type == ModelConfig::WIDE_DEEP ||
-         type == ModelConfig::DEEPFM;
+// The traits declared on `type`'s enum value in common/proto/config.proto
+// (defaults for a value that declares none).
+inline const ModelTraits& GetModelTraits(ModelConfig::Type type) {
+  const google::protobuf::EnumValueDescriptor* value =
+      ModelConfig::Type_descriptor()->FindValueByNumber(type);
+  if (value == nullptr) return ModelTraits::default_instance();
+  return value->options().GetExtension(model_traits);
 }
 
 // Row width on the servers of a table configured with `dim`.
 inline int ServerDim(const ExperimentConfig& config, int dim) {
-  return dim + (ModelNeedsLinear(config.model().type()) ? 1 : 0);
+  return dim + (GetModelTraits(config.model().type()).needs_linear() ? 1 : 0);
 }
 
 inline std::vector<TableConfig> ServerTables(const ExperimentConfig& config) {

@@ -22,6 +22,7 @@
 #include "common/checkpoint_manifest.h"
 #include "common/hash.h"
 #include "common/status.h"
+#include "common/sync_point.h"
 #include "glog/logging.h"
 #include "zmq_addon.hpp"
 
@@ -255,6 +256,7 @@ void PsServer::HandlerLoop(int index) {
       }
     }
     if (work != nullptr) {
+      TEST_SYNC_POINT("PsServer::HandlerLoop:Joined");
       TakeParts(*work);
       absl::MutexLock lock(&queue_mu_);
       --work->joined;  // after this the owner may return and free `work`
@@ -584,6 +586,7 @@ absl::Status PsServer::RunSplit(std::span<const uint64_t> keys, const Part& part
     absl::MutexLock lock(&queue_mu_);
     helpers_.push_back(&work);
   }
+  TEST_SYNC_POINT("PsServer::RunSplit:Published");
   TakeParts(work);
   auto joined_left = [&work]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(queue_mu_) { return work.joined == 0; };
   const auto waiting = std::chrono::steady_clock::now();
@@ -618,6 +621,7 @@ void PsServer::TakeParts(Helper& work) {
 const SparseTable::KeyGroups& PsServer::GroupShare(Helper& work) {
   const size_t blocks = work.groups->num_blocks();
   for (size_t b; (b = work.next_block.fetch_add(1, std::memory_order_relaxed)) < blocks;) {
+    TEST_SYNC_POINT_CALLBACK("PsServer::GroupShare:BeforeBlock", &b);
     work.groups->GroupBlock(b);
     work.grouped_blocks.fetch_add(1, std::memory_order_release);
   }
@@ -634,6 +638,7 @@ const SparseTable::KeyGroups& PsServer::GroupShare(Helper& work) {
     if (waited > kGroupShareSpin) std::this_thread::yield();
     if (waited > kGroupShareWait) {
       split_groupings_alone_.fetch_add(1, std::memory_order_relaxed);
+      TEST_SYNC_POINT("PsServer::GroupShare:Alone");
       tls_alone_groups.Assign(work.keys);
       return tls_alone_groups;
     }

@@ -14,7 +14,7 @@ absl::StatusOr<FeatureAssembler> FeatureAssembler::Create(const ExperimentConfig
   const DataConfig& data = config.data();
   if (data.feature_size() == 0) return absl::InvalidArgumentError("the config has no data.feature");
   FeatureAssembler a;
-  a.linear_ = ModelNeedsLinear(config.model().type());
+  a.linear_ = GetModelTraits(config.model().type()).needs_linear();
   // The table layout exactly as the de-duplicator groups fields.
   KeyDedup probe(data);
   Batch empty;
@@ -41,9 +41,7 @@ absl::StatusOr<FeatureAssembler> FeatureAssembler::Create(const ExperimentConfig
                                  f.pooling() == FeatureConfig::MEAN};
     }
   }
-  const ModelConfig::Type type = config.model().type();
-  if (type != ModelConfig::MEANPOOL && type != ModelConfig::DIN && type != ModelConfig::SDIM)
-    return a;
+  if (!GetModelTraits(config.model().type()).sequence()) return a;
   for (int i = 0; i < data.feature_size(); ++i) {
     const FeatureConfig& f = data.feature(i);
     if (f.kind() != FeatureConfig::SEQUENCE) continue;

@@ -6,7 +6,7 @@
 // field: sum or mean; scaled by the value for a numeric field); models with a
 // first-order term also read the row's last column (see common/model_tables.h).
 //
-// For the sequence models (MEANPOOL, DIN, SDIM) a SEQUENCE feature is kept as
+// For the sequence models (traits: sequence) a SEQUENCE feature is kept as
 // a sequence instead: Assemble() leaves its emb slot zero and fills a
 // [B, max_len, dim] buffer of its rows (oldest first, as the reader keeps
 // them) and its lengths, which sequences() lists for nn::ModelInput; Scatter()
@@ -24,7 +24,7 @@
 #include "common/proto/config.pb.h"
 #include "worker/data/batch.h"
 #include "worker/data/key_dedup.h"
-#include "worker/nn/ctr_model.h"
+#include "worker/nn/models/ctr_model.h"
 
 namespace ctrps {
 
@@ -42,8 +42,8 @@ class FeatureAssembler {
   const std::vector<std::string>& table_names() const { return table_names_; }
   const std::vector<int>& server_dims() const { return server_dims_; }
 
-  // The sequences kept as sequences, in config order (empty unless the model
-  // is MEANPOOL, DIN or SDIM): field = the feature's index, target_field =
+  // The sequences kept as sequences, in config order (empty unless the
+  // model's traits say sequence): field = the feature's index, target_field =
   // the index of the feature its FeatureConfig.target names (-1 if unset),
   // max_len = FeatureConfig.max_len. Pass them to nn::CreateModel.
   const std::vector<nn::SequenceSpec>& sequence_specs() const { return sequence_specs_; }

@@ -3,6 +3,7 @@
 #include <map>
 
 #include "common/config.h"
+#include "common/model_tables.h"
 #include "gtest/gtest.h"
 
 namespace ctrps {
@@ -83,7 +84,11 @@ struct Assembled {
 };
 
 TEST(FeatureAssemblerTest, SequenceModelsKeepSequencesWithNewestMaxLenRows) {
-  for (ModelConfig::Type type : {ModelConfig::MEANPOOL, ModelConfig::DIN, ModelConfig::SDIM}) {
+  // Every sequence model, by its traits.
+  const google::protobuf::EnumDescriptor* types = ModelConfig::Type_descriptor();
+  for (int t = 0; t < types->value_count(); ++t) {
+    const auto type = static_cast<ModelConfig::Type>(types->value(t)->number());
+    if (!GetModelTraits(type).sequence()) continue;
     ExperimentConfig config = SequenceConfig(type);
     auto a = FeatureAssembler::Create(config);
     ASSERT_TRUE(a.ok()) << a.status();

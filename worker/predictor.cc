@@ -15,7 +15,7 @@
 #include "worker/data/sample_parser.h"
 #include "worker/export.h"
 #include "worker/nn/bce_loss.h"
-#include "worker/nn/ctr_model.h"
+#include "worker/nn/models/ctr_model.h"
 
 namespace ctrps {
 

@@ -31,7 +31,7 @@
 #include "worker/data/batch.h"
 #include "worker/embedding_file.h"
 #include "worker/feature_assembler.h"
-#include "worker/nn/ctr_model.h"
+#include "worker/nn/models/ctr_model.h"
 
 namespace ctrps {
 

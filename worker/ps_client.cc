@@ -8,6 +8,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "common/hash.h"
+#include "common/sync_point.h"
 #include "glog/logging.h"
 #include "zmq_addon.hpp"
 
@@ -574,6 +575,7 @@ void PsClient::IoLoop() {
             if (q->second.pinned != nullptr) q->second.pinned->late.fetch_sub(1);
             quarantined.erase(q);
           }
+          TEST_SYNC_POINT("PsClient::LateReplyHandled");
           continue;
         }
         Request& r = *it->second;

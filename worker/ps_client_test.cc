@@ -1,13 +1,13 @@
 #include "worker/ps_client.h"
 
-#include <atomic>
-#include <chrono>
 #include <random>
 #include <thread>
 #include <vector>
 
-#include "gtest/gtest.h"
+#include "absl/synchronization/notification.h"
 #include "common/shared_memory.h"
+#include "common/sync_point.h"
+#include "gtest/gtest.h"
 #include "ps/ps_server.h"
 #include "zmq_addon.hpp"
 
@@ -196,13 +196,16 @@ TEST(PsClientTest, CrashedServerIsUnavailableNotAHang) {
 // first_into_buffer the first pull goes into a PsBuffer that the caller
 // drops as soon as the pull has timed out.
 void CheckTimedOutPullKeepsItsRangeUntilTheLateReply(bool first_into_buffer) {
+  SyncPoint* sp = SyncPoint::Get();
+  sp->ClearAll();
+  sp->EnableProcessing();
   zmq::context_t ctx(1);
   zmq::socket_t router(ctx, zmq::socket_type::router);
   router.set(zmq::sockopt::linger, 0);
   router.set(zmq::sockopt::rcvtimeo, 5000);  // a stand-in that hears nothing gives up
   router.bind("tcp://127.0.0.1:0");
   const std::string endpoint = router.get(zmq::sockopt::last_endpoint);
-  std::atomic<bool> second_answered{false};
+  absl::Notification second_answered;
   std::vector<std::pair<uint64_t, uint64_t>> pull_ranges;  // values offset, bytes
   std::thread server([&] {
     std::unique_ptr<SharedMapping> arena;
@@ -240,7 +243,7 @@ void CheckTimedOutPullKeepsItsRangeUntilTheLateReply(bool first_into_buffer) {
         std::fill(rows, rows + h.num_keys() * h.dim(), 2.0f);
         reply(f[0], h);
         if (pulls == 3) continue;
-        while (!second_answered.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        ASSERT_TRUE(second_answered.WaitForNotificationWithTimeout(absl::Seconds(10)));
         // The late write into the first pull's range, then its reply.
         float* late = reinterpret_cast<float*>(arena->Range(held_header.shm_values_offset(),
                                                             held_header.num_keys() * held_header.dim() * 4, 4));
@@ -278,8 +281,9 @@ void CheckTimedOutPullKeepsItsRangeUntilTheLateReply(bool first_into_buffer) {
       EXPECT_EQ((*c)->Pull("emb", keys, 4, first.data()).Wait().code(), absl::StatusCode::kUnavailable);
     }
     ASSERT_TRUE((*c)->Pull("emb", keys, 4, second.data()).Wait().ok());
-    second_answered.store(true);
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the late reply arrives
+    second_answered.Notify();
+    // The client has taken in the late reply (and freed what it held).
+    EXPECT_TRUE(SyncPoint::Get()->WaitFor("PsClient::LateReplyHandled", absl::Seconds(10)));
     EXPECT_EQ(second, std::vector<float>(1000 * 4, 2.0f));
     // The late reply is not copied into the caller's buffer of the request
     // that already failed.
@@ -288,6 +292,7 @@ void CheckTimedOutPullKeepsItsRangeUntilTheLateReply(bool first_into_buffer) {
     ASSERT_TRUE((*c)->Pull("emb", keys, 4, third.data()).Wait().ok());
   }  // the client detaches, which ends the stand-in
   server.join();
+  sp->DisableProcessing();
   ASSERT_EQ(pull_ranges.size(), 3u);
   const auto [a, a_bytes] = pull_ranges[0];
   const auto [b, b_bytes] = pull_ranges[1];

@@ -28,7 +28,7 @@
 #include "worker/data/key_dedup.h"
 #include "worker/data/sample_parser.h"
 #include "worker/feature_assembler.h"
-#include "worker/nn/ctr_model.h"
+#include "worker/nn/models/ctr_model.h"
 
 namespace ctrps {
 namespace serving_test {

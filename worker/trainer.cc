@@ -374,184 +374,163 @@ absl::Status Trainer::Log(const std::string& json_line) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<TrainSummary> Trainer::Run() {
+int64_t Trainer::PrintJobStart(const ReaderOptions& reader_options) {
   const TrainConfig& train = config_.train();
-  const bool chief = options_.worker_index == 0;
-  const bool talk = chief && !options_.quiet;
-  ASSIGN_OR_RETURN(ReaderOptions ro,
-                   MakeReaderOptions(config_, Split::kTrain, options_.worker_index, options_.num_workers));
-  ro.batch_size = local_batch_;
-  if (options_.resume || !options_.resume_from.empty()) RETURN_IF_ERROR(Restore(&ro));
-  last_checkpoint_time_ = NowSeconds();
-  const bool has_valid = config_.data().valid_size() > 0 && !train.skip_eval();
-  const bool has_test = config_.data().test_size() > 0 && !train.skip_eval();
-  int64_t steps_per_epoch = 0;
-  if (talk) {
-    const int64_t lines = CountLines(ro.files, config_.data().format() == DataConfig::CSV);
-    steps_per_epoch = (lines + train.batch_size() - 1) / train.batch_size();
-    std::printf("[train] %s: model %s, %d worker(s), global batch %d, %lld train lines (%lld steps/epoch), "
-                "up to %d epoch(s)%s\n",
-                config_.name().c_str(), ModelConfig::Type_Name(config_.model().type()).c_str(),
-                options_.num_workers, train.batch_size(), static_cast<long long>(lines),
-                static_cast<long long>(steps_per_epoch), train.epochs(),
-                epochs_done_ > 0 || global_step_ > 0
-                    ? absl::StrFormat(", resuming at step %d (epoch %d)", global_step_, epochs_done_ + 1).c_str()
-                    : "");
-    std::fflush(stdout);
-  }
-  Reader reader(config_.data(), ro);
-  RETURN_IF_ERROR(reader.Start());
+  const int64_t lines =
+      CountLines(reader_options.files, config_.data().format() == DataConfig::CSV);
+  const int64_t steps_per_epoch = (lines + train.batch_size() - 1) / train.batch_size();
+  std::printf("[train] %s: model %s, %d worker(s), global batch %d, %lld train lines (%lld steps/epoch), "
+              "up to %d epoch(s)%s\n",
+              config_.name().c_str(), ModelConfig::Type_Name(config_.model().type()).c_str(),
+              options_.num_workers, train.batch_size(), static_cast<long long>(lines),
+              static_cast<long long>(steps_per_epoch), train.epochs(),
+              epochs_done_ > 0 || global_step_ > 0
+                  ? absl::StrFormat(", resuming at step %d (epoch %d)", global_step_, epochs_done_ + 1).c_str()
+                  : "");
+  std::fflush(stdout);
+  return steps_per_epoch;
+}
 
-  const auto start = Clock::now();
-  bool stop = train.patience() > 0 && bad_epochs_ >= train.patience();
-  int64_t train_samples = 0;
-  double train_seconds = 0;
+absl::Status Trainer::TrainEpoch(int epoch, Reader& reader, int64_t steps_per_epoch, EpochStats* stats,
+                                 bool* stop) {
+  const TrainConfig& train = config_.train();
+  const bool talk = options_.worker_index == 0 && !options_.quiet;
   const size_t depth = slots_.size();
   const size_t ahead = depth - 1;  // batches filled: computing + pulls in flight
-  for (int epoch = epochs_done_ + 1; epoch <= train.epochs() && !stop; ++epoch) {
-    // Fill the pipeline: item i of the epoch lives in slot i % depth.
-    size_t head = 0, filled = 0;
-    bool local_done = false;  // this worker reached its end of epoch
-    auto fill_ahead = [&]() -> absl::Status {
-      while (!local_done && filled < head + ahead) {
-        Slot& s = *slots_[filled % depth];
-        RETURN_IF_ERROR(Fill(reader, s, true));
-        ++filled;
-        if (s.event != ReadEvent::kBatch) local_done = true;
-      }
-      return absl::OkStatus();
-    };
-    const auto epoch_start = Clock::now();
-    int64_t epoch_samples = 0, epoch_steps = 0;
-    double loss_sum = 0;
-    int64_t loss_count = 0;
-    auto last_log = Clock::now();
-    while (true) {
-      RETURN_IF_ERROR(fill_ahead());
-      int local_samples = 0;
-      if (head < filled && slots_[head % depth]->event == ReadEvent::kBatch) {
-        Slot& s = *slots_[head % depth];
-        ASSIGN_OR_RETURN(double loss, TrainStep(s));
-        local_samples = s.batch.size;
-        last_position_ = s.batch.position;
-        loss_sum += loss;
-        ++loss_count;
-        ++head;
-      }
-      bool checkpoint_due = false;
-      ASSIGN_OR_RETURN(int64_t step_samples, DenseStep(local_samples, &checkpoint_due));
-      if (step_samples == 0) break;  // every worker is at its end of epoch
-      ++global_step_;
-      ++epoch_steps;
-      epoch_samples += step_samples;
-      samples_trained_ += step_samples;
-      if (talk && (epoch_steps % std::max(1, train.log_every_steps()) == 0 || Seconds(last_log) > 30)) {
-        const double secs = Seconds(epoch_start);
-        const double rate = epoch_samples / std::max(secs, 1e-9);
-        const double eta = steps_per_epoch > 0 ? (steps_per_epoch - epoch_steps) * secs / epoch_steps : -1;
-        std::printf("[train] epoch %d step %lld/%lld | %.0f samples/s | loss %.5f | epoch ETA %s\n", epoch,
-                    static_cast<long long>(epoch_steps), static_cast<long long>(steps_per_epoch), rate,
-                    loss_sum / std::max<int64_t>(1, loss_count), FormatEta(eta).c_str());
-        std::fflush(stdout);
-        last_log = Clock::now();
-        loss_sum = 0;
-        loss_count = 0;
-      }
-      if (checkpoint_due) RETURN_IF_ERROR(SaveCheckpoint());
-      if (train.max_steps() > 0 && global_step_ >= train.max_steps()) {
-        stop = true;
-        break;
-      }
+  // Fill the pipeline: item i of the epoch lives in slot i % depth.
+  size_t head = 0, filled = 0;
+  bool local_done = false;  // this worker reached its end of epoch
+  auto fill_ahead = [&]() -> absl::Status {
+    while (!local_done && filled < head + ahead) {
+      Slot& s = *slots_[filled % depth];
+      RETURN_IF_ERROR(Fill(reader, s, true));
+      ++filled;
+      if (s.event != ReadEvent::kBatch) local_done = true;
     }
-    for (auto& s : slots_) RETURN_IF_ERROR(s->WaitPushes());
-    const double epoch_secs = Seconds(epoch_start);
-    train_samples += epoch_samples;
-    train_seconds += epoch_secs;
-    summary_.epochs_run = epoch;
-    if (stop) {
-      for (auto& s : slots_) s->Drain();
+    return absl::OkStatus();
+  };
+  const auto epoch_start = Clock::now();
+  double loss_sum = 0;
+  int64_t loss_count = 0;
+  auto last_log = Clock::now();
+  while (true) {
+    RETURN_IF_ERROR(fill_ahead());
+    int local_samples = 0;
+    if (head < filled && slots_[head % depth]->event == ReadEvent::kBatch) {
+      Slot& s = *slots_[head % depth];
+      ASSIGN_OR_RETURN(double loss, TrainStep(s));
+      local_samples = s.batch.size;
+      last_position_ = s.batch.position;
+      loss_sum += loss;
+      ++loss_count;
+      ++head;
+    }
+    bool checkpoint_due = false;
+    ASSIGN_OR_RETURN(int64_t step_samples, DenseStep(local_samples, &checkpoint_due));
+    if (step_samples == 0) break;  // every worker is at its end of epoch
+    ++global_step_;
+    ++stats->steps;
+    stats->samples += step_samples;
+    samples_trained_ += step_samples;
+    if (talk && (stats->steps % std::max(1, train.log_every_steps()) == 0 || Seconds(last_log) > 30)) {
+      const double secs = Seconds(epoch_start);
+      const double rate = stats->samples / std::max(secs, 1e-9);
+      const double eta = steps_per_epoch > 0 ? (steps_per_epoch - stats->steps) * secs / stats->steps : -1;
+      std::printf("[train] epoch %d step %lld/%lld | %.0f samples/s | loss %.5f | epoch ETA %s\n", epoch,
+                  static_cast<long long>(stats->steps), static_cast<long long>(steps_per_epoch), rate,
+                  loss_sum / std::max<int64_t>(1, loss_count), FormatEta(eta).c_str());
+      std::fflush(stdout);
+      last_log = Clock::now();
+      loss_sum = 0;
+      loss_count = 0;
+    }
+    if (checkpoint_due) RETURN_IF_ERROR(SaveCheckpoint());
+    if (train.max_steps() > 0 && global_step_ >= train.max_steps()) {
+      *stop = true;
       break;
     }
-    // The reader's next item starts the next epoch; the pipeline is empty.
-    if (has_valid) {
-      ASSIGN_OR_RETURN(EvalResult valid, Evaluate(Split::kValid));
-      const double rate = epoch_samples / std::max(epoch_secs, 1e-9);
-      RETURN_IF_ERROR(Log(absl::StrFormat(
-          R"({"epoch": %d, "step": %d, "split": "valid", "auc": %.6f, "logloss": %.6f, "samples": %d, "samples_per_sec": %.1f})",
-          epoch, global_step_, valid.auc, valid.logloss, valid.samples, rate)));
-      const double monitor = MonitorValue(valid);
-      const bool improved = monitor > best_monitor_ + 1e-6;
-      if (talk) {
-        std::printf("[valid] epoch %d: AUC %.6f logloss %.6f (%lld samples)%s\n", epoch, valid.auc, valid.logloss,
-                    static_cast<long long>(valid.samples), improved ? " *best" : "");
-        std::fflush(stdout);
-      }
-      if (improved) {
-        best_monitor_ = monitor;
-        bad_epochs_ = 0;
-        summary_.best_epoch = epoch;
-        summary_.best_valid = valid;
-        if (has_test) {
-          const std::string scores = train.write_test_scores() && !options_.run_dir.empty()
-                                         ? options_.run_dir + "/test_scores.txt"
-                                         : "";
-          ASSIGN_OR_RETURN(summary_.test, Evaluate(Split::kTest, scores));
-          summary_.has_test = true;
-        }
-      } else {
-        ++bad_epochs_;
-        if (train.plateau_lr_factor() > 1) {
-          // FuxiCTR's reduce-on-plateau: both dense and sparse learning
-          // rates, floored at 1e-6 of the dense rate.
-          const float floor = 1e-6f / std::max(1e-12f, train.dense_optimizer().learning_rate());
-          lr_scale_ = std::max(floor, lr_scale_ / train.plateau_lr_factor());
-          optimizer_->set_learning_rate(train.dense_optimizer().learning_rate() * lr_scale_);
-          if (talk) std::printf("[train] no improvement: learning rates x%g\n", lr_scale_);
-        }
-        if (train.patience() > 0 && bad_epochs_ >= train.patience()) {
-          if (talk) std::printf("[train] early stop after epoch %d (best epoch %d)\n", epoch, summary_.best_epoch);
-          stop = true;
-        }
-      }
-    }
-    epochs_done_ = epoch;
-    const bool best_now = summary_.best_epoch == epoch;
-    if ((config_.checkpoint().every_epochs() > 0 && epoch % config_.checkpoint().every_epochs() == 0) || best_now) {
-      RETURN_IF_ERROR(SaveCheckpoint());
-      if (best_now) best_checkpoint_ = last_checkpoint_;
-    }
   }
-  reader.Stop();
-  if (!has_valid && has_test) {
-    ASSIGN_OR_RETURN(summary_.test, Evaluate(Split::kTest));
+  for (auto& s : slots_) RETURN_IF_ERROR(s->WaitPushes());
+  stats->seconds = Seconds(epoch_start);
+  return absl::OkStatus();
+}
+
+absl::Status Trainer::ValidateEpoch(int epoch, const EpochStats& stats, bool has_test, bool* stop) {
+  const TrainConfig& train = config_.train();
+  const bool talk = options_.worker_index == 0 && !options_.quiet;
+  ASSIGN_OR_RETURN(EvalResult valid, Evaluate(Split::kValid));
+  const double rate = stats.samples / std::max(stats.seconds, 1e-9);
+  RETURN_IF_ERROR(Log(absl::StrFormat(
+      R"({"epoch": %d, "step": %d, "split": "valid", "auc": %.6f, "logloss": %.6f, "samples": %d, "samples_per_sec": %.1f})",
+      epoch, global_step_, valid.auc, valid.logloss, valid.samples, rate)));
+  const double monitor = MonitorValue(valid);
+  const bool improved = monitor > best_monitor_ + 1e-6;
+  if (talk) {
+    std::printf("[valid] epoch %d: AUC %.6f logloss %.6f (%lld samples)%s\n", epoch, valid.auc, valid.logloss,
+                static_cast<long long>(valid.samples), improved ? " *best" : "");
+    std::fflush(stdout);
+  }
+  if (!improved) {
+    *stop = OnPlateau(epoch);
+    return absl::OkStatus();
+  }
+  best_monitor_ = monitor;
+  bad_epochs_ = 0;
+  summary_.best_epoch = epoch;
+  summary_.best_valid = valid;
+  if (has_test) {
+    const std::string scores =
+        train.write_test_scores() && !options_.run_dir.empty() ? options_.run_dir + "/test_scores.txt" : "";
+    ASSIGN_OR_RETURN(summary_.test, Evaluate(Split::kTest, scores));
     summary_.has_test = true;
   }
-  if (config_.checkpoint().at_end()) RETURN_IF_ERROR(SaveCheckpoint());
-  if (chief && config_.checkpoint().export_at_end() && !last_checkpoint_.empty()) {
-    // Serve the best epoch, as FuxiCTR restores it before testing.
-    const std::string source = best_checkpoint_.empty() ? last_checkpoint_ : best_checkpoint_;
-    std::string out = config_.checkpoint().export_dir();
-    if (out.empty()) out = absl::StrCat(options_.run_dir.empty() ? "." : options_.run_dir, "/export");
-    ASSIGN_OR_RETURN(ExportManifest exported, ExportFromCheckpoint(source, out, config_.checkpoint().export_fp16(),
-                                                                  config_.checkpoint().export_min_count()));
-    uint64_t rows = 0;
-    for (const ExportTable& t : exported.table()) rows += t.rows();
-    uint64_t bytes = 0;
-    std::error_code ec;
-    for (const auto& e : std::filesystem::directory_iterator(out, ec)) {
-      if (e.is_regular_file()) bytes += e.file_size();
-    }
-    if (talk) {
-      std::printf("[export] %s (from %s): %llu rows in %d tables, %.1f MB, %s\n", out.c_str(), source.c_str(),
-                  static_cast<unsigned long long>(rows), exported.table_size(), bytes / 1048576.0,
-                  config_.checkpoint().export_fp16() ? "fp16" : "fp32");
-    }
+  return absl::OkStatus();
+}
+
+bool Trainer::OnPlateau(int epoch) {
+  const TrainConfig& train = config_.train();
+  const bool talk = options_.worker_index == 0 && !options_.quiet;
+  ++bad_epochs_;
+  if (train.plateau_lr_factor() > 1) {
+    // FuxiCTR's reduce-on-plateau: both dense and sparse learning
+    // rates, floored at 1e-6 of the dense rate.
+    const float floor = 1e-6f / std::max(1e-12f, train.dense_optimizer().learning_rate());
+    lr_scale_ = std::max(floor, lr_scale_ / train.plateau_lr_factor());
+    optimizer_->set_learning_rate(train.dense_optimizer().learning_rate() * lr_scale_);
+    if (talk) std::printf("[train] no improvement: learning rates x%g\n", lr_scale_);
   }
-  TrainSummary summary = summary_;
-  summary.steps = global_step_;
-  summary.samples_trained = samples_trained_;
-  summary.seconds = Seconds(start);
-  summary.train_samples_per_sec = train_samples / std::max(train_seconds, 1e-9);
+  if (train.patience() > 0 && bad_epochs_ >= train.patience()) {
+    if (talk) std::printf("[train] early stop after epoch %d (best epoch %d)\n", epoch, summary_.best_epoch);
+    return true;
+  }
+  return false;
+}
+
+absl::Status Trainer::ExportBest() {
+  const bool talk = !options_.quiet;
+  // Serve the best epoch, as FuxiCTR restores it before testing.
+  const std::string source = best_checkpoint_.empty() ? last_checkpoint_ : best_checkpoint_;
+  std::string out = config_.checkpoint().export_dir();
+  if (out.empty()) out = absl::StrCat(options_.run_dir.empty() ? "." : options_.run_dir, "/export");
+  ASSIGN_OR_RETURN(ExportManifest exported, ExportFromCheckpoint(source, out, config_.checkpoint().export_fp16(),
+                                                                config_.checkpoint().export_min_count()));
+  uint64_t rows = 0;
+  for (const ExportTable& t : exported.table()) rows += t.rows();
+  uint64_t bytes = 0;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(out, ec)) {
+    if (e.is_regular_file()) bytes += e.file_size();
+  }
+  if (talk) {
+    std::printf("[export] %s (from %s): %llu rows in %d tables, %.1f MB, %s\n", out.c_str(), source.c_str(),
+                static_cast<unsigned long long>(rows), exported.table_size(), bytes / 1048576.0,
+                config_.checkpoint().export_fp16() ? "fp16" : "fp32");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Trainer::WriteSummary(const TrainSummary& summary) {
+  const bool chief = options_.worker_index == 0;
   if (summary.has_test) {
     RETURN_IF_ERROR(Log(absl::StrFormat(
         R"({"epoch": %d, "step": %d, "split": "test", "auc": %.6f, "logloss": %.6f, "samples": %d})",
@@ -569,20 +548,78 @@ absl::StatusOr<TrainSummary> Trainer::Run() {
         last_checkpoint_)
         << "\n";
   }
-  if (talk) {
-    if (summary.has_test) {
-      std::printf("[test] AUC %.6f logloss %.6f (best epoch %d, %lld samples)\n", summary.test.auc,
-                  summary.test.logloss, summary.best_epoch, static_cast<long long>(summary.test.samples));
-    }
-    if (dedup_steps_ > 0) {
-      std::printf("[keys] per batch (this worker, all tables): %.1f before de-duplication, %.1f after\n",
-                  static_cast<double>(keys_before_dedup_) / dedup_steps_,
-                  static_cast<double>(keys_after_dedup_) / dedup_steps_);
-    }
-    std::printf("[done] %lld steps, %.0f samples/s training, %.1f s in all\n", static_cast<long long>(summary.steps),
-                summary.train_samples_per_sec, summary.seconds);
-    std::fflush(stdout);
+  return absl::OkStatus();
+}
+
+void Trainer::PrintSummary(const TrainSummary& summary) const {
+  if (summary.has_test) {
+    std::printf("[test] AUC %.6f logloss %.6f (best epoch %d, %lld samples)\n", summary.test.auc,
+                summary.test.logloss, summary.best_epoch, static_cast<long long>(summary.test.samples));
   }
+  if (dedup_steps_ > 0) {
+    std::printf("[keys] per batch (this worker, all tables): %.1f before de-duplication, %.1f after\n",
+                static_cast<double>(keys_before_dedup_) / dedup_steps_,
+                static_cast<double>(keys_after_dedup_) / dedup_steps_);
+  }
+  std::printf("[done] %lld steps, %.0f samples/s training, %.1f s in all\n", static_cast<long long>(summary.steps),
+              summary.train_samples_per_sec, summary.seconds);
+  std::fflush(stdout);
+}
+
+absl::StatusOr<TrainSummary> Trainer::Run() {
+  const TrainConfig& train = config_.train();
+  const bool chief = options_.worker_index == 0;
+  const bool talk = chief && !options_.quiet;
+  ASSIGN_OR_RETURN(ReaderOptions ro,
+                   MakeReaderOptions(config_, Split::kTrain, options_.worker_index, options_.num_workers));
+  ro.batch_size = local_batch_;
+  if (options_.resume || !options_.resume_from.empty()) RETURN_IF_ERROR(Restore(&ro));
+  last_checkpoint_time_ = NowSeconds();
+  const bool has_valid = config_.data().valid_size() > 0 && !train.skip_eval();
+  const bool has_test = config_.data().test_size() > 0 && !train.skip_eval();
+  const int64_t steps_per_epoch = talk ? PrintJobStart(ro) : 0;
+  Reader reader(config_.data(), ro);
+  RETURN_IF_ERROR(reader.Start());
+
+  const auto start = Clock::now();
+  bool stop = train.patience() > 0 && bad_epochs_ >= train.patience();
+  int64_t train_samples = 0;
+  double train_seconds = 0;
+  for (int epoch = epochs_done_ + 1; epoch <= train.epochs() && !stop; ++epoch) {
+    EpochStats stats;
+    RETURN_IF_ERROR(TrainEpoch(epoch, reader, steps_per_epoch, &stats, &stop));
+    train_samples += stats.samples;
+    train_seconds += stats.seconds;
+    summary_.epochs_run = epoch;
+    if (stop) {
+      for (auto& s : slots_) s->Drain();
+      break;
+    }
+    // The reader's next item starts the next epoch; the pipeline is empty.
+    if (has_valid) RETURN_IF_ERROR(ValidateEpoch(epoch, stats, has_test, &stop));
+    epochs_done_ = epoch;
+    const bool best_now = summary_.best_epoch == epoch;
+    if ((config_.checkpoint().every_epochs() > 0 && epoch % config_.checkpoint().every_epochs() == 0) || best_now) {
+      RETURN_IF_ERROR(SaveCheckpoint());
+      if (best_now) best_checkpoint_ = last_checkpoint_;
+    }
+  }
+  reader.Stop();
+  if (!has_valid && has_test) {
+    ASSIGN_OR_RETURN(summary_.test, Evaluate(Split::kTest));
+    summary_.has_test = true;
+  }
+  if (config_.checkpoint().at_end()) RETURN_IF_ERROR(SaveCheckpoint());
+  if (chief && config_.checkpoint().export_at_end() && !last_checkpoint_.empty()) {
+    RETURN_IF_ERROR(ExportBest());
+  }
+  TrainSummary summary = summary_;
+  summary.steps = global_step_;
+  summary.samples_trained = samples_trained_;
+  summary.seconds = Seconds(start);
+  summary.train_samples_per_sec = train_samples / std::max(train_seconds, 1e-9);
+  RETURN_IF_ERROR(WriteSummary(summary));
+  if (talk) PrintSummary(summary);
   return summary;
 }
 

@@ -23,7 +23,7 @@
 #include "worker/data/key_dedup.h"
 #include "worker/data/reader.h"
 #include "worker/feature_assembler.h"
-#include "worker/nn/ctr_model.h"
+#include "worker/nn/models/ctr_model.h"
 #include "worker/nn/dense_optimizer.h"
 #include "worker/ps_client.h"
 
@@ -104,6 +104,32 @@ class Trainer {
   absl::Status AgreeOnStatus(const absl::Status& chief_status);
   absl::Status Log(const std::string& json_line);
   double MonitorValue(const EvalResult& r) const;
+
+  // The parts of Run(), in order.
+  struct EpochStats {
+    int64_t samples = 0;  // over all workers
+    int64_t steps = 0;
+    double seconds = 0;
+  };
+  // Chief: counts the training lines and prints the job's first line.
+  // Returns the steps per epoch (for the progress lines' ETA).
+  int64_t PrintJobStart(const ReaderOptions& reader_options);
+  // One epoch of training steps through the pull pipeline, with progress
+  // lines and the checkpoints that fall due; returns once every worker is at
+  // its end of epoch (pushes drained) or, setting *stop, at train.max_steps.
+  absl::Status TrainEpoch(int epoch, Reader& reader, int64_t steps_per_epoch, EpochStats* stats,
+                          bool* stop);
+  // Evaluates the validation split and logs it; a new best is tested (with
+  // has_test) and kept in summary_, otherwise OnPlateau decides *stop.
+  absl::Status ValidateEpoch(int epoch, const EpochStats& stats, bool has_test, bool* stop);
+  // An epoch without improvement: learning rates / plateau_lr_factor, and
+  // true (stop) once `patience` such epochs have passed.
+  bool OnPlateau(int epoch);
+  // Chief: exports the best epoch's checkpoint (else the last) for serving.
+  absl::Status ExportBest();
+  // The test line of metrics.jsonl and, on the chief, summary.json.
+  absl::Status WriteSummary(const TrainSummary& summary);
+  void PrintSummary(const TrainSummary& summary) const;
 
   TrainerOptions options_;
   const ExperimentConfig& config_;

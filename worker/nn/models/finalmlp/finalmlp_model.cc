@@ -1,0 +1,61 @@
+// FinalMLP: two MLP streams over the flat embeddings, each behind its own
+// feature selection (a learned gate per field), fused by a multi-head
+// bilinear layer into the logit:
+//   logit = BilinearFusion(MLP1(FS1(x)), MLP2(FS2(x)), num_heads)
+#include <cstdint>
+
+#include "absl/strings/str_cat.h"
+#include "common/status.h"
+#include "worker/nn/layers/interaction/bilinear_fusion.h"
+#include "worker/nn/layers/blocks/feature_selection.h"
+#include "worker/nn/layers/blocks/mlp_block.h"
+#include "worker/nn/models/model_options.h"
+#include "worker/nn/models/model_registry.h"
+
+namespace ctrps::nn {
+namespace {
+
+absl::Status BuildFinalMlp(const ModelConfig& config, const std::vector<SequenceSpec>& sequences,
+                           GraphModel* model) {
+  Graph* g = model->graph();
+  Node* flat = model->emb();
+  ASSIGN_OR_RETURN(Activation activation, ParseActivation(config.activation()));
+  const int heads = config.num_heads();
+  const auto& units1 = config.mlp1_hidden_units();
+  const auto& units2 = config.mlp2_hidden_units();
+  const int64_t width1 = units1.empty() ? flat->width() : units1[units1.size() - 1];
+  const int64_t width2 = units2.empty() ? flat->width() : units2[units2.size() - 1];
+  if (width1 % heads != 0 || width2 % heads != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "model.num_heads (", heads, ") must divide the output widths of both MLP streams (", width1,
+        ", ", width2, ")"));
+  }
+  Node* feat1 = flat;
+  Node* feat2 = flat;
+  if (config.use_feature_selection()) {
+    const std::vector<int> fs_units = Units(config.fs_hidden_units());
+    feat1 = AddFeatureSelection(g, flat, nullptr, model->dim(), fs_units, "fs1");
+    feat2 = AddFeatureSelection(g, flat, nullptr, model->dim(), fs_units, "fs2");
+  }
+  MlpOptions mlp1;
+  mlp1.hidden_units = Units(units1);
+  mlp1.activation = activation;
+  mlp1.dropout = config.mlp1_dropout();
+  mlp1.batch_norm = config.mlp1_batch_norm();
+  mlp1.name = "mlp1";
+  MlpOptions mlp2 = mlp1;
+  mlp2.hidden_units = Units(units2);
+  mlp2.dropout = config.mlp2_dropout();
+  mlp2.batch_norm = config.mlp2_batch_norm();
+  mlp2.name = "mlp2";
+  Node* x1 = AddMlp(g, feat1, mlp1);
+  Node* x2 = AddMlp(g, feat2, mlp2);
+  model->set_logits(g->Add<BilinearFusion>(x1, x2, heads, "fusion")->out());
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+CTRPS_REGISTER_MODEL(finalmlp, ModelConfig::FINALMLP, BuildFinalMlp)
+
+}  // namespace ctrps::nn
