@@ -561,9 +561,35 @@ void Trainer::PrintSummary(const TrainSummary& summary) const {
                 static_cast<double>(keys_before_dedup_) / dedup_steps_,
                 static_cast<double>(keys_after_dedup_) / dedup_steps_);
   }
+  PrintServerSummary();
   std::printf("[done] %lld steps, %.0f samples/s training, %.1f s in all\n", static_cast<long long>(summary.steps),
               summary.train_samples_per_sec, summary.seconds);
   std::fflush(stdout);
+}
+
+void Trainer::PrintServerSummary() const {
+  auto stats = options_.client->Stats();
+  if (!stats.ok()) return;  // the job's result stands without it
+  uint64_t in_memory = 0, on_disk = 0, memory = 0, limit = 0, reads = 0, appended = 0, compacted = 0;
+  for (const ServerStats& server : *stats) {
+    memory += server.bytes_in_memory();
+    limit += server.memory_limit_bytes();
+    for (const TableStats& t : server.table()) {
+      in_memory += t.rows_in_memory();
+      on_disk += t.rows_on_disk();
+      reads += t.disk_reads();
+      appended += t.disk_written_bytes();
+      compacted += t.compacted_segments();
+    }
+  }
+  std::printf("[ps] %zu server(s): %llu rows in memory, %llu in the spill logs; %.0f MB in memory", stats->size(),
+              static_cast<unsigned long long>(in_memory), static_cast<unsigned long long>(on_disk), memory / 1048576.0);
+  if (limit > 0) {
+    std::printf(" (limit %.0f MB); %llu rows read back from disk, %.0f MB appended, %llu segments compacted",
+                limit / 1048576.0, static_cast<unsigned long long>(reads), appended / 1048576.0,
+                static_cast<unsigned long long>(compacted));
+  }
+  std::printf("\n");
 }
 
 absl::StatusOr<TrainSummary> Trainer::Run() {

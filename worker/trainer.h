@@ -130,6 +130,9 @@ class Trainer {
   // The test line of metrics.jsonl and, on the chief, summary.json.
   absl::Status WriteSummary(const TrainSummary& summary);
   void PrintSummary(const TrainSummary& summary) const;
+  // One line of the servers' table statistics: rows in memory and on disk,
+  // and what the spill logs read and wrote.
+  void PrintServerSummary() const;
 
   TrainerOptions options_;
   const ExperimentConfig& config_;
