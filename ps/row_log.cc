@@ -81,6 +81,7 @@ RowLog::~RowLog() {
   for (uint32_t slot = 0; slot < segments_.size(); ++slot) {
     if (segments_[slot].fd >= 0) {
       close(segments_[slot].fd);
+      if (segments_[slot].direct_fd >= 0) close(segments_[slot].direct_fd);
       unlink(FileOf(slot).c_str());
     }
   }
@@ -140,7 +141,10 @@ absl::Status RowLog::OpenSegment() {
   // 128 KB of page cache for each 4 KB page a record needs. (Scans read
   // megabytes at a time and need none either.)
   (void)posix_fadvise(fd, 0, 0, POSIX_FADV_RANDOM);
-  segments_[slot] = Segment{.fd = fd, .seq = next_seq_++, .records = 0, .live = 0};
+  // -1 where the file system refuses O_DIRECT (tmpfs): reads then stay
+  // buffered.
+  const int direct_fd = open(file.c_str(), O_RDONLY | O_DIRECT | O_CLOEXEC);
+  segments_[slot] = Segment{.fd = fd, .direct_fd = direct_fd, .seq = next_seq_++, .records = 0, .live = 0};
   open_ = slot;
   buffer_first_ = 0;
   buffer_used_ = 0;
@@ -217,6 +221,7 @@ void RowLog::CloseRetired() {
 void RowLog::RemoveSegment(uint32_t slot) {
   Segment& seg = segments_[slot];
   retired_fds_.push_back(seg.fd);
+  if (seg.direct_fd >= 0) retired_fds_.push_back(seg.direct_fd);
   unlink(FileOf(slot).c_str());
   file_records_ -= seg.records;
   seg = Segment{};
@@ -276,64 +281,137 @@ bool RowLog::Locate(uint32_t addr, Location* location) const {
   const uint32_t slot = SlotOf(addr), rec = RecordOf(addr);
   if (slot >= segments_.size() || segments_[slot].fd < 0 || rec >= segments_[slot].records) return false;
   if (slot == open_ && rec >= buffer_first_) return false;
-  *location = {segments_[slot].fd, uint64_t{rec} * options_.row_bytes, segments_[slot].seq};
+  *location = {segments_[slot].fd, segments_[slot].direct_fd, uint64_t{rec} * options_.row_bytes, segments_[slot].seq};
   return true;
 }
 
-void RowLog::ReadUnlocked(std::span<const Location> locations, size_t row_bytes, std::byte* out,
-                          std::vector<bool>* ok) {
-  ok->assign(locations.size(), false);
-  Ring& ring = ThreadRing();
-  if (!ring.ok()) {
-    for (size_t i = 0; i < locations.size(); ++i) {
-      const ssize_t n = pread(locations[i].fd, out + i * row_bytes, row_bytes, static_cast<off_t>(locations[i].offset));
-      (*ok)[i] = n == static_cast<ssize_t>(row_bytes);
-    }
-    return;
-  }
-  // Keep the ring full: as reads complete, more are queued, so the disk
-  // sees Ring::kDepth reads in flight for the whole batch.
+namespace {
+
+// Keeps up to Ring::kDepth reads in flight over `count` jobs: prep(i, sqe)
+// prepares job i, done(i, res) takes its result. Returns false if the ring
+// failed (jobs not done are left undone).
+template <typename Prep, typename Done>
+bool RunRing(Ring& ring, size_t count, Prep prep, Done done) {
   size_t next = 0, in_flight = 0;
-  while (next < locations.size() || in_flight > 0) {
-    while (next < locations.size() && in_flight < Ring::kDepth) {
+  while (next < count || in_flight > 0) {
+    while (next < count && in_flight < Ring::kDepth) {
       io_uring_sqe* sqe = io_uring_get_sqe(ring.get());
       if (sqe == nullptr) break;
-      io_uring_prep_read(sqe, locations[next].fd, out + next * row_bytes, static_cast<unsigned>(row_bytes),
-                         locations[next].offset);
+      if (!prep(next, sqe)) {  // nothing to read for this job
+        io_uring_prep_nop(sqe);
+      }
       io_uring_sqe_set_data64(sqe, next);
       ++next;
       ++in_flight;
     }
     int rc = io_uring_submit_and_wait(ring.get(), 1);
     if (rc < 0 && rc != -EINTR) {
-      // The ring failed: finish what was queued, one at a time, and read
-      // the rest with pread.
-      for (size_t i = next; i < locations.size(); ++i) {
-        const ssize_t n = pread(locations[i].fd, out + i * row_bytes, row_bytes, static_cast<off_t>(locations[i].offset));
-        (*ok)[i] = n == static_cast<ssize_t>(row_bytes);
+      // Collect what was submitted before giving up.
+      io_uring_cqe* c = nullptr;
+      while (in_flight > 0 && io_uring_wait_cqe(ring.get(), &c) == 0) {
+        done(io_uring_cqe_get_data64(c), c->res);
+        io_uring_cqe_seen(ring.get(), c);
+        --in_flight;
       }
-      next = locations.size();
+      return false;
     }
     io_uring_cqe* cqe = nullptr;
     unsigned head, seen = 0;
     io_uring_for_each_cqe(ring.get(), head, cqe) {
-      (*ok)[io_uring_cqe_get_data64(cqe)] = cqe->res == static_cast<int>(row_bytes);
+      done(io_uring_cqe_get_data64(cqe), cqe->res);
       ++seen;
     }
     io_uring_cq_advance(ring.get(), seen);
     in_flight -= seen;
-    if (rc < 0 && rc != -EINTR && seen == 0 && in_flight > 0) {
-      // Nothing completes: give up on those still in flight (left not ok).
-      // The ring is then unusable for this batch; its reads were into out,
-      // which the caller keeps until it returns.
-      io_uring_cqe* c = nullptr;
-      while (in_flight > 0 && io_uring_wait_cqe(ring.get(), &c) == 0) {
-        (*ok)[io_uring_cqe_get_data64(c)] = c->res == static_cast<int>(row_bytes);
-        io_uring_cqe_seen(ring.get(), c);
-        --in_flight;
-      }
-      return;
-    }
+  }
+  return true;
+}
+
+constexpr size_t kDirectAlign = 4096;
+
+}  // namespace
+
+void RowLog::ReadUnlocked(std::span<const Location> locations, size_t row_bytes, std::byte* out,
+                          std::vector<bool>* ok) {
+  ok->assign(locations.size(), false);
+  Ring& ring = ThreadRing();
+  auto pread_one = [&](size_t i) {
+    const ssize_t n = pread(locations[i].fd, out + i * row_bytes, row_bytes, static_cast<off_t>(locations[i].offset));
+    (*ok)[i] = n == static_cast<ssize_t>(row_bytes);
+  };
+  if (!ring.ok()) {
+    for (size_t i = 0; i < locations.size(); ++i) pread_one(i);
+    return;
+  }
+  // 1. What the page cache holds, without waiting for the device.
+  thread_local std::vector<uint32_t> missed;
+  missed.clear();
+  const bool ran = RunRing(
+      ring, locations.size(),
+      [&](size_t i, io_uring_sqe* sqe) {
+        io_uring_prep_read(sqe, locations[i].fd, out + i * row_bytes, static_cast<unsigned>(row_bytes),
+                           locations[i].offset);
+        sqe->rw_flags = RWF_NOWAIT;
+        return true;
+      },
+      [&](uint64_t i, int res) {
+        if (res == static_cast<int>(row_bytes)) {
+          (*ok)[i] = true;
+        } else {
+          missed.push_back(static_cast<uint32_t>(i));
+        }
+      });
+  if (!ran) return;
+  if (missed.empty()) return;
+  // 2. The rest from the device: the aligned pages holding each record,
+  // into a buffer per ring slot.
+  const size_t span = ((row_bytes + kDirectAlign - 1) / kDirectAlign + 1) * kDirectAlign;
+  struct Freer {
+    void operator()(std::byte* p) const { std::free(p); }
+  };
+  thread_local std::unique_ptr<std::byte, Freer> pages;
+  thread_local size_t pages_bytes = 0;
+  if (pages_bytes < span * Ring::kDepth) {
+    pages.reset(static_cast<std::byte*>(std::aligned_alloc(kDirectAlign, span * Ring::kDepth)));
+    pages_bytes = span * Ring::kDepth;
+  }
+  // Ring slot of each job in flight: jobs take the slots of jobs done.
+  thread_local std::vector<uint32_t> slot_of, free_slots;
+  slot_of.assign(missed.size(), 0);
+  free_slots.clear();
+  for (uint32_t sl = 0; sl < Ring::kDepth; ++sl) free_slots.push_back(Ring::kDepth - 1 - sl);
+  std::vector<bool> buffered(missed.size(), false);
+  RunRing(
+      ring, missed.size(),
+      [&](size_t m, io_uring_sqe* sqe) {
+        const Location& at = locations[missed[m]];
+        if (at.direct_fd < 0) {
+          buffered[m] = true;
+          return false;
+        }
+        const uint32_t sl = free_slots.back();
+        free_slots.pop_back();
+        slot_of[m] = sl;
+        const uint64_t first = at.offset / kDirectAlign * kDirectAlign;
+        const uint64_t last = (at.offset + row_bytes + kDirectAlign - 1) / kDirectAlign * kDirectAlign;
+        io_uring_prep_read(sqe, at.direct_fd, pages.get() + size_t{sl} * span, static_cast<unsigned>(last - first),
+                           first);
+        return true;
+      },
+      [&](uint64_t m, int res) {
+        if (buffered[m]) return;
+        const Location& at = locations[missed[m]];
+        const uint32_t sl = slot_of[m];
+        const uint64_t skip = at.offset % kDirectAlign;
+        if (res >= static_cast<int>(skip + row_bytes)) {
+          std::memcpy(out + size_t{missed[m]} * row_bytes, pages.get() + size_t{sl} * span + skip, row_bytes);
+          (*ok)[missed[m]] = true;
+        }
+        free_slots.push_back(sl);
+      });
+  // Files without O_DIRECT, and direct reads that failed: buffered, one by one.
+  for (size_t m = 0; m < missed.size(); ++m) {
+    if (!(*ok)[missed[m]]) pread_one(missed[m]);
   }
 }
 

@@ -96,6 +96,7 @@ class RowLog {
   // address (a segment slot is reused after its file is removed).
   struct Location {
     int fd = -1;
+    int direct_fd = -1;  // the same file opened with O_DIRECT, or -1
     uint64_t offset = 0;
     uint64_t seq = 0;
   };
@@ -113,7 +114,12 @@ class RowLog {
   size_t retired() const { return retired_fds_.size(); }
   // Reads row_bytes at each location into out + i * row_bytes, all in
   // flight at once, without touching any log: for reads between releasing
-  // a stripe's lock and taking it again. A location whose file was removed
+  // a stripe's lock and taking it again. Each is tried first as a buffered
+  // read that only the page cache may answer (RWF_NOWAIT); the rest go to
+  // the device as O_DIRECT reads of the pages that hold them, Ring::kDepth
+  // at a time. (Buffered reads that missed the cache, left to the kernel,
+  // reached a quarter of the device's IOPS when a request's records were
+  // in a few files.) A location whose file was removed
   // meanwhile may read garbage or fail; ok[i] says which reads completed
   // whole, and the caller checks StillAt before using a row.
   static void ReadUnlocked(std::span<const Location> locations, size_t row_bytes, std::byte* out,
@@ -176,6 +182,7 @@ class RowLog {
  private:
   struct Segment {
     int fd = -1;
+    int direct_fd = -1;  // for reads that miss the page cache; -1 where O_DIRECT is refused
     uint64_t seq = 0;
     uint32_t records = 0;  // appended, in the file or the buffer
     uint32_t live = 0;
