@@ -292,30 +292,21 @@ class RssSampler {
   double min_free_disk_mb() const { return min_free_mb_; }
 
  private:
-  static double DeviceReadMb(pid_t pid) {
-    std::ifstream in("/proc/" + std::to_string(pid) + "/io");
+  // The number after `field` in /proc/PID/<file>, or 0.
+  static double ProcField(pid_t pid, const char* file, const std::string& field) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/" + file);
     std::string key;
     while (in >> key) {
-      if (key == "read_bytes:") {
-        double bytes = 0;
-        in >> bytes;
-        return bytes / 1048576.0;
+      if (key == field) {
+        double value = 0;
+        in >> value;
+        return value;
       }
     }
     return 0;
   }
-  static double RssMb(pid_t pid) {
-    std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-    std::string key;
-    while (in >> key) {
-      if (key == "VmRSS:") {
-        double kb = 0;
-        in >> kb;
-        return kb / 1024;
-      }
-    }
-    return 0;
-  }
+  static double DeviceReadMb(pid_t pid) { return ProcField(pid, "io", "read_bytes:") / 1048576.0; }
+  static double RssMb(pid_t pid) { return ProcField(pid, "status", "VmRSS:") / 1024; }
   void Run() {
     const auto start = Clock::now();
     auto next = start;
