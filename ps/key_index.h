@@ -47,7 +47,7 @@ class KeyIndex {
 
   // Grows when an insert would take the load past max_load_percent of the
   // entries, to growth_percent of its lines (> 100). Line counts need not
-  // be powers of two: a key's home is a multiply-high of its hash.
+  // be powers of two (HomeOf).
   explicit KeyIndex(int max_load_percent = 50, int growth_percent = 200)
       : max_load_percent_(max_load_percent), growth_percent_(growth_percent) {
     Rehash(kMinLines);
@@ -160,8 +160,13 @@ class KeyIndex {
   // the mask of used entries (at most 5) drops.
   static_assert(offsetof(Line, keys) == 0 && offsetof(Line, slots) == 40);
 
+  // A mask while the line count is a power of two (the default growth
+  // keeps it one), a multiply-high otherwise: the mask is off the lookup's
+  // critical path to its line.
   size_t HomeOf(uint64_t key) const {
-    return static_cast<size_t>((static_cast<unsigned __int128>(Mix64(key)) * lines_count_) >> 64);
+    const uint64_t h = Mix64(key);
+    if (pow2_) return h & (lines_count_ - 1);
+    return static_cast<size_t>((static_cast<unsigned __int128>(h) * lines_count_) >> 64);
   }
   size_t Next(size_t line) const { return line + 1 == lines_count_ ? 0 : line + 1; }
 
@@ -202,6 +207,7 @@ class KeyIndex {
     lines_ = static_cast<Line*>(AllocateBlock(lines * sizeof(Line)));
     std::memset(static_cast<void*>(lines_), 0, lines * sizeof(Line));
     lines_count_ = lines;
+    pow2_ = (lines & (lines - 1)) == 0;
     size_ = 0;
     for (size_t l = 0; l < old_lines; ++l) {
       for (int e = 0; e < old[l].used; ++e) Insert(old[l].keys[e], old[l].slots[e]);
@@ -213,6 +219,7 @@ class KeyIndex {
   const int growth_percent_;
   Line* lines_ = nullptr;
   size_t lines_count_ = 0;
+  bool pow2_ = true;
   size_t size_ = 0;
 };
 
