@@ -34,25 +34,13 @@
 #include "absl/synchronization/mutex.h"
 #include "common/proto/config.pb.h"
 #include "common/proto/wire.pb.h"
+#include "common/row_format.h"
 #include "ps/huge_page_allocator.h"
 #include "ps/kv_store.h"
-#include "ps/sparse_optimizer.h"
 #include "ps/row_log.h"
+#include "ps/sparse_optimizer.h"
 
 namespace ctrps {
-
-// Per-row metadata, stored in front of the row's floats (in memory, in the
-// spill file and in the store), so a lookup touches one place.
-struct RowMeta {
-  uint64_t key = 0;
-  uint32_t count = 0;      // times the key was pushed (including before admission)
-  uint32_t updates = 0;    // optimizer steps applied (Adam's t)
-  uint32_t last_step = 0;  // global step of the last update
-  uint32_t last_sec = 0;   // clock seconds of the last update
-  uint32_t flags = 0;      // slot used, recently referenced, store copy current
-  uint32_t reserved = 0;
-};
-static_assert(sizeof(RowMeta) == 32);
 
 // Memory shared by all tables of one server. Tables add the bytes of the rows
 // they hold and spill when the total is over the limit.
@@ -286,6 +274,7 @@ class SparseTable {
   // request is served. A failed step is logged and counted; the request
   // goes on (the log is whole).
   void CompactIfDue(StripeRange stripes);
+  // The store key of this table's row `key` (EncodeRowKey).
   std::string DiskKey(uint64_t key) const;
   bool Expired(const RowMeta& m, uint64_t global_step, uint32_t now) const;
   bool AdmittedAt(uint64_t key, uint32_t count) const;

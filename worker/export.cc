@@ -19,11 +19,11 @@
 #include "common/checkpoint_manifest.h"
 #include "common/config.h"
 #include "common/model_tables.h"
+#include "common/row_format.h"
 #include "common/status.h"
 #include "google/protobuf/io/tokenizer.h"
 #include "google/protobuf/text_format.h"
 #include "ps/kv_store.h"
-#include "ps/sparse_table.h"
 #include "worker/embedding_file.h"
 
 namespace ctrps {
@@ -33,7 +33,6 @@ namespace fs = std::filesystem;
 namespace pb = google::protobuf;
 
 constexpr char kDenseFile[] = "dense.bin";
-constexpr size_t kStoreKeyBytes = 12;  // u32 big-endian table id, u64 big-endian key
 
 class ParseErrors : public pb::io::ErrorCollector {
  public:
@@ -89,12 +88,6 @@ absl::StatusOr<std::string> ReadPrefix(const std::string& path, uint64_t bytes) 
   return data;
 }
 
-uint64_t LoadBigEndian(std::string_view bytes) {
-  uint64_t v = 0;
-  for (unsigned char c : bytes) v = (v << 8) | c;
-  return v;
-}
-
 struct TablePlan {
   const CheckpointTable* table = nullptr;
   size_t row_bytes = 0;        // RowMeta + weights + state
@@ -103,16 +96,17 @@ struct TablePlan {
   std::unique_ptr<EmbeddingFileWriter> writer;  // of the server being exported
 };
 
-// Checks one stored row (12-byte key, value) and finds its table.
+// Checks one stored row (key, value; common/row_format.h) and finds its table.
 absl::StatusOr<TablePlan*> CheckRow(const std::string& dir, std::string_view k, std::string_view v,
                                     const absl::flat_hash_map<uint32_t, int>& by_id,
                                     std::vector<TablePlan>& plans, RowMeta* meta) {
-  if (k.size() != kStoreKeyBytes) {
-    return absl::DataLossError(absl::StrFormat(
-        "%s: a key of %d bytes; rows have 12-byte keys (table id, key)", dir, k.size()));
+  uint32_t id = 0;
+  uint64_t key = 0;
+  if (!DecodeRowKey(k, &id, &key)) {
+    return absl::DataLossError(
+        absl::StrFormat("%s: a key of %d bytes; rows have %d-byte keys (table id, key)", dir,
+                        k.size(), kRowKeyBytes));
   }
-  const uint32_t id = static_cast<uint32_t>(LoadBigEndian(k.substr(0, 4)));
-  const uint64_t key = LoadBigEndian(k.substr(4));
   auto found = by_id.find(id);
   if (found == by_id.end()) {
     return absl::DataLossError(absl::StrFormat(
@@ -250,7 +244,7 @@ absl::StatusOr<ExportManifest> ExportFromCheckpoint(const std::string& checkpoin
   for (int t = 0; t < manifest.table_size(); ++t) {
     const CheckpointTable& table = manifest.table(t);
     plans[t].table = &table;
-    plans[t].row_bytes = sizeof(RowMeta) + sizeof(float) * (table.dim() + table.state_dim());
+    plans[t].row_bytes = RowBytes(table.dim(), table.state_dim());
     plans[t].rows.assign(manifest.num_servers(), 0);
     const TableConfig& tc = *FindTable(config, table.name());
     plans[t].missing_is_zero = tc.min_count() > 1 || tc.admit_probability() < 1.0f || min_count > 0;

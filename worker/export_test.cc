@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "common/row_format.h"
 #include "gtest/gtest.h"
 #include "rocksdb/db.h"
 #include "worker/embedding_file.h"
@@ -294,14 +295,14 @@ TEST_F(ExportTest, RowOfTheWrongSizeIsDataLoss) {
   Build(ModelConfig::LR, 2);
   const CheckpointTable& user = ckpt_.manifest.table(0);
   ASSERT_EQ(user.name(), "user");
-  PutRaw(ckpt_.dir + "/server-1", serving_test::StoreKey(user.id(), 42), std::string(40, '\0'));
+  PutRaw(ckpt_.dir + "/server-1", EncodeRowKey(user.id(), 42), std::string(40, '\0'));
   ExpectError(ExportFromCheckpoint(ckpt_.dir, out_, false, 0), absl::StatusCode::kDataLoss,
               ckpt_.dir + "/server-1: table \"user\" key 42: row of 40 bytes");
 }
 
 TEST_F(ExportTest, RowOfAnUnknownTableIsDataLoss) {
   Build(ModelConfig::LR, 1);
-  PutRaw(ckpt_.dir + "/server-0", serving_test::StoreKey(77, 1), std::string(40, '\0'));
+  PutRaw(ckpt_.dir + "/server-0", EncodeRowKey(77, 1), std::string(40, '\0'));
   ExpectError(ExportFromCheckpoint(ckpt_.dir, out_, false, 0), absl::StatusCode::kDataLoss,
               "table id 77");
 }
