@@ -115,7 +115,7 @@ absl::Status PsServer::CreateTables() {
     ASSIGN_OR_RETURN(store_, OpenRocksDbStore(options_.storage_dir + "/rocksdb"));
     spill_dir_ = options_.storage_dir + "/spill";
     if (!std::filesystem::create_directories(spill_dir_, ec) && ec) {
-      return absl::UnavailableError(absl::StrCat("cannot create ", spill_dir_, ": ", ec.message()));
+      return ErrnoError(spill_dir_, "cannot create", ec.value());
     }
   }
   uint32_t id = 0;

@@ -55,7 +55,7 @@ absl::Status ReadTextProto(const std::string& path, const char* what, pb::Messag
   if (!in) {
     if (!fs::exists(path))
       return absl::NotFoundError(absl::StrCat(path, ": no such file (", what, ")"));
-    return absl::UnavailableError(absl::StrCat(path, ": cannot read: ", std::strerror(errno)));
+    return ErrnoError(path, "cannot read");
   }
   std::stringstream text;
   text << in.rdbuf();
@@ -73,8 +73,9 @@ absl::Status SyncDirectory(const std::string& path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) return ErrnoError(path, "cannot open to sync");
   const int rc = ::fsync(fd);
+  const int err = errno;
   ::close(fd);
-  if (rc != 0) return ErrnoError(path, "sync failed");
+  if (rc != 0) return ErrnoError(path, "sync failed", err);
   return absl::OkStatus();
 }
 
@@ -83,7 +84,7 @@ absl::StatusOr<std::string> ReadPrefix(const std::string& path, uint64_t bytes) 
   std::ifstream in(path, std::ios::binary);
   std::string data(bytes, '\0');
   if (!in.read(data.data(), static_cast<std::streamsize>(bytes))) {
-    return absl::UnavailableError(absl::StrCat(path, ": cannot read"));
+    return ErrnoError(path, "cannot read");
   }
   return data;
 }
@@ -235,8 +236,7 @@ absl::StatusOr<ExportManifest> ExportFromCheckpoint(const std::string& checkpoin
   fs::create_directories(parent, ec);
   TempDir tmp(parent / absl::StrCat(".", out.filename().string(), ".tmp-", UniqueSuffix()));
   if (!fs::create_directory(tmp.path(), ec)) {
-    return absl::UnavailableError(
-        absl::StrCat(tmp.path().string(), ": cannot create: ", ec.message()));
+    return ErrnoError(tmp.path().string(), "cannot create", ec.value());
   }
 
   std::vector<TablePlan> plans(manifest.table_size());
@@ -325,16 +325,14 @@ absl::StatusOr<ExportManifest> ExportFromCheckpoint(const std::string& checkpoin
     }
     old = parent / absl::StrCat(".", out.filename().string(), ".old-", UniqueSuffix());
     fs::rename(out, old, ec);
-    if (ec)
-      return absl::UnavailableError(
-          absl::StrCat(out.string(), ": cannot move aside: ", ec.message()));
+    if (ec) return ErrnoError(out.string(), "cannot move aside", ec.value());
   }
   fs::rename(tmp.path(), out, ec);
   if (ec) {
     std::error_code ignored;
     if (!old.empty()) fs::rename(old, out, ignored);
-    return absl::UnavailableError(absl::StrCat(out.string(), ": cannot rename ",
-                                               tmp.path().string(), " to it: ", ec.message()));
+    return ErrnoError(out.string(), absl::StrCat("cannot rename ", tmp.path().string(), " to it"),
+                      ec.value());
   }
   tmp.Commit();
   if (!old.empty()) fs::remove_all(old, ec);

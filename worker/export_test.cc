@@ -10,6 +10,7 @@
 
 #include "common/row_format.h"
 #include "gtest/gtest.h"
+#include "ps/file_size_limit_for_test.h"
 #include "rocksdb/db.h"
 #include "worker/embedding_file.h"
 #include "worker/half.h"
@@ -312,6 +313,19 @@ TEST_F(ExportTest, KeyOfTheWrongSizeIsDataLoss) {
   PutRaw(ckpt_.dir + "/server-0", "short", "x");
   ExpectError(ExportFromCheckpoint(ckpt_.dir, out_, false, 0), absl::StatusCode::kDataLoss,
               ckpt_.dir + "/server-0: a key of 5 bytes");
+}
+
+TEST_F(ExportTest, ExportToAFullDiskIsResourceExhaustedAndLeavesNothing) {
+  Build(ModelConfig::LR, 1);
+  absl::StatusOr<ExportManifest> result;
+  {
+    // Smaller than any exported file: the first write past it fails as on a
+    // full disk.
+    ScopedFileSizeLimit limit(64);
+    ASSERT_TRUE(limit.ok());
+    result = ExportFromCheckpoint(ckpt_.dir, out_, false, 0);
+  }
+  ExpectError(result, absl::StatusCode::kResourceExhausted, "write failed");
 }
 
 TEST_F(ExportTest, TableDimThatDisagreesWithTheConfigIsDataLoss) {
