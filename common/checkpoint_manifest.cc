@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cerrno>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -12,6 +13,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/hash.h"
+#include "common/status.h"
 #include "google/protobuf/text_format.h"
 
 namespace ctrps {
@@ -38,20 +40,29 @@ uint32_t Crc32c(std::string_view data, uint32_t crc) {
 
 absl::Status WriteFileAtomically(const std::string& path, std::string_view bytes) {
   const std::string tmp = path + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  if (fd < 0) return absl::UnavailableError(absl::StrCat(tmp, ": cannot create"));
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return ErrnoError(tmp, "cannot create");
+  // A failure past this point removes the temporary file; `path` is as it was.
+  auto fail = [&](absl::string_view what, int err) {
+    if (fd >= 0) ::close(fd);
+    ::unlink(tmp.c_str());
+    return ErrnoError(tmp, what, err);
+  };
   size_t done = 0;
   while (done < bytes.size()) {
-    ssize_t w = ::write(fd, bytes.data() + done, bytes.size() - done);
-    if (w <= 0) {
-      ::close(fd);
-      return absl::UnavailableError(absl::StrCat(tmp, ": write failed (disk full?)"));
-    }
-    done += w;
+    const ssize_t w = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0) return fail("write failed", errno);
+    if (w == 0) return fail("write made no progress", EIO);
+    done += static_cast<size_t>(w);
   }
-  if (::fsync(fd) != 0 || ::close(fd) != 0) return absl::UnavailableError(absl::StrCat(tmp, ": fsync failed"));
+  if (::fsync(fd) != 0) return fail("fsync failed", errno);
+  const int rc = ::close(fd);
+  fd = -1;
+  if (rc != 0) return fail("close failed", errno);
   if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    return absl::UnavailableError(absl::StrCat("rename ", tmp, " -> ", path, " failed"));
+    const int err = errno;
+    return fail(absl::StrCat("cannot rename to ", path), err);
   }
   return absl::OkStatus();
 }

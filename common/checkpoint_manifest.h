@@ -19,10 +19,15 @@ inline constexpr char kManifestName[] = "manifest.pbtxt";
 absl::StatusOr<CheckpointManifest> ReadCheckpointManifest(const std::string& dir);
 
 // Writes dir/manifest.pbtxt through a temporary file and a rename, so a
-// reader sees the old state or the whole new one.
+// reader sees the old state or the whole new one. Returns what
+// WriteFileAtomically returns.
 absl::Status WriteCheckpointManifest(const std::string& dir, const CheckpointManifest& manifest);
 
-// Writes `bytes` to `path` through a temporary file, fsync and rename.
+// Writes `bytes` to `path` through a temporary file (path + ".tmp"), fsync
+// and rename. ResourceExhausted when the disk, a quota or the file-size
+// limit is full; otherwise the code of the failed call's errno (ErrnoError:
+// NotFound for a missing directory, PermissionDenied, ...). On failure
+// `path` is as it was and the temporary file is removed.
 absl::Status WriteFileAtomically(const std::string& path, std::string_view bytes);
 
 // CRC-32C (Castagnoli) of `data`, continuing from `crc`.

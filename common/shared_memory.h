@@ -33,7 +33,8 @@ inline constexpr size_t kSharedArenaHeaderBytes = 64;
 
 class SharedArena {
  public:
-  // Unavailable when the kernel refuses the memfd or the mapping.
+  // When the kernel refuses the memfd or the mapping, the code of its errno
+  // (ErrnoError): ResourceExhausted when memory or a limit is out.
   static absl::StatusOr<std::unique_ptr<SharedArena>> Create(size_t bytes);
   ~SharedArena();
   SharedArena(const SharedArena&) = delete;
@@ -69,8 +70,9 @@ class SharedMapping {
  public:
   // Opens the arena at `path` and checks it: sealed against shrinking, at
   // least `bytes` long, and starting with the arena magic and `token`.
-  // InvalidArgument naming what did not match; Unavailable when it cannot
-  // be opened (another host, a process that has exited).
+  // InvalidArgument naming what did not match; NotFound when `path` does not
+  // exist (another host, a process that has exited); otherwise the code of
+  // the failed call's errno (ErrnoError).
   static absl::StatusOr<std::unique_ptr<SharedMapping>> Open(const std::string& path, uint64_t token,
                                                              uint64_t bytes);
   ~SharedMapping();

@@ -37,7 +37,7 @@ TEST(SharedMemoryTest, WrongTokenOrSizeIsRefused) {
   auto bad_size = SharedMapping::Open((*arena)->path(), (*arena)->token(), (*arena)->size() * 2);
   EXPECT_EQ(bad_size.status().code(), absl::StatusCode::kInvalidArgument) << bad_size.status();
   auto missing = SharedMapping::Open("/proc/self/fd/99999", 1, 1 << 20);
-  EXPECT_EQ(missing.status().code(), absl::StatusCode::kUnavailable) << missing.status();
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound) << missing.status();
 }
 
 TEST(SharedMemoryTest, UnsealedFileIsRefused) {

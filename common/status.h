@@ -32,11 +32,23 @@
 
 namespace ctrps {
 
-// Unavailable "<where>: <what>: <strerror(err)>" for a failed system call on
-// the file or resource `where`. Pass err when a call in between (close,
-// unlink) may have changed errno.
+// The code of a system call that failed with errno `err`: absl::ErrnoToStatus's
+// (ENOENT NotFound, EACCES PermissionDenied, EINTR and EAGAIN Unavailable,
+// ...), except that a full disk, a quota or a file-size limit (ENOSPC,
+// EDQUOT, EFBIG) is ResourceExhausted: retrying the same write does not
+// help until space is made.
+inline absl::StatusCode ErrnoCode(int err) {
+  if (err == 0) return absl::StatusCode::kUnknown;  // a failure that set no errno
+  if (err == ENOSPC || err == EDQUOT || err == EFBIG) return absl::StatusCode::kResourceExhausted;
+  return absl::ErrnoToStatusCode(err);
+}
+
+// "<where>: <what>: <strerror(err)>" with ErrnoCode(err), for a failed system
+// call on the file or resource `where`. Pass err when a call in between
+// (close, unlink) may have changed errno. The one way to turn a failed
+// system call into a status, so that a full disk is never Unavailable.
 inline absl::Status ErrnoError(absl::string_view where, absl::string_view what, int err = errno) {
-  return absl::UnavailableError(absl::StrCat(where, ": ", what, ": ", std::strerror(err)));
+  return absl::Status(ErrnoCode(err), absl::StrCat(where, ": ", what, ": ", std::strerror(err)));
 }
 
 }  // namespace ctrps

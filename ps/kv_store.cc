@@ -20,6 +20,7 @@ absl::Status FromRocks(const rocksdb::Status& s, std::string_view what) {
   std::string msg = absl::StrCat(std::string(what), ": ", s.ToString());
   if (s.IsCorruption()) return absl::DataLossError(msg);
   if (s.IsInvalidArgument()) return absl::InvalidArgumentError(msg);
+  if (s.IsNoSpace()) return absl::ResourceExhaustedError(msg);
   return absl::UnavailableError(msg);
 }
 
@@ -120,7 +121,7 @@ class MemoryKvStore final : public KvStore {
 absl::StatusOr<std::unique_ptr<KvStore>> OpenRocksDbStore(const std::string& dir, size_t write_buffer_bytes) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
-  if (ec) return absl::UnavailableError(absl::StrCat(dir, ": cannot create: ", ec.message()));
+  if (ec) return ErrnoError(dir, "cannot create", ec.value());
   rocksdb::Options options;
   options.create_if_missing = true;
   options.compression = rocksdb::kNoCompression;  // rows are random floats

@@ -21,6 +21,7 @@
 #include "absl/strings/str_format.h"
 #include "common/checkpoint_manifest.h"
 #include "common/hash.h"
+#include "common/row_format.h"
 #include "common/status.h"
 #include "common/sync_point.h"
 #include "glog/logging.h"
@@ -114,7 +115,7 @@ absl::Status PsServer::CreateTables() {
     ASSIGN_OR_RETURN(store_, OpenRocksDbStore(options_.storage_dir + "/rocksdb"));
     spill_dir_ = options_.storage_dir + "/spill";
     if (!std::filesystem::create_directories(spill_dir_, ec) && ec) {
-      return absl::UnavailableError(absl::StrCat("cannot create ", spill_dir_, ": ", ec.message()));
+      return ErrnoError(spill_dir_, "cannot create", ec.value());
     }
   }
   uint32_t id = 0;
@@ -521,11 +522,11 @@ absl::Status PsServer::Load(const std::string& dir, ReplyHeader* reply) {
   for (uint32_t j = 0; j < manifest.num_servers(); ++j) {
     const std::string part = absl::StrCat(dir, "/server-", j);
     RETURN_IF_ERROR(ScanRocksDb(part, [&](std::string_view k, std::string_view v) -> absl::Status {
-      if (k.size() != 12) return absl::DataLossError(absl::StrCat(part, ": a key of ", k.size(), " bytes"));
       uint32_t id = 0;
       uint64_t key = 0;
-      for (int i = 0; i < 4; ++i) id = (id << 8) | static_cast<uint8_t>(k[i]);
-      for (int i = 4; i < 12; ++i) key = (key << 8) | static_cast<uint8_t>(k[i]);
+      if (!DecodeRowKey(k, &id, &key)) {
+        return absl::DataLossError(absl::StrCat(part, ": a key of ", k.size(), " bytes"));
+      }
       if (ShardOf(key, options_.num_shards) != options_.shard) return absl::OkStatus();
       auto it = by_id.find(id);
       if (it == by_id.end()) return absl::DataLossError(absl::StrCat(part, ": a row of unknown table id ", id));
@@ -534,9 +535,7 @@ absl::Status PsServer::Load(const std::string& dir, ReplyHeader* reply) {
         return absl::DataLossError(absl::StrFormat("%s: a row of table \"%s\" has %d bytes, expected %d", part,
                                                    t->name(), v.size(), t->row_bytes()));
       }
-      std::string nk(k);
-      for (int i = 0; i < 4; ++i) nk[i] = static_cast<char>(t->table_id() >> (24 - 8 * i));
-      keys.push_back(std::move(nk));
+      keys.push_back(EncodeRowKey(t->table_id(), key));
       values.emplace_back(v);
       ++loaded[t];
       if (keys.size() >= 65536) return flush();

@@ -53,9 +53,11 @@ class PsServer {
   explicit PsServer(PsServerOptions options);
   ~PsServer();
 
-  // Creates the tables and the store, binds and starts the threads.
-  // InvalidArgument for a bad table config, Unavailable when binding or the
-  // store fails.
+  // Creates the tables and the store (CreateTables), binds and starts the
+  // threads. CreateTables' errors; Unavailable when the endpoint cannot be
+  // bound (in use, bad address). On error no thread runs and nothing is
+  // bound; tables and store already created stay (the destructor frees
+  // them).
   absl::Status Start();
   // The bound endpoint ("tcp://127.0.0.1:41234"), after Start().
   const std::string& endpoint() const { return endpoint_; }
@@ -67,10 +69,41 @@ class PsServer {
   // reply frames. Never fails: a bad request gets an error reply. Sets
   // *shutdown for a SHUTDOWN request. Tables must exist (Start() or
   // CreateTables()).
+  //
+  // The reply header's code, by op:
+  // - Any: InvalidArgument for a request that does not parse, is over
+  //   max_request_bytes, or has an unknown op. The server state is unchanged.
+  // - PULL, PUSH: NotFound for an unknown table or shared arena;
+  //   InvalidArgument for a wrong dim, frame count or size, a range outside
+  //   the arena, a learning_rate_scale or batch_fraction outside (0, 1];
+  //   these change nothing. Otherwise SparseTable::Pull's or Push's codes,
+  //   with what they leave behind: a failed PUSH is partly applied, and
+  //   sending it again applies part of it twice (ResourceExhausted for a
+  //   full disk after the whole update was applied is the exception).
+  // - SAVE: InvalidArgument without a path; FailedPrecondition without a
+  //   storage directory; SparseTable::Flush's codes (the store holds part
+  //   of the changes, nothing is lost, and a later SAVE writes the rest);
+  //   KvStore::Checkpoint's codes (no checkpoint directory is left).
+  // - LOAD: InvalidArgument without a path, or for a table missing from
+  //   this job or of another shape; FailedPrecondition without a storage
+  //   directory or when a table already has rows; NotFound / DataLoss for
+  //   a missing or damaged manifest; ScanRocksDb's codes and DataLoss for a
+  //   row of a bad key, size or table; KvStore::Write's codes. A failed
+  //   LOAD may leave part of the checkpoint's rows in the store, which the
+  //   tables do not serve; a Save would copy them. Load again, or restart
+  //   the server.
+  // - ATTACH: ResourceExhausted when max_arenas are mapped; SharedMapping::
+  //   Open's codes (NotFound for an arena on another host). DETACH:
+  //   NotFound for an arena not attached.
   void Handle(std::vector<zmq::message_t>& request, std::vector<zmq::message_t>* reply,
               bool* shutdown, const std::string& peer = "in-process");
 
-  // Creates tables and store without sockets (Start() calls it).
+  // Creates tables and store without sockets (Start() calls it); does
+  // nothing once they exist. InvalidArgument for a bad table config, a
+  // table defined twice, or a memory limit without a storage directory;
+  // OpenRocksDbStore's codes; the errno's code when the spill directory
+  // cannot be created. Clears storage_dir first. On error the tables
+  // created so far stay and a second call does nothing: destroy the server.
   absl::Status CreateTables();
 
   SparseTable* table(const std::string& name);

@@ -372,7 +372,7 @@ TEST_F(PsServerArenaTest, UnknownArenaAndExtraFramesAreRejected) {
 TEST_F(PsServerArenaTest, BadAttachIsRejected) {
   ExpectError(Attach(arena_->path(), arena_->token() ^ 1, arena_->size()), absl::StatusCode::kInvalidArgument,
               "token does not match");
-  ExpectError(Attach("/no/such/arena", 1, 1 << 20), absl::StatusCode::kUnavailable, "/no/such/arena");
+  ExpectError(Attach("/no/such/arena", 1, 1 << 20), absl::StatusCode::kNotFound, "/no/such/arena");
   // A plain file could be truncated under the server's mapping.
   const std::string plain = ::testing::TempDir() + "/plain_arena";
   {

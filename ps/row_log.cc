@@ -17,16 +17,6 @@
 namespace ctrps {
 namespace {
 
-// The errno of a failed write as a code the caller can act on: a full disk
-// or a file-size limit is ResourceExhausted (do not retry blindly), not
-// Unavailable.
-absl::Status WriteError(int err, const std::string& what) {
-  if (err == ENOSPC || err == EFBIG || err == EDQUOT) {
-    return absl::ResourceExhaustedError(absl::StrCat(what, ": ", std::strerror(err)));
-  }
-  return absl::ErrnoToStatus(err, what);
-}
-
 // One io_uring per thread (each server thread reads for its own requests).
 // Where the kernel refuses io_uring (seccomp, io_uring_disabled), reads fall
 // back to pread, one at a time.
@@ -135,7 +125,8 @@ absl::Status RowLog::OpenSegment() {
   if (fd < 0) {
     const int err = errno;
     free_slots_.push_back(slot);
-    return WriteError(err, absl::StrCat("creating ", file));
+    return ErrnoError(absl::StrCat("row log ", options_.name), absl::StrCat("creating ", file),
+                      err);
   }
   // Reads of single records are random: no readahead, which would fetch
   // 128 KB of page cache for each 4 KB page a record needs. (Scans read
@@ -161,7 +152,8 @@ absl::Status RowLog::FlushBuffer() {
     const ssize_t n = pwrite(seg.fd, buffer_.data() + done, buffer_used_ - done, static_cast<off_t>(offset + done));
     if (n < 0) {
       if (errno == EINTR) continue;
-      return WriteError(errno, absl::StrCat("writing ", FileOf(static_cast<uint32_t>(open_))));
+      return ErrnoError(absl::StrCat("row log ", options_.name),
+                        absl::StrCat("writing ", FileOf(static_cast<uint32_t>(open_))));
     }
     done += static_cast<size_t>(n);
   }

@@ -24,13 +24,9 @@ namespace {
 constexpr uint32_t kNoSlot = KeyIndex::kNone;
 // Real slots stay below this; the values above are the index's answers.
 constexpr uint32_t kMaxSlot = KeyIndex::kNone - 255;
-// Row flags. kUsed, kReferenced: a memory slot in use, and its CLOCK bit.
-// kDirty: changed since it was last written to the store. kInStore: the
-// store also holds a copy (current unless kDirty). The two travel with the
-// row into the log and back. kLogCurrent (memory only): the stripe's log
-// holds this row's current bytes, so evicting it writes nothing. kInLog
-// (memory only): the log has a live record of the key (current or not).
-constexpr uint32_t kUsed = 1, kReferenced = 2, kDirty = 4, kInStore = 8, kLogCurrent = 16, kInLog = 32;
+// Row flags (common/row_format.h).
+using row_flags::kDirty, row_flags::kInLog, row_flags::kInStore, row_flags::kLogCurrent,
+    row_flags::kReferenced, row_flags::kUsed;
 constexpr uint32_t kStoreFlags = kDirty | kInStore;
 // A stripe's keys in a block are served in windows of up to this many.
 // Lookups: each window's index entries are prefetched in a loop of
@@ -402,11 +398,7 @@ absl::StatusOr<uint64_t> SparseTable::Flush() {
 }
 
 std::string SparseTable::DiskKey(uint64_t key) const {
-  // Big-endian (table id, key) so a table's rows are contiguous in the store.
-  std::string k(12, '\0');
-  for (int i = 0; i < 4; ++i) k[i] = static_cast<char>(options_.table_id >> (24 - 8 * i));
-  for (int i = 0; i < 8; ++i) k[4 + i] = static_cast<char>(key >> (56 - 8 * i));
-  return k;
+  return EncodeRowKey(options_.table_id, key);
 }
 
 bool SparseTable::Expired(const RowMeta& m, uint64_t global_step, uint32_t now) const {

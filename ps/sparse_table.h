@@ -17,6 +17,23 @@
 // Thread safety: every public method may be called concurrently. Keys are
 // spread over kNumStripes stripes, each with its own mutex; a request locks
 // one stripe at a time.
+//
+// Errors of Pull and Push, by where they come from:
+// - Spilling cold rows past the budget: ResourceExhausted when the disk, a
+//   quota, the file-size limit or Options::min_free_disk_bytes is reached,
+//   or the log has no address left; the errno's code for other write
+//   errors (common/status.h ErrnoError). The rows that could not be
+//   written stay in memory with their data: nothing is lost, the budget
+//   stays over, and later requests try again.
+// - Reading spilled rows back: DataLoss when a log record is damaged (a
+//   segment shorter than its index says, a record holding another key);
+//   the errno's code for a failed read. The rows stay in the log.
+// - Reading loaded rows from the store: KvStore::MultiGet's codes; DataLoss
+//   for a stored row of the wrong size.
+// - Dropping a row past its TTL: KvStore::Write's codes when the store's
+//   copy cannot be deleted; the row then stays.
+// A request is served stripe by stripe (StripeRange), so one that fails has
+// been served for some stripes and not others: see Pull and Push.
 #ifndef CTRPS_PS_SPARSE_TABLE_H_
 #define CTRPS_PS_SPARSE_TABLE_H_
 
@@ -34,25 +51,13 @@
 #include "absl/synchronization/mutex.h"
 #include "common/proto/config.pb.h"
 #include "common/proto/wire.pb.h"
+#include "common/row_format.h"
 #include "ps/huge_page_allocator.h"
 #include "ps/kv_store.h"
-#include "ps/sparse_optimizer.h"
 #include "ps/row_log.h"
+#include "ps/sparse_optimizer.h"
 
 namespace ctrps {
-
-// Per-row metadata, stored in front of the row's floats (in memory, in the
-// spill file and in the store), so a lookup touches one place.
-struct RowMeta {
-  uint64_t key = 0;
-  uint32_t count = 0;      // times the key was pushed (including before admission)
-  uint32_t updates = 0;    // optimizer steps applied (Adam's t)
-  uint32_t last_step = 0;  // global step of the last update
-  uint32_t last_sec = 0;   // clock seconds of the last update
-  uint32_t flags = 0;      // slot used, recently referenced, store copy current
-  uint32_t reserved = 0;
-};
-static_assert(sizeof(RowMeta) == 32);
 
 // Memory shared by all tables of one server. Tables add the bytes of the rows
 // they hold and spill when the total is over the limit.
@@ -159,25 +164,54 @@ class SparseTable {
   // Writes the weights of each key to out[i*dim .. (i+1)*dim). A key without
   // a row reads its initial value (a pure function of seed and key) without
   // creating it; with admission on, it reads zeros. Keys may repeat.
+  //
+  // Errors: those listed at the top of this file. On error, the rows of
+  // `out` of the stripes served before it are written and the others are
+  // not (which ones is unspecified): discard `out`. A spill that fails after
+  // every stripe was served (ResourceExhausted) leaves `out` whole. The
+  // table's rows are as before, except that rows read back from the log or
+  // the store stay in memory and rows past their TTL may be dropped.
   absl::Status Pull(const KeyGroups& keys, float* out, StripeRange stripes = kAllStripes);
   absl::Status Pull(std::span<const uint64_t> keys, float* out);
 
   // Applies grads[i*dim ..] to each key's row. counts (may be null: 1 each)
   // says how many samples used the key, for admission and statistics.
   // Creates rows for admitted keys; a key not yet admitted is only counted.
+  //
+  // Errors: those listed at the top of this file. A Push that fails is
+  // partly applied: the keys of the stripes served before the error are
+  // updated (and counted), the others are not, so sending it again applies
+  // part of it twice. A spill that fails after every stripe was served
+  // (ResourceExhausted) leaves the whole update applied, in memory.
   absl::Status Push(const KeyGroups& keys, const float* grads, const uint32_t* counts, uint64_t global_step,
                     float learning_rate_scale = 1.0f, float batch_fraction = 1.0f, StripeRange stripes = kAllStripes);
   absl::Status Push(std::span<const uint64_t> keys, const float* grads, const uint32_t* counts,
                     uint64_t global_step, float learning_rate_scale = 1.0f, float batch_fraction = 1.0f);
 
-  // Drops rows not updated within the TTL. Returns rows dropped.
+  // Drops rows not updated within the TTL (in memory, in the log, and their
+  // store copies). Returns rows dropped; 0 without a TTL.
+  //
+  // Errors: KvStore::Write's codes when a store copy cannot be deleted, the
+  // log's read errors (DataLoss for a damaged segment, the errno's code for
+  // a failed read). Stripes are swept one at a time: rows dropped before
+  // the error stay dropped (and are not in stats' evicted count), the rest
+  // stay; calling again finishes the sweep.
   absl::StatusOr<uint64_t> EvictExpired(uint64_t global_step);
 
   TableStats Stats() const;
 
   // Writes every row (in memory or in the log) changed since its last write into
   // the store, after which the store holds the whole table. Returns rows
-  // written. FailedPrecondition without a store.
+  // written.
+  //
+  // Errors: FailedPrecondition without a store; KvStore::Write's codes
+  // (ResourceExhausted for a full disk); the log's read errors (DataLoss for
+  // a damaged segment, the errno's code for a failed read). Rows are
+  // written in chunks, stripe by stripe, and nothing is lost on error: rows
+  // written from memory count as clean, rows written from the log are
+  // written again by the next Flush, and the rest stay dirty where they
+  // are. The store then holds part of the changes, so it is no checkpoint
+  // until a later Flush succeeds.
   absl::StatusOr<uint64_t> Flush();
 
   // Counts `rows` written into the store by a checkpoint load: misses look
@@ -194,7 +228,11 @@ class SparseTable {
     std::vector<float> state;
     bool on_disk = false;
   };
-  // The stored row of `key` or NotFound; no side effects.
+  // The stored row of `key`, wherever it is (memory, the log, the store); no
+  // side effects. NotFound when the table has no row for `key` (a row of the
+  // wrong size in the store counts as none); the log's read errors
+  // (DataLoss for a damaged record, the errno's code for a failed read);
+  // KvStore::MultiGet's codes.
   absl::StatusOr<RowSnapshot> Peek(uint64_t key);
 
  private:
@@ -286,6 +324,7 @@ class SparseTable {
   // request is served. A failed step is logged and counted; the request
   // goes on (the log is whole).
   void CompactIfDue(StripeRange stripes);
+  // The store key of this table's row `key` (EncodeRowKey).
   std::string DiskKey(uint64_t key) const;
   bool Expired(const RowMeta& m, uint64_t global_step, uint32_t now) const;
   bool AdmittedAt(uint64_t key, uint32_t count) const;

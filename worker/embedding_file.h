@@ -30,8 +30,9 @@ enum class EmbDtype : uint32_t { kF32 = 0, kF16 = 1 };
 // pass. Not thread-safe.
 class EmbeddingFileWriter {
  public:
-  // Creates (truncates) `path`. Unavailable if it cannot be created;
-  // InvalidArgument for dim <= 0.
+  // Creates (truncates) `path`. InvalidArgument for dim <= 0; if it cannot
+  // be created, the code of the failed call's errno (ErrnoError: NotFound,
+  // PermissionDenied, ResourceExhausted for a full disk, ...).
   static absl::StatusOr<std::unique_ptr<EmbeddingFileWriter>> Create(const std::string& path,
                                                                      int dim, EmbDtype dtype,
                                                                      uint64_t rows);
@@ -39,11 +40,13 @@ class EmbeddingFileWriter {
 
   // Appends a row: `dim` floats (converted to f16, round to nearest even,
   // for kF16). Keys must be strictly ascending; FailedPrecondition when not,
-  // or past `rows` rows. Unavailable on a write error.
+  // or past `rows` rows. On a write error the code of its errno:
+  // ResourceExhausted for a full disk, a quota or the file-size limit. After
+  // an error the file is incomplete.
   absl::Status Add(uint64_t key, const float* values);
 
   // Flushes and syncs the file. FailedPrecondition if fewer rows than
-  // announced were added.
+  // announced were added; a failed write, sync or close as for Add.
   absl::Status Finish();
 
  private:

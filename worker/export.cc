@@ -19,11 +19,11 @@
 #include "common/checkpoint_manifest.h"
 #include "common/config.h"
 #include "common/model_tables.h"
+#include "common/row_format.h"
 #include "common/status.h"
 #include "google/protobuf/io/tokenizer.h"
 #include "google/protobuf/text_format.h"
 #include "ps/kv_store.h"
-#include "ps/sparse_table.h"
 #include "worker/embedding_file.h"
 
 namespace ctrps {
@@ -33,7 +33,6 @@ namespace fs = std::filesystem;
 namespace pb = google::protobuf;
 
 constexpr char kDenseFile[] = "dense.bin";
-constexpr size_t kStoreKeyBytes = 12;  // u32 big-endian table id, u64 big-endian key
 
 class ParseErrors : public pb::io::ErrorCollector {
  public:
@@ -56,7 +55,7 @@ absl::Status ReadTextProto(const std::string& path, const char* what, pb::Messag
   if (!in) {
     if (!fs::exists(path))
       return absl::NotFoundError(absl::StrCat(path, ": no such file (", what, ")"));
-    return absl::UnavailableError(absl::StrCat(path, ": cannot read: ", std::strerror(errno)));
+    return ErrnoError(path, "cannot read");
   }
   std::stringstream text;
   text << in.rdbuf();
@@ -74,8 +73,9 @@ absl::Status SyncDirectory(const std::string& path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) return ErrnoError(path, "cannot open to sync");
   const int rc = ::fsync(fd);
+  const int err = errno;
   ::close(fd);
-  if (rc != 0) return ErrnoError(path, "sync failed");
+  if (rc != 0) return ErrnoError(path, "sync failed", err);
   return absl::OkStatus();
 }
 
@@ -84,15 +84,9 @@ absl::StatusOr<std::string> ReadPrefix(const std::string& path, uint64_t bytes) 
   std::ifstream in(path, std::ios::binary);
   std::string data(bytes, '\0');
   if (!in.read(data.data(), static_cast<std::streamsize>(bytes))) {
-    return absl::UnavailableError(absl::StrCat(path, ": cannot read"));
+    return ErrnoError(path, "cannot read");
   }
   return data;
-}
-
-uint64_t LoadBigEndian(std::string_view bytes) {
-  uint64_t v = 0;
-  for (unsigned char c : bytes) v = (v << 8) | c;
-  return v;
 }
 
 struct TablePlan {
@@ -103,16 +97,17 @@ struct TablePlan {
   std::unique_ptr<EmbeddingFileWriter> writer;  // of the server being exported
 };
 
-// Checks one stored row (12-byte key, value) and finds its table.
+// Checks one stored row (key, value; common/row_format.h) and finds its table.
 absl::StatusOr<TablePlan*> CheckRow(const std::string& dir, std::string_view k, std::string_view v,
                                     const absl::flat_hash_map<uint32_t, int>& by_id,
                                     std::vector<TablePlan>& plans, RowMeta* meta) {
-  if (k.size() != kStoreKeyBytes) {
-    return absl::DataLossError(absl::StrFormat(
-        "%s: a key of %d bytes; rows have 12-byte keys (table id, key)", dir, k.size()));
+  uint32_t id = 0;
+  uint64_t key = 0;
+  if (!DecodeRowKey(k, &id, &key)) {
+    return absl::DataLossError(
+        absl::StrFormat("%s: a key of %d bytes; rows have %d-byte keys (table id, key)", dir,
+                        k.size(), kRowKeyBytes));
   }
-  const uint32_t id = static_cast<uint32_t>(LoadBigEndian(k.substr(0, 4)));
-  const uint64_t key = LoadBigEndian(k.substr(4));
   auto found = by_id.find(id);
   if (found == by_id.end()) {
     return absl::DataLossError(absl::StrFormat(
@@ -241,8 +236,7 @@ absl::StatusOr<ExportManifest> ExportFromCheckpoint(const std::string& checkpoin
   fs::create_directories(parent, ec);
   TempDir tmp(parent / absl::StrCat(".", out.filename().string(), ".tmp-", UniqueSuffix()));
   if (!fs::create_directory(tmp.path(), ec)) {
-    return absl::UnavailableError(
-        absl::StrCat(tmp.path().string(), ": cannot create: ", ec.message()));
+    return ErrnoError(tmp.path().string(), "cannot create", ec.value());
   }
 
   std::vector<TablePlan> plans(manifest.table_size());
@@ -250,7 +244,7 @@ absl::StatusOr<ExportManifest> ExportFromCheckpoint(const std::string& checkpoin
   for (int t = 0; t < manifest.table_size(); ++t) {
     const CheckpointTable& table = manifest.table(t);
     plans[t].table = &table;
-    plans[t].row_bytes = sizeof(RowMeta) + sizeof(float) * (table.dim() + table.state_dim());
+    plans[t].row_bytes = RowBytes(table.dim(), table.state_dim());
     plans[t].rows.assign(manifest.num_servers(), 0);
     const TableConfig& tc = *FindTable(config, table.name());
     plans[t].missing_is_zero = tc.min_count() > 1 || tc.admit_probability() < 1.0f || min_count > 0;
@@ -331,16 +325,14 @@ absl::StatusOr<ExportManifest> ExportFromCheckpoint(const std::string& checkpoin
     }
     old = parent / absl::StrCat(".", out.filename().string(), ".old-", UniqueSuffix());
     fs::rename(out, old, ec);
-    if (ec)
-      return absl::UnavailableError(
-          absl::StrCat(out.string(), ": cannot move aside: ", ec.message()));
+    if (ec) return ErrnoError(out.string(), "cannot move aside", ec.value());
   }
   fs::rename(tmp.path(), out, ec);
   if (ec) {
     std::error_code ignored;
     if (!old.empty()) fs::rename(old, out, ignored);
-    return absl::UnavailableError(absl::StrCat(out.string(), ": cannot rename ",
-                                               tmp.path().string(), " to it: ", ec.message()));
+    return ErrnoError(out.string(), absl::StrCat("cannot rename ", tmp.path().string(), " to it"),
+                      ec.value());
   }
   tmp.Commit();
   if (!old.empty()) fs::remove_all(old, ec);

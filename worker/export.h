@@ -35,7 +35,9 @@ namespace ctrps {
 // a corrupt checkpoint (a manifest that does not parse or is inconsistent, a
 // key that is not 12 bytes, a row of the wrong size or of an unknown table,
 // a dense file of the wrong size); FailedPrecondition if `out_dir` exists and
-// is neither empty nor an export; Unavailable for I/O errors.
+// is neither empty nor an export; ResourceExhausted when a write finds the
+// disk, a quota or the file-size limit full; for other failed system calls,
+// the code of their errno (common/status.h ErrnoError).
 absl::StatusOr<ExportManifest> ExportFromCheckpoint(const std::string& checkpoint_dir,
                                                     const std::string& out_dir, bool fp16,
                                                     uint32_t min_count);

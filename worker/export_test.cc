@@ -8,7 +8,9 @@
 #include <string>
 #include <vector>
 
+#include "common/row_format.h"
 #include "gtest/gtest.h"
+#include "ps/file_size_limit_for_test.h"
 #include "rocksdb/db.h"
 #include "worker/embedding_file.h"
 #include "worker/half.h"
@@ -294,14 +296,14 @@ TEST_F(ExportTest, RowOfTheWrongSizeIsDataLoss) {
   Build(ModelConfig::LR, 2);
   const CheckpointTable& user = ckpt_.manifest.table(0);
   ASSERT_EQ(user.name(), "user");
-  PutRaw(ckpt_.dir + "/server-1", serving_test::StoreKey(user.id(), 42), std::string(40, '\0'));
+  PutRaw(ckpt_.dir + "/server-1", EncodeRowKey(user.id(), 42), std::string(40, '\0'));
   ExpectError(ExportFromCheckpoint(ckpt_.dir, out_, false, 0), absl::StatusCode::kDataLoss,
               ckpt_.dir + "/server-1: table \"user\" key 42: row of 40 bytes");
 }
 
 TEST_F(ExportTest, RowOfAnUnknownTableIsDataLoss) {
   Build(ModelConfig::LR, 1);
-  PutRaw(ckpt_.dir + "/server-0", serving_test::StoreKey(77, 1), std::string(40, '\0'));
+  PutRaw(ckpt_.dir + "/server-0", EncodeRowKey(77, 1), std::string(40, '\0'));
   ExpectError(ExportFromCheckpoint(ckpt_.dir, out_, false, 0), absl::StatusCode::kDataLoss,
               "table id 77");
 }
@@ -311,6 +313,19 @@ TEST_F(ExportTest, KeyOfTheWrongSizeIsDataLoss) {
   PutRaw(ckpt_.dir + "/server-0", "short", "x");
   ExpectError(ExportFromCheckpoint(ckpt_.dir, out_, false, 0), absl::StatusCode::kDataLoss,
               ckpt_.dir + "/server-0: a key of 5 bytes");
+}
+
+TEST_F(ExportTest, ExportToAFullDiskIsResourceExhaustedAndLeavesNothing) {
+  Build(ModelConfig::LR, 1);
+  absl::StatusOr<ExportManifest> result;
+  {
+    // Smaller than any exported file: the first write past it fails as on a
+    // full disk.
+    ScopedFileSizeLimit limit(64);
+    ASSERT_TRUE(limit.ok());
+    result = ExportFromCheckpoint(ckpt_.dir, out_, false, 0);
+  }
+  ExpectError(result, absl::StatusCode::kResourceExhausted, "write failed");
 }
 
 TEST_F(ExportTest, TableDimThatDisagreesWithTheConfigIsDataLoss) {

@@ -73,7 +73,7 @@ absl::StatusOr<std::vector<float>> ReadFloats(const std::string& path, uint64_t 
   std::vector<float> values(count);
   std::ifstream in(path, std::ios::binary);
   if (!in.read(reinterpret_cast<char*>(values.data()), static_cast<std::streamsize>(bytes))) {
-    return absl::UnavailableError(absl::StrCat(path, ": cannot read"));
+    return ErrnoError(path, "cannot read");
   }
   return values;
 }

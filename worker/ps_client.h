@@ -16,6 +16,14 @@
 // Pull/Push (keys, out, grads, counts) must stay valid until the future is
 // done.
 //
+// Errors of a request: a server's error comes back with its code, the
+// message prefixed with "server <i> (<endpoint>): " (PsServer::Handle lists
+// the codes by op); Unavailable when a server did not answer within the
+// timeout (whether it served the request is unknown); Cancelled when the
+// client is destroyed first; Internal for a reply of the wrong size. A
+// request to several servers returns the first error; the servers that
+// answered OK served their part.
+//
 // With one server on this host, rows can skip the client's copy altogether:
 // pull into, and push from, a PsBuffer (NewBuffer), which the server reads
 // and writes where it is.
@@ -55,7 +63,8 @@ class PsFuture {
  public:
   PsFuture() = default;
   // Waits until every shard replied (or the deadline passed); returns the
-  // first error. Waiting twice returns the same status.
+  // first error (the codes above). Waiting twice returns the same status.
+  // FailedPrecondition for a default-constructed future.
   absl::Status Wait();
   bool done() const;
   bool valid() const { return state_ != nullptr; }
@@ -111,6 +120,9 @@ class PsClient {
  public:
   // Connects to every endpoint and pings each server; Unavailable naming the
   // first server that does not answer within connect_timeout.
+  // InvalidArgument for no endpoints or an endpoint ZeroMQ cannot parse.
+  // Shared memory is set up where it can be; where not, the socket is used,
+  // which is no error.
   static absl::StatusOr<std::unique_ptr<PsClient>> Connect(const PsClientOptions& options);
   ~PsClient();
 
@@ -121,11 +133,19 @@ class PsClient {
   // shared memory (the rest went through the socket).
   uint64_t shared_memory_parts() const { return shared_memory_parts_.load(std::memory_order_relaxed); }
 
-  // out: keys.size() * dim floats.
+  // out: keys.size() * dim floats. Errors as the future's (see the top of
+  // this file). On error `out` is partly written: rows of the servers that
+  // answered are filled, the others are not; discard it. A timed-out pull
+  // into memory the caller owns is never written after Wait returns.
   PsFuture Pull(const std::string& table, std::span<const uint64_t> keys, int dim, float* out,
                 uint64_t global_step = 0);
   // grads: keys.size() * dim floats; counts: keys.size() or null.
   // learning_rate_scale in (0, 1] multiplies the table's learning rate.
+  // Errors as the future's (InvalidArgument from the server for a
+  // learning_rate_scale or batch_fraction outside (0, 1]). On error the
+  // push is applied on the servers that answered OK, possibly in part on
+  // the one that failed (SparseTable::Push), and maybe on one that timed
+  // out: pushing it again applies some gradients twice.
   PsFuture Push(const std::string& table, std::span<const uint64_t> keys, int dim, const float* grads,
                 const uint32_t* counts = nullptr, uint64_t global_step = 0,
                 float learning_rate_scale = 1.0f, float batch_fraction = 1.0f);
@@ -134,7 +154,8 @@ class PsClient {
   // server and it maps the client's arena, with room for it.
   PsBuffer NewBuffer(size_t floats);
   // As above, with the rows in `out` or the gradients in `grads`: at least
-  // keys.size() * dim floats (InvalidArgument otherwise).
+  // keys.size() * dim floats (InvalidArgument otherwise, nothing sent).
+  // FailedPrecondition, nothing sent, for a busy() buffer.
   PsFuture Pull(const std::string& table, std::span<const uint64_t> keys, int dim, PsBuffer& out,
                 uint64_t global_step = 0);
   PsFuture Push(const std::string& table, std::span<const uint64_t> keys, int dim, const PsBuffer& grads,
@@ -144,16 +165,28 @@ class PsClient {
   // PsBuffer (no copy on the client).
   uint64_t zero_copy_parts() const { return zero_copy_parts_.load(std::memory_order_relaxed); }
 
+  // Each server's statistics, in shard order. Errors as the future's.
   absl::StatusOr<std::vector<ServerStats>> Stats();
 
   // Every server flushes its tables and writes a RocksDB checkpoint to
   // <dir>/server-<shard>. Returns the rows each server wrote. Pushes must be
   // paused (the trainer drains them first) for the rows to be one instant.
+  // Errors as the future's, with PsServer::Handle's SAVE codes
+  // (ResourceExhausted for a full disk; Unavailable past `timeout`). On
+  // error `dir` is no checkpoint: some server-<shard> directories may be
+  // complete, and no manifest is written here. Nothing is lost on the
+  // servers; a later Save writes the rest.
   absl::StatusOr<std::vector<uint64_t>> Save(const std::string& dir, absl::Duration timeout);
   // Every server loads the rows it owns from the checkpoint at `dir`
   // (written by any number of servers). Returns the rows each loaded.
+  // Errors as the future's, with PsServer::Handle's LOAD codes (NotFound /
+  // DataLoss for a missing or damaged checkpoint, FailedPrecondition when a
+  // table already has rows). On error some servers may have loaded and
+  // others not: restart the servers before training.
   absl::StatusOr<std::vector<uint64_t>> Load(const std::string& dir, absl::Duration timeout);
-  // Asks every server to exit; waits for their acknowledgements.
+  // Asks every server to exit; waits for their acknowledgements. Errors as
+  // the future's: Unavailable names a server that did not acknowledge (it
+  // may still be running).
   absl::Status Shutdown();
 
  private:

@@ -20,10 +20,10 @@
 #include "common/hash.h"
 #include "common/model_tables.h"
 #include "common/proto/checkpoint.pb.h"
+#include "common/row_format.h"
 #include "google/protobuf/text_format.h"
 #include "gtest/gtest.h"
 #include "ps/sparse_optimizer.h"
-#include "ps/sparse_table.h"
 #include "rocksdb/db.h"
 #include "worker/data/key_dedup.h"
 #include "worker/data/sample_parser.h"
@@ -130,14 +130,6 @@ struct TestCheckpoint {
   std::vector<float> dense_buffers;
 };
 
-// The store key of (table id, key): both big-endian.
-inline std::string StoreKey(uint32_t table_id, uint64_t key) {
-  std::string k(12, '\0');
-  for (int i = 0; i < 4; ++i) k[i] = static_cast<char>(table_id >> (24 - 8 * i));
-  for (int i = 0; i < 8; ++i) k[4 + i] = static_cast<char>(key >> (56 - 8 * i));
-  return k;
-}
-
 inline std::string StoreValue(const StoredRow& row) {
   std::string v(sizeof(RowMeta) + 4 * (row.weights.size() + row.state.size()), '\0');
   std::memcpy(v.data(), &row.meta, sizeof(RowMeta));
@@ -200,7 +192,7 @@ inline TestCheckpoint BuildCheckpoint(const ExperimentConfig& config, const std:
         for (int d = 0; d < tc.dim(); ++d) row.weights.push_back(uniform(rng));
         for (int d = 0; d < ct->state_dim(); ++d) row.state.push_back(uniform(rng) + 2.0f);
         row.server = static_cast<int>(ShardOf(key, num_servers));
-        store_keys[row.server].push_back(StoreKey(ct->id(), key));
+        store_keys[row.server].push_back(EncodeRowKey(ct->id(), key));
         store_values[row.server].push_back(StoreValue(row));
         ckpt.rows[tc.name()][key] = std::move(row);
       }

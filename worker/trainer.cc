@@ -141,7 +141,7 @@ absl::Status Trainer::Init() {
   if (options_.worker_index == 0 && !options_.run_dir.empty()) {
     std::error_code ec;
     std::filesystem::create_directories(options_.run_dir, ec);
-    if (ec) return absl::UnavailableError(absl::StrCat(options_.run_dir, ": cannot create run directory: ", ec.message()));
+    if (ec) return ErrnoError(options_.run_dir, "cannot create run directory", ec.value());
     std::ofstream(options_.run_dir + "/config.pbtxt") << ConfigToText(config_);
     std::ofstream(options_.run_dir + "/metrics.jsonl", std::ios::trunc);
   }
@@ -704,7 +704,7 @@ absl::Status Trainer::SaveCheckpoint() {
       std::error_code ec;
       std::filesystem::remove_all(dir, ec);  // leftovers of an interrupted attempt
       std::filesystem::create_directories(dir, ec);
-      if (ec) return absl::UnavailableError(absl::StrCat(dir, ": cannot create: ", ec.message()));
+      if (ec) return ErrnoError(dir, "cannot create", ec.value());
       ASSIGN_OR_RETURN(std::vector<uint64_t> rows, options_.client->Save(dir, absl::Minutes(30)));
       CheckpointManifest m;
       m.set_global_step(global_step_);

@@ -99,7 +99,7 @@ void BuildAlias(int64_t n, double exponent, std::vector<float>* prob,
 
 absl::Status WriteAll(std::FILE* f, const std::string& data, const std::string& path) {
   if (!data.empty() && std::fwrite(data.data(), 1, data.size(), f) != data.size()) {
-    return absl::ErrnoToStatus(errno, absl::StrCat(path, ": write failed"));
+    return ErrnoError(path, "write failed");
   }
   return absl::OkStatus();
 }
@@ -355,8 +355,7 @@ absl::StatusOr<std::vector<DatagenFileReport>> WriteSplits(
     std::error_code ec;
     std::filesystem::create_directories(parent, ec);
     if (ec) {
-      return absl::UnavailableError(
-          absl::StrCat(parent.string(), ": cannot create directory: ", ec.message()));
+      return ErrnoError(parent.string(), "cannot create directory", ec.value());
     }
   }
   std::vector<DatagenFileReport> files;
@@ -380,11 +379,10 @@ absl::StatusOr<std::vector<DatagenFileReport>> WriteSplits(
     const std::string prob_path = paths[s] + ".prob";
     std::unique_ptr<std::FILE, int (*)(std::FILE*)> f(std::fopen(paths[s].c_str(), "wb"),
                                                       &std::fclose);
-    if (f == nullptr) return absl::ErrnoToStatus(errno, absl::StrCat(paths[s], ": cannot create"));
+    if (f == nullptr) return ErrnoError(paths[s], "cannot create");
     std::unique_ptr<std::FILE, int (*)(std::FILE*)> pf(std::fopen(prob_path.c_str(), "wb"),
                                                        &std::fclose);
-    if (pf == nullptr)
-      return absl::ErrnoToStatus(errno, absl::StrCat(prob_path, ": cannot create"));
+    if (pf == nullptr) return ErrnoError(prob_path, "cannot create");
     data = header;
     scores.clear();
     labels.clear();
@@ -415,10 +413,10 @@ absl::StatusOr<std::vector<DatagenFileReport>> WriteSplits(
     data.clear();
     probs.clear();
     if (std::fclose(f.release()) != 0) {
-      return absl::ErrnoToStatus(errno, absl::StrCat(paths[s], ": close failed"));
+      return ErrnoError(paths[s], "close failed");
     }
     if (std::fclose(pf.release()) != 0) {
-      return absl::ErrnoToStatus(errno, absl::StrCat(prob_path, ": close failed"));
+      return ErrnoError(prob_path, "close failed");
     }
     file.ctr = rows > 0 ? clicks / rows : 0;
     file.mean_prob = rows > 0 ? prob_sum / rows : 0;

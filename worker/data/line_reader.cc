@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "common/status.h"
 
 namespace ctrps {
 
@@ -13,10 +14,7 @@ absl::StatusOr<std::unique_ptr<LineReader>> LineReader::Open(const std::string& 
   if (f == nullptr) {
     const int err = errno;
     if (err == ENOENT) return absl::NotFoundError(absl::StrCat(path, ": no such file"));
-    if (err == EACCES) {
-      return absl::PermissionDeniedError(absl::StrCat(path, ": permission denied"));
-    }
-    return absl::UnavailableError(absl::StrCat(path, ": cannot open: ", std::strerror(err)));
+    return ErrnoError(path, "cannot open", err);
   }
   // The buffer is ours; stdio's own buffering would only add a copy.
   std::setvbuf(f, nullptr, _IONBF, 0);
@@ -39,8 +37,7 @@ absl::Status LineReader::Fill() {
   end_ += n;
   if (n == 0) {
     if (std::ferror(file_)) {
-      return absl::UnavailableError(
-          absl::StrCat(path_, ":", lines_read_ + 1, ": read error: ", std::strerror(errno)));
+      return ErrnoError(absl::StrCat(path_, ":", lines_read_ + 1), "read error");
     }
     eof_ = true;
   }

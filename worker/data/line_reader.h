@@ -19,8 +19,8 @@ class LineReader {
  public:
   static constexpr size_t kDefaultBufferSize = 4 << 20;
 
-  // Opens `path`. NotFound (`<path>: no such file`) or PermissionDenied /
-  // Unavailable with the OS error otherwise.
+  // Opens `path`. NotFound (`<path>: no such file`); otherwise the code of
+  // the OS error (ErrnoError: PermissionDenied, ...).
   static absl::StatusOr<std::unique_ptr<LineReader>> Open(const std::string& path,
                                                           size_t buffer_size = kDefaultBufferSize);
   ~LineReader();
@@ -30,7 +30,7 @@ class LineReader {
   // Sets *line to the next line without its "\n" (or "\r\n") and returns
   // true; false at the end of the file. *line stays valid until the next
   // call. A last line without a newline is returned too. Lines longer than the
-  // buffer grow it. Unavailable on a read error.
+  // buffer grow it. On a read error the code of its errno (ErrnoError).
   absl::StatusOr<bool> Next(std::string_view* line);
 
   // Skips lines until `lines_read() == line` (or the end of the file); false
