@@ -411,52 +411,47 @@ absl::Status RowLog::Read(std::span<const uint32_t> addrs, std::byte* out) {
   const size_t rb = options_.row_bytes;
   counters_.reads += addrs.size();
   counters_.read_bytes += addrs.size() * rb;
-  Ring& ring = ThreadRing();
-  unsigned queued = 0;
-  // Each queued read carries its address (cqe user data), for its error.
-  auto wait_all = [&]() -> absl::Status {
-    absl::Status status;
-    if (queued == 0) return status;
-    int rc = io_uring_submit_and_wait(ring.get(), queued);
-    while (rc == -EINTR) rc = io_uring_submit_and_wait(ring.get(), 0);
-    if (rc < 0) return absl::ErrnoToStatus(-rc, absl::StrCat("row log ", options_.name, ": io_uring submit"));
-    for (unsigned done = 0; done < queued; ++done) {
-      io_uring_cqe* cqe = nullptr;
-      rc = io_uring_wait_cqe(ring.get(), &cqe);
-      if (rc < 0) return absl::ErrnoToStatus(-rc, absl::StrCat("row log ", options_.name, ": io_uring wait"));
-      if (cqe->res != static_cast<int>(rb) && status.ok()) {
-        const uint32_t addr = static_cast<uint32_t>(io_uring_cqe_get_data64(cqe));
-        status = ShortRead(FileOf(SlotOf(addr)), uint64_t{RecordOf(addr)} * rb, cqe->res, rb);
-      }
-      io_uring_cqe_seen(ring.get(), cqe);
-    }
-    queued = 0;
-    return status;
-  };
+  // Records still in the write buffer are copied; the rest are read from
+  // their files, all in flight at once.
+  thread_local std::vector<uint32_t> from_file;
+  from_file.clear();
   for (size_t i = 0; i < addrs.size(); ++i) {
-    const uint32_t addr = addrs[i];
-    const uint32_t slot = SlotOf(addr), rec = RecordOf(addr);
-    std::byte* dst = out + i * rb;
+    const uint32_t slot = SlotOf(addrs[i]), rec = RecordOf(addrs[i]);
     if (slot >= segments_.size() || segments_[slot].fd < 0 || rec >= segments_[slot].records) {
-      (void)wait_all();  // reads already prepared must not land later
-      return absl::DataLossError(absl::StrCat("row log ", options_.name, ": no record at address ", addr));
+      return absl::DataLossError(absl::StrCat("row log ", options_.name, ": no record at address ", addrs[i]));
     }
     if (slot == open_ && rec >= buffer_first_) {
-      std::memcpy(dst, buffer_.data() + size_t{rec - buffer_first_} * rb, rb);
-      continue;
-    }
-    if (!ring.ok()) {
-      RETURN_IF_ERROR(ReadRange(slot, rec, 1, dst));
-      continue;
-    }
-    io_uring_sqe* sqe = io_uring_get_sqe(ring.get());
-    io_uring_prep_read(sqe, segments_[slot].fd, dst, static_cast<unsigned>(rb), uint64_t{rec} * rb);
-    io_uring_sqe_set_data64(sqe, addr);
-    if (++queued == Ring::kDepth) {
-      if (absl::Status s = wait_all(); !s.ok()) return s;
+      std::memcpy(out + i * rb, buffer_.data() + size_t{rec - buffer_first_} * rb, rb);
+    } else {
+      from_file.push_back(static_cast<uint32_t>(i));
     }
   }
-  return wait_all();
+  Ring& ring = ThreadRing();
+  absl::Status status;
+  auto check = [&](size_t i, int64_t res) {
+    if (res != static_cast<int64_t>(rb) && status.ok()) {
+      status = ShortRead(FileOf(SlotOf(addrs[i])), uint64_t{RecordOf(addrs[i])} * rb, res, rb);
+    }
+  };
+  const bool ran = ring.ok() && RunRing(
+      ring, from_file.size(),
+      [&](size_t j, io_uring_sqe* sqe) {
+        const uint32_t i = from_file[j];
+        io_uring_prep_read(sqe, segments_[SlotOf(addrs[i])].fd, out + i * rb, static_cast<unsigned>(rb),
+                           uint64_t{RecordOf(addrs[i])} * rb);
+        return true;
+      },
+      [&](uint64_t j, int res) { check(from_file[j], res); });
+  if (!ran) {
+    // No ring, or it failed: pread the ones not read yet, one at a time.
+    status = absl::OkStatus();
+    for (uint32_t i : from_file) {
+      const ssize_t n = pread(segments_[SlotOf(addrs[i])].fd, out + i * rb, rb,
+                              static_cast<off_t>(uint64_t{RecordOf(addrs[i])} * rb));
+      check(i, n < 0 ? -errno : n);
+    }
+  }
+  return status;
 }
 
 }  // namespace ctrps
