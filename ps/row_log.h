@@ -140,13 +140,14 @@ class RowLog {
   bool CompactionDue() const;
   // Compacts up to `bytes` (at least one record) of the segment with the
   // fewest live records: its live records are appended again, and once all
-  // of it is done the file is removed. `keep(row)` may change a record's
-  // bytes after its key before it is appended again. Errors as Read and
-  // Append; a failed step leaves the segment whole and is resumed later.
+  // of it is done the file is removed. `keep(row, addr)` (addr: where the
+  // record is now) may change a record's bytes after its key before it is
+  // appended again. Errors as Read and Append; a failed step leaves the
+  // segment whole and is resumed later.
   template <typename Keep>
   absl::Status CompactStep(size_t bytes, Keep keep);
   absl::Status CompactStep(size_t bytes) {
-    return CompactStep(bytes, [](std::byte*) {});
+    return CompactStep(bytes, [](std::byte*, uint32_t) {});
   }
 
   // A point in the log: records appended later compare greater.
@@ -240,7 +241,7 @@ absl::Status RowLog::CompactStep(size_t bytes, Keep keep) {
     uint64_t key;
     std::memcpy(&key, row, sizeof(key));
     if (index_.Find(key) != base + i) continue;
-    keep(row);
+    keep(row, base + i);
     if (absl::Status s = Append(row); !s.ok()) {
       victim_done_ += i;  // the records before i moved; resume at i
       return s;

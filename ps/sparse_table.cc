@@ -503,9 +503,9 @@ void SparseTable::CompactIfDue(StripeRange stripes) {
     // Records moved by a compaction are appended after the watermark, so
     // they carry their store flags as of now: a row the last flush wrote
     // is not written again by the next.
-    absl::Status status = s.log->CompactStep(options_.compact_step_bytes, [&](std::byte* row) {
+    absl::Status status = s.log->CompactStep(options_.compact_step_bytes, [&](std::byte* row, uint32_t addr) {
       auto* meta = reinterpret_cast<RowMeta*>(row);
-      meta->flags = StoreFlagsOf(s, *meta, s.log->Find(meta->key));
+      meta->flags = StoreFlagsOf(s, *meta, addr);
     });
     if (options_.budget != nullptr) options_.budget->Add(LogChargeChange(s));
     if (!status.ok()) {
