@@ -13,8 +13,8 @@
 #include <filesystem>
 #include <random>
 
-#include "common/checkpoint_manifest.h"
 #include "absl/strings/str_format.h"
+#include "common/checkpoint_manifest.h"
 #include "common/flags_util.h"
 #include "common/hash.h"
 #include "gflags/gflags.h"
@@ -33,7 +33,9 @@ namespace ctrps {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-double Since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+double Since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
 
 // One SAVE or LOAD handled in-process, as the server's IO thread would.
 ReplyHeader Call(PsServer& server, Op op, const std::string& path) {
@@ -84,20 +86,25 @@ int Main() {
   for (int64_t r = 0; r < FLAGS_rows; r += chunk) {
     const int n = static_cast<int>(std::min<int64_t>(chunk, FLAGS_rows - r));
     for (int i = 0; i < n; ++i) keys[i] = Mix64(r + i);
-    if (absl::Status s = table->Push({keys.data(), static_cast<size_t>(n)}, grads.data(), nullptr, 1); !s.ok()) {
+    if (absl::Status s =
+            table->Push({keys.data(), static_cast<size_t>(n)}, grads.data(), nullptr, 1);
+        !s.ok()) {
       std::fprintf(stderr, "checkpoint_bench: fill: %s\n", s.ToString().c_str());
       return 1;
     }
     if (r % 10000000 == 0 && r > 0) {
-      std::printf("  filled %lld / %lld rows\n", static_cast<long long>(r), static_cast<long long>(FLAGS_rows));
+      std::printf("  filled %lld / %lld rows\n", static_cast<long long>(r),
+                  static_cast<long long>(FLAGS_rows));
       std::fflush(stdout);
     }
   }
   const TableStats filled = table->Stats();
-  std::printf("checkpoint_bench: %lld rows, dim %d, Adagrad; filled in %.1f s; %llu rows in memory, %llu on disk\n",
-              static_cast<long long>(FLAGS_rows), FLAGS_dim, Since(fill_start),
-              static_cast<unsigned long long>(filled.rows_in_memory()),
-              static_cast<unsigned long long>(filled.rows_on_disk()));
+  std::printf(
+      "checkpoint_bench: %lld rows, dim %d, Adagrad; filled in %.1f s; %llu rows in memory, %llu "
+      "on disk\n",
+      static_cast<long long>(FLAGS_rows), FLAGS_dim, Since(fill_start),
+      static_cast<unsigned long long>(filled.rows_in_memory()),
+      static_cast<unsigned long long>(filled.rows_on_disk()));
   std::fflush(stdout);
 
   auto save = [&](const std::string& dir, uint64_t* rows) -> double {
@@ -135,8 +142,8 @@ int Main() {
   }
   const double inc = save(FLAGS_dir + "/ckpt-2", &inc_rows);
   std::printf("%-34s %10s %12s %10s\n", "", "seconds", "rows written", "MB on disk");
-  std::printf("%-34s %10.2f %12llu %10.0f\n", "full checkpoint", full, static_cast<unsigned long long>(full_rows),
-              DirBytes(FLAGS_dir + "/ckpt-1") / 1e6);
+  std::printf("%-34s %10.2f %12llu %10.0f\n", "full checkpoint", full,
+              static_cast<unsigned long long>(full_rows), DirBytes(FLAGS_dir + "/ckpt-1") / 1e6);
   std::printf("%-34s %10.2f %12llu %10.0f\n",
               absl::StrFormat("incremental (%.0f%% changed)", FLAGS_changed * 100).c_str(), inc,
               static_cast<unsigned long long>(inc_rows), DirBytes(FLAGS_dir + "/ckpt-2") / 1e6);
@@ -170,6 +177,8 @@ int Main() {
 }  // namespace ctrps
 
 int main(int argc, char** argv) {
-  ctrps::ParseFlags(&argc, &argv, "checkpoint and restore times of one table\n  checkpoint_bench --rows 10000000");
+  ctrps::ParseFlags(
+      &argc, &argv,
+      "checkpoint and restore times of one table\n  checkpoint_bench --rows 10000000");
   return ctrps::Main();
 }

@@ -16,14 +16,14 @@
 
 #include <algorithm>
 #include <atomic>
-#include <fstream>
-#include <thread>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/cleanup/cleanup.h"
@@ -57,18 +57,21 @@ DEFINE_double(warmup_seconds, 0,
 DEFINE_int32(inflight, 2, "requests in flight per client");
 DEFINE_int32(server_threads, 2, "request threads per server");
 DEFINE_string(storage_dir, "/tmp/ps_bench", "where servers keep spilled rows");
-DEFINE_string(rss_log, "",
-              "write each server's resident memory (VmRSS, MB) and the storage dir's free disk (MB) every "
-              "--rss_interval seconds to this CSV file");
+DEFINE_string(
+    rss_log, "",
+    "write each server's resident memory (VmRSS, MB) and the storage dir's free disk (MB) every "
+    "--rss_interval seconds to this CSV file");
 DEFINE_double(rss_interval, 10, "seconds between --rss_log samples");
-DEFINE_int64(min_free_disk_mb, 1024, "spills stop with an error rather than leave less free on --storage_dir");
+DEFINE_int64(min_free_disk_mb, 1024,
+             "spills stop with an error rather than leave less free on --storage_dir");
 DEFINE_string(transport, "tcp", "tcp (loopback) or ipc (unix socket)");
 DEFINE_int64(shared_memory_mb, 256,
              "shared-memory arena per server for the bulk data of requests (clients and servers "
              "share this host); 0: keys and values go through the socket too");
-DEFINE_bool(ps_buffers, true,
-            "pull into and push from PsClient::NewBuffer buffers (with one server: in its shared arena, "
-            "so the client copies no rows); false: ordinary vectors, which requests copy");
+DEFINE_bool(
+    ps_buffers, true,
+    "pull into and push from PsClient::NewBuffer buffers (with one server: in its shared arena, "
+    "so the client copies no rows); false: ordinary vectors, which requests copy");
 
 namespace ctrps {
 namespace {
@@ -143,8 +146,9 @@ Clock::time_point g_start;
 
 PhaseResult RunPhase(PsClient& client, bool push, const std::vector<std::vector<uint64_t>>& sets,
                      double seconds) {
-  std::printf("  [%.0f s] %s phase, %.0f s\n", std::chrono::duration<double>(Clock::now() - g_start).count(),
-              push ? "push" : "pull", seconds);
+  std::printf("  [%.0f s] %s phase, %.0f s\n",
+              std::chrono::duration<double>(Clock::now() - g_start).count(), push ? "push" : "pull",
+              seconds);
   std::fflush(stdout);
   const auto hits_before = Hits(client);
   const int dim = FLAGS_dim;
@@ -169,7 +173,8 @@ PhaseResult RunPhase(PsClient& client, bool push, const std::vector<std::vector<
     const auto& set = sets[next++ % sets.size()];
     started[slot] = Clock::now();
     if (FLAGS_ps_buffers) {
-      futures[slot] = push ? client.Push("emb", set, dim, buffers[slot]) : client.Pull("emb", set, dim, buffers[slot]);
+      futures[slot] = push ? client.Push("emb", set, dim, buffers[slot])
+                           : client.Pull("emb", set, dim, buffers[slot]);
     } else {
       futures[slot] = push ? client.Push("emb", set, dim, vectors[slot].data())
                            : client.Pull("emb", set, dim, vectors[slot].data());
@@ -189,7 +194,8 @@ PhaseResult RunPhase(PsClient& client, bool push, const std::vector<std::vector<
   for (int slot = 0;; slot = (slot + 1) % depth) {
     absl::Status s = futures[slot].Wait();
     if (!s.ok()) {
-      std::fprintf(stderr, "ps_bench: %s failed: %s\n", push ? "push" : "pull", s.ToString().c_str());
+      std::fprintf(stderr, "ps_bench: %s failed: %s\n", push ? "push" : "pull",
+                   s.ToString().c_str());
       std::_Exit(1);
     }
     auto now = Clock::now();
@@ -211,7 +217,8 @@ PhaseResult RunPhase(PsClient& client, bool push, const std::vector<std::vector<
   r.p50_ms = latencies[latencies.size() / 2];
   r.p99_ms = latencies[std::min(latencies.size() - 1, latencies.size() * 99 / 100)];
   const auto hits_after = Hits(client);
-  const double memory = hits_after.first - hits_before.first, disk = hits_after.second - hits_before.second;
+  const double memory = hits_after.first - hits_before.first,
+               disk = hits_after.second - hits_before.second;
   r.memory_hit_rate = memory / std::max(1.0, memory + disk);
   return r;
 }
@@ -227,7 +234,8 @@ std::unique_ptr<PsClient> ConnectOrDie(const std::vector<std::string>& endpoints
     std::_Exit(1);
   }
   if (o.shared_memory_bytes > 0 && (*c)->num_shared_memory_shards() != (*c)->num_shards()) {
-    std::fprintf(stderr, "ps_bench: only %d of %d servers took a shared arena; the rest use the socket\n",
+    std::fprintf(stderr,
+                 "ps_bench: only %d of %d servers took a shared arena; the rest use the socket\n",
                  (*c)->num_shared_memory_shards(), (*c)->num_shards());
   }
   return std::move(*c);
@@ -312,8 +320,8 @@ class RssSampler {
     auto next = start;
     while (!stop_) {
       if (Clock::now() >= next) {
-        out_ << absl::StrFormat("%.0f,%s", std::chrono::duration<double>(Clock::now() - start).count(),
-                                phase_.load());
+        out_ << absl::StrFormat(
+            "%.0f,%s", std::chrono::duration<double>(Clock::now() - start).count(), phase_.load());
         for (pid_t pid : pids_) {
           const double rss = RssMb(pid);
           peak_rss_mb_ = std::max(peak_rss_mb_.load(), rss);
@@ -321,13 +329,15 @@ class RssSampler {
         }
         struct statvfs vfs;
         double free_mb = 0;
-        if (statvfs(FLAGS_storage_dir.c_str(), &vfs) == 0) free_mb = double(vfs.f_bavail) * vfs.f_frsize / 1048576.0;
+        if (statvfs(FLAGS_storage_dir.c_str(), &vfs) == 0)
+          free_mb = double(vfs.f_bavail) * vfs.f_frsize / 1048576.0;
         min_free_mb_ = std::min(min_free_mb_.load(), free_mb);
         double device_mb = 0;
         for (pid_t pid : pids_) device_mb += DeviceReadMb(pid);
         out_ << absl::StrFormat(",%.0f,%.1f\n", free_mb, device_mb);
         out_.flush();
-        next += std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(FLAGS_rss_interval));
+        next += std::chrono::duration_cast<Clock::duration>(
+            std::chrono::duration<double>(FLAGS_rss_interval));
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(200));
     }
@@ -341,11 +351,12 @@ class RssSampler {
 };
 
 int Main() {
-  std::printf("ps_bench: %d server(s), %d client(s), %d keys/request, dim %d, %lld rows, %s keys, "
-              "memory limit %lld MB, %s\n",
-              FLAGS_servers, FLAGS_clients, FLAGS_keys_per_request, FLAGS_dim,
-              static_cast<long long>(FLAGS_table_rows), FLAGS_distribution.c_str(),
-              static_cast<long long>(FLAGS_memory_limit_mb), FLAGS_optimizer.c_str());
+  std::printf(
+      "ps_bench: %d server(s), %d client(s), %d keys/request, dim %d, %lld rows, %s keys, "
+      "memory limit %lld MB, %s\n",
+      FLAGS_servers, FLAGS_clients, FLAGS_keys_per_request, FLAGS_dim,
+      static_cast<long long>(FLAGS_table_rows), FLAGS_distribution.c_str(),
+      static_cast<long long>(FLAGS_memory_limit_mb), FLAGS_optimizer.c_str());
   std::fflush(stdout);
   std::vector<pid_t> pids;
   std::vector<std::string> endpoints;
@@ -359,7 +370,8 @@ int Main() {
       o.min_free_disk_bytes = static_cast<uint64_t>(FLAGS_min_free_disk_mb) << 20;
       o.storage_dir = absl::StrFormat("%s/server-%d", FLAGS_storage_dir, i);
       o.tables.push_back(BenchTable());
-      if (FLAGS_transport == "ipc") o.bind = absl::StrFormat("ipc:///tmp/ps_bench-%d-%d", getpid(), i);
+      if (FLAGS_transport == "ipc")
+        o.bind = absl::StrFormat("ipc:///tmp/ps_bench-%d-%d", getpid(), i);
       PsServer server(o);
       absl::Status s = server.Start();
       std::string ep = s.ok() ? server.endpoint() : "error: " + s.ToString();
@@ -399,13 +411,16 @@ int Main() {
     for (int64_t row = 0; row < FLAGS_table_rows; row += chunk) {
       int n = static_cast<int>(std::min<int64_t>(chunk, FLAGS_table_rows - row));
       for (int i = 0; i < n; ++i) keys[i] = KeyOfRow(row + i);
-      absl::Status s = client->Push("emb", {keys.data(), static_cast<size_t>(n)}, FLAGS_dim, grads.data()).Wait();
+      absl::Status s =
+          client->Push("emb", {keys.data(), static_cast<size_t>(n)}, FLAGS_dim, grads.data())
+              .Wait();
       if (!s.ok()) {
         std::fprintf(stderr, "ps_bench: fill failed: %s\n", s.ToString().c_str());
         std::_Exit(1);
       }
       if (row - last_report >= 2000000) {
-        std::printf("  filled %lld / %lld rows\n", static_cast<long long>(row), static_cast<long long>(FLAGS_table_rows));
+        std::printf("  filled %lld / %lld rows\n", static_cast<long long>(row),
+                    static_cast<long long>(FLAGS_table_rows));
         std::fflush(stdout);
         last_report = row;
       }
@@ -430,7 +445,8 @@ int Main() {
       auto sets = MakeKeySets(FLAGS_key_sets, 1000 + c);
       auto client = ConnectOrDie(endpoints);
       if (FLAGS_warmup_seconds > 0) RunPhase(*client, true, sets, FLAGS_warmup_seconds);
-      PhaseResult r[2] = {RunPhase(*client, false, sets, FLAGS_seconds), RunPhase(*client, true, sets, FLAGS_seconds)};
+      PhaseResult r[2] = {RunPhase(*client, false, sets, FLAGS_seconds),
+                          RunPhase(*client, true, sets, FLAGS_seconds)};
       WriteAll(out, r, sizeof(r));
     }));
   }
@@ -459,8 +475,9 @@ int Main() {
     auto stats = client->Stats();
     std::string line;
     if (stats.ok()) {
-      uint64_t mem = 0, disk = 0, bytes = 0, disk_bytes = 0, live = 0, index = 0, reads = 0, read_bytes = 0,
-               written = 0, compacted = 0, compacted_bytes = 0, split = 0, alone = 0;
+      uint64_t mem = 0, disk = 0, bytes = 0, disk_bytes = 0, live = 0, index = 0, reads = 0,
+               read_bytes = 0, written = 0, compacted = 0, compacted_bytes = 0, split = 0,
+               alone = 0;
       double split_wait = 0;
       for (const auto& s : *stats) {
         split += s.split_requests();
@@ -480,17 +497,20 @@ int Main() {
         compacted_bytes += t.compacted_bytes();
       }
       line = absl::StrFormat(
-          "rows in memory %d, in the spill logs %d; %.0f MB in memory (%.0f MB of it the logs' index, %.1f B a row); "
+          "rows in memory %d, in the spill logs %d; %.0f MB in memory (%.0f MB of it the logs' "
+          "index, %.1f B a row); "
           "logs %.0f MB (%.0f MB live); %d records read back (%.0f MB), %.0f MB appended; "
           "%d segments compacted (%.0f MB read)",
-          mem, disk, bytes / 1048576.0, index / 1048576.0, disk > 0 ? static_cast<double>(index) / disk : 0.0,
-          disk_bytes / 1048576.0, live / 1048576.0, reads, read_bytes / 1048576.0, written / 1048576.0, compacted,
+          mem, disk, bytes / 1048576.0, index / 1048576.0,
+          disk > 0 ? static_cast<double>(index) / disk : 0.0, disk_bytes / 1048576.0,
+          live / 1048576.0, reads, read_bytes / 1048576.0, written / 1048576.0, compacted,
           compacted_bytes / 1048576.0);
       // Fill, pulls and pushes alike.
-      absl::StrAppendFormat(&line,
-                            "\n%d requests split between the server threads; their owners waited %.3f ms each "
-                            "for the other thread's last part; %d groupings done alone after a wait",
-                            split, split > 0 ? 1e3 * split_wait / split : 0.0, alone);
+      absl::StrAppendFormat(
+          &line,
+          "\n%d requests split between the server threads; their owners waited %.3f ms each "
+          "for the other thread's last part; %d groupings done alone after a wait",
+          split, split > 0 ? 1e3 * split_wait / split : 0.0, alone);
     }
     (void)client->Shutdown();
     uint32_t n = line.size();
@@ -509,28 +529,34 @@ int Main() {
   const double bytes_per_key[2] = {8.0 + 4.0 * FLAGS_dim, 8.0 + 4.0 * FLAGS_dim};
   const char* names[2] = {"pull", "push"};
   double rate[2];
-  std::printf("\n%-6s %14s %10s %10s %10s %10s\n", "op", "keys/s", "MB/s", "p50 ms", "p99 ms", "mem hits");
+  std::printf("\n%-6s %14s %10s %10s %10s %10s\n", "op", "keys/s", "MB/s", "p50 ms", "p99 ms",
+              "mem hits");
   for (int p = 0; p < 2; ++p) {
     rate[p] = total[p].keys / total[p].seconds;
-    std::printf("%-6s %14.0f %10.1f %10.2f %10.2f %10.3f\n", names[p], rate[p], rate[p] * bytes_per_key[p] / 1e6,
-                total[p].p50_ms, total[p].p99_ms, total[p].memory_hit_rate);
+    std::printf("%-6s %14.0f %10.1f %10.2f %10.2f %10.3f\n", names[p], rate[p],
+                rate[p] * bytes_per_key[p] / 1e6, total[p].p50_ms, total[p].p99_ms,
+                total[p].memory_hit_rate);
   }
   std::printf("%s\n", stats_line.c_str());
   if (sampler) {
-    std::printf("peak server VmRSS %.0f MB (limit %lld MB: %.2fx); least free disk %.0f MB; samples in %s\n",
-                sampler->peak_rss_mb(), static_cast<long long>(FLAGS_memory_limit_mb),
-                FLAGS_memory_limit_mb > 0 ? sampler->peak_rss_mb() / FLAGS_memory_limit_mb : 0.0,
-                sampler->min_free_disk_mb(), FLAGS_rss_log.c_str());
+    std::printf(
+        "peak server VmRSS %.0f MB (limit %lld MB: %.2fx); least free disk %.0f MB; samples in "
+        "%s\n",
+        sampler->peak_rss_mb(), static_cast<long long>(FLAGS_memory_limit_mb),
+        FLAGS_memory_limit_mb > 0 ? sampler->peak_rss_mb() / FLAGS_memory_limit_mb : 0.0,
+        sampler->min_free_disk_mb(), FLAGS_rss_log.c_str());
   }
-  std::printf("{\"servers\": %d, \"clients\": %d, \"keys_per_request\": %d, \"dim\": %d, \"table_rows\": %lld, "
-              "\"distribution\": \"%s\", \"memory_limit_mb\": %lld, \"optimizer\": \"%s\", "
-              "\"transport\": \"%s\", \"shared_memory_mb\": %lld, \"ps_buffers\": %s, "
-              "\"pull_keys_per_sec\": %.0f, \"push_keys_per_sec\": %.0f}\n",
-              FLAGS_servers, FLAGS_clients, FLAGS_keys_per_request, FLAGS_dim,
-              static_cast<long long>(FLAGS_table_rows), FLAGS_distribution.c_str(),
-              static_cast<long long>(FLAGS_memory_limit_mb), FLAGS_optimizer.c_str(), FLAGS_transport.c_str(),
-              static_cast<long long>(FLAGS_shared_memory_mb), FLAGS_ps_buffers ? "true" : "false", rate[0],
-              rate[1]);
+  std::printf(
+      "{\"servers\": %d, \"clients\": %d, \"keys_per_request\": %d, \"dim\": %d, \"table_rows\": "
+      "%lld, "
+      "\"distribution\": \"%s\", \"memory_limit_mb\": %lld, \"optimizer\": \"%s\", "
+      "\"transport\": \"%s\", \"shared_memory_mb\": %lld, \"ps_buffers\": %s, "
+      "\"pull_keys_per_sec\": %.0f, \"push_keys_per_sec\": %.0f}\n",
+      FLAGS_servers, FLAGS_clients, FLAGS_keys_per_request, FLAGS_dim,
+      static_cast<long long>(FLAGS_table_rows), FLAGS_distribution.c_str(),
+      static_cast<long long>(FLAGS_memory_limit_mb), FLAGS_optimizer.c_str(),
+      FLAGS_transport.c_str(), static_cast<long long>(FLAGS_shared_memory_mb),
+      FLAGS_ps_buffers ? "true" : "false", rate[0], rate[1]);
   return 0;
 }
 
@@ -539,8 +565,9 @@ int Main() {
 
 int main(int argc, char** argv) {
   ctrps::ParseFlags(&argc, &argv,
-      "pull/push throughput of the parameter server on loopback.\n"
-      "  ps_bench --servers 1 --clients 1 --keys_per_request 100000 --dim 16 --table_rows 10000000");
+                    "pull/push throughput of the parameter server on loopback.\n"
+                    "  ps_bench --servers 1 --clients 1 --keys_per_request 100000 --dim 16 "
+                    "--table_rows 10000000");
   if (FLAGS_key_sets < 1) {
     std::fprintf(stderr, "ps_bench: --key_sets must be at least 1, got %d\n", FLAGS_key_sets);
     return 2;

@@ -74,7 +74,8 @@ struct Fixture {
     SparseTable::Options options;
     if (over_limit) {
       const char* tmp = std::getenv("TMPDIR");
-      spill_dir = std::string(tmp != nullptr ? tmp : "/tmp") + "/table_bench_spill_" + std::to_string(getpid());
+      spill_dir = std::string(tmp != nullptr ? tmp : "/tmp") + "/table_bench_spill_" +
+                  std::to_string(getpid());
       std::filesystem::create_directories(spill_dir);
       budget = std::make_unique<MemoryBudget>(rows * (sizeof(RowMeta) + 8 * kDim) / 10);
       options.budget = budget.get();
@@ -100,7 +101,8 @@ struct Fixture {
 // initial rows and optimizer.
 struct PlainMap {
   const TableConfig config = BenchConfig();
-  const std::unique_ptr<SparseOptimizer> optimizer = std::move(*SparseOptimizer::Create(config.optimizer(), kDim));
+  const std::unique_ptr<SparseOptimizer> optimizer =
+      std::move(*SparseOptimizer::Create(config.optimizer(), kDim));
   std::unordered_map<uint64_t, std::vector<float>> rows;
   std::vector<std::vector<uint64_t>> sets;
   std::vector<float> buf;
@@ -171,13 +173,17 @@ BENCHMARK(BM_PushAdagrad)->Arg(1000000)->Arg(10000000)->Unit(benchmark::kMillise
 void BM_PullPlainMap(benchmark::State& state) { Pulls(state, Get<PlainMap>(state.range(0))); }
 BENCHMARK(BM_PullPlainMap)->Arg(1000000)->Arg(10000000)->Unit(benchmark::kMillisecond);
 
-void BM_PushAdagradPlainMap(benchmark::State& state) { Pushes(state, Get<PlainMap>(state.range(0))); }
+void BM_PushAdagradPlainMap(benchmark::State& state) {
+  Pushes(state, Get<PlainMap>(state.range(0)));
+}
 BENCHMARK(BM_PushAdagradPlainMap)->Arg(1000000)->Arg(10000000)->Unit(benchmark::kMillisecond);
 
 void BM_PullOverLimit(benchmark::State& state) { Pulls(state, Get<Fixture>(state.range(0), true)); }
 BENCHMARK(BM_PullOverLimit)->Arg(10000000)->Unit(benchmark::kMillisecond)->MinTime(3);
 
-void BM_PushAdagradOverLimit(benchmark::State& state) { Pushes(state, Get<Fixture>(state.range(0), true)); }
+void BM_PushAdagradOverLimit(benchmark::State& state) {
+  Pushes(state, Get<Fixture>(state.range(0), true));
+}
 BENCHMARK(BM_PushAdagradOverLimit)->Arg(10000000)->Unit(benchmark::kMillisecond)->MinTime(3);
 
 void BM_GroupKeys(benchmark::State& state) {

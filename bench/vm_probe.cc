@@ -47,7 +47,8 @@
 #define MADV_POPULATE_WRITE 23  // Linux 5.14; older kernels answer EINVAL
 #endif
 
-DEFINE_string(parts, "faults,pages,walks,hints", "which parts to run, comma-separated: faults, pages, walks, hints");
+DEFINE_string(parts, "faults,pages,walks,hints",
+              "which parts to run, comma-separated: faults, pages, walks, hints");
 DEFINE_string(dir, "/tmp", "directory for the probe's files (the spill directory's file system)");
 
 namespace ctrps {
@@ -55,7 +56,9 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-double Since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+double Since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
 
 // An anonymous mapping of `bytes`, or null after saying why.
 char* MapAnonymous(size_t bytes, int advice) {
@@ -74,7 +77,8 @@ void Faults() {
   if (anon == nullptr) return;
   auto t = Clock::now();
   for (size_t i = 0; i < kPages; ++i) anon[i * 4096] = 1;
-  std::printf("faults: anonymous 4 KB page, first write      %6.2f us/page\n", Since(t) / kPages * 1e6);
+  std::printf("faults: anonymous 4 KB page, first write      %6.2f us/page\n",
+              Since(t) / kPages * 1e6);
   munmap(anon, kBytes);
 
   const std::string path = FLAGS_dir + "/vm_probe_faults";
@@ -94,15 +98,17 @@ void Faults() {
   const size_t half = kPages / 2;
   t = Clock::now();
   for (size_t i = 0; i < half; ++i) file[i * 4096] = 1;
-  std::printf("faults: file page, first write                %6.2f us/page\n", Since(t) / half * 1e6);
+  std::printf("faults: file page, first write                %6.2f us/page\n",
+              Since(t) / half * 1e6);
   t = Clock::now();
   const int populated = madvise(file + half * 4096, half * 4096, MADV_POPULATE_WRITE);
-  std::printf("faults: file page, MADV_POPULATE_WRITE        %6.2f us/page%s\n", Since(t) / half * 1e6,
-              populated == 0 ? "" : " (not supported)");
+  std::printf("faults: file page, MADV_POPULATE_WRITE        %6.2f us/page%s\n",
+              Since(t) / half * 1e6, populated == 0 ? "" : " (not supported)");
   fsync(fd);  // cleans every page, as writeback does
   t = Clock::now();
   for (size_t i = 0; i < half; ++i) file[i * 4096] = 2;
-  std::printf("faults: file page, write after writeback      %6.2f us/page\n", Since(t) / half * 1e6);
+  std::printf("faults: file page, write after writeback      %6.2f us/page\n",
+              Since(t) / half * 1e6);
   munmap(file, kBytes);
   close(fd);
   unlink(path.c_str());
@@ -130,7 +136,8 @@ void Pages() {
           __builtin_prefetch(p + a[i + 12]);
           __builtin_prefetch(p + second(i + 12));
         }
-        sum += *reinterpret_cast<const uint64_t*>(p + a[i]) + *reinterpret_cast<const uint64_t*>(p + second(i));
+        sum += *reinterpret_cast<const uint64_t*>(p + a[i]) +
+               *reinterpret_cast<const uint64_t*>(p + second(i));
       }
       best = std::min(best, Since(t) / kPairs * 1e9);
     }
@@ -138,7 +145,8 @@ void Pages() {
   };
   constexpr uint64_t kHuge = 2u << 20;
   run("in the same 4 KB page (+2 KB)", [&](int i) { return a[i] + 2048; });
-  run("in another 4 KB page of the 2 MB page", [&](int i) { return (a[i] & ~(kHuge - 1)) + ((a[i] + kHuge / 2 + 8192) & (kHuge - 1)); });
+  run("in another 4 KB page of the 2 MB page",
+      [&](int i) { return (a[i] & ~(kHuge - 1)) + ((a[i] + kHuge / 2 + 8192) & (kHuge - 1)); });
   run("in another 2 MB page", [&](int i) { return b[i]; });
   munmap(p, kBytes);
 }
@@ -155,7 +163,8 @@ void Walks() {
   auto draw = [&](int lines_per_page) {
     for (int i = 0; i < kLines; i += lines_per_page) {
       const uint64_t page = rng() % (kBytes / 4096) * 4096;
-      for (int k = 0; k < lines_per_page && i + k < kLines; ++k) at[i + k] = page + (rng() % 64) * 64;
+      for (int k = 0; k < lines_per_page && i + k < kLines; ++k)
+        at[i + k] = page + (rng() % 64) * 64;
     }
   };
   auto best_of_3 = [&](auto pass) {
@@ -176,8 +185,8 @@ void Walks() {
         for (int i = w; i < w + kWindow; ++i) sum += *reinterpret_cast<const uint64_t*>(p + at[i]);
       }
     });
-    std::printf("walks: %d line(s) a page, windows of %d          %5.1f ns/line %5.1f ns/page\n", lines_per_page,
-                kWindow, ns, ns * lines_per_page);
+    std::printf("walks: %d line(s) a page, windows of %d          %5.1f ns/line %5.1f ns/page\n",
+                lines_per_page, kWindow, ns, ns * lines_per_page);
   }
   // 2 lines a page again, with a little hashing per page after the reads
   // (as a lookup does), and the prefetches either a window at a time or a
@@ -188,12 +197,14 @@ void Walks() {
     for (int w = 0; w < kLines; w += kWindow) {
       for (int i = w; i < w + kWindow; ++i) __builtin_prefetch(p + at[i]);
       for (int i = w; i < w + kWindow; i += 2) {
-        sum += work(*reinterpret_cast<const uint64_t*>(p + at[i]) + *reinterpret_cast<const uint64_t*>(p + at[i + 1]), i);
+        sum += work(*reinterpret_cast<const uint64_t*>(p + at[i]) +
+                        *reinterpret_cast<const uint64_t*>(p + at[i + 1]),
+                    i);
       }
     }
   });
-  std::printf("walks: 2 lines a page, hashing, windows of %d     %5.1f ns/line %5.1f ns/page\n", kWindow, windowed,
-              windowed * 2);
+  std::printf("walks: 2 lines a page, hashing, windows of %d     %5.1f ns/line %5.1f ns/page\n",
+              kWindow, windowed, windowed * 2);
   for (int pages_ahead : {8, 32, 128}) {
     for (bool hashing : {false, true}) {
       const int d = 2 * pages_ahead;
@@ -203,7 +214,8 @@ void Walks() {
             __builtin_prefetch(p + at[i + d]);
             __builtin_prefetch(p + at[i + d + 1]);
           }
-          const uint64_t v = *reinterpret_cast<const uint64_t*>(p + at[i]) + *reinterpret_cast<const uint64_t*>(p + at[i + 1]);
+          const uint64_t v = *reinterpret_cast<const uint64_t*>(p + at[i]) +
+                             *reinterpret_cast<const uint64_t*>(p + at[i + 1]);
           sum += hashing ? work(v, i) : v;
         }
       });
@@ -255,7 +267,8 @@ struct PushProbe {
           for (size_t k = w; k < end; ++k) {
             const char* row = rows + size_t{at[(k + pass * 7919) % kKeys]} * kRowBytes;
             const auto first = reinterpret_cast<uintptr_t>(row) & ~uintptr_t{63};
-            for (uintptr_t line = first; line < reinterpret_cast<uintptr_t>(row) + kRowBytes; line += 64) {
+            for (uintptr_t line = first; line < reinterpret_cast<uintptr_t>(row) + kRowBytes;
+                 line += 64) {
               PrefetchWith<H>(reinterpret_cast<const char*>(line));
             }
             PrefetchWith<H>(reinterpret_cast<const char*>(grads.data() + k * kDim));
@@ -290,10 +303,14 @@ void Hints() {
   double solo[4], both[4];
   auto run = [](PushProbe& probe, int hint) {
     switch (hint) {
-      case 0: return probe.Run<Hint::kT0>();
-      case 1: return probe.Run<Hint::kT1>();
-      case 2: return probe.Run<Hint::kT2>();
-      default: return probe.Run<Hint::kNta>();
+      case 0:
+        return probe.Run<Hint::kT0>();
+      case 1:
+        return probe.Run<Hint::kT1>();
+      case 2:
+        return probe.Run<Hint::kT2>();
+      default:
+        return probe.Run<Hint::kNta>();
     }
   };
   for (int h = 0; h < 4; ++h) {
@@ -305,8 +322,10 @@ void Hints() {
     both[h] = 1 / (1 / each[0] + 1 / each[1]);  // ns a row for the two cores together
   }
   for (int h = 0; h < 4; ++h) {
-    std::printf("hints: prefetch%-4s one core %5.1f ns/row (%.2fx t0's rate), two cores %5.1f ns/row (%.2fx)\n",
-                names[h], solo[h], solo[0] / solo[h], both[h], both[0] / both[h]);
+    std::printf(
+        "hints: prefetch%-4s one core %5.1f ns/row (%.2fx t0's rate), two cores %5.1f ns/row "
+        "(%.2fx)\n",
+        names[h], solo[h], solo[0] / solo[h], both[h], both[0] / both[h]);
   }
   munmap(p, kBytes);
 }
@@ -337,7 +356,7 @@ int Main() {
 
 int main(int argc, char** argv) {
   ctrps::ParseFlags(&argc, &argv,
-      "what this machine charges for page faults, page walks and prefetch hints\n"
-      "  vm_probe [--parts faults,pages,walks,hints] [--dir /tmp]");
+                    "what this machine charges for page faults, page walks and prefetch hints\n"
+                    "  vm_probe [--parts faults,pages,walks,hints] [--dir /tmp]");
   return ctrps::Main();
 }

@@ -7,15 +7,15 @@
 #include "benchmark/benchmark.h"
 #include "common/flags_util.h"
 
-#define CTRPS_BENCHMARK_MAIN()                                           \
-  int main(int argc, char** argv) {                                      \
-    ctrps::SkipLockOrderChecksInRelease();                               \
-    benchmark::Initialize(&argc, argv);                                  \
-    if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;    \
-    benchmark::RunSpecifiedBenchmarks();                                 \
-    benchmark::Shutdown();                                               \
-    return 0;                                                            \
-  }                                                                      \
+#define CTRPS_BENCHMARK_MAIN()                                        \
+  int main(int argc, char** argv) {                                   \
+    ctrps::SkipLockOrderChecksInRelease();                            \
+    benchmark::Initialize(&argc, argv);                               \
+    if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1; \
+    benchmark::RunSpecifiedBenchmarks();                              \
+    benchmark::Shutdown();                                            \
+    return 0;                                                         \
+  }                                                                   \
   static_assert(true, "a semicolon after CTRPS_BENCHMARK_MAIN() is needed")
 
 #endif  // CTRPS_COMMON_BENCHMARK_MAIN_H_

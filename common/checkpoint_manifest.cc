@@ -70,7 +70,8 @@ absl::Status WriteFileAtomically(const std::string& path, std::string_view bytes
 absl::StatusOr<CheckpointManifest> ReadCheckpointManifest(const std::string& dir) {
   const std::string path = absl::StrCat(dir, "/", kManifestName);
   std::ifstream in(path);
-  if (!in) return absl::NotFoundError(absl::StrCat(path, ": no manifest (not a complete checkpoint)"));
+  if (!in)
+    return absl::NotFoundError(absl::StrCat(path, ": no manifest (not a complete checkpoint)"));
   std::stringstream text;
   text << in.rdbuf();
   CheckpointManifest manifest;

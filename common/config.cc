@@ -25,7 +25,8 @@ class ErrorCollector : public pb::io::ErrorCollector {
  public:
   explicit ErrorCollector(std::string origin) : origin_(std::move(origin)) {}
   void AddError(int line, pb::io::ColumnNumber column, const std::string& message) override {
-    if (first_.empty()) first_ = absl::StrFormat("%s:%d:%d: %s", origin_, line + 1, column + 1, message);
+    if (first_.empty())
+      first_ = absl::StrFormat("%s:%d:%d: %s", origin_, line + 1, column + 1, message);
   }
   void AddWarning(int, pb::io::ColumnNumber, const std::string&) override {}
   const std::string& first() const { return first_; }
@@ -71,23 +72,23 @@ absl::Status ApplyOverride(const std::string& origin, const std::string& spec,
                            ExperimentConfig* config) {
   std::vector<std::string> kv = absl::StrSplit(spec, absl::MaxSplits('=', 1));
   if (kv.size() != 2 || kv[0].empty()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--set ", spec, ": expected field.path=value"));
+    return absl::InvalidArgumentError(absl::StrCat("--set ", spec, ": expected field.path=value"));
   }
   std::vector<std::string> path = absl::StrSplit(kv[0], '.');
   pb::Message* msg = config;
   for (size_t i = 0; i + 1 < path.size(); ++i) {
     const pb::FieldDescriptor* f = msg->GetDescriptor()->FindFieldByName(path[i]);
     if (f == nullptr || f->type() != pb::FieldDescriptor::TYPE_MESSAGE || f->is_repeated()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "--set ", spec, ": \"", path[i], "\" is not a section of ", msg->GetDescriptor()->name()));
+      return absl::InvalidArgumentError(absl::StrCat("--set ", spec, ": \"", path[i],
+                                                     "\" is not a section of ",
+                                                     msg->GetDescriptor()->name()));
     }
     msg = msg->GetReflection()->MutableMessage(msg, f);
   }
   const pb::FieldDescriptor* f = msg->GetDescriptor()->FindFieldByName(path.back());
   if (f == nullptr) {
-    return absl::InvalidArgumentError(absl::StrCat("--set ", spec, ": ", msg->GetDescriptor()->name(),
-                                                   " has no field \"", path.back(), "\""));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--set ", spec, ": ", msg->GetDescriptor()->name(), " has no field \"", path.back(), "\""));
   }
   std::string value = kv[1];
   if (f->type() == pb::FieldDescriptor::TYPE_STRING && !absl::StartsWith(value, "\"") &&
@@ -100,8 +101,8 @@ absl::Status ApplyOverride(const std::string& origin, const std::string& spec,
   pb::TextFormat::Parser parser;
   parser.RecordErrorsTo(&errors);
   if (!parser.MergeFromString(text, msg)) {
-    return absl::InvalidArgumentError(errors.first().empty() ? absl::StrCat("--set ", spec, ": bad value")
-                                                              : errors.first());
+    return absl::InvalidArgumentError(
+        errors.first().empty() ? absl::StrCat("--set ", spec, ": bad value") : errors.first());
   }
   (void)origin;
   return absl::OkStatus();
@@ -113,30 +114,39 @@ absl::Status Validate(const Locator& at, ExperimentConfig* config) {
     return absl::InvalidArgumentError(absl::StrCat(at.Where(root, path), ": ", what));
   };
   const ClusterConfig& cluster = config->cluster();
-  if (cluster.num_servers() < 1) return bad({{"cluster", -1}, {"num_servers", -1}}, "cluster.num_servers must be >= 1");
-  if (cluster.num_workers() < 1) return bad({{"cluster", -1}, {"num_workers", -1}}, "cluster.num_workers must be >= 1");
-  if (cluster.server_endpoint_size() > 0 && cluster.server_endpoint_size() != cluster.num_servers()) {
+  if (cluster.num_servers() < 1)
+    return bad({{"cluster", -1}, {"num_servers", -1}}, "cluster.num_servers must be >= 1");
+  if (cluster.num_workers() < 1)
+    return bad({{"cluster", -1}, {"num_workers", -1}}, "cluster.num_workers must be >= 1");
+  if (cluster.server_endpoint_size() > 0 &&
+      cluster.server_endpoint_size() != cluster.num_servers()) {
     return bad({{"cluster", -1}, {"server_endpoint", 0}},
                absl::StrFormat("cluster: %d server_endpoint entries for num_servers %d",
                                cluster.server_endpoint_size(), cluster.num_servers()));
   }
-  if (cluster.server_threads() < 1) return bad({{"cluster", -1}, {"server_threads", -1}}, "cluster.server_threads must be >= 1");
-  if (cluster.memory_limit_mb() < 0) return bad({{"cluster", -1}, {"memory_limit_mb", -1}}, "cluster.memory_limit_mb must be >= 0");
+  if (cluster.server_threads() < 1)
+    return bad({{"cluster", -1}, {"server_threads", -1}}, "cluster.server_threads must be >= 1");
+  if (cluster.memory_limit_mb() < 0)
+    return bad({{"cluster", -1}, {"memory_limit_mb", -1}}, "cluster.memory_limit_mb must be >= 0");
   if (cluster.spill_segment_mb() < 1 || cluster.spill_segment_mb() > 4096) {
-    return bad({{"cluster", -1}, {"spill_segment_mb", -1}}, "cluster.spill_segment_mb must be from 1 to 4096");
+    return bad({{"cluster", -1}, {"spill_segment_mb", -1}},
+               "cluster.spill_segment_mb must be from 1 to 4096");
   }
   if (cluster.min_free_disk_mb() < 0) {
-    return bad({{"cluster", -1}, {"min_free_disk_mb", -1}}, "cluster.min_free_disk_mb must be >= 0");
+    return bad({{"cluster", -1}, {"min_free_disk_mb", -1}},
+               "cluster.min_free_disk_mb must be >= 0");
   }
   if (cluster.shared_memory_mb() < 0) {
-    return bad({{"cluster", -1}, {"shared_memory_mb", -1}}, "cluster.shared_memory_mb must be >= 0");
+    return bad({{"cluster", -1}, {"shared_memory_mb", -1}},
+               "cluster.shared_memory_mb must be >= 0");
   }
 
   std::set<std::string> tables;
   for (const TableConfig& t : config->table()) tables.insert(t.name());
   if (config->has_table_defaults() && config->table_defaults().dim() <= 0) {
     return bad({{"table_defaults", -1}, {"dim", -1}},
-               absl::StrFormat("table_defaults has dim %d; it must be > 0", config->table_defaults().dim()));
+               absl::StrFormat("table_defaults has dim %d; it must be > 0",
+                               config->table_defaults().dim()));
   }
   DataConfig* data = config->mutable_data();
   std::set<std::string> features;
@@ -144,7 +154,8 @@ absl::Status Validate(const Locator& at, ExperimentConfig* config) {
     FeatureConfig* f = data->mutable_feature(i);
     std::vector<std::pair<std::string, int>> path = {{"data", -1}, {"feature", i}, {"name", -1}};
     if (f->name().empty()) return bad(path, absl::StrCat("feature #", i + 1, " has no name"));
-    if (!features.insert(f->name()).second) return bad(path, absl::StrCat("feature \"", f->name(), "\" is defined twice"));
+    if (!features.insert(f->name()).second)
+      return bad(path, absl::StrCat("feature \"", f->name(), "\" is defined twice"));
     const bool explicit_table = f->has_table();
     if (!explicit_table) f->set_table(f->name());
     if (!f->has_column() && f->column_index() < 0) f->set_column(f->name());
@@ -157,9 +168,11 @@ absl::Status Validate(const Locator& at, ExperimentConfig* config) {
     }
     if (tables.count(f->table()) == 0) {
       path.back().first = explicit_table ? "table" : "name";
-      return bad(path, absl::StrFormat("feature \"%s\" names table \"%s\", which is not defined", f->name(), f->table()));
+      return bad(path, absl::StrFormat("feature \"%s\" names table \"%s\", which is not defined",
+                                       f->name(), f->table()));
     }
-    if ((f->kind() == FeatureConfig::SEQUENCE || f->kind() == FeatureConfig::MULTI_VALUED) && f->max_len() <= 0) {
+    if ((f->kind() == FeatureConfig::SEQUENCE || f->kind() == FeatureConfig::MULTI_VALUED) &&
+        f->max_len() <= 0) {
       path.back().first = "max_len";
       return bad(path, absl::StrFormat("feature \"%s\": max_len must be > 0", f->name()));
     }
@@ -170,8 +183,8 @@ absl::Status Validate(const Locator& at, ExperimentConfig* config) {
     const std::vector<std::pair<std::string, int>> path = {
         {"data", -1}, {"feature", i}, {"target", -1}};
     if (f.kind() != FeatureConfig::SEQUENCE) {
-      return bad(path, absl::StrFormat("feature \"%s\": target is only for SEQUENCE features",
-                                       f.name()));
+      return bad(path,
+                 absl::StrFormat("feature \"%s\": target is only for SEQUENCE features", f.name()));
     }
     const FeatureConfig* target = nullptr;
     for (const FeatureConfig& g : data->feature()) {
@@ -192,36 +205,56 @@ absl::Status Validate(const Locator& at, ExperimentConfig* config) {
     auto where = [&](const char* field) {
       return std::vector<std::pair<std::string, int>>{{"table", i}, {field, -1}};
     };
-    if (t->name().empty()) return bad(where("name"), absl::StrCat("table #", i + 1, " has no name"));
-    if (!seen_tables.insert(t->name()).second) return bad(where("name"), absl::StrCat("table \"", t->name(), "\" is defined twice"));
-    if (t->dim() <= 0) return bad(where("dim"), absl::StrFormat("table \"%s\" has dim %d; it must be > 0", t->name(), t->dim()));
-    if (t->dim() > 4096) return bad(where("dim"), absl::StrFormat("table \"%s\" has dim %d; the limit is 4096", t->name(), t->dim()));
+    if (t->name().empty())
+      return bad(where("name"), absl::StrCat("table #", i + 1, " has no name"));
+    if (!seen_tables.insert(t->name()).second)
+      return bad(where("name"), absl::StrCat("table \"", t->name(), "\" is defined twice"));
+    if (t->dim() <= 0)
+      return bad(where("dim"),
+                 absl::StrFormat("table \"%s\" has dim %d; it must be > 0", t->name(), t->dim()));
+    if (t->dim() > 4096)
+      return bad(where("dim"), absl::StrFormat("table \"%s\" has dim %d; the limit is 4096",
+                                               t->name(), t->dim()));
     const SparseOptimizerConfig& o = t->optimizer();
-    std::vector<std::pair<std::string, int>> opt_path = {{"table", i}, {"optimizer", -1}, {"learning_rate", -1}};
-    if (o.learning_rate() < 0) return bad(opt_path, absl::StrFormat("table \"%s\": negative learning_rate %g", t->name(), o.learning_rate()));
+    std::vector<std::pair<std::string, int>> opt_path = {
+        {"table", i}, {"optimizer", -1}, {"learning_rate", -1}};
+    if (o.learning_rate() < 0)
+      return bad(opt_path, absl::StrFormat("table \"%s\": negative learning_rate %g", t->name(),
+                                           o.learning_rate()));
     opt_path.back().first = "l2";
-    if (o.l2() < 0) return bad(opt_path, absl::StrFormat("table \"%s\": negative l2 %g", t->name(), o.l2()));
-    if (t->init().scale() < 0) return bad(where("init"), absl::StrFormat("table \"%s\": negative init scale", t->name()));
+    if (o.l2() < 0)
+      return bad(opt_path, absl::StrFormat("table \"%s\": negative l2 %g", t->name(), o.l2()));
+    if (t->init().scale() < 0)
+      return bad(where("init"), absl::StrFormat("table \"%s\": negative init scale", t->name()));
     if (!(t->admit_probability() > 0 && t->admit_probability() <= 1)) {
-      return bad(where("admit_probability"), absl::StrFormat("table \"%s\": admit_probability must be in (0, 1], got %g", t->name(), t->admit_probability()));
+      return bad(where("admit_probability"),
+                 absl::StrFormat("table \"%s\": admit_probability must be in (0, 1], got %g",
+                                 t->name(), t->admit_probability()));
     }
   }
 
   if (data->max_bad_line_rate() < 0 || data->max_bad_line_rate() > 1) {
-    return bad({{"data", -1}, {"max_bad_line_rate", -1}}, "data.max_bad_line_rate must be in [0, 1]");
+    return bad({{"data", -1}, {"max_bad_line_rate", -1}},
+               "data.max_bad_line_rate must be in [0, 1]");
   }
 
   const TrainConfig& train = config->train();
-  if (train.batch_size() <= 0) return bad({{"train", -1}, {"batch_size", -1}}, absl::StrFormat("train.batch_size must be > 0, got %d", train.batch_size()));
+  if (train.batch_size() <= 0)
+    return bad({{"train", -1}, {"batch_size", -1}},
+               absl::StrFormat("train.batch_size must be > 0, got %d", train.batch_size()));
   if (train.epochs() <= 0) return bad({{"train", -1}, {"epochs", -1}}, "train.epochs must be > 0");
   if (train.dense_optimizer().learning_rate() < 0) {
-    return bad({{"train", -1}, {"dense_optimizer", -1}, {"learning_rate", -1}}, absl::StrFormat("negative dense learning_rate %g", train.dense_optimizer().learning_rate()));
+    return bad({{"train", -1}, {"dense_optimizer", -1}, {"learning_rate", -1}},
+               absl::StrFormat("negative dense learning_rate %g",
+                               train.dense_optimizer().learning_rate()));
   }
-  if (train.prefetch() < 0) return bad({{"train", -1}, {"prefetch", -1}}, "train.prefetch must be >= 0");
+  if (train.prefetch() < 0)
+    return bad({{"train", -1}, {"prefetch", -1}}, "train.prefetch must be >= 0");
   if (std::optional<FieldRangeViolation> v = FindFieldRangeViolation(*config, ""); v.has_value()) {
     return bad(v->path, v->message);
   }
-  if (config->checkpoint().keep() < 1) return bad({{"checkpoint", -1}, {"keep", -1}}, "checkpoint.keep must be >= 1");
+  if (config->checkpoint().keep() < 1)
+    return bad({{"checkpoint", -1}, {"keep", -1}}, "checkpoint.keep must be >= 1");
   return absl::OkStatus();
 }
 
@@ -243,7 +276,7 @@ absl::StatusOr<ExperimentConfig> ParseExperimentConfig(const std::string& text,
   parser.WriteLocationsTo(&tree);
   if (!parser.ParseFromString(text, &config)) {
     return absl::InvalidArgumentError(errors.first().empty() ? absl::StrCat(origin, ": parse error")
-                                                              : errors.first());
+                                                             : errors.first());
   }
   for (const std::string& o : overrides) RETURN_IF_ERROR(ApplyOverride(origin, o, &config));
   if (!config.has_name()) config.set_name(BaseName(origin));

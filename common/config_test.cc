@@ -46,17 +46,19 @@ TEST(ConfigTest, SyntaxErrorNamesLineAndColumn) {
 }
 
 TEST(ConfigTest, UnknownFieldIsRejected) {
-  ExpectError("cluster {\n  num_servrs: 2\n}\n", "conf/x.pbtxt:2:13: Message type \"ctrps.ClusterConfig\" has no field named \"num_servrs\"");
+  ExpectError(
+      "cluster {\n  num_servrs: 2\n}\n",
+      "conf/x.pbtxt:2:13: Message type \"ctrps.ClusterConfig\" has no field named \"num_servrs\"");
 }
 
 TEST(ConfigTest, ZeroDimIsRejectedWithLine) {
-  ExpectError("table {\n  name: \"item\"\n  dim: 0\n}\n", "conf/x.pbtxt:3:3: table \"item\" has dim 0");
+  ExpectError("table {\n  name: \"item\"\n  dim: 0\n}\n",
+              "conf/x.pbtxt:3:3: table \"item\" has dim 0");
 }
 
 TEST(ConfigTest, FeatureNamingMissingTableIsRejected) {
-  ExpectError(
-      "table { name: \"item\" dim: 4 }\ndata {\n  feature { name: \"user\" }\n}\n",
-      "conf/x.pbtxt:3:13: feature \"user\" names table \"user\", which is not defined");
+  ExpectError("table { name: \"item\" dim: 4 }\ndata {\n  feature { name: \"user\" }\n}\n",
+              "conf/x.pbtxt:3:13: feature \"user\" names table \"user\", which is not defined");
 }
 
 TEST(ConfigTest, NegativeLearningRateIsRejected) {
@@ -66,7 +68,8 @@ TEST(ConfigTest, NegativeLearningRateIsRejected) {
 }
 
 TEST(ConfigTest, NegativeFreeDiskGuardIsRejected) {
-  ExpectError("cluster {\n  min_free_disk_mb: -5\n}\n", "conf/x.pbtxt:2:3: cluster.min_free_disk_mb must be >= 0");
+  ExpectError("cluster {\n  min_free_disk_mb: -5\n}\n",
+              "conf/x.pbtxt:2:3: cluster.min_free_disk_mb must be >= 0");
 }
 
 TEST(ConfigTest, ModelFieldOutOfItsRangeIsRejectedWithLine) {
@@ -79,7 +82,8 @@ TEST(ConfigTest, ModelFieldOutOfItsRangeIsRejectedWithLine) {
 
 TEST(ConfigTest, OverridesReplaceFields) {
   auto config = ParseExperimentConfig(
-      kGood, "conf/good.pbtxt", {"data.dir=/elsewhere", "train.epochs=5", "model.hidden_units=[10,20,30]"});
+      kGood, "conf/good.pbtxt",
+      {"data.dir=/elsewhere", "train.epochs=5", "model.hidden_units=[10,20,30]"});
   ASSERT_TRUE(config.ok()) << config.status();
   EXPECT_EQ(config->data().dir(), "/elsewhere");
   EXPECT_EQ(config->train().epochs(), 5);
@@ -90,7 +94,8 @@ TEST(ConfigTest, OverridesReplaceFields) {
 TEST(ConfigTest, BadOverrideIsRejected) {
   auto config = ParseExperimentConfig(kGood, "conf/good.pbtxt", {"train.epoch=5"});
   ASSERT_FALSE(config.ok());
-  EXPECT_NE(std::string(config.status().message()).find("has no field \"epoch\""), std::string::npos);
+  EXPECT_NE(std::string(config.status().message()).find("has no field \"epoch\""),
+            std::string::npos);
   EXPECT_FALSE(ParseExperimentConfig(kGood, "c", {"train.epochs=five"}).ok());
 }
 
@@ -99,7 +104,8 @@ TEST(ConfigTest, TableDefaultsMakeTablesForFeatures) {
 table_defaults { dim: 10 optimizer { kind: ADAM learning_rate: 0.001 } }
 table { name: "item" dim: 16 }
 data { feature { name: "user" } feature { name: "item" } feature { name: "hist" table: "item" } }
-)", "conf/d.pbtxt");
+)",
+                                      "conf/d.pbtxt");
   ASSERT_TRUE(config.ok()) << config.status();
   ASSERT_EQ(config->table_size(), 2);
   const TableConfig* user = FindTable(*config, "user");
@@ -107,7 +113,8 @@ data { feature { name: "user" } feature { name: "item" } feature { name: "hist" 
   EXPECT_EQ(user->dim(), 10);
   EXPECT_EQ(user->optimizer().kind(), SparseOptimizerConfig::ADAM);
   EXPECT_EQ(FindTable(*config, "item")->dim(), 16);
-  ExpectError("table_defaults { dim: 0 }\ndata { feature { name: \"u\" } }", "conf/x.pbtxt:1:18: table_defaults has dim 0");
+  ExpectError("table_defaults { dim: 0 }\ndata { feature { name: \"u\" } }",
+              "conf/x.pbtxt:1:18: table_defaults has dim 0");
 }
 
 TEST(ConfigTest, SequenceTargetNamesAFeature) {
@@ -117,7 +124,8 @@ data {
   feature { name: "hist" kind: SEQUENCE table: "item" target: "item" }
   feature { name: "item" }
 }
-)", "conf/t.pbtxt");
+)",
+                                      "conf/t.pbtxt");
   ASSERT_TRUE(config.ok()) << config.status();
   EXPECT_EQ(config->data().feature(0).target(), "item");
   EXPECT_FALSE(config->data().feature(1).has_target());

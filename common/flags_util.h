@@ -65,7 +65,8 @@ inline void ParseFlags(int* argc, char*** argv, const std::string& usage,
   for (int i = 1; i < *argc; ++i) {
     const char* arg = (*argv)[i];
     if (std::strcmp(arg, "--") == 0) break;
-    if (std::strcmp(arg, "--help") == 0 || std::strcmp(arg, "-help") == 0 || std::strcmp(arg, "-h") == 0) {
+    if (std::strcmp(arg, "--help") == 0 || std::strcmp(arg, "-help") == 0 ||
+        std::strcmp(arg, "-h") == 0) {
       const std::string_view file = caller.file_name();
       std::string own = "/";
       own.append(file.substr(file.rfind('/') + 1));

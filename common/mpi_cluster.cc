@@ -12,7 +12,8 @@ namespace {
 constexpr int kHostLen = 256;
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<MpiCluster>> MpiCluster::Create(int* argc, char*** argv, int num_servers) {
+absl::StatusOr<std::unique_ptr<MpiCluster>> MpiCluster::Create(int* argc, char*** argv,
+                                                               int num_servers) {
   int provided = 0;
   // Workers call MPI from the training thread only.
   MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided);
@@ -22,8 +23,8 @@ absl::StatusOr<std::unique_ptr<MpiCluster>> MpiCluster::Create(int* argc, char**
   c->num_servers_ = num_servers;
   if (c->world_size_ <= num_servers) {
     return absl::InvalidArgumentError(absl::StrFormat(
-        "mpirun started %d ranks but the job needs %d servers and at least one worker", c->world_size_,
-        num_servers));
+        "mpirun started %d ranks but the job needs %d servers and at least one worker",
+        c->world_size_, num_servers));
   }
   MPI_Comm_split(MPI_COMM_WORLD, c->is_server() ? MPI_UNDEFINED : 0, c->world_rank_, &c->workers_);
   return c;
@@ -45,7 +46,8 @@ absl::StatusOr<std::vector<std::string>> MpiCluster::ExchangeEndpoints(int my_po
   for (int r = 0; r < num_servers_; ++r) {
     std::string server_host(&hosts[static_cast<size_t>(r) * kHostLen]);
     if (ports[r] <= 0) {
-      return absl::UnavailableError(absl::StrCat("server ", r, " on ", server_host, " did not start"));
+      return absl::UnavailableError(
+          absl::StrCat("server ", r, " on ", server_host, " did not start"));
     }
     const bool local = server_host == host;
     endpoints.push_back(absl::StrCat("tcp://", local ? "127.0.0.1" : server_host, ":", ports[r]));

@@ -17,7 +17,8 @@ class MpiCluster {
  public:
   // MPI_Init, then checks that the world has more than num_servers ranks.
   // InvalidArgument when it does not.
-  static absl::StatusOr<std::unique_ptr<MpiCluster>> Create(int* argc, char*** argv, int num_servers);
+  static absl::StatusOr<std::unique_ptr<MpiCluster>> Create(int* argc, char*** argv,
+                                                            int num_servers);
   ~MpiCluster();
 
   int world_rank() const { return world_rank_; }

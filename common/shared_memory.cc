@@ -24,7 +24,8 @@ constexpr uint64_t kAlign = 64;
 
 absl::StatusOr<std::unique_ptr<SharedArena>> SharedArena::Create(size_t bytes) {
   bytes = (bytes + 4095) & ~size_t{4095};
-  if (bytes <= kSharedArenaHeaderBytes) return absl::InvalidArgumentError("shared arena: too small");
+  if (bytes <= kSharedArenaHeaderBytes)
+    return absl::InvalidArgumentError("shared arena: too small");
   const int fd = memfd_create("ctrps-arena", MFD_CLOEXEC | MFD_ALLOW_SEALING);
   if (fd < 0) return ErrnoError("shared arena", "memfd_create");
   // Sealed at its size: the server maps it, and a file that shrank under a
@@ -50,7 +51,10 @@ absl::StatusOr<std::unique_ptr<SharedArena>> SharedArena::Create(size_t bytes) {
 }
 
 SharedArena::SharedArena(int fd, std::byte* base, size_t size, uint64_t token)
-    : fd_(fd), base_(base), size_(size), token_(token),
+    : fd_(fd),
+      base_(base),
+      size_(size),
+      token_(token),
       path_(absl::StrCat("/proc/", getpid(), "/fd/", fd)) {
   free_[kSharedArenaHeaderBytes] = size - kSharedArenaHeaderBytes;
 }
@@ -103,8 +107,8 @@ size_t SharedArena::bytes_free() const {
   return total;
 }
 
-absl::StatusOr<std::unique_ptr<SharedMapping>> SharedMapping::Open(const std::string& path, uint64_t token,
-                                                                   uint64_t bytes) {
+absl::StatusOr<std::unique_ptr<SharedMapping>> SharedMapping::Open(const std::string& path,
+                                                                   uint64_t token, uint64_t bytes) {
   const int fd = open(path.c_str(), O_RDWR | O_CLOEXEC);
   if (fd < 0) return ErrnoError("shared arena " + path, "cannot open");
   struct stat st;
@@ -113,10 +117,11 @@ absl::StatusOr<std::unique_ptr<SharedMapping>> SharedMapping::Open(const std::st
   if (fstat(fd, &st) != 0) {
     status = ErrnoError("shared arena " + path, "cannot stat");
   } else if (seals < 0 || !(seals & F_SEAL_SHRINK)) {
-    status = absl::InvalidArgumentError(absl::StrCat("shared arena ", path, " is not sealed against shrinking"));
-  } else if (static_cast<uint64_t>(st.st_size) != bytes || bytes <= kSharedArenaHeaderBytes) {
     status = absl::InvalidArgumentError(
-        absl::StrFormat("shared arena %s has %d bytes, the request says %d", path, st.st_size, bytes));
+        absl::StrCat("shared arena ", path, " is not sealed against shrinking"));
+  } else if (static_cast<uint64_t>(st.st_size) != bytes || bytes <= kSharedArenaHeaderBytes) {
+    status = absl::InvalidArgumentError(absl::StrFormat(
+        "shared arena %s has %d bytes, the request says %d", path, st.st_size, bytes));
   }
   if (!status.ok()) {
     close(fd);
@@ -130,7 +135,8 @@ absl::StatusOr<std::unique_ptr<SharedMapping>> SharedMapping::Open(const std::st
   uint64_t found = 0;
   std::memcpy(&found, mapping->base_ + kTokenOffset, sizeof(found));
   if (std::memcmp(mapping->base_, kMagic, sizeof(kMagic)) != 0 || found != token) {
-    return absl::InvalidArgumentError(absl::StrCat("shared arena ", path, ": magic or token does not match"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("shared arena ", path, ": magic or token does not match"));
   }
   return mapping;
 }

@@ -73,8 +73,8 @@ class SharedMapping {
   // InvalidArgument naming what did not match; NotFound when `path` does not
   // exist (another host, a process that has exited); otherwise the code of
   // the failed call's errno (ErrnoError).
-  static absl::StatusOr<std::unique_ptr<SharedMapping>> Open(const std::string& path, uint64_t token,
-                                                             uint64_t bytes);
+  static absl::StatusOr<std::unique_ptr<SharedMapping>> Open(const std::string& path,
+                                                             uint64_t token, uint64_t bytes);
   ~SharedMapping();
   SharedMapping(const SharedMapping&) = delete;
   SharedMapping& operator=(const SharedMapping&) = delete;

@@ -58,11 +58,11 @@ TEST(SharedMemoryTest, RangeOutsideTheArenaIsNull) {
   auto m = SharedMapping::Open((*arena)->path(), (*arena)->token(), (*arena)->size());
   ASSERT_TRUE(m.ok());
   const uint64_t size = (*m)->size();
-  EXPECT_EQ((*m)->Range(0, 8, 8), nullptr);                           // the header
-  EXPECT_EQ((*m)->Range(size - 8, 16, 8), nullptr);                   // runs past the end
-  EXPECT_EQ((*m)->Range(size + 64, 0, 8), nullptr);                   // starts past the end
-  EXPECT_EQ((*m)->Range(128, ~uint64_t{0} - 64, 8), nullptr);         // wraps around
-  EXPECT_EQ((*m)->Range(130, 8, 8), nullptr);                         // misaligned
+  EXPECT_EQ((*m)->Range(0, 8, 8), nullptr);                    // the header
+  EXPECT_EQ((*m)->Range(size - 8, 16, 8), nullptr);            // runs past the end
+  EXPECT_EQ((*m)->Range(size + 64, 0, 8), nullptr);            // starts past the end
+  EXPECT_EQ((*m)->Range(128, ~uint64_t{0} - 64, 8), nullptr);  // wraps around
+  EXPECT_EQ((*m)->Range(130, 8, 8), nullptr);                  // misaligned
   EXPECT_NE((*m)->Range(size - 8, 8, 8), nullptr);
 }
 

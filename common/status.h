@@ -15,10 +15,10 @@
 #define CTRPS_CONCAT_(a, b) CTRPS_CONCAT_INNER_(a, b)
 
 // Returns from the enclosing function if `expr` (an absl::Status) is not OK.
-#define RETURN_IF_ERROR(expr)                         \
-  do {                                                \
-    ::absl::Status ctrps_status_ = (expr);            \
-    if (!ctrps_status_.ok()) return ctrps_status_;    \
+#define RETURN_IF_ERROR(expr)                      \
+  do {                                             \
+    ::absl::Status ctrps_status_ = (expr);         \
+    if (!ctrps_status_.ok()) return ctrps_status_; \
   } while (0)
 
 // `ASSIGN_OR_RETURN(auto x, Foo());` declares/assigns x from a StatusOr or

@@ -69,9 +69,13 @@ struct HugePageAllocator {
   T* allocate(size_t n) { return static_cast<T*>(AllocateBlock(n * sizeof(T))); }
   void deallocate(T* p, size_t n) { FreeBlock(p, n * sizeof(T)); }
   template <typename U>
-  bool operator==(const HugePageAllocator<U>&) const { return true; }
+  bool operator==(const HugePageAllocator<U>&) const {
+    return true;
+  }
   template <typename U>
-  bool operator!=(const HugePageAllocator<U>&) const { return false; }
+  bool operator!=(const HugePageAllocator<U>&) const {
+    return false;
+  }
 };
 
 }  // namespace ctrps

@@ -25,9 +25,9 @@
 #define CTRPS_PS_KEY_INDEX_H_
 
 #include <algorithm>
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
-#include <cstddef>
 #if defined(__AVX2__)
 #include <immintrin.h>
 #endif
@@ -129,7 +129,7 @@ class KeyIndex {
   struct alignas(64) Line {
     uint64_t keys[kPerLine];
     uint32_t slots[kPerLine];
-    uint8_t used;     // entries [0, used) hold keys
+    uint8_t used;  // entries [0, used) hold keys
     uint8_t unused;
     uint16_t passed;  // keys whose home is this line or before it, kept in a later line
 
@@ -142,9 +142,11 @@ class KeyIndex {
       const auto* half = reinterpret_cast<const __m256i*>(this);
       const __m256i lo = _mm256_load_si256(half);
       const __m256i hi = _mm256_load_si256(half + 1);
-      const unsigned eq = static_cast<unsigned>(_mm256_movemask_pd(_mm256_castsi256_pd(_mm256_cmpeq_epi64(lo, k)))) |
-                          static_cast<unsigned>(_mm256_movemask_pd(_mm256_castsi256_pd(_mm256_cmpeq_epi64(hi, k))))
-                              << 4;
+      const unsigned eq =
+          static_cast<unsigned>(
+              _mm256_movemask_pd(_mm256_castsi256_pd(_mm256_cmpeq_epi64(lo, k)))) |
+          static_cast<unsigned>(_mm256_movemask_pd(_mm256_castsi256_pd(_mm256_cmpeq_epi64(hi, k))))
+              << 4;
       const unsigned hits = eq & ((1u << used) - 1);
       return hits == 0 ? -1 : __builtin_ctz(hits);
 #else

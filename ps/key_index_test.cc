@@ -62,7 +62,8 @@ TEST(KeyIndexTest, ShrinksWhenMostKeysLeaveAndKeepsTheRest) {
   EXPECT_LT(index.capacity(), full);
   EXPECT_LE(index.size() * 4, index.capacity());  // not about to grow again
   EXPECT_GE(index.size() * 8, index.capacity());
-  for (uint32_t k = 0; k < 4096; ++k) ASSERT_EQ(index.Find(k), k % 64 == 0 ? k + 1 : KeyIndex::kNone) << k;
+  for (uint32_t k = 0; k < 4096; ++k)
+    ASSERT_EQ(index.Find(k), k % 64 == 0 ? k + 1 : KeyIndex::kNone) << k;
 }
 
 // Keys whose home lines are full go on to later lines; erasing keys from
@@ -167,7 +168,8 @@ TEST(KeyIndexTest, HoldsAStripesShareOfTenMillionKeysInHalfTheBytesOfTheProbingI
   KeyIndex index;
   const uint32_t n = 625000;  // one stripe's share of a 10M-row table
   for (uint32_t k = 0; k < n; ++k) index.Set(uint64_t{k} * 0x9e3779b97f4a7c15ULL, k);
-  for (uint32_t k = 0; k < n; k += 97) ASSERT_EQ(index.Find(uint64_t{k} * 0x9e3779b97f4a7c15ULL), k);
+  for (uint32_t k = 0; k < n; k += 97)
+    ASSERT_EQ(index.Find(uint64_t{k} * 0x9e3779b97f4a7c15ULL), k);
   // 16-byte buckets grown at load 1/2 took 2^21 buckets, 32 MiB, for these.
   EXPECT_LE(index.bytes(), size_t{16} << 20);
   EXPECT_LE(index.size() * 2, index.capacity());
@@ -196,8 +198,9 @@ TEST(KeyIndexTest, FewLookupsReadPastTheirHomeLine) {
     constexpr int kAbsent = 200000;
     for (int i = 0; i < kAbsent; ++i) passing += index.FindInHome(rng()) == KeyIndex::kFurther;
     const double load = static_cast<double>(index.size()) / index.capacity();
-    std::printf("%u keys, load %.3f: %.2f%% of keys past their home line, %.2f%% of homes passed keys on\n",
-                c.keys, load, 100.0 * past_home / c.keys, 100.0 * passing / kAbsent);
+    std::printf(
+        "%u keys, load %.3f: %.2f%% of keys past their home line, %.2f%% of homes passed keys on\n",
+        c.keys, load, 100.0 * past_home / c.keys, 100.0 * passing / kAbsent);
     EXPECT_LT(past_home, c.most_past_home * c.keys);
     EXPECT_LT(passing, c.most_lines_passing * kAbsent);
   }

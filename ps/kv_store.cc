@@ -7,9 +7,9 @@
 #include "absl/synchronization/mutex.h"
 #include "common/status.h"
 #include "rocksdb/db.h"
-#include "rocksdb/utilities/checkpoint.h"
 #include "rocksdb/filter_policy.h"
 #include "rocksdb/table.h"
+#include "rocksdb/utilities/checkpoint.h"
 #include "rocksdb/write_batch.h"
 
 namespace ctrps {
@@ -26,8 +26,8 @@ absl::Status FromRocks(const rocksdb::Status& s, std::string_view what) {
 
 class RocksDbStore final : public KvStore {
  public:
-  RocksDbStore(std::unique_ptr<rocksdb::DB> db, std::string dir) : db_(std::move(db)), dir_(std::move(dir)) {}
-
+  RocksDbStore(std::unique_ptr<rocksdb::DB> db, std::string dir)
+      : db_(std::move(db)), dir_(std::move(dir)) {}
 
   absl::Status Write(const std::vector<Op>& ops) override {
     rocksdb::WriteBatch batch;
@@ -72,7 +72,8 @@ class RocksDbStore final : public KvStore {
     RETURN_IF_ERROR(FromRocks(rocksdb::Checkpoint::Create(db_.get(), &raw), "rocksdb checkpoint"));
     std::unique_ptr<rocksdb::Checkpoint> cp(raw);
     // log_size_for_flush 0: flush the memtable first (there is no WAL).
-    return FromRocks(cp->CreateCheckpoint(dir, 0), absl::StrCat("rocksdb checkpoint of ", dir_, " into ", dir));
+    return FromRocks(cp->CreateCheckpoint(dir, 0),
+                     absl::StrCat("rocksdb checkpoint of ", dir_, " into ", dir));
   }
 
  private:
@@ -118,7 +119,8 @@ class MemoryKvStore final : public KvStore {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<KvStore>> OpenRocksDbStore(const std::string& dir, size_t write_buffer_bytes) {
+absl::StatusOr<std::unique_ptr<KvStore>> OpenRocksDbStore(const std::string& dir,
+                                                          size_t write_buffer_bytes) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) return ErrnoError(dir, "cannot create", ec.value());
@@ -151,8 +153,9 @@ absl::StatusOr<std::unique_ptr<KvStore>> OpenRocksDbStore(const std::string& dir
 
 std::unique_ptr<KvStore> NewMemoryKvStore() { return std::make_unique<MemoryKvStore>(); }
 
-absl::Status ScanRocksDb(const std::string& dir,
-                         const std::function<absl::Status(std::string_view, std::string_view)>& fn) {
+absl::Status ScanRocksDb(
+    const std::string& dir,
+    const std::function<absl::Status(std::string_view, std::string_view)>& fn) {
   if (!std::filesystem::exists(dir + "/CURRENT")) {
     return absl::NotFoundError(absl::StrCat(dir, ": not a RocksDB directory (no CURRENT file)"));
   }
@@ -170,7 +173,8 @@ absl::Status ScanRocksDb(const std::string& dir,
     RETURN_IF_ERROR(fn(std::string_view(it->key().data(), it->key().size()),
                        std::string_view(it->value().data(), it->value().size())));
   }
-  if (!it->status().ok()) return absl::DataLossError(absl::StrCat(dir, ": ", it->status().ToString()));
+  if (!it->status().ok())
+    return absl::DataLossError(absl::StrCat(dir, ": ", it->status().ToString()));
   return absl::OkStatus();
 }
 

@@ -36,7 +36,8 @@ inline void PrefetchLine(const void* p) {
 inline void PrefetchBytes(const void* p, size_t bytes) {
   const auto first = reinterpret_cast<uintptr_t>(p) & ~uintptr_t{63};
   const auto end = reinterpret_cast<uintptr_t>(p) + bytes;
-  for (uintptr_t line = first; line < end; line += 64) PrefetchLine(reinterpret_cast<const void*>(line));
+  for (uintptr_t line = first; line < end; line += 64)
+    PrefetchLine(reinterpret_cast<const void*>(line));
 }
 
 }  // namespace ctrps

@@ -1,8 +1,7 @@
 #include "ps/ps_server.h"
 
-#include <sys/resource.h>
-
 #include <poll.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -129,7 +128,8 @@ absl::Status PsServer::CreateTables() {
     topts.spill_segment_bytes = options_.spill_segment_bytes;
     ASSIGN_OR_RETURN(auto table, SparseTable::Create(config, topts));
     if (!tables_.emplace(config.name(), std::move(table)).second) {
-      return absl::InvalidArgumentError(absl::StrCat("table \"", config.name(), "\" is defined twice"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("table \"", config.name(), "\" is defined twice"));
     }
   }
   return absl::OkStatus();
@@ -180,8 +180,8 @@ absl::Status PsServer::Start() {
     endpoint_ = router.get(zmq::sockopt::last_endpoint);
     replies.bind(kRepliesEndpoint);
   } catch (const zmq::error_t& e) {
-    return absl::UnavailableError(absl::StrCat("server ", options_.shard, ": cannot bind ", options_.bind,
-                                               ": ", e.what()));
+    return absl::UnavailableError(
+        absl::StrCat("server ", options_.shard, ": cannot bind ", options_.bind, ": ", e.what()));
   }
   io_thread_ = std::thread([this] { IoLoop(); });
   for (int i = 0; i < options_.threads; ++i) handlers_.emplace_back([this, i] { HandlerLoop(i); });
@@ -201,10 +201,13 @@ void PsServer::IoLoop() {
       // Forward every ready reply: [control][identity][frames...].
       while (true) {
         frames.clear();
-        if (!zmq::recv_multipart(replies, std::back_inserter(frames), zmq::recv_flags::dontwait)) break;
-        const bool then_shutdown = *static_cast<const uint8_t*>(frames[0].data()) == kReplyThenShutdown;
+        if (!zmq::recv_multipart(replies, std::back_inserter(frames), zmq::recv_flags::dontwait))
+          break;
+        const bool then_shutdown =
+            *static_cast<const uint8_t*>(frames[0].data()) == kReplyThenShutdown;
         for (size_t i = 1; i < frames.size(); ++i) {
-          router.send(frames[i], i + 1 < frames.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
+          router.send(frames[i],
+                      i + 1 < frames.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
         }
         shutdown |= then_shutdown;
       }
@@ -212,7 +215,8 @@ void PsServer::IoLoop() {
     if (items[0].revents & ZMQ_POLLIN) {
       while (true) {
         std::vector<zmq::message_t> request;
-        if (!zmq::recv_multipart(router, std::back_inserter(request), zmq::recv_flags::dontwait)) break;
+        if (!zmq::recv_multipart(router, std::back_inserter(request), zmq::recv_flags::dontwait))
+          break;
         {
           absl::MutexLock lock(&queue_mu_);
           queue_.push_back(std::move(request));
@@ -301,8 +305,9 @@ void PsServer::Handle(std::vector<zmq::message_t>& request, std::vector<zmq::mes
     status = absl::InvalidArgumentError(
         absl::StrFormat("request header (%d bytes) is not a RequestHeader", request[0].size()));
   } else if (total > options_.max_request_bytes) {
-    status = absl::InvalidArgumentError(absl::StrFormat(
-        "request of %d bytes exceeds the server limit of %d bytes", total, options_.max_request_bytes));
+    status = absl::InvalidArgumentError(
+        absl::StrFormat("request of %d bytes exceeds the server limit of %d bytes", total,
+                        options_.max_request_bytes));
   } else {
     reply_header.set_request_id(header.request_id());
     status = HandleRequest(header, request, &body, &reply_header);
@@ -320,7 +325,8 @@ void PsServer::Handle(std::vector<zmq::message_t>& request, std::vector<zmq::mes
   for (auto& m : body) reply->push_back(std::move(m));
 }
 
-absl::Status PsServer::HandleRequest(const RequestHeader& header, std::vector<zmq::message_t>& request,
+absl::Status PsServer::HandleRequest(const RequestHeader& header,
+                                     std::vector<zmq::message_t>& request,
                                      std::vector<zmq::message_t>* body, ReplyHeader* reply_header) {
   thread_local std::vector<uint64_t> key_scratch;
   thread_local std::vector<float> grad_scratch;
@@ -342,7 +348,8 @@ absl::Status PsServer::HandleRequest(const RequestHeader& header, std::vector<zm
     case OP_DETACH: {
       absl::MutexLock lock(&arenas_mu_);
       auto it = arenas_.find(header.shm_id());
-      if (it == arenas_.end()) return absl::NotFoundError(absl::StrCat("detach: no shared arena ", header.shm_id()));
+      if (it == arenas_.end())
+        return absl::NotFoundError(absl::StrCat("detach: no shared arena ", header.shm_id()));
       arenas_.erase(it);
       return absl::OkStatus();
     }
@@ -351,16 +358,18 @@ absl::Status PsServer::HandleRequest(const RequestHeader& header, std::vector<zm
       break;
     default:
       // proto2 keeps an unknown enum value out of op(): say so rather than "0".
-      return absl::InvalidArgumentError(header.has_op() ? absl::StrCat("unknown op ", Op_Name(header.op()))
-                                                        : std::string("missing or unknown op"));
+      return absl::InvalidArgumentError(header.has_op()
+                                            ? absl::StrCat("unknown op ", Op_Name(header.op()))
+                                            : std::string("missing or unknown op"));
   }
   const bool push = header.op() == OP_PUSH;
   const char* op = push ? "push" : "pull";
   SparseTable* t = table(header.table());
-  if (t == nullptr) return absl::NotFoundError(absl::StrCat(op, ": unknown table \"", header.table(), "\""));
+  if (t == nullptr)
+    return absl::NotFoundError(absl::StrCat(op, ": unknown table \"", header.table(), "\""));
   if (header.dim() != static_cast<uint32_t>(t->dim())) {
-    return absl::InvalidArgumentError(absl::StrFormat("%s: table \"%s\" has dim %d, request says %d", op,
-                                                      t->name(), t->dim(), header.dim()));
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "%s: table \"%s\" has dim %d, request says %d", op, t->name(), t->dim(), header.dim()));
   }
   const uint64_t n = header.num_keys();
   const uint64_t values = n * t->dim();
@@ -376,21 +385,24 @@ absl::Status PsServer::HandleRequest(const RequestHeader& header, std::vector<zm
   if (header.has_shm_id()) {
     // Bulk data in the client's shared arena; the request is the header.
     if (request.size() != 1) {
-      return absl::InvalidArgumentError(
-          absl::StrFormat("%s: a request through a shared arena has 1 frame, got %d", op, request.size()));
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "%s: a request through a shared arena has 1 frame, got %d", op, request.size()));
     }
     ASSIGN_OR_RETURN(arena, Arena(header.shm_id()));
-    auto range = [&](const char* what, uint64_t offset, uint64_t count, size_t width) -> absl::StatusOr<std::byte*> {
-      std::byte* p = count > (uint64_t{1} << 40) ? nullptr : arena->Range(offset, count * width, width);
+    auto range = [&](const char* what, uint64_t offset, uint64_t count,
+                     size_t width) -> absl::StatusOr<std::byte*> {
+      std::byte* p =
+          count > (uint64_t{1} << 40) ? nullptr : arena->Range(offset, count * width, width);
       if (p == nullptr) {
         return absl::InvalidArgumentError(absl::StrFormat(
-            "%s: %s at offset %d (%d bytes) is not inside shared arena %d of %d bytes", op, what, offset,
-            count * width, header.shm_id(), arena->size()));
+            "%s: %s at offset %d (%d bytes) is not inside shared arena %d of %d bytes", op, what,
+            offset, count * width, header.shm_id(), arena->size()));
       }
       return p;
     };
-    ASSIGN_OR_RETURN(std::byte* k, range("keys", header.shm_keys_offset(), n, sizeof(uint64_t)));
-    ASSIGN_OR_RETURN(std::byte* v, range("values", header.shm_values_offset(), values, sizeof(float)));
+    ASSIGN_OR_RETURN(std::byte * k, range("keys", header.shm_keys_offset(), n, sizeof(uint64_t)));
+    ASSIGN_OR_RETURN(std::byte * v,
+                     range("values", header.shm_values_offset(), values, sizeof(float)));
     // The keys are copied: the threads serving the request group them,
     // then the table reads them again, and all must see the same keys
     // whatever the client does to its memory.
@@ -400,7 +412,8 @@ absl::Status PsServer::HandleRequest(const RequestHeader& header, std::vector<zm
     rows = reinterpret_cast<float*>(v);
     grads = rows;
     if (push && header.has_counts()) {
-      ASSIGN_OR_RETURN(std::byte* c, range("counts", header.shm_counts_offset(), n, sizeof(uint32_t)));
+      ASSIGN_OR_RETURN(std::byte * c,
+                       range("counts", header.shm_counts_offset(), n, sizeof(uint32_t)));
       counts = reinterpret_cast<const uint32_t*>(c);
     }
   } else {
@@ -410,8 +423,9 @@ absl::Status PsServer::HandleRequest(const RequestHeader& header, std::vector<zm
           absl::StrFormat("%s: expected %d frames, got %d", op, expected_frames, request.size()));
     }
     if (request[1].size() != n * sizeof(uint64_t)) {
-      return absl::InvalidArgumentError(absl::StrFormat(
-          "%s: num_keys %d needs a keys frame of %d bytes, got %d", op, n, n * 8, request[1].size()));
+      return absl::InvalidArgumentError(
+          absl::StrFormat("%s: num_keys %d needs a keys frame of %d bytes, got %d", op, n, n * 8,
+                          request[1].size()));
     }
     keys = AlignedView<uint64_t>(request[1], &key_scratch);
     if (!push) {
@@ -420,18 +434,20 @@ absl::Status PsServer::HandleRequest(const RequestHeader& header, std::vector<zm
       constexpr std::align_val_t kAlign{SparseTable::kLineBytes};
       void* data = ::operator new(values * sizeof(float), kAlign);
       rows_frame = zmq::message_t(
-          data, values * sizeof(float), [](void* d, void*) { ::operator delete(d, kAlign); }, nullptr);
+          data, values * sizeof(float), [](void* d, void*) { ::operator delete(d, kAlign); },
+          nullptr);
       rows = static_cast<float*>(rows_frame.data());
     } else {
       if (request[2].size() != values * sizeof(float)) {
-        return absl::InvalidArgumentError(absl::StrFormat(
-            "push: %d keys of dim %d need %d gradient bytes, got %d", n, t->dim(), values * 4, request[2].size()));
+        return absl::InvalidArgumentError(
+            absl::StrFormat("push: %d keys of dim %d need %d gradient bytes, got %d", n, t->dim(),
+                            values * 4, request[2].size()));
       }
       grads = AlignedView<float>(request[2], &grad_scratch);
       if (header.has_counts()) {
         if (request[3].size() != n * sizeof(uint32_t)) {
-          return absl::InvalidArgumentError(
-              absl::StrFormat("push: %d keys need %d count bytes, got %d", n, n * 4, request[3].size()));
+          return absl::InvalidArgumentError(absl::StrFormat(
+              "push: %d keys need %d count bytes, got %d", n, n * 4, request[3].size()));
         }
         counts = AlignedView<uint32_t>(request[3], &count_scratch);
       }
@@ -444,15 +460,16 @@ absl::Status PsServer::HandleRequest(const RequestHeader& header, std::vector<zm
   while (step > prev && !max_global_step_.compare_exchange_weak(prev, step)) {
   }
   if (!push) {
-    RETURN_IF_ERROR(RunSplit({keys, n}, [&](const SparseTable::KeyGroups& groups, SparseTable::StripeRange r) {
-      return t->Pull(groups, rows, r);
-    }));
+    RETURN_IF_ERROR(
+        RunSplit({keys, n}, [&](const SparseTable::KeyGroups& groups, SparseTable::StripeRange r) {
+          return t->Pull(groups, rows, r);
+        }));
     if (arena == nullptr) body->push_back(std::move(rows_frame));
     return absl::OkStatus();
   }
   if (!(header.learning_rate_scale() > 0 && header.learning_rate_scale() <= 1)) {
-    return absl::InvalidArgumentError(absl::StrFormat("push: learning_rate_scale must be in (0, 1], got %g",
-                                                      header.learning_rate_scale()));
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "push: learning_rate_scale must be in (0, 1], got %g", header.learning_rate_scale()));
   }
   if (!(header.batch_fraction() > 0 && header.batch_fraction() <= 1)) {
     return absl::InvalidArgumentError(
@@ -466,7 +483,8 @@ absl::Status PsServer::HandleRequest(const RequestHeader& header, std::vector<zm
 
 absl::Status PsServer::Save(const std::string& dir, ReplyHeader* reply) {
   if (dir.empty()) return absl::InvalidArgumentError("save: no path");
-  if (store_ == nullptr) return absl::FailedPreconditionError("save: this server has no storage directory");
+  if (store_ == nullptr)
+    return absl::FailedPreconditionError("save: this server has no storage directory");
   const auto start = std::chrono::steady_clock::now();
   absl::MutexLock lock(&checkpoint_mu_);
   uint64_t rows = 0;
@@ -478,21 +496,24 @@ absl::Status PsServer::Save(const std::string& dir, ReplyHeader* reply) {
   std::filesystem::create_directories(std::filesystem::path(dir).parent_path(), ec);
   RETURN_IF_ERROR(store_->Checkpoint(dir));
   reply->set_rows(rows);
-  reply->set_seconds(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-  VLOG(1) << "server " << options_.shard << ": checkpoint " << dir << ": " << rows << " rows written in "
-            << reply->seconds() << " s";
+  reply->set_seconds(
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  VLOG(1) << "server " << options_.shard << ": checkpoint " << dir << ": " << rows
+          << " rows written in " << reply->seconds() << " s";
   return absl::OkStatus();
 }
 
 absl::Status PsServer::Load(const std::string& dir, ReplyHeader* reply) {
   if (dir.empty()) return absl::InvalidArgumentError("load: no path");
-  if (store_ == nullptr) return absl::FailedPreconditionError("load: this server has no storage directory");
+  if (store_ == nullptr)
+    return absl::FailedPreconditionError("load: this server has no storage directory");
   const auto start = std::chrono::steady_clock::now();
   absl::MutexLock lock(&checkpoint_mu_);
   for (auto& [name, table] : tables_) {
     TableStats st = table->Stats();
     if (st.rows_in_memory() + st.rows_on_disk() > 0) {
-      return absl::FailedPreconditionError(absl::StrCat("load: table \"", name, "\" already has rows"));
+      return absl::FailedPreconditionError(
+          absl::StrCat("load: table \"", name, "\" already has rows"));
     }
   }
   ASSIGN_OR_RETURN(CheckpointManifest manifest, ReadCheckpointManifest(dir));
@@ -500,11 +521,14 @@ absl::Status PsServer::Load(const std::string& dir, ReplyHeader* reply) {
   absl::flat_hash_map<uint32_t, SparseTable*> by_id;
   for (const CheckpointTable& ct : manifest.table()) {
     SparseTable* t = table(ct.name());
-    if (t == nullptr) return absl::InvalidArgumentError(absl::StrCat(dir, ": table \"", ct.name(), "\" is not in this job's config"));
-    if (static_cast<int>(ct.dim()) != t->dim() || static_cast<int>(ct.state_dim()) != t->state_dim()) {
+    if (t == nullptr)
+      return absl::InvalidArgumentError(
+          absl::StrCat(dir, ": table \"", ct.name(), "\" is not in this job's config"));
+    if (static_cast<int>(ct.dim()) != t->dim() ||
+        static_cast<int>(ct.state_dim()) != t->state_dim()) {
       return absl::InvalidArgumentError(absl::StrFormat(
-          "%s: table \"%s\" was saved with dim %d and optimizer state %d; this job has %d and %d", dir, ct.name(),
-          ct.dim(), ct.state_dim(), t->dim(), t->state_dim()));
+          "%s: table \"%s\" was saved with dim %d and optimizer state %d; this job has %d and %d",
+          dir, ct.name(), ct.dim(), ct.state_dim(), t->dim(), t->state_dim()));
     }
     by_id[ct.id()] = t;
   }
@@ -529,11 +553,13 @@ absl::Status PsServer::Load(const std::string& dir, ReplyHeader* reply) {
       }
       if (ShardOf(key, options_.num_shards) != options_.shard) return absl::OkStatus();
       auto it = by_id.find(id);
-      if (it == by_id.end()) return absl::DataLossError(absl::StrCat(part, ": a row of unknown table id ", id));
+      if (it == by_id.end())
+        return absl::DataLossError(absl::StrCat(part, ": a row of unknown table id ", id));
       SparseTable* t = it->second;
       if (v.size() != t->row_bytes()) {
-        return absl::DataLossError(absl::StrFormat("%s: a row of table \"%s\" has %d bytes, expected %d", part,
-                                                   t->name(), v.size(), t->row_bytes()));
+        return absl::DataLossError(
+            absl::StrFormat("%s: a row of table \"%s\" has %d bytes, expected %d", part, t->name(),
+                            v.size(), t->row_bytes()));
       }
       keys.push_back(EncodeRowKey(t->table_id(), key));
       values.emplace_back(v);
@@ -549,14 +575,16 @@ absl::Status PsServer::Load(const std::string& dir, ReplyHeader* reply) {
     rows += n;
   }
   reply->set_rows(rows);
-  reply->set_seconds(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-  LOG(INFO) << "server " << options_.shard << "/" << options_.num_shards << ": loaded " << rows << " rows from "
-            << dir << " (" << manifest.num_servers() << " servers) in " << reply->seconds() << " s";
+  reply->set_seconds(
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  LOG(INFO) << "server " << options_.shard << "/" << options_.num_shards << ": loaded " << rows
+            << " rows from " << dir << " (" << manifest.num_servers() << " servers) in "
+            << reply->seconds() << " s";
   return absl::OkStatus();
 }
 
 namespace {
-thread_local SparseTable::KeyGroups tls_key_groups;  // of the requests this thread owns
+thread_local SparseTable::KeyGroups tls_key_groups;    // of the requests this thread owns
 thread_local SparseTable::KeyGroups tls_alone_groups;  // GroupShare's fallback
 // How long a thread that has grouped its share of a split request spins,
 // then yields, waiting for the others' shares, before it groups the whole
@@ -587,7 +615,8 @@ absl::Status PsServer::RunSplit(std::span<const uint64_t> keys, const Part& part
   }
   TEST_SYNC_POINT("PsServer::RunSplit:Published");
   TakeParts(work);
-  auto joined_left = [&work]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(queue_mu_) { return work.joined == 0; };
+  auto joined_left = [&work]()
+                         ABSL_EXCLUSIVE_LOCKS_REQUIRED(queue_mu_) { return work.joined == 0; };
   const auto waiting = std::chrono::steady_clock::now();
   absl::MutexLock lock(&queue_mu_);
   queue_mu_.Await(absl::Condition(&joined_left));
@@ -603,8 +632,9 @@ void PsServer::TakeParts(Helper& work) {
     if (groups == nullptr) groups = &GroupShare(work);
     constexpr int kLast = SparseTable::kNumStripes;
     const SparseTable::StripeRange range =
-        work.downward ? SparseTable::StripeRange{kLast - kPartStripes[p + 1], kLast - kPartStripes[p]}
-                      : SparseTable::StripeRange{kPartStripes[p], kPartStripes[p + 1]};
+        work.downward
+            ? SparseTable::StripeRange{kLast - kPartStripes[p + 1], kLast - kPartStripes[p]}
+            : SparseTable::StripeRange{kPartStripes[p], kPartStripes[p + 1]};
     absl::Status status = (*work.part)(*groups, range);
     if (!status.ok()) {
       absl::MutexLock lock(&queue_mu_);
@@ -614,7 +644,8 @@ void PsServer::TakeParts(Helper& work) {
   // Every part is taken: no thread may join from now on, and idle threads
   // must not find it and spin. (Whichever thread gets here first removes it.)
   absl::MutexLock lock(&queue_mu_);
-  if (auto it = std::find(helpers_.begin(), helpers_.end(), &work); it != helpers_.end()) helpers_.erase(it);
+  if (auto it = std::find(helpers_.begin(), helpers_.end(), &work); it != helpers_.end())
+    helpers_.erase(it);
 }
 
 const SparseTable::KeyGroups& PsServer::GroupShare(Helper& work) {
@@ -671,7 +702,8 @@ absl::Status PsServer::Attach(const RequestHeader& header, ReplyHeader* reply) {
 absl::StatusOr<std::shared_ptr<const SharedMapping>> PsServer::Arena(uint64_t id) {
   absl::MutexLock lock(&arenas_mu_);
   auto it = arenas_.find(id);
-  if (it == arenas_.end()) return absl::NotFoundError(absl::StrCat("no shared arena ", id, " is attached"));
+  if (it == arenas_.end())
+    return absl::NotFoundError(absl::StrCat("no shared arena ", id, " is attached"));
   return it->second.mapping;
 }
 

@@ -41,7 +41,7 @@ struct PsServerOptions {
   // <storage_dir>/rocksdb: the store checkpoints go through; <storage_dir>/spill:
   // rows spilled past the memory limit. Needed when memory_limit_bytes > 0.
   std::string storage_dir;
-  uint64_t min_free_disk_bytes = 0;  // SparseTable::Options::min_free_disk_bytes
+  uint64_t min_free_disk_bytes = 0;               // SparseTable::Options::min_free_disk_bytes
   size_t spill_segment_bytes = size_t{64} << 20;  // SparseTable::Options::spill_segment_bytes
   int64_t max_request_bytes = 512ll << 20;
   int max_arenas = 256;  // shared arenas mapped at once (one per client on this host)
@@ -160,8 +160,8 @@ class PsServer {
   // returns once every thread that joined has left.
   struct Helper {
     std::span<const uint64_t> keys;
-    const Part* part;  // the owner's
-    bool downward = false;     // parts from the last stripe down
+    const Part* part;       // the owner's
+    bool downward = false;  // parts from the last stripe down
     // The keys grouped by stripe, block by block by the threads that take
     // parts, each claiming the next block not yet claimed; a thread serves
     // its parts once all are grouped (GroupShare). The owner's, prepared:

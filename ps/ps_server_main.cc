@@ -12,8 +12,8 @@
 #include "absl/strings/str_split.h"
 #include "common/config.h"
 #include "common/flags_util.h"
-#include "common/mpi_cluster.h"
 #include "common/model_tables.h"
+#include "common/mpi_cluster.h"
 #include "gflags/gflags.h"
 #include "glog/logging.h"
 #include "ps/ps_server.h"
@@ -21,7 +21,8 @@
 DEFINE_string(config, "", "experiment file (conf/<name>.pbtxt)");
 DEFINE_bool(mpi, false, "started by mpirun: rank = shard, endpoints exchanged through MPI");
 DEFINE_int32(shard, -1, "standalone: this server's index into cluster.server_endpoint");
-DEFINE_string(run_dir, "", "run directory (spilled rows go to <run_dir>/ps unless cluster.storage_dir is set)");
+DEFINE_string(run_dir, "",
+              "run directory (spilled rows go to <run_dir>/ps unless cluster.storage_dir is set)");
 
 namespace ctrps {
 namespace {
@@ -32,7 +33,8 @@ int Fail(const absl::Status& s) {
 }
 
 int Main(int argc, char** argv, const std::vector<std::string>& overrides) {
-  if (FLAGS_config.empty()) return Fail(absl::InvalidArgumentError("--config is required (see --help)"));
+  if (FLAGS_config.empty())
+    return Fail(absl::InvalidArgumentError("--config is required (see --help)"));
   auto config = LoadExperimentConfig(FLAGS_config, overrides);
   std::unique_ptr<MpiCluster> mpi;
   if (FLAGS_mpi) {
@@ -40,7 +42,8 @@ int Main(int argc, char** argv, const std::vector<std::string>& overrides) {
     auto c = MpiCluster::Create(&argc, &argv, servers);
     if (!c.ok()) return Fail(c.status());
     mpi = std::move(*c);
-    if (!mpi->is_server()) return Fail(absl::InvalidArgumentError("ps_server started on a worker rank"));
+    if (!mpi->is_server())
+      return Fail(absl::InvalidArgumentError("ps_server started on a worker rank"));
   }
   if (!config.ok()) {
     // Still take part in the endpoint exchange so the workers see the failure.
@@ -87,7 +90,10 @@ int Main(int argc, char** argv, const std::vector<std::string>& overrides) {
   if (!started.ok()) return Fail(started);
   LOG(INFO) << "ps_server " << options.shard << "/" << options.num_shards << ": listening on "
             << server.endpoint() << ", " << options.tables.size() << " table(s)"
-            << (options.memory_limit_bytes > 0 ? absl::StrCat(", memory limit ", cluster.memory_limit_mb(), " MB, spilling to ", options.storage_dir, "/spill") : "");
+            << (options.memory_limit_bytes > 0
+                    ? absl::StrCat(", memory limit ", cluster.memory_limit_mb(),
+                                   " MB, spilling to ", options.storage_dir, "/spill")
+                    : "");
   server.Wait();
   server.Stop();
   LOG(INFO) << "ps_server " << options.shard << ": shut down";
@@ -100,9 +106,11 @@ int Main(int argc, char** argv, const std::vector<std::string>& overrides) {
 int main(int argc, char** argv) {
   std::vector<std::string> overrides = ctrps::TakeRepeatedFlag(&argc, argv, "set");
   ctrps::ParseFlags(&argc, &argv,
-      "one shard of the parameter server\n"
-      "  under mpirun:  ps_server --config conf/x.pbtxt --mpi [--run_dir DIR] [--set field=value ...]\n"
-      "  standalone:    ps_server --config conf/x.pbtxt --shard N   (cluster.server_endpoint lists the servers)");
+                    "one shard of the parameter server\n"
+                    "  under mpirun:  ps_server --config conf/x.pbtxt --mpi [--run_dir DIR] [--set "
+                    "field=value ...]\n"
+                    "  standalone:    ps_server --config conf/x.pbtxt --shard N   "
+                    "(cluster.server_endpoint lists the servers)");
   FLAGS_logtostderr = true;
   google::InitGoogleLogging(argv[0]);
   return ctrps::Main(argc, argv, overrides);

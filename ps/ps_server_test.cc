@@ -32,7 +32,8 @@ PsServerOptions Options() {
   return o;
 }
 
-zmq::message_t Header(Op op, const std::string& table, uint64_t n, uint32_t dim, bool counts = false) {
+zmq::message_t Header(Op op, const std::string& table, uint64_t n, uint32_t dim,
+                      bool counts = false) {
   RequestHeader h;
   h.set_op(op);
   h.set_request_id(7);
@@ -52,9 +53,11 @@ class RawPeer {
     sock_.connect(endpoint);
   }
   // Sends frames, returns the reply header and frames.
-  ReplyHeader Call(std::vector<zmq::message_t> frames, std::vector<zmq::message_t>* body = nullptr) {
+  ReplyHeader Call(std::vector<zmq::message_t> frames,
+                   std::vector<zmq::message_t>* body = nullptr) {
     for (size_t i = 0; i < frames.size(); ++i) {
-      sock_.send(frames[i], i + 1 < frames.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
+      sock_.send(frames[i],
+                 i + 1 < frames.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
     }
     std::vector<zmq::message_t> reply;
     auto got = zmq::recv_multipart(sock_, std::back_inserter(reply));
@@ -104,7 +107,8 @@ class PsServerTest : public ::testing::Test {
     ASSERT_EQ(body.size(), 1u);
     EXPECT_EQ(body[0].size(), 2 * 4 * sizeof(float));
   }
-  void ExpectError(std::vector<zmq::message_t> frames, absl::StatusCode code, const std::string& text) {
+  void ExpectError(std::vector<zmq::message_t> frames, absl::StatusCode code,
+                   const std::string& text) {
     ReplyHeader h = peer_->Call(std::move(frames));
     EXPECT_EQ(h.code(), static_cast<int>(code)) << h.message();
     EXPECT_NE(h.message().find(text), std::string::npos) << "message: " << h.message();
@@ -160,7 +164,8 @@ TEST_P(PsServerSplitTest, LargeRequestsMatchTheTableServingThemWhole) {
       for (int i = 0; i < kDistinct; ++i) keys[p].push_back(1000003ull * (i * num_peers + p) + 17);
     }
     grads[p].resize(keys[p].size() * 4);
-    for (size_t i = 0; i < grads[p].size(); ++i) grads[p][i] = 0.001f * static_cast<float>((i + p) % 977) - 0.3f;
+    for (size_t i = 0; i < grads[p].size(); ++i)
+      grads[p][i] = 0.001f * static_cast<float>((i + p) % 977) - 0.3f;
     ASSERT_TRUE((*whole)->Push(keys[p], grads[p].data(), nullptr, 0).ok());
   }
   std::vector<ReplyHeader> replies(num_peers);
@@ -193,7 +198,8 @@ TEST_P(PsServerSplitTest, LargeRequestsMatchTheTableServingThemWhole) {
     std::vector<float> expect(reversed.size() * 4);
     ASSERT_TRUE((*whole)->Pull(reversed, expect.data()).ok());
     const float* rows = static_cast<const float*>(body[0].data());
-    for (size_t i = 0; i < expect.size(); ++i) ASSERT_EQ(rows[i], expect[i]) << "peer " << p << ", value " << i;
+    for (size_t i = 0; i < expect.size(); ++i)
+      ASSERT_EQ(rows[i], expect[i]) << "peer " << p << ", value " << i;
   }
   std::vector<zmq::message_t> f;
   f.push_back(Header(OP_STATS, "", 0, 0));
@@ -208,16 +214,16 @@ TEST_P(PsServerSplitTest, LargeRequestsMatchTheTableServingThemWhole) {
 }
 
 INSTANTIATE_TEST_SUITE_P(ThreadsAndPeers, PsServerSplitTest,
-                         ::testing::Values(std::make_tuple(2, 1), std::make_tuple(2, 3), std::make_tuple(4, 1),
-                                           std::make_tuple(4, 3)),
+                         ::testing::Values(std::make_tuple(2, 1), std::make_tuple(2, 3),
+                                           std::make_tuple(4, 1), std::make_tuple(4, 3)),
                          [](const auto& info) {
                            return "Threads" + std::to_string(std::get<0>(info.param)) + "Peers" +
                                   std::to_string(std::get<1>(info.param));
                          });
 
 TEST_F(PsServerTest, GarbageHeaderIsRejected) {
-  ExpectError(Frames({std::string("\xff\xff\xff\xff garbage", 12)}), absl::StatusCode::kInvalidArgument,
-              "is not a RequestHeader");
+  ExpectError(Frames({std::string("\xff\xff\xff\xff garbage", 12)}),
+              absl::StatusCode::kInvalidArgument, "is not a RequestHeader");
 }
 
 TEST_F(PsServerTest, UnknownOpIsRejected) {
@@ -237,7 +243,8 @@ TEST_F(PsServerTest, WrongDimIsRejected) {
   std::vector<zmq::message_t> f;
   f.push_back(Header(OP_PULL, "emb", 1, 8));
   f.push_back(Raw(std::vector<uint64_t>{1}));
-  ExpectError(std::move(f), absl::StatusCode::kInvalidArgument, "table \"emb\" has dim 4, request says 8");
+  ExpectError(std::move(f), absl::StatusCode::kInvalidArgument,
+              "table \"emb\" has dim 4, request says 8");
 }
 
 TEST_F(PsServerTest, TruncatedFramesAreRejected) {
@@ -251,7 +258,8 @@ TEST_F(PsServerTest, KeyCountMismatchIsRejected) {
   std::vector<zmq::message_t> f;
   f.push_back(Header(OP_PULL, "emb", 3, 4));
   f.push_back(Raw(std::vector<uint64_t>{1, 2}));
-  ExpectError(std::move(f), absl::StatusCode::kInvalidArgument, "num_keys 3 needs a keys frame of 24 bytes, got 16");
+  ExpectError(std::move(f), absl::StatusCode::kInvalidArgument,
+              "num_keys 3 needs a keys frame of 24 bytes, got 16");
 }
 
 TEST_F(PsServerTest, GradientSizeMismatchIsRejected) {
@@ -276,7 +284,8 @@ TEST_F(PsServerTest, OversizedRequestIsRejected) {
   std::vector<zmq::message_t> f;
   f.push_back(Header(OP_PULL, "emb", n, 4));
   f.push_back(Raw(std::vector<uint64_t>(n, 1)));
-  ExpectError(std::move(f), absl::StatusCode::kInvalidArgument, "exceeds the server limit of 1048576 bytes");
+  ExpectError(std::move(f), absl::StatusCode::kInvalidArgument,
+              "exceeds the server limit of 1048576 bytes");
 }
 
 TEST_F(PsServerTest, StatsCountBadRequests) {
@@ -302,7 +311,8 @@ class PsServerArenaTest : public PsServerTest {
     ASSERT_EQ(h.code(), 0) << h.message();
     id_ = h.shm_id();
   }
-  static std::vector<zmq::message_t> Attach(const std::string& path, uint64_t token, uint64_t bytes) {
+  static std::vector<zmq::message_t> Attach(const std::string& path, uint64_t token,
+                                            uint64_t bytes) {
     RequestHeader h;
     h.set_op(OP_ATTACH);
     h.set_shm_path(path);
@@ -310,7 +320,8 @@ class PsServerArenaTest : public PsServerTest {
     h.set_shm_bytes(bytes);
     return Frames({h.SerializeAsString()});
   }
-  std::vector<zmq::message_t> InArena(Op op, uint64_t n, uint64_t keys_at, uint64_t values_at, uint64_t id = 0) {
+  std::vector<zmq::message_t> InArena(Op op, uint64_t n, uint64_t keys_at, uint64_t values_at,
+                                      uint64_t id = 0) {
     RequestHeader h;
     h.set_op(op);
     h.set_table("emb");
@@ -340,7 +351,8 @@ TEST_F(PsServerArenaTest, PushThenPullThroughTheArena) {
   ReplyHeader h = peer_->Call(InArena(OP_PULL, 2, keys, values), &body);
   ASSERT_EQ(h.code(), 0) << h.message();
   EXPECT_TRUE(body.empty());  // the rows are in the arena
-  for (int i = 0; i < 8; ++i) EXPECT_EQ(At<float>(values)[i], -(i + 1.0f)) << i;  // zeros - lr 1 * g
+  for (int i = 0; i < 8; ++i)
+    EXPECT_EQ(At<float>(values)[i], -(i + 1.0f)) << i;  // zeros - lr 1 * g
   // The socket path sees the same rows.
   std::vector<zmq::message_t> f;
   f.push_back(Header(OP_PULL, "emb", 1, 4));
@@ -355,10 +367,12 @@ TEST_F(PsServerArenaTest, RangesOutsideTheArenaAreRejected) {
               "pull: keys at offset");
   ExpectError(InArena(OP_PULL, 2, 128, size - 16), absl::StatusCode::kInvalidArgument,
               "values at offset");
-  ExpectError(InArena(OP_PUSH, 2, 0, 128), absl::StatusCode::kInvalidArgument, "not inside shared arena");
+  ExpectError(InArena(OP_PUSH, 2, 0, 128), absl::StatusCode::kInvalidArgument,
+              "not inside shared arena");
   ExpectError(InArena(OP_PULL, uint64_t{1} << 62, 128, 256), absl::StatusCode::kInvalidArgument,
               "not inside shared arena");
-  ExpectError(InArena(OP_PULL, 2, 130, 256), absl::StatusCode::kInvalidArgument, "not inside shared arena");
+  ExpectError(InArena(OP_PULL, 2, 130, 256), absl::StatusCode::kInvalidArgument,
+              "not inside shared arena");
 }
 
 TEST_F(PsServerArenaTest, UnknownArenaAndExtraFramesAreRejected) {
@@ -366,12 +380,13 @@ TEST_F(PsServerArenaTest, UnknownArenaAndExtraFramesAreRejected) {
               "no shared arena");
   auto f = InArena(OP_PULL, 1, 128, 256);
   f.push_back(Raw(std::vector<uint64_t>{1}));
-  ExpectError(std::move(f), absl::StatusCode::kInvalidArgument, "through a shared arena has 1 frame, got 2");
+  ExpectError(std::move(f), absl::StatusCode::kInvalidArgument,
+              "through a shared arena has 1 frame, got 2");
 }
 
 TEST_F(PsServerArenaTest, BadAttachIsRejected) {
-  ExpectError(Attach(arena_->path(), arena_->token() ^ 1, arena_->size()), absl::StatusCode::kInvalidArgument,
-              "token does not match");
+  ExpectError(Attach(arena_->path(), arena_->token() ^ 1, arena_->size()),
+              absl::StatusCode::kInvalidArgument, "token does not match");
   ExpectError(Attach("/no/such/arena", 1, 1 << 20), absl::StatusCode::kNotFound, "/no/such/arena");
   // A plain file could be truncated under the server's mapping.
   const std::string plain = ::testing::TempDir() + "/plain_arena";
@@ -389,7 +404,8 @@ TEST_F(PsServerArenaTest, DetachedArenaIsNoLongerUsed) {
   h.set_shm_id(id_);
   ASSERT_EQ(peer_->Call(Frames({h.SerializeAsString()})).code(), 0);
   ExpectError(InArena(OP_PULL, 1, 128, 256), absl::StatusCode::kNotFound, "no shared arena");
-  ExpectError(Frames({h.SerializeAsString()}), absl::StatusCode::kNotFound, "detach: no shared arena");
+  ExpectError(Frames({h.SerializeAsString()}), absl::StatusCode::kNotFound,
+              "detach: no shared arena");
 }
 
 TEST(PsServerArenaLimitTest, ArenaOfAnExitedClientIsUnmappedAndFreesItsPlace) {
@@ -406,7 +422,8 @@ TEST(PsServerArenaLimitTest, ArenaOfAnExitedClientIsUnmappedAndFreesItsPlace) {
     auto arena = SharedArena::Create(1 << 20);
     if (!arena.ok()) _exit(1);
     const std::string info = absl::StrCat((*arena)->path(), " ", (*arena)->token(), "\n");
-    if (write(from_child[1], info.data(), info.size()) != static_cast<ssize_t>(info.size())) _exit(2);
+    if (write(from_child[1], info.data(), info.size()) != static_cast<ssize_t>(info.size()))
+      _exit(2);
     char go;
     (void)!read(to_child[0], &go, 1);  // exits without detaching
     _exit(0);

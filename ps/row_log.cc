@@ -41,29 +41,34 @@ Ring& ThreadRing() {
 }
 
 absl::Status ShortRead(const std::string& file, uint64_t offset, int64_t got, size_t want) {
-  if (got < 0) return absl::ErrnoToStatus(static_cast<int>(-got), absl::StrCat("reading ", file, " at ", offset));
+  if (got < 0)
+    return absl::ErrnoToStatus(static_cast<int>(-got),
+                               absl::StrCat("reading ", file, " at ", offset));
   return absl::DataLossError(
-      absl::StrFormat("%s: record at byte %d: read %d of %d bytes (file damaged or removed)", file, offset, got, want));
+      absl::StrFormat("%s: record at byte %d: read %d of %d bytes (file damaged or removed)", file,
+                      offset, got, want));
 }
 
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<RowLog>> RowLog::Create(const Options& options) {
   if (options.row_bytes < 8) {
-    return absl::InvalidArgumentError(absl::StrCat("row log ", options.name, ": rows of ", options.row_bytes,
-                                                   " bytes; they must hold at least their 8-byte key"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("row log ", options.name, ": rows of ", options.row_bytes,
+                     " bytes; they must hold at least their 8-byte key"));
   }
   if (options.segment_bytes < 2 * options.row_bytes) {
     return absl::InvalidArgumentError(absl::StrCat("row log ", options.name, ": segments of ",
-                                                   options.segment_bytes, " bytes hold fewer than two rows"));
+                                                   options.segment_bytes,
+                                                   " bytes hold fewer than two rows"));
   }
   return std::unique_ptr<RowLog>(new RowLog(options));
 }
 
 RowLog::RowLog(const Options& options)
     : options_(options),
-      records_per_segment_(static_cast<uint32_t>(
-          std::min<size_t>(options.segment_bytes / options.row_bytes, size_t{KeyIndex::kNone - 256} / 2))),
+      records_per_segment_(static_cast<uint32_t>(std::min<size_t>(
+          options.segment_bytes / options.row_bytes, size_t{KeyIndex::kNone - 256} / 2))),
       max_slots_((KeyIndex::kNone - 256) / records_per_segment_) {}
 
 RowLog::~RowLog() {
@@ -77,18 +82,23 @@ RowLog::~RowLog() {
   }
 }
 
-std::string RowLog::FileOf(uint32_t slot) const { return absl::StrCat(options_.dir, "/", options_.name, ".", slot); }
+std::string RowLog::FileOf(uint32_t slot) const {
+  return absl::StrCat(options_.dir, "/", options_.name, ".", slot);
+}
 
 RowLog::Position RowLog::End() const {
   if (open_ < 0) return {next_seq_, 0};
   return {segments_[open_].seq, segments_[open_].records};
 }
 
-RowLog::Position RowLog::PositionOf(uint32_t addr) const { return {segments_[SlotOf(addr)].seq, RecordOf(addr)}; }
+RowLog::Position RowLog::PositionOf(uint32_t addr) const {
+  return {segments_[SlotOf(addr)].seq, RecordOf(addr)};
+}
 
 std::pair<uint64_t, uint64_t> RowLog::compaction_progress() const {
   if (victim_ < 0) return {0, 0};
-  return {uint64_t{victim_done_} * options_.row_bytes, uint64_t{segments_[victim_].records} * options_.row_bytes};
+  return {uint64_t{victim_done_} * options_.row_bytes,
+          uint64_t{segments_[victim_].records} * options_.row_bytes};
 }
 
 absl::Status RowLog::CheckFreeDisk(uint64_t more) const {
@@ -99,9 +109,9 @@ absl::Status RowLog::CheckFreeDisk(uint64_t more) const {
   }
   const uint64_t free_bytes = uint64_t{vfs.f_bavail} * vfs.f_frsize;
   if (free_bytes < options_.min_free_disk_bytes + more) {
-    return absl::ResourceExhaustedError(
-        absl::StrFormat("%s: %d bytes free, under the guard of %d bytes kept free (cluster.min_free_disk_mb)",
-                        options_.dir, free_bytes, options_.min_free_disk_bytes));
+    return absl::ResourceExhaustedError(absl::StrFormat(
+        "%s: %d bytes free, under the guard of %d bytes kept free (cluster.min_free_disk_mb)",
+        options_.dir, free_bytes, options_.min_free_disk_bytes));
   }
   return absl::OkStatus();
 }
@@ -135,7 +145,8 @@ absl::Status RowLog::OpenSegment() {
   // -1 where the file system refuses O_DIRECT (tmpfs): reads then stay
   // buffered.
   const int direct_fd = open(file.c_str(), O_RDONLY | O_DIRECT | O_CLOEXEC);
-  segments_[slot] = Segment{.fd = fd, .direct_fd = direct_fd, .seq = next_seq_++, .records = 0, .live = 0};
+  segments_[slot] =
+      Segment{.fd = fd, .direct_fd = direct_fd, .seq = next_seq_++, .records = 0, .live = 0};
   open_ = slot;
   buffer_first_ = 0;
   buffer_used_ = 0;
@@ -149,7 +160,8 @@ absl::Status RowLog::FlushBuffer() {
   const uint64_t offset = uint64_t{buffer_first_} * options_.row_bytes;
   size_t done = 0;
   while (done < buffer_used_) {
-    const ssize_t n = pwrite(seg.fd, buffer_.data() + done, buffer_used_ - done, static_cast<off_t>(offset + done));
+    const ssize_t n = pwrite(seg.fd, buffer_.data() + done, buffer_used_ - done,
+                             static_cast<off_t>(offset + done));
     if (n < 0) {
       if (errno == EINTR) continue;
       return ErrnoError(absl::StrCat("row log ", options_.name),
@@ -174,7 +186,8 @@ absl::Status RowLog::Append(const std::byte* row) {
     if (absl::Status s = OpenSegment(); !s.ok()) return s;
   }
   if (buffer_.empty()) {
-    buffer_.resize(std::max<size_t>(1, std::min(options_.buffer_bytes, options_.segment_bytes) / rb) * rb);
+    buffer_.resize(
+        std::max<size_t>(1, std::min(options_.buffer_bytes, options_.segment_bytes) / rb) * rb);
   }
   if (buffer_used_ + rb > buffer_.size()) {
     if (absl::Status s = FlushBuffer(); !s.ok()) return s;
@@ -190,7 +203,8 @@ absl::Status RowLog::Append(const std::byte* row) {
   std::memcpy(&key, row, sizeof(key));
   if (const uint32_t old = index_.Find(key); old != kNone) {
     const uint32_t old_slot = SlotOf(old);
-    if (--segments_[old_slot].live == 0 && old_slot != open_ && old_slot != victim_) RemoveSegment(old_slot);
+    if (--segments_[old_slot].live == 0 && old_slot != open_ && old_slot != victim_)
+      RemoveSegment(old_slot);
   }
   index_.Set(key, addr);
   return absl::OkStatus();
@@ -224,7 +238,8 @@ bool RowLog::CompactionDue() const {
   if (victim_ >= 0) return true;
   const uint64_t stale = stale_bytes();
   return stale >= options_.segment_bytes &&
-         static_cast<double>(stale) > options_.max_stale_fraction * static_cast<double>(file_bytes());
+         static_cast<double>(stale) >
+             options_.max_stale_fraction * static_cast<double>(file_bytes());
 }
 
 bool RowLog::PickVictim() {
@@ -254,7 +269,8 @@ absl::Status RowLog::ReadRange(uint32_t slot, uint32_t first, uint32_t count, st
   if (slot == open_ && first + count > buffer_first_) {
     const uint32_t in_buffer_from = std::max(first, buffer_first_);
     from_file = in_buffer_from - first;
-    std::memcpy(out + size_t{from_file} * rb, buffer_.data() + size_t{in_buffer_from - buffer_first_} * rb,
+    std::memcpy(out + size_t{from_file} * rb,
+                buffer_.data() + size_t{in_buffer_from - buffer_first_} * rb,
                 size_t{first + count - in_buffer_from} * rb);
   }
   size_t done = 0;
@@ -271,9 +287,11 @@ absl::Status RowLog::ReadRange(uint32_t slot, uint32_t first, uint32_t count, st
 
 bool RowLog::Locate(uint32_t addr, Location* location) const {
   const uint32_t slot = SlotOf(addr), rec = RecordOf(addr);
-  if (slot >= segments_.size() || segments_[slot].fd < 0 || rec >= segments_[slot].records) return false;
+  if (slot >= segments_.size() || segments_[slot].fd < 0 || rec >= segments_[slot].records)
+    return false;
   if (slot == open_ && rec >= buffer_first_) return false;
-  *location = {segments_[slot].fd, segments_[slot].direct_fd, uint64_t{rec} * options_.row_bytes, segments_[slot].seq};
+  *location = {segments_[slot].fd, segments_[slot].direct_fd, uint64_t{rec} * options_.row_bytes,
+               segments_[slot].seq};
   return true;
 }
 
@@ -328,7 +346,8 @@ void RowLog::ReadUnlocked(std::span<const Location> locations, size_t row_bytes,
   ok->assign(locations.size(), false);
   Ring& ring = ThreadRing();
   auto pread_one = [&](size_t i) {
-    const ssize_t n = pread(locations[i].fd, out + i * row_bytes, row_bytes, static_cast<off_t>(locations[i].offset));
+    const ssize_t n = pread(locations[i].fd, out + i * row_bytes, row_bytes,
+                            static_cast<off_t>(locations[i].offset));
     (*ok)[i] = n == static_cast<ssize_t>(row_bytes);
   };
   if (!ring.ok()) {
@@ -341,8 +360,8 @@ void RowLog::ReadUnlocked(std::span<const Location> locations, size_t row_bytes,
   const bool ran = RunRing(
       ring, locations.size(),
       [&](size_t i, io_uring_sqe* sqe) {
-        io_uring_prep_read(sqe, locations[i].fd, out + i * row_bytes, static_cast<unsigned>(row_bytes),
-                           locations[i].offset);
+        io_uring_prep_read(sqe, locations[i].fd, out + i * row_bytes,
+                           static_cast<unsigned>(row_bytes), locations[i].offset);
         sqe->rw_flags = RWF_NOWAIT;
         return true;
       },
@@ -385,9 +404,10 @@ void RowLog::ReadUnlocked(std::span<const Location> locations, size_t row_bytes,
         free_slots.pop_back();
         slot_of[m] = sl;
         const uint64_t first = at.offset / kDirectAlign * kDirectAlign;
-        const uint64_t last = (at.offset + row_bytes + kDirectAlign - 1) / kDirectAlign * kDirectAlign;
-        io_uring_prep_read(sqe, at.direct_fd, pages.get() + size_t{sl} * span, static_cast<unsigned>(last - first),
-                           first);
+        const uint64_t last =
+            (at.offset + row_bytes + kDirectAlign - 1) / kDirectAlign * kDirectAlign;
+        io_uring_prep_read(sqe, at.direct_fd, pages.get() + size_t{sl} * span,
+                           static_cast<unsigned>(last - first), first);
         return true;
       },
       [&](uint64_t m, int res) {
@@ -396,7 +416,8 @@ void RowLog::ReadUnlocked(std::span<const Location> locations, size_t row_bytes,
         const uint32_t sl = slot_of[m];
         const uint64_t skip = at.offset % kDirectAlign;
         if (res >= static_cast<int>(skip + row_bytes)) {
-          std::memcpy(out + size_t{missed[m]} * row_bytes, pages.get() + size_t{sl} * span + skip, row_bytes);
+          std::memcpy(out + size_t{missed[m]} * row_bytes, pages.get() + size_t{sl} * span + skip,
+                      row_bytes);
           (*ok)[missed[m]] = true;
         }
         free_slots.push_back(sl);
@@ -418,7 +439,8 @@ absl::Status RowLog::Read(std::span<const uint32_t> addrs, std::byte* out) {
   for (size_t i = 0; i < addrs.size(); ++i) {
     const uint32_t slot = SlotOf(addrs[i]), rec = RecordOf(addrs[i]);
     if (slot >= segments_.size() || segments_[slot].fd < 0 || rec >= segments_[slot].records) {
-      return absl::DataLossError(absl::StrCat("row log ", options_.name, ": no record at address ", addrs[i]));
+      return absl::DataLossError(
+          absl::StrCat("row log ", options_.name, ": no record at address ", addrs[i]));
     }
     if (slot == open_ && rec >= buffer_first_) {
       std::memcpy(out + i * rb, buffer_.data() + size_t{rec - buffer_first_} * rb, rb);
@@ -434,14 +456,15 @@ absl::Status RowLog::Read(std::span<const uint32_t> addrs, std::byte* out) {
     }
   };
   const bool ran = ring.ok() && RunRing(
-      ring, from_file.size(),
-      [&](size_t j, io_uring_sqe* sqe) {
-        const uint32_t i = from_file[j];
-        io_uring_prep_read(sqe, segments_[SlotOf(addrs[i])].fd, out + i * rb, static_cast<unsigned>(rb),
-                           uint64_t{RecordOf(addrs[i])} * rb);
-        return true;
-      },
-      [&](uint64_t j, int res) { check(from_file[j], res); });
+                                    ring, from_file.size(),
+                                    [&](size_t j, io_uring_sqe* sqe) {
+                                      const uint32_t i = from_file[j];
+                                      io_uring_prep_read(sqe, segments_[SlotOf(addrs[i])].fd,
+                                                         out + i * rb, static_cast<unsigned>(rb),
+                                                         uint64_t{RecordOf(addrs[i])} * rb);
+                                      return true;
+                                    },
+                                    [&](uint64_t j, int res) { check(from_file[j], res); });
   if (!ran) {
     // No ring, or it failed: pread the ones not read yet, one at a time.
     status = absl::OkStatus();

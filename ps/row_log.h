@@ -51,8 +51,8 @@ class RowLog {
   static constexpr int kIndexGrowthPercent = 115;
 
   struct Options {
-    std::string dir;   // must exist
-    std::string name;  // file name prefix: <dir>/<name>.<slot>
+    std::string dir;       // must exist
+    std::string name;      // file name prefix: <dir>/<name>.<slot>
     size_t row_bytes = 0;  // >= 8, any size; a row's first 8 bytes are its key
     size_t segment_bytes = size_t{64} << 20;
     size_t buffer_bytes = size_t{256} << 10;
@@ -152,8 +152,8 @@ class RowLog {
 
   // A point in the log: records appended later compare greater.
   struct Position {
-    uint64_t seq = 0;      // segment sequence number
-    uint32_t record = 0;   // records before it in that segment
+    uint64_t seq = 0;     // segment sequence number
+    uint32_t record = 0;  // records before it in that segment
     friend bool operator<(const Position& a, const Position& b) {
       return a.seq != b.seq ? a.seq < b.seq : a.record < b.record;
     }
@@ -171,8 +171,8 @@ class RowLog {
   absl::Status ForEachLive(Fn fn, Position from = {});
 
   struct Counters {
-    uint64_t reads = 0, read_bytes = 0;            // records read by Read
-    uint64_t writes = 0, written_bytes = 0;        // pwrites of the buffer
+    uint64_t reads = 0, read_bytes = 0;      // records read by Read
+    uint64_t writes = 0, written_bytes = 0;  // pwrites of the buffer
     uint64_t compacted_segments = 0, compacted_bytes = 0, compacted_live_rows = 0;
   };
   const Counters& counters() const { return counters_; }
@@ -232,7 +232,8 @@ absl::Status RowLog::CompactStep(size_t bytes, Keep keep) {
   const auto slot = static_cast<uint32_t>(victim_);
   const size_t rb = options_.row_bytes;
   const uint32_t total = segments_[slot].records;
-  const auto n = static_cast<uint32_t>(std::min<uint64_t>(total - victim_done_, std::max<size_t>(1, bytes / rb)));
+  const auto n = static_cast<uint32_t>(
+      std::min<uint64_t>(total - victim_done_, std::max<size_t>(1, bytes / rb)));
   scan_.resize(size_t{n} * rb);
   if (absl::Status s = ReadRange(slot, victim_done_, n, scan_.data()); !s.ok()) return s;
   const uint32_t base = slot * records_per_segment_ + victim_done_;

@@ -15,7 +15,8 @@ namespace {
 
 std::string TestDir(const std::string& name) {
   const char* tmp = std::getenv("TMPDIR");
-  std::string dir = std::string(tmp != nullptr ? tmp : "/tmp") + "/row_log_test_" + std::to_string(getpid()) + "_" + name;
+  std::string dir = std::string(tmp != nullptr ? tmp : "/tmp") + "/row_log_test_" +
+                    std::to_string(getpid()) + "_" + name;
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   return dir;
@@ -26,12 +27,13 @@ std::string TestDir(const std::string& name) {
 std::vector<std::byte> RowOf(uint64_t key, uint32_t version, size_t bytes) {
   std::vector<std::byte> row(bytes);
   std::memcpy(row.data(), &key, 8);
-  for (size_t i = 8; i < bytes; ++i) row[i] = static_cast<std::byte>((key * 31 + version * 7 + i) & 0xff);
+  for (size_t i = 8; i < bytes; ++i)
+    row[i] = static_cast<std::byte>((key * 31 + version * 7 + i) & 0xff);
   return row;
 }
 
-std::unique_ptr<RowLog> MakeLog(const std::string& dir, size_t row_bytes, size_t segment_bytes = 64 << 10,
-                                size_t buffer_bytes = 8 << 10) {
+std::unique_ptr<RowLog> MakeLog(const std::string& dir, size_t row_bytes,
+                                size_t segment_bytes = 64 << 10, size_t buffer_bytes = 8 << 10) {
   RowLog::Options o;
   o.dir = dir;
   o.name = "t";
@@ -58,7 +60,8 @@ TEST(RowLogTest, RowsOfAnySizeReadBackExactlyFromBufferAndFiles) {
     const std::string dir = TestDir("sizes");
     auto log = MakeLog(dir, row_bytes);
     constexpr uint64_t kRows = 3000;
-    for (uint64_t k = 1; k <= kRows; ++k) ASSERT_TRUE(log->Append(RowOf(k * 977, 0, row_bytes).data()).ok());
+    for (uint64_t k = 1; k <= kRows; ++k)
+      ASSERT_TRUE(log->Append(RowOf(k * 977, 0, row_bytes).data()).ok());
     EXPECT_EQ(log->size(), kRows);
     EXPECT_EQ(log->stale_bytes(), 0u);
     // One batched read of every row, in a shuffled order.
@@ -70,7 +73,9 @@ TEST(RowLogTest, RowsOfAnySizeReadBackExactlyFromBufferAndFiles) {
     std::vector<std::byte> out(keys.size() * row_bytes);
     ASSERT_TRUE(log->Read(addrs, out.data()).ok());
     for (size_t i = 0; i < keys.size(); ++i) {
-      ASSERT_EQ(std::memcmp(out.data() + i * row_bytes, RowOf(keys[i], 0, row_bytes).data(), row_bytes), 0)
+      ASSERT_EQ(
+          std::memcmp(out.data() + i * row_bytes, RowOf(keys[i], 0, row_bytes).data(), row_bytes),
+          0)
           << "row_bytes " << row_bytes << " key " << keys[i];
     }
     EXPECT_GT(log->counters().writes, 1u);
@@ -135,19 +140,24 @@ TEST(RowLogTest, ForEachLiveVisitsLiveRecordsOnlyFromAPosition) {
   for (uint64_t k = 1000; k < 1050; ++k) ASSERT_TRUE(log->Append(RowOf(k, 0, 64).data()).ok());
   std::map<uint64_t, int> all, since;
   ASSERT_TRUE(log->ForEachLive([&](const std::byte* row, uint32_t) {
-    uint64_t key;
-    std::memcpy(&key, row, 8);
-    ++all[key];
-    EXPECT_EQ(std::memcmp(row, RowOf(key, key < 100 ? 1 : 0, 64).data(), 64), 0) << key;
-  }).ok());
+                   uint64_t key;
+                   std::memcpy(&key, row, 8);
+                   ++all[key];
+                   EXPECT_EQ(std::memcmp(row, RowOf(key, key < 100 ? 1 : 0, 64).data(), 64), 0)
+                       << key;
+                 })
+                  .ok());
   EXPECT_EQ(all.size(), 550u);
   for (const auto& [key, n] : all) EXPECT_EQ(n, 1) << key;
-  ASSERT_TRUE(log->ForEachLive([&](const std::byte* row, uint32_t addr) {
-    uint64_t key;
-    std::memcpy(&key, row, 8);
-    ++since[key];
-    EXPECT_FALSE(log->PositionOf(addr) < mark);
-  }, mark).ok());
+  ASSERT_TRUE(log->ForEachLive(
+                     [&](const std::byte* row, uint32_t addr) {
+                       uint64_t key;
+                       std::memcpy(&key, row, 8);
+                       ++since[key];
+                       EXPECT_FALSE(log->PositionOf(addr) < mark);
+                     },
+                     mark)
+                  .ok());
   EXPECT_EQ(since.size(), 150u);
 }
 
@@ -170,7 +180,8 @@ TEST(RowLogTest, AFullDiskFailsTheAppendAndLosesNoRow) {
   EXPECT_EQ(log->size(), appended);
   for (uint64_t k = 0; k < appended; ++k) ASSERT_EQ(ReadKey(*log, k), RowOf(k, 0, 236)) << k;
   // With room again, appends go on where they stopped.
-  for (uint64_t k = appended; k < appended + 1000; ++k) ASSERT_TRUE(log->Append(RowOf(k, 0, 236).data()).ok());
+  for (uint64_t k = appended; k < appended + 1000; ++k)
+    ASSERT_TRUE(log->Append(RowOf(k, 0, 236).data()).ok());
   for (uint64_t k = 0; k < appended + 1000; ++k) ASSERT_EQ(ReadKey(*log, k), RowOf(k, 0, 236)) << k;
 }
 

@@ -24,7 +24,8 @@ class Adagrad final : public SparseOptimizer {
   void InitState(float* state) const override {
     for (int i = 0; i < dim_; ++i) state[i] = config_.initial_accumulator();
   }
-  void Update(float* w, float* acc, const float* g, uint32_t, float lr, float fraction) const override {
+  void Update(float* w, float* acc, const float* g, uint32_t, float lr,
+              float fraction) const override {
     const float l2 = config_.l2() * fraction, eps = config_.epsilon();
     for (int i = 0; i < dim_; ++i) {
       float gi = g[i] + l2 * w[i];
@@ -37,7 +38,8 @@ class Adagrad final : public SparseOptimizer {
 class Adam final : public SparseOptimizer {
  public:
   Adam(const SparseOptimizerConfig& c, int dim) : SparseOptimizer(c, dim, 2 * dim) {}
-  void Update(float* w, float* state, const float* g, uint32_t step, float lr, float fraction) const override {
+  void Update(float* w, float* state, const float* g, uint32_t step, float lr,
+              float fraction) const override {
     const float l2 = config_.l2() * fraction, eps = config_.epsilon();
     const float b1 = config_.beta1(), b2 = config_.beta2();
     const float c1 = 1.0f - std::pow(b1, static_cast<float>(step));
@@ -70,8 +72,9 @@ class Ftrl final : public SparseOptimizer {
       z[i] += g[i] - sigma * w[i];
       n[i] = n_new;
       float az = std::fabs(z[i]);
-      w[i] = az <= l1 ? 0.0f
-                      : -(z[i] - std::copysign(l1, z[i])) / ((beta + std::sqrt(n_new)) / alpha + l2);
+      w[i] = az <= l1
+                 ? 0.0f
+                 : -(z[i] - std::copysign(l1, z[i])) / ((beta + std::sqrt(n_new)) / alpha + l2);
     }
   }
 };
@@ -88,14 +91,19 @@ void SparseOptimizer::InitState(float* state) const {
 absl::StatusOr<std::unique_ptr<SparseOptimizer>> SparseOptimizer::Create(
     const SparseOptimizerConfig& config, int dim) {
   if (config.learning_rate() < 0) {
-    return absl::InvalidArgumentError(absl::StrCat("negative learning rate ", config.learning_rate()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("negative learning rate ", config.learning_rate()));
   }
   switch (config.kind()) {
-    case SparseOptimizerConfig::SGD: return std::unique_ptr<SparseOptimizer>(new Sgd(config, dim));
-    case SparseOptimizerConfig::ADAGRAD: return std::unique_ptr<SparseOptimizer>(new Adagrad(config, dim));
-    case SparseOptimizerConfig::ADAM: return std::unique_ptr<SparseOptimizer>(new Adam(config, dim));
+    case SparseOptimizerConfig::SGD:
+      return std::unique_ptr<SparseOptimizer>(new Sgd(config, dim));
+    case SparseOptimizerConfig::ADAGRAD:
+      return std::unique_ptr<SparseOptimizer>(new Adagrad(config, dim));
+    case SparseOptimizerConfig::ADAM:
+      return std::unique_ptr<SparseOptimizer>(new Adam(config, dim));
     case SparseOptimizerConfig::FTRL:
-      if (config.learning_rate() == 0) return absl::InvalidArgumentError("FTRL needs learning_rate (alpha) > 0");
+      if (config.learning_rate() == 0)
+        return absl::InvalidArgumentError("FTRL needs learning_rate (alpha) > 0");
       return std::unique_ptr<SparseOptimizer>(new Ftrl(config, dim));
   }
   return absl::InvalidArgumentError(absl::StrCat("unknown sparse optimizer kind ", config.kind()));

@@ -17,8 +17,8 @@ class SparseOptimizer {
 
   // SGD, Adagrad, Adam or FTRL for rows of `dim` weights. InvalidArgument for
   // a negative learning rate or an unknown kind.
-  static absl::StatusOr<std::unique_ptr<SparseOptimizer>> Create(const SparseOptimizerConfig& config,
-                                                                 int dim);
+  static absl::StatusOr<std::unique_ptr<SparseOptimizer>> Create(
+      const SparseOptimizerConfig& config, int dim);
 
   // Floats of optimizer state per row (0 for SGD, dim for Adagrad, 2*dim for
   // Adam and FTRL).

@@ -1,9 +1,10 @@
 #include "ps/sparse_table.h"
 
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstring>
-#include <sys/mman.h>
 #if defined(__AVX__)
 #include <immintrin.h>
 #endif
@@ -15,8 +16,8 @@
 #include "common/hash.h"
 #include "common/status.h"
 #include "glog/logging.h"
-#include "ps/prefetch.h"
 #include "ps/key_index.h"
+#include "ps/prefetch.h"
 
 namespace ctrps {
 namespace {
@@ -71,7 +72,9 @@ inline void StreamLines(float* dst, const float* src, int dim) {
 }
 inline void StreamFence() { _mm_sfence(); }
 #else
-inline void StreamLines(float* dst, const float* src, int dim) { std::memcpy(dst, src, sizeof(float) * dim); }
+inline void StreamLines(float* dst, const float* src, int dim) {
+  std::memcpy(dst, src, sizeof(float) * dim);
+}
 inline void StreamFence() {}
 #endif
 
@@ -82,7 +85,7 @@ struct Scratch {
   // stripe, stripe s at [begin[s], begin[s + 1]).
   const uint32_t* order = nullptr;
   const uint32_t* begin = nullptr;
-  std::vector<uint32_t> slots;  // slot per grouped position
+  std::vector<uint32_t> slots;    // slot per grouped position
   std::vector<uint32_t> further;  // grouped positions whose lookup goes past the home line
   std::vector<uint64_t> miss_keys;
   std::vector<uint32_t> miss_pos;
@@ -106,7 +109,7 @@ thread_local Scratch tls_scratch;
 // A request's rows found in the logs, read before it is served
 // (SparseTable::ReadAhead), on the thread that serves it.
 struct Ahead {
-  const void* table = nullptr;  // whose request; null: none
+  const void* table = nullptr;                 // whose request; null: none
   absl::flat_hash_map<uint64_t, uint32_t> at;  // key -> i
   std::vector<uint32_t> addrs;
   std::vector<RowLog::Location> locations;
@@ -127,7 +130,6 @@ SparseTable::Options WithDefaultClock(SparseTable::Options options) {
   return options;
 }
 
-
 }  // namespace
 
 struct SparseTable::Stripe {
@@ -145,7 +147,7 @@ struct SparseTable::Stripe {
   uint32_t clock_hand ABSL_GUARDED_BY(mu) = 0;
   int64_t charged_index_bytes ABSL_GUARDED_BY(mu) = 0;  // index memory counted in the budget
   absl::flat_hash_map<uint64_t, uint32_t> pending ABSL_GUARDED_BY(mu);  // admission counts
-  std::vector<uint32_t> victims ABSL_GUARDED_BY(mu);  // reused by each spill
+  std::vector<uint32_t> victims ABSL_GUARDED_BY(mu);                    // reused by each spill
   std::unique_ptr<RowLog> log ABSL_GUARDED_BY(mu);    // created by the first spill
   int64_t charged_log_bytes ABSL_GUARDED_BY(mu) = 0;  // log index and buffer counted in the budget
   // The log's end when the stripe was last flushed to the store: records
@@ -161,8 +163,8 @@ absl::StatusOr<std::unique_ptr<SparseTable>> SparseTable::Create(const TableConf
         absl::StrFormat("table \"%s\" has dim %d; it must be > 0", config.name(), config.dim()));
   }
   if (options.budget != nullptr && options.budget->limited() && options.spill_dir.empty()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("table \"", config.name(), "\": a memory limit needs a directory to spill rows to"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "table \"", config.name(), "\": a memory limit needs a directory to spill rows to"));
   }
   auto optimizer = SparseOptimizer::Create(config.optimizer(), config.dim());
   if (!optimizer.ok()) {
@@ -250,7 +252,8 @@ int64_t SparseTable::IndexChargeChange(Stripe& s) {
 }
 
 int64_t SparseTable::LogChargeChange(Stripe& s) {
-  const auto log_bytes = s.log == nullptr ? 0 : static_cast<int64_t>(s.log->index_bytes() + s.log->buffer_bytes());
+  const auto log_bytes =
+      s.log == nullptr ? 0 : static_cast<int64_t>(s.log->index_bytes() + s.log->buffer_bytes());
   const int64_t change = log_bytes - s.charged_log_bytes;
   s.charged_log_bytes = log_bytes;
   return change;
@@ -290,7 +293,9 @@ void SparseTable::ShrinkSlab(Stripe& s) {
   if (s.chunks[c] != nullptr && chunk_bytes >= kHugeBlockThreshold) {
     constexpr size_t kPage = 4096;
     const size_t from = ((target - ChunkStart(c)) * row_bytes_ + kPage - 1) & ~(kPage - 1);
-    const size_t to = std::min<size_t>(chunk_bytes, size_t{s.num_slots - ChunkStart(c)} * row_bytes_) & ~(kPage - 1);
+    const size_t to =
+        std::min<size_t>(chunk_bytes, size_t{s.num_slots - ChunkStart(c)} * row_bytes_) &
+        ~(kPage - 1);
     if (to > from) madvise(s.chunks[c] + from, to - from, MADV_DONTNEED);
   }
   s.num_slots = target;
@@ -298,7 +303,8 @@ void SparseTable::ShrinkSlab(Stripe& s) {
 }
 
 void SparseTable::ShrinkIndex(Stripe& s) {
-  if (s.index.ShrinkIfSparse() && options_.budget != nullptr) options_.budget->Add(IndexChargeChange(s));
+  if (s.index.ShrinkIfSparse() && options_.budget != nullptr)
+    options_.budget->Add(IndexChargeChange(s));
 }
 
 absl::Status SparseTable::DeleteStoreCopy(const RowMeta& meta) {
@@ -320,7 +326,8 @@ absl::Status SparseTable::DropRow(Stripe& s, uint32_t slot) {
 
 absl::StatusOr<uint64_t> SparseTable::Flush() {
   if (options_.store == nullptr) {
-    return absl::FailedPreconditionError(absl::StrCat("table \"", name(), "\" has no store to flush to"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("table \"", name(), "\" has no store to flush to"));
   }
   constexpr size_t kChunkRows = 1 << 16;
   uint64_t written = 0;
@@ -384,7 +391,8 @@ absl::StatusOr<uint64_t> SparseTable::Flush() {
       RETURN_IF_ERROR(s.log->ForEachLive(
           [&](const std::byte* row, uint32_t) {
             const auto* meta = reinterpret_cast<const RowMeta*>(row);
-            if (!status.ok() || !(meta->flags & kDirty) || s.index.Find(meta->key) != kNoSlot) return;
+            if (!status.ok() || !(meta->flags & kDirty) || s.index.Find(meta->key) != kNoSlot)
+              return;
             from_log.insert(from_log.end(), row, row + row_bytes_);
             if (from_log.size() == kChunkRows * row_bytes_) status = write_log_rows();
           },
@@ -440,8 +448,9 @@ absl::Status SparseTable::Promote(Stripe& s, const std::vector<uint64_t>& keys,
       continue;
     }
     if (values[i].size() != row_bytes_) {
-      return absl::DataLossError(absl::StrFormat("table \"%s\": stored row of key %d has %d bytes, expected %d",
-                                                 name(), keys[i], values[i].size(), row_bytes_));
+      return absl::DataLossError(
+          absl::StrFormat("table \"%s\": stored row of key %d has %d bytes, expected %d", name(),
+                          keys[i], values[i].size(), row_bytes_));
     }
     // The store keeps its copy: a checkpoint rewrites this row only if it
     // changes.
@@ -465,7 +474,8 @@ uint32_t SparseTable::StoreFlagsOf(const Stripe& s, const RowMeta& meta, uint32_
 
 uint32_t SparseTable::BringBack(Stripe& s, const std::byte* row, uint32_t addr) {
   const auto* stored = reinterpret_cast<const RowMeta*>(row);
-  const uint32_t flags = kUsed | kReferenced | kLogCurrent | kInLog | StoreFlagsOf(s, *stored, addr);
+  const uint32_t flags =
+      kUsed | kReferenced | kLogCurrent | kInLog | StoreFlagsOf(s, *stored, addr);
   const uint32_t slot = AllocSlot(s, stored->key);
   RowMeta* meta = MetaOf(s, slot);
   std::memcpy(meta, row, row_bytes_);
@@ -503,15 +513,17 @@ void SparseTable::CompactIfDue(StripeRange stripes) {
     // Records moved by a compaction are appended after the watermark, so
     // they carry their store flags as of now: a row the last flush wrote
     // is not written again by the next.
-    absl::Status status = s.log->CompactStep(options_.compact_step_bytes, [&](std::byte* row, uint32_t addr) {
-      auto* meta = reinterpret_cast<RowMeta*>(row);
-      meta->flags = StoreFlagsOf(s, *meta, addr);
-    });
+    absl::Status status =
+        s.log->CompactStep(options_.compact_step_bytes, [&](std::byte* row, uint32_t addr) {
+          auto* meta = reinterpret_cast<RowMeta*>(row);
+          meta->flags = StoreFlagsOf(s, *meta, addr);
+        });
     if (options_.budget != nullptr) options_.budget->Add(LogChargeChange(s));
     if (!status.ok()) {
       compaction_failures_.fetch_add(1, std::memory_order_relaxed);
-      LOG_EVERY_N(WARNING, 100) << "table \"" << name() << "\": compacting the spill log of stripe " << s.id
-                                << " (the log is whole; tried again on a later request): " << status;
+      LOG_EVERY_N(WARNING, 100) << "table \"" << name() << "\": compacting the spill log of stripe "
+                                << s.id << " (the log is whole; tried again on a later request): "
+                                << status;
     }
   }
 }
@@ -523,8 +535,8 @@ absl::Status SparseTable::SpillIfOver(Stripe& s, bool any_stripe) {
   // request visits the stripes one after another, so otherwise the ones
   // visited after the budget ran over would give up rows for the ones before, and the
   // memory of the slots they once used would stay allocated.
-  if (!any_stripe &&
-      static_cast<int64_t>(s.index.size()) * kNumStripes < rows_in_memory_.load(std::memory_order_relaxed)) {
+  if (!any_stripe && static_cast<int64_t>(s.index.size()) * kNumStripes <
+                         rows_in_memory_.load(std::memory_order_relaxed)) {
     return absl::OkStatus();
   }
   // The overshoot plus a little (1/1024 of the limit), so spills come in
@@ -533,7 +545,8 @@ absl::Status SparseTable::SpillIfOver(Stripe& s, bool any_stripe) {
   want_rows = std::min<int64_t>(want_rows, s.index.size());
   if (want_rows <= 0) return absl::OkStatus();
   auto annotate = [&](const absl::Status& status) {
-    return absl::Status(status.code(), absl::StrCat("table \"", name(), "\": spilling cold rows: ", status.message()));
+    return absl::Status(status.code(), absl::StrCat("table \"", name(),
+                                                    "\": spilling cold rows: ", status.message()));
   };
   if (s.log == nullptr) {
     RowLog::Options o;
@@ -556,7 +569,8 @@ absl::Status SparseTable::SpillIfOver(Stripe& s, bool any_stripe) {
   std::vector<uint32_t>& victims = s.victims;
   victims.clear();
   // CLOCK: a referenced row gets a second chance; at most two sweeps.
-  for (uint64_t visited = 0; static_cast<int64_t>(victims.size()) < want_rows && visited < 2ull * num_slots + 1;
+  for (uint64_t visited = 0;
+       static_cast<int64_t>(victims.size()) < want_rows && visited < 2ull * num_slots + 1;
        ++visited) {
     uint32_t slot = s.clock_hand;
     s.clock_hand = (s.clock_hand + 1) % num_slots;
@@ -635,8 +649,9 @@ absl::Status SparseTable::Pull(std::span<const uint64_t> keys, float* out) {
   return Pull(tls_groups, out);
 }
 
-absl::Status SparseTable::Push(std::span<const uint64_t> keys, const float* grads, const uint32_t* counts,
-                               uint64_t global_step, float learning_rate_scale, float batch_fraction) {
+absl::Status SparseTable::Push(std::span<const uint64_t> keys, const float* grads,
+                               const uint32_t* counts, uint64_t global_step,
+                               float learning_rate_scale, float batch_fraction) {
   tls_groups.Assign(keys);
   return Push(tls_groups, grads, counts, global_step, learning_rate_scale, batch_fraction);
 }
@@ -698,7 +713,8 @@ absl::Status SparseTable::Pull(const KeyGroups& groups, float* out, StripeRange 
   };
   ReadAhead(groups, stripes);
   for (size_t block = 0; block * kBlockKeys < groups.keys().size(); ++block) {
-    ASSIGN_OR_RETURN(uint64_t done, PullBlock(groups, block, out + block * kBlockKeys * dim_, stripes, tally));
+    ASSIGN_OR_RETURN(uint64_t done,
+                     PullBlock(groups, block, out + block * kBlockKeys * dim_, stripes, tally));
     pulled += done;
   }
   CompactIfDue(stripes);
@@ -707,8 +723,8 @@ absl::Status SparseTable::Pull(const KeyGroups& groups, float* out, StripeRange 
   return absl::OkStatus();
 }
 
-absl::Status SparseTable::FindSlots(Stripe& s, std::span<const uint64_t> keys, uint32_t b, uint32_t e,
-                                    Tally& tally) {
+absl::Status SparseTable::FindSlots(Stripe& s, std::span<const uint64_t> keys, uint32_t b,
+                                    uint32_t e, Tally& tally) {
   Scratch& scratch = tls_scratch;
   scratch.miss_keys.clear();
   scratch.miss_pos.clear();
@@ -759,7 +775,8 @@ absl::Status SparseTable::FindSlots(Stripe& s, std::span<const uint64_t> keys, u
                                           ahead.ok[it->second] &&
                                           s.log->StillAt(addr, ahead.locations[it->second].seq)) {
           const std::byte* row = ahead.rows.data() + size_t{it->second} * row_bytes_;
-          uint32_t slot = s.index.Find(key);  // a key repeated in the block, read back by an earlier copy
+          uint32_t slot =
+              s.index.Find(key);  // a key repeated in the block, read back by an earlier copy
           if (slot == kNoSlot) slot = BringBack(s, row, addr);
           scratch.slots[scratch.miss_pos[m]] = slot;
           ++tally.disk_hits;
@@ -772,16 +789,19 @@ absl::Status SparseTable::FindSlots(Stripe& s, std::span<const uint64_t> keys, u
     if (!scratch.log_addrs.empty()) {
       // One batch of reads for the group, all in flight at once.
       scratch.log_rows.resize(scratch.log_addrs.size() * row_bytes_);
-      if (absl::Status status = s.log->Read(scratch.log_addrs, scratch.log_rows.data()); !status.ok()) {
-        return absl::Status(status.code(),
-                            absl::StrCat("table \"", name(), "\": reading spilled rows: ", status.message()));
+      if (absl::Status status = s.log->Read(scratch.log_addrs, scratch.log_rows.data());
+          !status.ok()) {
+        return absl::Status(
+            status.code(),
+            absl::StrCat("table \"", name(), "\": reading spilled rows: ", status.message()));
       }
       for (size_t i = 0; i < scratch.log_addrs.size(); ++i) {
         const std::byte* row = scratch.log_rows.data() + i * row_bytes_;
         const uint64_t key = keys[scratch.order[scratch.log_pos[i]]];
         if (reinterpret_cast<const RowMeta*>(row)->key != key) {
-          return absl::DataLossError(absl::StrFormat("table \"%s\": the spill log's record for key %d holds key %d",
-                                                     name(), key, reinterpret_cast<const RowMeta*>(row)->key));
+          return absl::DataLossError(
+              absl::StrFormat("table \"%s\": the spill log's record for key %d holds key %d",
+                              name(), key, reinterpret_cast<const RowMeta*>(row)->key));
         }
         // A key repeated in the block was read back by its first copy.
         uint32_t slot = i > 0 ? s.index.Find(key) : kNoSlot;
@@ -797,7 +817,8 @@ absl::Status SparseTable::FindSlots(Stripe& s, std::span<const uint64_t> keys, u
   if (!scratch.store_keys.empty()) {
     RETURN_IF_ERROR(Promote(s, scratch.store_keys, &scratch.miss_slots, tally));
     for (size_t m = 0; m < scratch.store_keys.size(); ++m) {
-      if (scratch.miss_slots[m] != kNoSlot) scratch.slots[scratch.store_pos[m]] = scratch.miss_slots[m];
+      if (scratch.miss_slots[m] != kNoSlot)
+        scratch.slots[scratch.store_pos[m]] = scratch.miss_slots[m];
     }
   }
   return absl::OkStatus();
@@ -806,8 +827,8 @@ absl::Status SparseTable::FindSlots(Stripe& s, std::span<const uint64_t> keys, u
 // (The lock is taken here and released by serve_locked's cleanup, a pattern
 // the thread-safety analysis cannot follow; each serve asserts it.)
 template <typename Serve>
-absl::Status SparseTable::ForEachStripeGroup(const uint32_t* begin, StripeRange stripes, Serve serve)
-    ABSL_NO_THREAD_SAFETY_ANALYSIS {
+absl::Status SparseTable::ForEachStripeGroup(const uint32_t* begin, StripeRange stripes,
+                                             Serve serve) ABSL_NO_THREAD_SAFETY_ANALYSIS {
   int later[kNumStripes];
   int num_later = 0;
   auto serve_locked = [&](int si) {  // stripe si is locked; unlocks it
@@ -862,53 +883,55 @@ absl::StatusOr<uint64_t> SparseTable::PullBlock(const KeyGroups& groups, size_t 
   const bool stream =
       sizeof(float) * dim_ % kLineBytes == 0 && reinterpret_cast<uintptr_t>(out) % kLineBytes == 0;
   uint64_t handled = 0;
-  RETURN_IF_ERROR(ForEachStripeGroup(scratch.begin, stripes, [&](Stripe& s, uint32_t b, uint32_t e) -> absl::Status {
-    s.mu.AssertHeld();
-    handled += e - b;
-    RETURN_IF_ERROR(FindSlots(s, keys, b, e, tally));
-    // Pass 2: copy weights (a pull reads the meta and the weights).
-    const size_t read_bytes = sizeof(RowMeta) + sizeof(float) * dim_;
-    for (uint32_t j = b; j < e; ++j) {
-      PrefetchWindowAt(j, b, e, [&](uint32_t k) { PrefetchRow(s, scratch.slots[k], read_bytes); });
-      const uint32_t pos = scratch.order[j];
-      float* dst = out + static_cast<size_t>(pos) * dim_;
-      uint32_t slot = scratch.slots[j];
-      // An earlier copy of the key in this group found its row expired and
-      // dropped it.
-      if (slot != kNoSlot && !(MetaOf(s, slot)->flags & kUsed)) slot = kNoSlot;
-      if (slot != kNoSlot && Expired(*MetaOf(s, slot), 0, now)) {
-        RETURN_IF_ERROR(DropRow(s, slot));
-        evicted_ttl_.fetch_add(1, std::memory_order_relaxed);
-        slot = kNoSlot;
-      }
-      if (slot != kNoSlot) {
-        RowMeta* meta = MetaOf(s, slot);
-        const float* w = WeightsOf(s, slot);
-        if (stream) {
-          StreamLines(dst, w, dim_);
-        } else {
-          for (int d = 0; d < dim_; ++d) dst[d] = w[d];
+  RETURN_IF_ERROR(ForEachStripeGroup(
+      scratch.begin, stripes, [&](Stripe& s, uint32_t b, uint32_t e) -> absl::Status {
+        s.mu.AssertHeld();
+        handled += e - b;
+        RETURN_IF_ERROR(FindSlots(s, keys, b, e, tally));
+        // Pass 2: copy weights (a pull reads the meta and the weights).
+        const size_t read_bytes = sizeof(RowMeta) + sizeof(float) * dim_;
+        for (uint32_t j = b; j < e; ++j) {
+          PrefetchWindowAt(j, b, e,
+                           [&](uint32_t k) { PrefetchRow(s, scratch.slots[k], read_bytes); });
+          const uint32_t pos = scratch.order[j];
+          float* dst = out + static_cast<size_t>(pos) * dim_;
+          uint32_t slot = scratch.slots[j];
+          // An earlier copy of the key in this group found its row expired and
+          // dropped it.
+          if (slot != kNoSlot && !(MetaOf(s, slot)->flags & kUsed)) slot = kNoSlot;
+          if (slot != kNoSlot && Expired(*MetaOf(s, slot), 0, now)) {
+            RETURN_IF_ERROR(DropRow(s, slot));
+            evicted_ttl_.fetch_add(1, std::memory_order_relaxed);
+            slot = kNoSlot;
+          }
+          if (slot != kNoSlot) {
+            RowMeta* meta = MetaOf(s, slot);
+            const float* w = WeightsOf(s, slot);
+            if (stream) {
+              StreamLines(dst, w, dim_);
+            } else {
+              for (int d = 0; d < dim_; ++d) dst[d] = w[d];
+            }
+            // Only the CLOCK needs the bit; leave the line clean when it is set.
+            if (!(meta->flags & kReferenced)) meta->flags |= kReferenced;
+          } else {
+            ++tally.misses;
+            if (admission_) {
+              std::memset(dst, 0, sizeof(float) * dim_);
+            } else {
+              InitializeRow(config_, keys[pos], dst, dim_);
+            }
+          }
         }
-        // Only the CLOCK needs the bit; leave the line clean when it is set.
-        if (!(meta->flags & kReferenced)) meta->flags |= kReferenced;
-      } else {
-        ++tally.misses;
-        if (admission_) {
-          std::memset(dst, 0, sizeof(float) * dim_);
-        } else {
-          InitializeRow(config_, keys[pos], dst, dim_);
-        }
-      }
-    }
-    return SpillIfOver(s);
-  }));
+        return SpillIfOver(s);
+      }));
   if (stream) StreamFence();
   return handled;
 }
 
 absl::Status SparseTable::Push(const KeyGroups& groups, const float* grads, const uint32_t* counts,
-                               uint64_t global_step, float learning_rate_scale, float batch_fraction,
-                               StripeRange stripes) {
+                               uint64_t global_step, float learning_rate_scale,
+                               float batch_fraction, StripeRange stripes) {
   const float lr = optimizer_->learning_rate() * learning_rate_scale;
   uint64_t pushed = 0;
   Tally tally;
@@ -920,8 +943,8 @@ absl::Status SparseTable::Push(const KeyGroups& groups, const float* grads, cons
   for (size_t block = 0; block * kBlockKeys < groups.keys().size(); ++block) {
     const size_t at = block * kBlockKeys;
     ASSIGN_OR_RETURN(uint64_t done, PushBlock(groups, block, grads + at * dim_,
-                                              counts != nullptr ? counts + at : nullptr, global_step, lr,
-                                              batch_fraction, stripes, tally));
+                                              counts != nullptr ? counts + at : nullptr,
+                                              global_step, lr, batch_fraction, stripes, tally));
     pushed += done;
   }
   CompactIfDue(stripes);
@@ -930,82 +953,86 @@ absl::Status SparseTable::Push(const KeyGroups& groups, const float* grads, cons
   return absl::OkStatus();
 }
 
-absl::StatusOr<uint64_t> SparseTable::PushBlock(const KeyGroups& groups, size_t block, const float* grads,
-                                                const uint32_t* counts, uint64_t global_step, float lr,
-                                                float fraction, StripeRange stripes, Tally& tally) {
+absl::StatusOr<uint64_t> SparseTable::PushBlock(const KeyGroups& groups, size_t block,
+                                                const float* grads, const uint32_t* counts,
+                                                uint64_t global_step, float lr, float fraction,
+                                                StripeRange stripes, Tally& tally) {
   Scratch& scratch = tls_scratch;
   const std::span<const uint64_t> keys = UseBlock(groups, block);
   const uint32_t now = options_.now_seconds();
   const uint32_t step32 = static_cast<uint32_t>(global_step);
   const bool catch_up = config_.optimizer().l2_on_missed_steps() && config_.optimizer().l2() > 0;
   uint64_t handled = 0;
-  RETURN_IF_ERROR(ForEachStripeGroup(scratch.begin, stripes, [&](Stripe& s, uint32_t b, uint32_t e) -> absl::Status {
-    s.mu.AssertHeld();
-    handled += e - b;
-    RETURN_IF_ERROR(FindSlots(s, keys, b, e, tally));
-    // Once a slot was freed or allocated in this group, slots found in pass 1
-    // for repeated keys may be stale: look them up again.
-    bool slots_changed = false;
-    // Rows and their gradients are prefetched: grouped by stripe, the
-    // gradients are read out of the request's order, each one a cache miss.
-    const size_t grad_bytes = sizeof(float) * dim_;
-    for (uint32_t j = b; j < e; ++j) {
-      PrefetchWindowAt(j, b, e, [&](uint32_t k) {
-        PrefetchRow(s, scratch.slots[k], row_bytes_);
-        PrefetchBytes(grads + static_cast<size_t>(scratch.order[k]) * dim_, grad_bytes);
-      });
-      const uint32_t pos = scratch.order[j];
-      const uint64_t key = keys[pos];
-      const uint32_t c = counts != nullptr ? counts[pos] : 1;
-      uint32_t slot = scratch.slots[j];
-      if (slots_changed) slot = s.index.Find(key);
-      RowMeta* meta = nullptr;
-      float* w = nullptr;
-      if (slot != kNoSlot && Expired(*MetaOf(s, slot), global_step, now)) {
-        RETURN_IF_ERROR(DropRow(s, slot));
-        evicted_ttl_.fetch_add(1, std::memory_order_relaxed);
-        slot = kNoSlot;
-        slots_changed = true;
-      }
-      if (meta == nullptr && slot == kNoSlot) {
-        uint32_t seen = c;
-        if (admission_) {
-          auto it = s.pending.find(key);
-          seen += it != s.pending.end() ? it->second : 0;
-          if (!AdmittedAt(key, seen)) {
-            s.pending[key] = seen;
-            continue;
+  RETURN_IF_ERROR(ForEachStripeGroup(
+      scratch.begin, stripes, [&](Stripe& s, uint32_t b, uint32_t e) -> absl::Status {
+        s.mu.AssertHeld();
+        handled += e - b;
+        RETURN_IF_ERROR(FindSlots(s, keys, b, e, tally));
+        // Once a slot was freed or allocated in this group, slots found in pass 1
+        // for repeated keys may be stale: look them up again.
+        bool slots_changed = false;
+        // Rows and their gradients are prefetched: grouped by stripe, the
+        // gradients are read out of the request's order, each one a cache miss.
+        const size_t grad_bytes = sizeof(float) * dim_;
+        for (uint32_t j = b; j < e; ++j) {
+          PrefetchWindowAt(j, b, e, [&](uint32_t k) {
+            PrefetchRow(s, scratch.slots[k], row_bytes_);
+            PrefetchBytes(grads + static_cast<size_t>(scratch.order[k]) * dim_, grad_bytes);
+          });
+          const uint32_t pos = scratch.order[j];
+          const uint64_t key = keys[pos];
+          const uint32_t c = counts != nullptr ? counts[pos] : 1;
+          uint32_t slot = scratch.slots[j];
+          if (slots_changed) slot = s.index.Find(key);
+          RowMeta* meta = nullptr;
+          float* w = nullptr;
+          if (slot != kNoSlot && Expired(*MetaOf(s, slot), global_step, now)) {
+            RETURN_IF_ERROR(DropRow(s, slot));
+            evicted_ttl_.fetch_add(1, std::memory_order_relaxed);
+            slot = kNoSlot;
+            slots_changed = true;
           }
-          if (it != s.pending.end()) s.pending.erase(it);
+          if (meta == nullptr && slot == kNoSlot) {
+            uint32_t seen = c;
+            if (admission_) {
+              auto it = s.pending.find(key);
+              seen += it != s.pending.end() ? it->second : 0;
+              if (!AdmittedAt(key, seen)) {
+                s.pending[key] = seen;
+                continue;
+              }
+              if (it != s.pending.end()) s.pending.erase(it);
+            }
+            slot = AllocSlot(s, key);
+            slots_changed = true;
+            ++tally.misses;
+            meta = MetaOf(s, slot);
+            *meta = RowMeta{.key = key, .flags = kUsed | kReferenced};
+            meta->count = seen - c;
+            w = WeightsOf(s, slot);
+            InitializeRow(config_, key, w, dim_);
+            optimizer_->InitState(w + dim_);
+          } else if (meta == nullptr) {
+            meta = MetaOf(s, slot);
+            w = WeightsOf(s, slot);
+          }
+          if (catch_up && meta->updates > 0 && step32 > meta->last_step + 1) {
+            const uint32_t missed =
+                std::min<uint32_t>(step32 - meta->last_step - 1, kMaxMissedSteps);
+            for (uint32_t k = 0; k < missed; ++k) {
+              optimizer_->Update(w, w + dim_, zeros_.data(), ++meta->updates, lr);
+            }
+          }
+          meta->count += c;
+          meta->updates += 1;
+          meta->last_step = step32;
+          meta->last_sec = now;
+          optimizer_->Update(w, w + dim_, grads + static_cast<size_t>(pos) * dim_, meta->updates,
+                             lr, fraction);
+          meta->flags = (meta->flags & ~kLogCurrent) | kReferenced | kDirty;
         }
-        slot = AllocSlot(s, key);
-        slots_changed = true;
-        ++tally.misses;
-        meta = MetaOf(s, slot);
-        *meta = RowMeta{.key = key, .flags = kUsed | kReferenced};
-        meta->count = seen - c;
-        w = WeightsOf(s, slot);
-        InitializeRow(config_, key, w, dim_);
-        optimizer_->InitState(w + dim_);
-      } else if (meta == nullptr) {
-        meta = MetaOf(s, slot);
-        w = WeightsOf(s, slot);
-      }
-      if (catch_up && meta->updates > 0 && step32 > meta->last_step + 1) {
-        const uint32_t missed = std::min<uint32_t>(step32 - meta->last_step - 1, kMaxMissedSteps);
-        for (uint32_t k = 0; k < missed; ++k) {
-          optimizer_->Update(w, w + dim_, zeros_.data(), ++meta->updates, lr);
-        }
-      }
-      meta->count += c;
-      meta->updates += 1;
-      meta->last_step = step32;
-      meta->last_sec = now;
-      optimizer_->Update(w, w + dim_, grads + static_cast<size_t>(pos) * dim_, meta->updates, lr, fraction);
-      meta->flags = (meta->flags & ~kLogCurrent) | kReferenced | kDirty;
-    }
-    return SpillIfOver(s);
-  }));
+        return SpillIfOver(s);
+      }));
   return handled;
 }
 
@@ -1050,9 +1077,10 @@ absl::StatusOr<uint64_t> SparseTable::EvictExpired(uint64_t global_step) {
 TableStats SparseTable::Stats() const {
   TableStats st;
   st.set_name(name());
-  uint64_t rows = 0, pending = 0, bytes = 0, spilled_rows = 0, file_bytes = 0, disk_live = 0, index_bytes = 0;
-  uint64_t reads = 0, read_bytes = 0, writes = 0, written_bytes = 0, compacted_segments = 0, compacted_bytes = 0,
-           compacted_rows = 0, compacting_done = 0, compacting_total = 0;
+  uint64_t rows = 0, pending = 0, bytes = 0, spilled_rows = 0, file_bytes = 0, disk_live = 0,
+           index_bytes = 0;
+  uint64_t reads = 0, read_bytes = 0, writes = 0, written_bytes = 0, compacted_segments = 0,
+           compacted_bytes = 0, compacted_rows = 0, compacting_done = 0, compacting_total = 0;
   for (auto& sp : stripes_) {
     Stripe& s = *sp;
     absl::MutexLock lock(&s.mu);
@@ -1120,7 +1148,8 @@ absl::StatusOr<SparseTable::RowSnapshot> SparseTable::Peek(uint64_t key) {
   const char* row = nullptr;
   if (uint32_t slot = s.index.Find(key); slot != kNoSlot) {
     row = reinterpret_cast<const char*>(MetaOf(s, slot));
-  } else if (const uint32_t addr = s.log != nullptr ? s.log->Find(key) : RowLog::kNone; addr != RowLog::kNone) {
+  } else if (const uint32_t addr = s.log != nullptr ? s.log->Find(key) : RowLog::kNone;
+             addr != RowLog::kNone) {
     stored.resize(row_bytes_);
     RETURN_IF_ERROR(s.log->Read({&addr, 1}, reinterpret_cast<std::byte*>(stored.data())));
     row = stored.data();

@@ -79,7 +79,9 @@ class SparseTable {
  public:
   static constexpr int kNumStripes = 16;
   // The stripe (lock, index, rows) a key lives in.
-  static int StripeOf(uint64_t key) { return static_cast<int>((key * 0x9e3779b97f4a7c15ULL) >> 60); }
+  static int StripeOf(uint64_t key) {
+    return static_cast<int>((key * 0x9e3779b97f4a7c15ULL) >> 60);
+  }
   // Requests are served in blocks of this many keys, each grouped by stripe,
   // so that the scattered reads and writes of a stripe's keys stay within a
   // cache-sized window of the request's values.
@@ -95,10 +97,10 @@ class SparseTable {
   static constexpr size_t kLineBytes = 64;
 
   struct Options {
-    uint32_t table_id = 0;          // prefix of this table's keys in the store
-    KvStore* store = nullptr;       // not owned; null: no checkpoints
-    MemoryBudget* budget = nullptr; // not owned; null: unlimited
-    std::string spill_dir;          // spill files go here; needed with a limited budget
+    uint32_t table_id = 0;                  // prefix of this table's keys in the store
+    KvStore* store = nullptr;               // not owned; null: no checkpoints
+    MemoryBudget* budget = nullptr;         // not owned; null: unlimited
+    std::string spill_dir;                  // spill files go here; needed with a limited budget
     std::function<uint32_t()> now_seconds;  // clock for TTL, in seconds; default steady clock
     // The spill logs' segment files (RowLog::Options).
     size_t spill_segment_bytes = size_t{64} << 20;
@@ -183,10 +185,12 @@ class SparseTable {
   // updated (and counted), the others are not, so sending it again applies
   // part of it twice. A spill that fails after every stripe was served
   // (ResourceExhausted) leaves the whole update applied, in memory.
-  absl::Status Push(const KeyGroups& keys, const float* grads, const uint32_t* counts, uint64_t global_step,
-                    float learning_rate_scale = 1.0f, float batch_fraction = 1.0f, StripeRange stripes = kAllStripes);
+  absl::Status Push(const KeyGroups& keys, const float* grads, const uint32_t* counts,
+                    uint64_t global_step, float learning_rate_scale = 1.0f,
+                    float batch_fraction = 1.0f, StripeRange stripes = kAllStripes);
   absl::Status Push(std::span<const uint64_t> keys, const float* grads, const uint32_t* counts,
-                    uint64_t global_step, float learning_rate_scale = 1.0f, float batch_fraction = 1.0f);
+                    uint64_t global_step, float learning_rate_scale = 1.0f,
+                    float batch_fraction = 1.0f);
 
   // Drops rows not updated within the TTL (in memory, in the log, and their
   // store copies). Returns rows dropped; 0 without a TTL.
@@ -263,8 +267,8 @@ class SparseTable {
   // another stripe. Returns serve's first error, the stripes not yet served
   // left as they were.
   template <typename Serve>
-  absl::Status ForEachStripeGroup(const uint32_t* begin, StripeRange stripes, Serve serve)
-      ABSL_NO_THREAD_SAFETY_ANALYSIS;
+  absl::Status ForEachStripeGroup(const uint32_t* begin, StripeRange stripes,
+                                  Serve serve) ABSL_NO_THREAD_SAFETY_ANALYSIS;
   // Before a request of `stripes` is served: looks up each stripe's keys
   // under its lock, then, with no lock held, reads every record of the
   // logs the request needs at once (RowLog::ReadUnlocked), so that the
@@ -275,11 +279,11 @@ class SparseTable {
   // Points the thread's scratch at block `block` of `groups`; returns its keys.
   static std::span<const uint64_t> UseBlock(const KeyGroups& groups, size_t block);
   // Block `block` of a request; return the keys of `stripes` they handled.
-  absl::StatusOr<uint64_t> PullBlock(const KeyGroups& groups, size_t block, float* out, StripeRange stripes,
-                                     Tally& tally);
-  absl::StatusOr<uint64_t> PushBlock(const KeyGroups& groups, size_t block, const float* grads,
-                                     const uint32_t* counts, uint64_t global_step, float lr, float fraction,
+  absl::StatusOr<uint64_t> PullBlock(const KeyGroups& groups, size_t block, float* out,
                                      StripeRange stripes, Tally& tally);
+  absl::StatusOr<uint64_t> PushBlock(const KeyGroups& groups, size_t block, const float* grads,
+                                     const uint32_t* counts, uint64_t global_step, float lr,
+                                     float fraction, StripeRange stripes, Tally& tally);
   RowMeta* MetaOf(const Stripe& s, uint32_t slot) const;
   // The first `bytes` of the row in `slot` (none for kNoSlot or kInFile).
   void PrefetchRow(const Stripe& s, uint32_t slot, size_t bytes) const;
@@ -303,17 +307,19 @@ class SparseTable {
   // Deletes the store's copy of a row whose meta says it has one.
   absl::Status DeleteStoreCopy(const RowMeta& meta);
   // Moves a row read from the log at `addr` into memory; returns its slot.
-  uint32_t BringBack(Stripe& s, const std::byte* row, uint32_t addr) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
+  uint32_t BringBack(Stripe& s, const std::byte* row, uint32_t addr)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
   // A log record's store flags as of now: a record appended before the
   // stripe's last flush was written to the store by it if it was dirty.
-  uint32_t StoreFlagsOf(const Stripe& s, const RowMeta& meta, uint32_t addr) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
+  uint32_t StoreFlagsOf(const Stripe& s, const RowMeta& meta, uint32_t addr) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
   // Bytes the stripe's log (its index and buffer) grew or shrank by since
   // last charged to the budget; it now counts as charged.
   int64_t LogChargeChange(Stripe& s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
   // Reads the rows of `keys` (in neither memory nor the log) from the
   // store into memory. slots[i] becomes the new slot or stays kNoSlot.
-  absl::Status Promote(Stripe& s, const std::vector<uint64_t>& keys, std::vector<uint32_t>* slots, Tally& tally)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
+  absl::Status Promote(Stripe& s, const std::vector<uint64_t>& keys, std::vector<uint32_t>* slots,
+                       Tally& tally) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
   // Spills this stripe's coldest rows until the budget is no longer over,
   // if the stripe holds at least its share of the table's rows (any_stripe:
   // regardless).
@@ -334,8 +340,8 @@ class SparseTable {
   const std::unique_ptr<SparseOptimizer> optimizer_;
   const int dim_;
   const int state_dim_;
-  const size_t row_bytes_;     // meta + weights + state
-  const int64_t charge_bytes_; // row_bytes_ + kBookkeepingBytesPerRow
+  const size_t row_bytes_;      // meta + weights + state
+  const int64_t charge_bytes_;  // row_bytes_ + kBookkeepingBytesPerRow
   const bool admission_;
   const std::vector<float> zeros_;  // a zero gradient, for missed-step catch-up
   std::vector<std::unique_ptr<Stripe>> stripes_;
@@ -346,9 +352,10 @@ class SparseTable {
   std::atomic<int64_t> rows_in_memory_{0};
   std::atomic<uint64_t> memory_hits_{0}, disk_hits_{0}, misses_{0}, spilled_{0}, evicted_ttl_{0};
   std::atomic<uint64_t> compaction_failures_{0};
-  std::atomic<uint64_t> read_ahead_{0};  // records read by ReadAhead
+  std::atomic<uint64_t> read_ahead_{0};    // records read by ReadAhead
   std::atomic<bool> has_log_rows_{false};  // some stripe made a log
-  std::atomic<int> reading_ahead_{0};      // ReadAhead calls between their first lock and their last read
+  std::atomic<int> reading_ahead_{
+      0};  // ReadAhead calls between their first lock and their last read
   std::atomic<uint64_t> pulled_keys_{0}, pushed_keys_{0};
 };
 

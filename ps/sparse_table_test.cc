@@ -98,7 +98,8 @@ TEST(SparseTableTest, ThreadsOnTheSameStripesApplyEveryPushOnce) {
         for (int i = 0; i < kKeys; ++i) {
           const float* row = &out[i * 4];
           const bool whole_steps = row[0] < 0 && row[0] == std::round(row[0] * 4) / 4;
-          if (!whole_steps || row[1] != row[0] || row[2] != row[0] || row[3] != row[0]) ++bad_pulls[t];
+          if (!whole_steps || row[1] != row[0] || row[2] != row[0] || row[3] != row[0])
+            ++bad_pulls[t];
         }
       }
     });
@@ -107,7 +108,8 @@ TEST(SparseTableTest, ThreadsOnTheSameStripesApplyEveryPushOnce) {
   for (int t = 0; t < kThreads; ++t) EXPECT_EQ(bad_pulls[t], 0) << "thread " << t;
   std::vector<float> out(kKeys * 4);
   ASSERT_TRUE(table->Pull(keys, out.data()).ok());
-  for (int i = 0; i < kKeys * 4; ++i) ASSERT_EQ(out[i], -0.25f * kThreads * kRounds) << "value " << i;
+  for (int i = 0; i < kKeys * 4; ++i)
+    ASSERT_EQ(out[i], -0.25f * kThreads * kRounds) << "value " << i;
   EXPECT_EQ(table->Stats().pushed_keys(), uint64_t{kThreads} * kRounds * kKeys);
 }
 
@@ -128,7 +130,9 @@ class GateStore : public KvStore {
     if (values->size() < keys.size()) values->resize(keys.size());
     return absl::OkStatus();
   }
-  absl::Status Checkpoint(const std::string&) override { return absl::UnimplementedError("gate store"); }
+  absl::Status Checkpoint(const std::string&) override {
+    return absl::UnimplementedError("gate store");
+  }
 
   std::atomic<bool> hold_next{false}, fail_next{false};
   absl::Notification entered, release;
@@ -226,7 +230,8 @@ TEST(SparseTableTest, KeysGroupedBlockByBlockByTwoThreadsServeLikeOnesGroups) {
   for (size_t i = 0; i < keys.size(); ++i) {
     std::vector<float> row(8);
     ASSERT_TRUE(table->Pull(std::span<const uint64_t>(&keys[i], 1), row.data()).ok());
-    ASSERT_EQ(std::vector<float>(got.begin() + i * 8, got.begin() + (i + 1) * 8), row) << "key " << i;
+    ASSERT_EQ(std::vector<float>(got.begin() + i * 8, got.begin() + (i + 1) * 8), row)
+        << "key " << i;
   }
   // A push through them applies each copy of a key once, as pushing the
   // keys one by one does.
@@ -254,7 +259,8 @@ TEST(SparseTableTest, PullIntoALineAlignedBufferGivesTheSameRows) {
     std::vector<float> grads(stored.size() * dim);
     for (size_t i = 0; i < grads.size(); ++i) grads[i] = 0.001f * static_cast<float>(i % 997);
     ASSERT_TRUE(table->Push(stored, grads.data(), nullptr, 1).ok());
-    for (size_t i = 0; i < keys.size(); ++i) keys[i] = i % 3 == 2 ? rng() : stored[rng() % stored.size()];
+    for (size_t i = 0; i < keys.size(); ++i)
+      keys[i] = i % 3 == 2 ? rng() : stored[rng() % stored.size()];
     keys[1] = keys[0];
     const size_t floats = keys.size() * dim;
     nn::AlignedVector memory(floats + 4);  // 64-byte aligned
@@ -340,7 +346,7 @@ TEST(SparseTableTest, TtlInStepsDropsStaleRows) {
   ASSERT_TRUE(table->Push(old_keys, g.data(), nullptr, 5).ok());
   ASSERT_TRUE(table->Push(fresh, g.data(), nullptr, 14).ok());
   EXPECT_EQ(*table->EvictExpired(15), 0u);  // 10 steps old: still alive
-  auto dropped = table->EvictExpired(16);    // 11 steps old: keys 1, 2 go
+  auto dropped = table->EvictExpired(16);   // 11 steps old: keys 1, 2 go
   ASSERT_TRUE(dropped.ok());
   EXPECT_EQ(*dropped, 2u);
   EXPECT_FALSE(table->Peek(1).ok());
@@ -375,13 +381,15 @@ std::string SpillDir(const std::string& name) {
 constexpr int kRows = 20000;
 constexpr int kDim = 8;
 // Budget bytes per Adagrad row of dim 8.
-constexpr int64_t kRowCharge = sizeof(RowMeta) + 4 * 2 * kDim + SparseTable::kBookkeepingBytesPerRow;
+constexpr int64_t kRowCharge =
+    sizeof(RowMeta) + 4 * 2 * kDim + SparseTable::kBookkeepingBytesPerRow;
 // Tables under a budget of a third of their rows: the logs' index (about
 // 20 bytes a row on disk) leaves memory for a sixth of the rows.
 
 // Pushes 60 rounds of 1,000 random keys of [0, kRows) into every table, and
 // pulls a batch between pushes (reading spilled rows where they are).
-void PushRounds(const std::vector<SparseTable*>& tables, uint64_t seed, int first_step, MemoryBudget* budget) {
+void PushRounds(const std::vector<SparseTable*>& tables, uint64_t seed, int first_step,
+                MemoryBudget* budget) {
   std::mt19937_64 rng(seed);
   std::vector<uint64_t> keys(1000);
   std::vector<float> grads(1000 * kDim);
@@ -431,7 +439,8 @@ SparseTable::Options Spilling(MemoryBudget* budget, const std::string& dir) {
 }
 
 // The same, on a clock that reads *now.
-SparseTable::Options SpillingOnClock(MemoryBudget* budget, const std::string& dir, const uint32_t* now) {
+SparseTable::Options SpillingOnClock(MemoryBudget* budget, const std::string& dir,
+                                     const uint32_t* now) {
   SparseTable::Options options = Spilling(budget, dir);
   options.now_seconds = [now] { return *now; };
   return options;
@@ -490,7 +499,8 @@ TEST(SparseTableTest, StatsCountEachKeyWhereItWasFound) {
   ASSERT_TRUE(table->Pull(groups, out.data(), {0, 5}).ok());
   ASSERT_TRUE(table->Pull(groups, out.data(), {5, SparseTable::kNumStripes}).ok());
   TableStats after = table->Stats();
-  EXPECT_EQ(after.memory_hits() - before.memory_hits() + after.disk_hits() - before.disk_hits(), pushed.size());
+  EXPECT_EQ(after.memory_hits() - before.memory_hits() + after.disk_hits() - before.disk_hits(),
+            pushed.size());
   EXPECT_GE(after.disk_hits() - before.disk_hits(), before.rows_on_disk());
   EXPECT_EQ(after.misses() - before.misses(), all.size() - pushed.size());
 }
@@ -522,7 +532,7 @@ TEST(SparseTableTest, FlushWritesSpilledRowsAndALoadReadsThemBackThroughRocksDb)
   const uint64_t rows = reference->Stats().rows_in_memory();
   auto written = table->Flush();
   ASSERT_TRUE(written.ok()) << written.status();
-  EXPECT_EQ(*written, rows);  // memory and spill files alike
+  EXPECT_EQ(*written, rows);       // memory and spill files alike
   EXPECT_EQ(*table->Flush(), 0u);  // nothing changed since
   // A few more pushes: the next flush writes only the rows they touched.
   PushRounds({table.get(), reference.get()}, 3, 60, &budget);
@@ -554,7 +564,8 @@ TEST(SparseTableTest, FlushWritesSpilledRowsAndALoadReadsThemBackThroughRocksDb)
 // A table with a TTL of 10 steps under `budget`, every key of [0, kRows)
 // pushed at step 1, then every `keep_every`-th key again at step 20: at
 // step 25 the others are 24 steps old and expire.
-std::unique_ptr<SparseTable> TtlTableKeepingEvery(int keep_every, MemoryBudget* budget, const std::string& dir) {
+std::unique_ptr<SparseTable> TtlTableKeepingEvery(int keep_every, MemoryBudget* budget,
+                                                  const std::string& dir) {
   TableConfig c = Config(kDim, SparseOptimizerConfig::ADAGRAD);
   c.set_ttl_steps(10);
   SparseTable::Options options;
@@ -669,7 +680,8 @@ TEST(SparseTableTest, ASpillThatCannotBeWrittenFailsThePushAndLosesNoRow) {
   }
   ASSERT_FALSE(status.ok()) << "the spill logs never reached the size limit";
   EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted);
-  EXPECT_NE(status.message().find("table \"emb\": spilling cold rows"), std::string::npos) << status;
+  EXPECT_NE(status.message().find("table \"emb\": spilling cold rows"), std::string::npos)
+      << status;
   EXPECT_NE(status.message().find("File too large"), std::string::npos) << status;
   ASSERT_GT(done, 0);
   // Every row of the pushes that succeeded is intact, in memory or on disk.
@@ -701,7 +713,8 @@ TEST(SparseTableTest, L2OnMissedStepsMatchesDenseUpdates) {
   ASSERT_TRUE(lazy->Push(key, g.data(), nullptr, 1).ok());
   ASSERT_TRUE(lazy->Push(key, g.data(), nullptr, 5).ok());
   ASSERT_TRUE(dense->Push(key, g.data(), nullptr, 1).ok());
-  for (int step = 2; step <= 4; ++step) ASSERT_TRUE(dense->Push(key, zero.data(), nullptr, step).ok());
+  for (int step = 2; step <= 4; ++step)
+    ASSERT_TRUE(dense->Push(key, zero.data(), nullptr, step).ok());
   ASSERT_TRUE(dense->Push(key, g.data(), nullptr, 5).ok());
   auto a = lazy->Peek(3), b = dense->Peek(3);
   ASSERT_TRUE(a.ok() && b.ok());
@@ -723,11 +736,11 @@ TEST(SparseTableTest, ZeroDimIsRejected) {
   EXPECT_EQ(SparseTable::Create(c, {}).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
-
 // Pushes `rounds` of `per_round` random keys of [first, first + rows) with
 // gradients drawn from `seed`, and a pull of as many other keys between
 // pushes, into `table` (step numbers from 1).
-void TrainRange(SparseTable& table, uint64_t seed, uint64_t first, int rows, int rounds, int per_round) {
+void TrainRange(SparseTable& table, uint64_t seed, uint64_t first, int rows, int rounds,
+                int per_round) {
   std::mt19937_64 rng(seed);
   const int dim = table.dim();
   std::vector<uint64_t> keys(per_round);
@@ -759,17 +772,20 @@ void ExpectSameRowsExactly(SparseTable& a, SparseTable& b, uint64_t rows) {
 
 TEST(SparseTableTest, EveryOptimizerAndDimRoundTripsEveryRowThroughTheLogs) {
   constexpr int kTableRows = 3000;
-  for (auto kind : {SparseOptimizerConfig::SGD, SparseOptimizerConfig::ADAGRAD, SparseOptimizerConfig::ADAM,
-                    SparseOptimizerConfig::FTRL}) {
+  for (auto kind : {SparseOptimizerConfig::SGD, SparseOptimizerConfig::ADAGRAD,
+                    SparseOptimizerConfig::ADAM, SparseOptimizerConfig::FTRL}) {
     for (int dim : {1, 10, 15, 16, 64}) {
-      SCOPED_TRACE(absl::StrFormat("optimizer %s, dim %d", SparseOptimizerConfig::Kind_Name(kind), dim));
+      SCOPED_TRACE(
+          absl::StrFormat("optimizer %s, dim %d", SparseOptimizerConfig::Kind_Name(kind), dim));
       TableConfig c = Config(dim, kind);
       auto reference = Make(c);
-      const int64_t charge = static_cast<int64_t>(reference->row_bytes()) + SparseTable::kBookkeepingBytesPerRow;
+      const int64_t charge =
+          static_cast<int64_t>(reference->row_bytes()) + SparseTable::kBookkeepingBytesPerRow;
       // A third of the rows, plus what the logs need whatever the rows:
       // their index (about 20 bytes a row on disk) and a page of write
       // buffer per stripe.
-      MemoryBudget budget(charge * kTableRows / 3 + 24 * kTableRows + 4096 * SparseTable::kNumStripes);
+      MemoryBudget budget(charge * kTableRows / 3 + 24 * kTableRows +
+                          4096 * SparseTable::kNumStripes);
       auto table = Make(c, Spilling(&budget, "matrix"));
       TrainRange(*table, dim, 0, kTableRows, 12, 600);
       TrainRange(*reference, dim, 0, kTableRows, 12, 600);
@@ -797,17 +813,20 @@ TEST(SparseTableTest, CompactionRacingPullsAndPushesLosesNothing) {
   auto reference = Make(c);
   std::vector<std::thread> threads;
   for (int t = 0; t < kThreads; ++t) {
-    threads.emplace_back([&, t] { TrainRange(*table, 100 + t, uint64_t{t} * kRange, kRange, 80, 400); });
+    threads.emplace_back(
+        [&, t] { TrainRange(*table, 100 + t, uint64_t{t} * kRange, kRange, 80, 400); });
   }
   for (auto& th : threads) th.join();
-  for (int t = 0; t < kThreads; ++t) TrainRange(*reference, 100 + t, uint64_t{t} * kRange, kRange, 80, 400);
+  for (int t = 0; t < kThreads; ++t)
+    TrainRange(*reference, 100 + t, uint64_t{t} * kRange, kRange, 80, 400);
   const TableStats st = table->Stats();
   EXPECT_GT(st.compacted_segments(), 10u);
   EXPECT_GT(st.compacted_live_rows(), 0u);
   EXPECT_EQ(st.compaction_failures(), 0u);
   // Compaction keeps the logs within their stale bound (plus the segments
   // being compacted and the open ones).
-  EXPECT_LT(st.disk_stale_bytes(), 0.25 * st.bytes_on_disk() + 3 * SparseTable::kNumStripes * (16 << 10));
+  EXPECT_LT(st.disk_stale_bytes(),
+            0.25 * st.bytes_on_disk() + 3 * SparseTable::kNumStripes * (16 << 10));
   ExpectSameRowsExactly(*table, *reference, kThreads * kRange);
 }
 

@@ -16,7 +16,8 @@
 namespace ctrps {
 namespace {
 
-constexpr int kServers = 2, kClients = 3, kSteps = 40, kKeysPerStep = 500, kKeySpace = 2000, kDim = 4;
+constexpr int kServers = 2, kClients = 3, kSteps = 40, kKeysPerStep = 500, kKeySpace = 2000,
+              kDim = 4;
 constexpr float kLr = 0.5f;
 
 TableConfig Table() {

@@ -75,7 +75,8 @@ int Main(const std::string& checkpoint_arg, const std::string& out) {
 }  // namespace ctrps
 
 int main(int argc, char** argv) {
-  ctrps::ParseFlags(&argc, &argv,
+  ctrps::ParseFlags(
+      &argc, &argv,
       "exports a checkpoint for serving: the model config, dense weights and embeddings (no "
       "optimizer state).\n"
       "  ctr-export CHECKPOINT OUT [--fp16] [--min_count N]\n"

@@ -182,7 +182,8 @@ int Main(const std::string& export_dir) {
 }  // namespace ctrps
 
 int main(int argc, char** argv) {
-  ctrps::ParseFlags(&argc, &argv,
+  ctrps::ParseFlags(
+      &argc, &argv,
       "scores a data file with an export (made by ctr-export).\n"
       "  ctr-predict EXPORT --input FILE --output FILE [--threads N]\n"
       "The input is read in the exported config's data.format (CSV: its first line is the\n"

@@ -17,11 +17,13 @@ extern "C" void openblas_set_num_threads(int);
 
 DEFINE_string(config, "", "experiment file (conf/<name>.pbtxt)");
 DEFINE_bool(mpi, false, "started by mpirun after the servers");
-DEFINE_string(run_dir, "", "run directory for logs, metrics and checkpoints (default runs/<config name>)");
+DEFINE_string(run_dir, "",
+              "run directory for logs, metrics and checkpoints (default runs/<config name>)");
 DEFINE_bool(shutdown_servers, true, "ask the servers to exit when training ends");
 DEFINE_bool(resume, false, "continue from the newest complete checkpoint");
 DEFINE_string(resume_from, "", "continue from this checkpoint directory");
-DEFINE_bool(print_cluster, false, "print \"num_servers num_workers\" from the config and exit (for the launcher)");
+DEFINE_bool(print_cluster, false,
+            "print \"num_servers num_workers\" from the config and exit (for the launcher)");
 
 namespace ctrps {
 namespace {
@@ -33,7 +35,8 @@ int Fail(int rank, const absl::Status& s) {
 }
 
 int Main(int argc, char** argv, const std::vector<std::string>& overrides) {
-  if (FLAGS_config.empty()) return Fail(0, absl::InvalidArgumentError("--config is required (see --help)"));
+  if (FLAGS_config.empty())
+    return Fail(0, absl::InvalidArgumentError("--config is required (see --help)"));
   auto config = LoadExperimentConfig(FLAGS_config, overrides);
   if (FLAGS_print_cluster) {
     if (!config.ok()) return Fail(0, config.status());
@@ -58,10 +61,11 @@ int Main(int argc, char** argv, const std::vector<std::string>& overrides) {
     endpoints = *eps;
   } else {
     if (!config.ok()) return Fail(0, config.status());
-    endpoints.assign(config->cluster().server_endpoint().begin(), config->cluster().server_endpoint().end());
+    endpoints.assign(config->cluster().server_endpoint().begin(),
+                     config->cluster().server_endpoint().end());
     if (endpoints.empty()) {
-      return Fail(0, absl::InvalidArgumentError(
-                         "no cluster.server_endpoint in the config: run under launch/ctr-train, or list the servers"));
+      return Fail(0, absl::InvalidArgumentError("no cluster.server_endpoint in the config: run "
+                                                "under launch/ctr-train, or list the servers"));
     }
   }
   PsClientOptions co;
@@ -102,7 +106,8 @@ int Main(int argc, char** argv, const std::vector<std::string>& overrides) {
 
 int main(int argc, char** argv) {
   std::vector<std::string> overrides = ctrps::TakeRepeatedFlag(&argc, argv, "set");
-  ctrps::ParseFlags(&argc, &argv,
+  ctrps::ParseFlags(
+      &argc, &argv,
       "one training worker (normally started by launch/ctr-train)\n"
       "  ctr_worker --config conf/x.pbtxt --mpi [--run_dir DIR] [--set field=value ...]");
   return ctrps::Main(argc, argv, overrides);

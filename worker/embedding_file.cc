@@ -140,7 +140,7 @@ absl::StatusOr<std::unique_ptr<EmbeddingFile>> EmbeddingFile::Open(const std::st
   }
   void* map = ::mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0);
   const int map_errno = errno;  // before close() can change it
-  ::close(fd);  // the mapping keeps the file
+  ::close(fd);                  // the mapping keeps the file
   if (map == MAP_FAILED) return ErrnoError(path, "cannot map", map_errno);
   std::unique_ptr<EmbeddingFile> file(new EmbeddingFile());
   file->path_ = path;

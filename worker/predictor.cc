@@ -56,10 +56,11 @@ namespace {
 absl::StatusOr<std::unique_ptr<nn::CtrModel>> CreateModelFor(const ExperimentConfig& config,
                                                              const FeatureAssembler& assembler) {
   if (assembler.sequence_specs().empty()) {
-    return nn::CreateModel(config.model(), assembler.num_fields(), assembler.dim(), config.train().seed());
+    return nn::CreateModel(config.model(), assembler.num_fields(), assembler.dim(),
+                           config.train().seed());
   }
-  return nn::CreateModel(config.model(), assembler.num_fields(), assembler.dim(), config.train().seed(),
-                         assembler.sequence_specs());
+  return nn::CreateModel(config.model(), assembler.num_fields(), assembler.dim(),
+                         config.train().seed(), assembler.sequence_specs());
 }
 
 absl::StatusOr<std::vector<float>> ReadFloats(const std::string& path, uint64_t count) {
@@ -270,7 +271,8 @@ absl::Status Predictor::Score(Context& c, const Batch& batch, std::vector<float>
   c.linear.resize(linear ? static_cast<size_t>(B) * F : 0);
   c.assembler.Assemble(batch, c.dedup, c.row_ptrs, c.emb.data(), c.linear.data());
   c.logits.resize(B);
-  nn::ModelInput in{B, F, D, c.emb.data(), linear ? c.linear.data() : nullptr, c.assembler.sequences()};
+  nn::ModelInput in{
+      B, F, D, c.emb.data(), linear ? c.linear.data() : nullptr, c.assembler.sequences()};
   c.model->Forward(in, /*training=*/false, c.logits.data());
   nn::SigmoidProbabilities(c.logits, *probs);
   return absl::OkStatus();

@@ -16,9 +16,9 @@ namespace ctrps {
 
 struct PsFuture::State {
   absl::Mutex mu;
-  bool done ABSL_GUARDED_BY(mu) = false;     // replied and no caller buffer held
+  bool done ABSL_GUARDED_BY(mu) = false;  // replied and no caller buffer held
   bool replied ABSL_GUARDED_BY(mu) = false;
-  int holds ABSL_GUARDED_BY(mu) = 0;         // frames still pointing at caller memory
+  int holds ABSL_GUARDED_BY(mu) = 0;  // frames still pointing at caller memory
   absl::Status status ABSL_GUARDED_BY(mu);
 
   void Complete(const absl::Status& s) {
@@ -172,8 +172,8 @@ absl::Status PsClient::Start() {
       d.connect(ep);
     }
   } catch (const zmq::error_t& e) {
-    return absl::InvalidArgumentError(absl::StrCat("cannot connect to ", absl::StrJoin(endpoints_, ", "),
-                                                   ": ", e.what()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot connect to ", absl::StrJoin(endpoints_, ", "), ": ", e.what()));
   }
   io_thread_ = std::thread([this] { IoLoop(); });
   absl::Duration saved = timeout_;
@@ -210,7 +210,8 @@ void PsClient::AttachArenas() {
       arenas_[s] = std::move(arenas[s]);
     } else {
       // Expected for a server on another host.
-      VLOG(1) << "server " << s << " (" << endpoints_[s] << "): requests use the socket: " << replies[s].message();
+      VLOG(1) << "server " << s << " (" << endpoints_[s]
+              << "): requests use the socket: " << replies[s].message();
     }
   }
 }
@@ -218,11 +219,15 @@ void PsClient::AttachArenas() {
 void PsClient::DetachArenas() {
   if (num_shared_memory_shards() == 0 || arenas_detached_.exchange(true)) return;
   // Best effort, briefly: a server also unmaps the arenas of clients that exit.
-  (void)SubmitControl(OP_DETACH, nullptr, [this](int s, RequestHeader* h) {
-    if (arenas_[s] == nullptr) return false;
-    h->set_shm_id(arena_ids_[s]);
-    return true;
-  }, absl::Milliseconds(500)).Wait();
+  (void)SubmitControl(
+      OP_DETACH, nullptr,
+      [this](int s, RequestHeader* h) {
+        if (arenas_[s] == nullptr) return false;
+        h->set_shm_id(arena_ids_[s]);
+        return true;
+      },
+      absl::Milliseconds(500))
+      .Wait();
 }
 
 int PsClient::num_shared_memory_shards() const {
@@ -231,8 +236,8 @@ int PsClient::num_shared_memory_shards() const {
   return n;
 }
 
-PsFuture PsClient::Pull(const std::string& table, std::span<const uint64_t> keys, int dim, float* out,
-                        uint64_t global_step) {
+PsFuture PsClient::Pull(const std::string& table, std::span<const uint64_t> keys, int dim,
+                        float* out, uint64_t global_step) {
   return Submit(OP_PULL, table, keys, dim, out, nullptr, nullptr, global_step, 1.0f, 1.0f);
 }
 
@@ -266,13 +271,16 @@ PsBuffer PsClient::NewBuffer(size_t floats) {
 namespace {
 absl::Status CheckBuffer(const char* op, const PsBuffer& b, size_t keys, int dim) {
   if (dim < 0 || b.size() < keys * static_cast<size_t>(dim)) {
-    return absl::InvalidArgumentError(absl::StrFormat("%s: %d keys of dim %d need %d floats, the buffer has %d", op,
-                                                      keys, dim, keys * dim, b.size()));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("%s: %d keys of dim %d need %d floats, the buffer has %d", op, keys, dim,
+                        keys * dim, b.size()));
   }
   if (b.busy()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        op, ": the buffer is still in use by a request that timed out (the server may yet read or write it); "
-            "take a new buffer"));
+    return absl::FailedPreconditionError(
+        absl::StrCat(op,
+                     ": the buffer is still in use by a request that timed out (the server may yet "
+                     "read or write it); "
+                     "take a new buffer"));
   }
   return absl::OkStatus();
 }
@@ -284,18 +292,19 @@ PsFuture PsClient::Completed(const absl::Status& status) {
   return PsFuture(std::move(state));
 }
 
-PsFuture PsClient::Pull(const std::string& table, std::span<const uint64_t> keys, int dim, PsBuffer& out,
-                        uint64_t global_step) {
+PsFuture PsClient::Pull(const std::string& table, std::span<const uint64_t> keys, int dim,
+                        PsBuffer& out, uint64_t global_step) {
   if (absl::Status s = CheckBuffer("pull", out, keys.size(), dim); !s.ok()) return Completed(s);
-  return Submit(OP_PULL, table, keys, dim, out.data(), nullptr, nullptr, global_step, 1.0f, 1.0f, out.region_);
+  return Submit(OP_PULL, table, keys, dim, out.data(), nullptr, nullptr, global_step, 1.0f, 1.0f,
+                out.region_);
 }
 
-PsFuture PsClient::Push(const std::string& table, std::span<const uint64_t> keys, int dim, const PsBuffer& grads,
-                        const uint32_t* counts, uint64_t global_step, float learning_rate_scale,
-                        float batch_fraction) {
+PsFuture PsClient::Push(const std::string& table, std::span<const uint64_t> keys, int dim,
+                        const PsBuffer& grads, const uint32_t* counts, uint64_t global_step,
+                        float learning_rate_scale, float batch_fraction) {
   if (absl::Status s = CheckBuffer("push", grads, keys.size(), dim); !s.ok()) return Completed(s);
-  return Submit(OP_PUSH, table, keys, dim, nullptr, grads.data(), counts, global_step, learning_rate_scale,
-                batch_fraction, grads.region_);
+  return Submit(OP_PUSH, table, keys, dim, nullptr, grads.data(), counts, global_step,
+                learning_rate_scale, batch_fraction, grads.region_);
 }
 
 PsFuture PsClient::Submit(Op op, const std::string& table, std::span<const uint64_t> keys, int dim,
@@ -321,8 +330,10 @@ PsFuture PsClient::Submit(Op op, const std::string& table, std::span<const uint6
   auto align = [](uint64_t b) { return (b + 63) & ~uint64_t{63}; };
   auto place = [&](uint32_t s, uint64_t n, bool values_in_place) {
     if (s >= arenas_.size() || arenas_[s] == nullptr) return false;
-    const uint64_t keys_bytes = align(n * sizeof(uint64_t)), values_bytes = values_in_place ? 0 : align(n * row_bytes);
-    auto region = arenas_[s]->Allocate(keys_bytes + values_bytes + (with_counts ? n * sizeof(uint32_t) : 0));
+    const uint64_t keys_bytes = align(n * sizeof(uint64_t)),
+                   values_bytes = values_in_place ? 0 : align(n * row_bytes);
+    auto region =
+        arenas_[s]->Allocate(keys_bytes + values_bytes + (with_counts ? n * sizeof(uint32_t) : 0));
     if (!region) return false;
     shared_memory_parts_.fetch_add(1, std::memory_order_relaxed);
     auto& p = req->parts[s];
@@ -363,7 +374,8 @@ PsFuture PsClient::Submit(Op op, const std::string& table, std::span<const uint6
     const bool in_place = values != nullptr && !arenas_.empty() && values->arena == arenas_[0];
     if (place(0, keys.size(), in_place)) {
       std::memcpy(at(0, p.shm_region), keys.data(), keys.size_bytes());
-      if (op == OP_PUSH && !in_place) std::memcpy(at(0, p.shm_values), grads, keys.size() * row_bytes);
+      if (op == OP_PUSH && !in_place)
+        std::memcpy(at(0, p.shm_values), grads, keys.size() * row_bytes);
       if (with_counts) std::memcpy(at(0, p.shm_counts), counts, keys.size() * sizeof(uint32_t));
       p.frames.push_back(header_frame(0, keys.size()));
       Enqueue(std::move(req), absl::ZeroDuration());
@@ -433,7 +445,8 @@ PsFuture PsClient::Submit(Op op, const std::string& table, std::span<const uint6
 }
 
 PsFuture PsClient::SubmitControl(Op op, std::vector<ReplyHeader>* replies,
-                                 const std::function<bool(int, RequestHeader*)>& fill, absl::Duration timeout) {
+                                 const std::function<bool(int, RequestHeader*)>& fill,
+                                 absl::Duration timeout) {
   auto req = std::make_shared<Request>();
   req->id = next_id_.fetch_add(1);
   req->op = op;
@@ -466,22 +479,32 @@ std::vector<uint64_t> RowsOf(const std::vector<ReplyHeader>& replies) {
 }
 }  // namespace
 
-absl::StatusOr<std::vector<uint64_t>> PsClient::Save(const std::string& dir, absl::Duration timeout) {
+absl::StatusOr<std::vector<uint64_t>> PsClient::Save(const std::string& dir,
+                                                     absl::Duration timeout) {
   std::vector<ReplyHeader> replies;
-  absl::Status s = SubmitControl(OP_SAVE, &replies, [&dir](int shard, RequestHeader* h) {
-    h->set_path(absl::StrCat(dir, "/server-", shard));
-    return true;
-  }, timeout).Wait();
+  absl::Status s = SubmitControl(
+                       OP_SAVE, &replies,
+                       [&dir](int shard, RequestHeader* h) {
+                         h->set_path(absl::StrCat(dir, "/server-", shard));
+                         return true;
+                       },
+                       timeout)
+                       .Wait();
   if (!s.ok()) return s;
   return RowsOf(replies);
 }
 
-absl::StatusOr<std::vector<uint64_t>> PsClient::Load(const std::string& dir, absl::Duration timeout) {
+absl::StatusOr<std::vector<uint64_t>> PsClient::Load(const std::string& dir,
+                                                     absl::Duration timeout) {
   std::vector<ReplyHeader> replies;
-  absl::Status s = SubmitControl(OP_LOAD, &replies, [&dir](int, RequestHeader* h) {
-    h->set_path(dir);
-    return true;
-  }, timeout).Wait();
+  absl::Status s = SubmitControl(
+                       OP_LOAD, &replies,
+                       [&dir](int, RequestHeader* h) {
+                         h->set_path(dir);
+                         return true;
+                       },
+                       timeout)
+                       .Wait();
   if (!s.ok()) return s;
   return RowsOf(replies);
 }
@@ -525,7 +548,9 @@ void PsClient::IoLoop() {
   absl::flat_hash_map<std::pair<uint64_t, size_t>, Quarantined> quarantined;
   std::vector<std::shared_ptr<Request>> incoming;
   std::vector<zmq::message_t> frames;
-  auto server_name = [this](size_t s) { return absl::StrCat("server ", s, " (", endpoints_[s], ")"); };
+  auto server_name = [this](size_t s) {
+    return absl::StrCat("server ", s, " (", endpoints_[s], ")");
+  };
   auto finish = [&](Request& r) {
     r.state->Complete(r.status);
     in_flight.erase(r.id);
@@ -565,9 +590,13 @@ void PsClient::IoLoop() {
       if (!(items[s + 1].revents & ZMQ_POLLIN)) continue;
       while (true) {
         frames.clear();
-        if (!zmq::recv_multipart(dealers_[s], std::back_inserter(frames), zmq::recv_flags::dontwait)) break;
+        if (!zmq::recv_multipart(dealers_[s], std::back_inserter(frames),
+                                 zmq::recv_flags::dontwait))
+          break;
         ReplyHeader h;
-        if (frames.empty() || !h.ParseFromArray(frames[0].data(), static_cast<int>(frames[0].size()))) continue;
+        if (frames.empty() ||
+            !h.ParseFromArray(frames[0].data(), static_cast<int>(frames[0].size())))
+          continue;
         auto it = in_flight.find(h.request_id());
         if (it == in_flight.end()) {  // late reply to a request that timed out
           if (auto q = quarantined.find({h.request_id(), s}); q != quarantined.end()) {
@@ -593,13 +622,15 @@ void PsClient::IoLoop() {
           const size_t row = sizeof(float) * r.dim;
           const char* src = nullptr;
           if (p.shm) {
-            if (frames.size() == 1) src = reinterpret_cast<const char*>(arenas_[s]->data() + p.shm_values);
+            if (frames.size() == 1)
+              src = reinterpret_cast<const char*>(arenas_[s]->data() + p.shm_values);
           } else if (frames.size() == 2 && frames[1].size() == p.num_keys * row) {
             src = static_cast<const char*>(frames[1].data());
           }
           if (src == nullptr) {
             if (r.status.ok()) {
-              r.status = absl::InternalError(absl::StrCat(server_name(s), ": pull reply has the wrong size"));
+              r.status = absl::InternalError(
+                  absl::StrCat(server_name(s), ": pull reply has the wrong size"));
             }
           } else if (p.pinned != nullptr) {
             // The server wrote the rows into the caller's PsBuffer: nothing to copy.
@@ -634,9 +665,9 @@ void PsClient::IoLoop() {
             if (r.parts[s].pinned != nullptr) r.parts[s].pinned->late.fetch_add(1);
           }
         }
-        r.status = absl::UnavailableError(absl::StrFormat(
-            "%s did not answer %s within %s", absl::StrJoin(silent, ", "), Op_Name(r.op),
-            absl::FormatDuration(timeout_)));
+        r.status = absl::UnavailableError(
+            absl::StrFormat("%s did not answer %s within %s", absl::StrJoin(silent, ", "),
+                            Op_Name(r.op), absl::FormatDuration(timeout_)));
         finish(r);
       }
     }

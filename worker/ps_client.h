@@ -31,8 +31,8 @@
 #define CTRPS_WORKER_PS_CLIENT_H_
 
 #include <atomic>
-#include <functional>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -49,7 +49,7 @@
 namespace ctrps {
 
 struct PsClientOptions {
-  std::vector<std::string> endpoints;  // one per shard, in shard order
+  std::vector<std::string> endpoints;          // one per shard, in shard order
   absl::Duration timeout = absl::Seconds(30);  // per request
   absl::Duration connect_timeout = absl::Seconds(30);
   // Per server on this host: keys, gradients and pulled rows go through a
@@ -131,7 +131,9 @@ class PsClient {
   int num_shared_memory_shards() const;
   // Per-server parts of pulls and pushes sent so far whose data went through
   // shared memory (the rest went through the socket).
-  uint64_t shared_memory_parts() const { return shared_memory_parts_.load(std::memory_order_relaxed); }
+  uint64_t shared_memory_parts() const {
+    return shared_memory_parts_.load(std::memory_order_relaxed);
+  }
 
   // out: keys.size() * dim floats. Errors as the future's (see the top of
   // this file). On error `out` is partly written: rows of the servers that
@@ -146,8 +148,8 @@ class PsClient {
   // push is applied on the servers that answered OK, possibly in part on
   // the one that failed (SparseTable::Push), and maybe on one that timed
   // out: pushing it again applies some gradients twice.
-  PsFuture Push(const std::string& table, std::span<const uint64_t> keys, int dim, const float* grads,
-                const uint32_t* counts = nullptr, uint64_t global_step = 0,
+  PsFuture Push(const std::string& table, std::span<const uint64_t> keys, int dim,
+                const float* grads, const uint32_t* counts = nullptr, uint64_t global_step = 0,
                 float learning_rate_scale = 1.0f, float batch_fraction = 1.0f);
 
   // A buffer of `floats` floats, zeroed; shared() when the client has one
@@ -158,8 +160,8 @@ class PsClient {
   // FailedPrecondition, nothing sent, for a busy() buffer.
   PsFuture Pull(const std::string& table, std::span<const uint64_t> keys, int dim, PsBuffer& out,
                 uint64_t global_step = 0);
-  PsFuture Push(const std::string& table, std::span<const uint64_t> keys, int dim, const PsBuffer& grads,
-                const uint32_t* counts = nullptr, uint64_t global_step = 0,
+  PsFuture Push(const std::string& table, std::span<const uint64_t> keys, int dim,
+                const PsBuffer& grads, const uint32_t* counts = nullptr, uint64_t global_step = 0,
                 float learning_rate_scale = 1.0f, float batch_fraction = 1.0f);
   // Per-server parts of pulls and pushes whose rows stayed in a shared
   // PsBuffer (no copy on the client).
@@ -196,8 +198,8 @@ class PsClient {
   // A future that is already done, with `status`.
   static PsFuture Completed(const absl::Status& status);
   // values: the caller's PsBuffer region holding out or grads, or null.
-  PsFuture Submit(Op op, const std::string& table, std::span<const uint64_t> keys, int dim, float* out,
-                  const float* grads, const uint32_t* counts, uint64_t global_step,
+  PsFuture Submit(Op op, const std::string& table, std::span<const uint64_t> keys, int dim,
+                  float* out, const float* grads, const uint32_t* counts, uint64_t global_step,
                   float learning_rate_scale, float batch_fraction,
                   const std::shared_ptr<PsBuffer::Region>& values = nullptr);
   // One control request per server; `fill(shard, header)` adds to each
@@ -217,7 +219,7 @@ class PsClient {
   absl::Duration timeout_;
   absl::Duration connect_timeout_;
   zmq::context_t context_;
-  std::vector<zmq::socket_t> dealers_;  // used by the IO thread only
+  std::vector<zmq::socket_t> dealers_;        // used by the IO thread only
   std::unique_ptr<zmq::socket_t> wake_recv_;  // IO thread
   std::unique_ptr<zmq::socket_t> wake_send_ ABSL_GUARDED_BY(mu_);
   size_t shared_memory_bytes_;

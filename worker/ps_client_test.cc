@@ -141,8 +141,12 @@ TEST(PsClientTest, SharedMemoryAndSocketGiveTheSameRows) {
       ASSERT_TRUE(c.client->Push("emb", small, kDim, grads.data(), nullptr, 3).Wait().ok());
       ASSERT_TRUE(c.client->Pull("emb", big, kDim, out.data()).Wait().ok());
       ASSERT_TRUE(c.client->Pull("emb", small, kDim, out_small.data()).Wait().ok());
-      const uint64_t through_arena = arena == 0 ? 0 : servers == 3 ? 15 : arena < (size_t{1} << 20) ? 3 : 5;
-      EXPECT_EQ(c.client->shared_memory_parts(), through_arena) << servers << " servers, arena " << arena;
+      const uint64_t through_arena = arena == 0                  ? 0
+                                     : servers == 3              ? 15
+                                     : arena < (size_t{1} << 20) ? 3
+                                                                 : 5;
+      EXPECT_EQ(c.client->shared_memory_parts(), through_arena)
+          << servers << " servers, arena " << arena;
       out.insert(out.end(), out_small.begin(), out_small.end());
       results.push_back(out);
       auto stats = c.client->Stats();
@@ -173,7 +177,8 @@ TEST(PsClientTest, UnreachableServerIsUnavailable) {
   auto c = PsClient::Connect(co);
   ASSERT_FALSE(c.ok());
   EXPECT_EQ(c.status().code(), absl::StatusCode::kUnavailable);
-  EXPECT_NE(std::string(c.status().message()).find("server 0 (tcp://127.0.0.1:9)"), std::string::npos)
+  EXPECT_NE(std::string(c.status().message()).find("server 0 (tcp://127.0.0.1:9)"),
+            std::string::npos)
       << c.status();
 }
 
@@ -245,8 +250,8 @@ void CheckTimedOutPullKeepsItsRangeUntilTheLateReply(bool first_into_buffer) {
         if (pulls == 3) continue;
         ASSERT_TRUE(second_answered.WaitForNotificationWithTimeout(absl::Seconds(10)));
         // The late write into the first pull's range, then its reply.
-        float* late = reinterpret_cast<float*>(arena->Range(held_header.shm_values_offset(),
-                                                            held_header.num_keys() * held_header.dim() * 4, 4));
+        float* late = reinterpret_cast<float*>(arena->Range(
+            held_header.shm_values_offset(), held_header.num_keys() * held_header.dim() * 4, 4));
         std::fill(late, late + held_header.num_keys() * held_header.dim(), 9.0f);
         reply(held[0], held_header);
       } else {
@@ -276,9 +281,11 @@ void CheckTimedOutPullKeepsItsRangeUntilTheLateReply(bool first_into_buffer) {
       absl::Status again = (*c)->Pull("emb", keys, 4, buffer).Wait();
       EXPECT_EQ(again.code(), absl::StatusCode::kFailedPrecondition) << again;
       EXPECT_NE(again.message().find("new buffer"), std::string::npos) << again;
-      EXPECT_EQ((*c)->Push("emb", keys, 4, buffer).Wait().code(), absl::StatusCode::kFailedPrecondition);
+      EXPECT_EQ((*c)->Push("emb", keys, 4, buffer).Wait().code(),
+                absl::StatusCode::kFailedPrecondition);
     } else {
-      EXPECT_EQ((*c)->Pull("emb", keys, 4, first.data()).Wait().code(), absl::StatusCode::kUnavailable);
+      EXPECT_EQ((*c)->Pull("emb", keys, 4, first.data()).Wait().code(),
+                absl::StatusCode::kUnavailable);
     }
     ASSERT_TRUE((*c)->Pull("emb", keys, 4, second.data()).Wait().ok());
     second_answered.Notify();
@@ -328,23 +335,29 @@ TEST(PsClientTest, BuffersGiveTheSameRowsAsOrdinaryMemory) {
   std::vector<uint32_t> counts = Counts(keys.size(), rng);
   for (int servers : {1, 3}) {
     for (size_t arena : {size_t{0}, size_t{16} << 20}) {
-      Cluster plain(servers, kDim, absl::Seconds(10), arena), buffered(servers, kDim, absl::Seconds(10), arena);
+      Cluster plain(servers, kDim, absl::Seconds(10), arena),
+          buffered(servers, kDim, absl::Seconds(10), arena);
       const bool shared = servers == 1 && arena > 0;
       std::vector<float> fresh(keys.size() * kDim), trained(keys.size() * kDim);
       ASSERT_TRUE(plain.client->Pull("emb", keys, kDim, fresh.data()).Wait().ok());
-      ASSERT_TRUE(plain.client->Push("emb", keys, kDim, grads.data(), counts.data(), 1).Wait().ok());
+      ASSERT_TRUE(
+          plain.client->Push("emb", keys, kDim, grads.data(), counts.data(), 1).Wait().ok());
       ASSERT_TRUE(plain.client->Pull("emb", keys, kDim, trained.data()).Wait().ok());
 
-      PsBuffer in = buffered.client->NewBuffer(keys.size() * kDim), out = buffered.client->NewBuffer(keys.size() * kDim);
+      PsBuffer in = buffered.client->NewBuffer(keys.size() * kDim),
+               out = buffered.client->NewBuffer(keys.size() * kDim);
       EXPECT_EQ(in.shared(), shared) << servers << " servers, arena " << arena;
       EXPECT_EQ(out.size(), keys.size() * kDim);
-      EXPECT_EQ(std::vector<float>(out.data(), out.data() + out.size()), std::vector<float>(out.size(), 0.0f));
+      EXPECT_EQ(std::vector<float>(out.data(), out.data() + out.size()),
+                std::vector<float>(out.size(), 0.0f));
       ASSERT_TRUE(buffered.client->Pull("emb", keys, kDim, out).Wait().ok());
-      EXPECT_EQ(std::vector<float>(out.data(), out.data() + out.size()), fresh) << servers << " servers";
+      EXPECT_EQ(std::vector<float>(out.data(), out.data() + out.size()), fresh)
+          << servers << " servers";
       std::copy(grads.begin(), grads.end(), in.data());
       ASSERT_TRUE(buffered.client->Push("emb", keys, kDim, in, counts.data(), 1).Wait().ok());
       ASSERT_TRUE(buffered.client->Pull("emb", keys, kDim, out).Wait().ok());
-      EXPECT_EQ(std::vector<float>(out.data(), out.data() + out.size()), trained) << servers << " servers";
+      EXPECT_EQ(std::vector<float>(out.data(), out.data() + out.size()), trained)
+          << servers << " servers";
       EXPECT_EQ(buffered.client->zero_copy_parts(), shared ? 3u : 0u);
     }
   }
@@ -357,7 +370,8 @@ TEST(PsClientTest, TooSmallABufferIsRejected) {
   absl::Status s = c.client->Pull("emb", keys, 8, small).Wait();
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
   EXPECT_NE(s.message().find("792"), std::string::npos) << s;  // the buffer's size
-  EXPECT_EQ(c.client->Push("emb", keys, 8, small).Wait().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(c.client->Push("emb", keys, 8, small).Wait().code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 TEST(PsClientTest, MovedFromBufferIsEmpty) {

@@ -14,9 +14,9 @@
 #include "common/config.h"
 #include "common/model_tables.h"
 #include "common/status.h"
-#include "worker/nn/bce_loss.h"
 #include "ps/sparse_optimizer.h"
 #include "worker/export.h"
+#include "worker/nn/bce_loss.h"
 #include "worker/nn/metrics.h"
 
 namespace ctrps {
@@ -114,15 +114,16 @@ absl::Status Trainer::Init() {
   const int W = options_.num_workers;
   local_batch_ = (config_.train().batch_size() + W - 1) / W;
   if (assembler_->sequence_specs().empty()) {
-    ASSIGN_OR_RETURN(model_, nn::CreateModel(config_.model(), assembler_->num_fields(), assembler_->dim(),
-                                             config_.train().seed()));
+    ASSIGN_OR_RETURN(model_, nn::CreateModel(config_.model(), assembler_->num_fields(),
+                                             assembler_->dim(), config_.train().seed()));
   } else {
-    ASSIGN_OR_RETURN(model_, nn::CreateModel(config_.model(), assembler_->num_fields(), assembler_->dim(),
-                                             config_.train().seed(), assembler_->sequence_specs()));
+    ASSIGN_OR_RETURN(model_,
+                     nn::CreateModel(config_.model(), assembler_->num_fields(), assembler_->dim(),
+                                     config_.train().seed(), assembler_->sequence_specs()));
   }
   model_->SetDropoutSeed(config_.train().seed() * 1000003 + options_.worker_index + 1);
-  ASSIGN_OR_RETURN(optimizer_,
-                   nn::DenseOptimizer::Create(config_.train().dense_optimizer(), model_->params().values().size()));
+  ASSIGN_OR_RETURN(optimizer_, nn::DenseOptimizer::Create(config_.train().dense_optimizer(),
+                                                          model_->params().values().size()));
   // prefetch + 1 batches are filled (the one computing and those whose pulls
   // are in flight) and one more slot holds the batch whose push is still in
   // flight, so refilling a slot never waits for the push just issued.
@@ -137,7 +138,9 @@ absl::Status Trainer::Init() {
     slots_.push_back(std::move(slot));
   }
   checkpoint_root_ = config_.checkpoint().dir();
-  if (checkpoint_root_.empty()) checkpoint_root_ = absl::StrCat(options_.run_dir.empty() ? "." : options_.run_dir, "/checkpoints");
+  if (checkpoint_root_.empty())
+    checkpoint_root_ =
+        absl::StrCat(options_.run_dir.empty() ? "." : options_.run_dir, "/checkpoints");
   if (options_.worker_index == 0 && !options_.run_dir.empty()) {
     std::error_code ec;
     std::filesystem::create_directories(options_.run_dir, ec);
@@ -167,8 +170,8 @@ absl::Status Trainer::Fill(Reader& reader, Slot& slot, bool training) {
   for (size_t t = 0; t < tables.size(); ++t) {
     const int sd = assembler_->server_dims()[t];
     slot.rows[t].resize(tables[t].unique_keys.size() * sd);
-    slot.pulls[t] = options_.client->Pull(assembler_->table_names()[t], tables[t].unique_keys, sd, slot.rows[t].data(),
-                                          training ? global_step_ : 0);
+    slot.pulls[t] = options_.client->Pull(assembler_->table_names()[t], tables[t].unique_keys, sd,
+                                          slot.rows[t].data(), training ? global_step_ : 0);
   }
   return absl::OkStatus();
 }
@@ -193,7 +196,8 @@ absl::StatusOr<double> Trainer::TrainStep(Slot& slot) {
   const Batch& batch = slot.batch;
   const int B = batch.size, F = assembler_->num_fields(), D = assembler_->dim();
   const bool linear = model_->NeedsLinear();
-  nn::ModelInput in{B, F, D, emb_.data(), linear ? linear_.data() : nullptr, assembler_->sequences()};
+  nn::ModelInput in{
+      B, F, D, emb_.data(), linear ? linear_.data() : nullptr, assembler_->sequences()};
   logits_.resize(B);
   d_logits_.resize(B);
   d_emb_.resize(emb_.size());
@@ -217,8 +221,8 @@ absl::StatusOr<double> Trainer::TrainStep(Slot& slot) {
   // of all workers add up to the gradient of the global mean.
   const float push_scale = static_cast<float>(B) / static_cast<float>(config_.train().batch_size());
   const auto& tables = slot.dedup->tables();
-  assembler_->Scatter(batch, *slot.dedup, d_emb_.data(), linear ? d_linear_.data() : nullptr, d_seq_ptrs_,
-                      push_scale, &slot.grads);
+  assembler_->Scatter(batch, *slot.dedup, d_emb_.data(), linear ? d_linear_.data() : nullptr,
+                      d_seq_ptrs_, push_scale, &slot.grads);
   ++dedup_steps_;
   for (const TableKeys& tk : tables) {
     keys_before_dedup_ += static_cast<int64_t>(tk.index.size());
@@ -230,8 +234,9 @@ absl::StatusOr<double> Trainer::TrainStep(Slot& slot) {
     const TableKeys& tk = tables[t];
     float* g = slot.grads[t].data();
     slot.counts[t].assign(tk.counts.begin(), tk.counts.end());
-    slot.pushes[t] = options_.client->Push(assembler_->table_names()[t], tk.unique_keys, sd, g, slot.counts[t].data(),
-                                           global_step_, lr_scale_, push_scale);
+    slot.pushes[t] =
+        options_.client->Push(assembler_->table_names()[t], tk.unique_keys, sd, g,
+                              slot.counts[t].data(), global_step_, lr_scale_, push_scale);
   }
   return loss;
 }
@@ -250,8 +255,8 @@ absl::StatusOr<int64_t> Trainer::DenseStep(int local_samples, bool* checkpoint_d
     for (size_t i = 0; i < grads.size(); ++i) reduce_buffer_[i] = grads[i] * local_samples;
     reduce_buffer_[grads.size()] = static_cast<float>(local_samples);
     reduce_buffer_[grads.size() + 1] = due ? 1.0f : 0.0f;
-    MPI_Allreduce(MPI_IN_PLACE, reduce_buffer_.data(), static_cast<int>(reduce_buffer_.size()), MPI_FLOAT,
-                  MPI_SUM, options_.comm);
+    MPI_Allreduce(MPI_IN_PLACE, reduce_buffer_.data(), static_cast<int>(reduce_buffer_.size()),
+                  MPI_FLOAT, MPI_SUM, options_.comm);
     total = static_cast<int64_t>(std::llround(reduce_buffer_[grads.size()]));
     due = reduce_buffer_[grads.size() + 1] > 0;
     if (total > 0) {
@@ -280,7 +285,8 @@ void Trainer::AverageBuffers() {
 
 absl::StatusOr<EvalResult> Trainer::Evaluate(Split split, const std::string& scores_out) {
   AverageBuffers();
-  ASSIGN_OR_RETURN(ReaderOptions ro, MakeReaderOptions(config_, split, options_.worker_index, options_.num_workers));
+  ASSIGN_OR_RETURN(ReaderOptions ro,
+                   MakeReaderOptions(config_, split, options_.worker_index, options_.num_workers));
   ro.batch_size = local_batch_;
   Reader reader(config_.data(), ro);
   RETURN_IF_ERROR(reader.Start());
@@ -300,7 +306,11 @@ absl::StatusOr<EvalResult> Trainer::Evaluate(Split split, const std::string& sco
     const int B = cur->batch.size;
     logits_.resize(B);
     probs_.resize(B);
-    nn::ModelInput in{B, F, assembler_->dim(), emb_.data(), linear ? linear_.data() : nullptr,
+    nn::ModelInput in{B,
+                      F,
+                      assembler_->dim(),
+                      emb_.data(),
+                      linear ? linear_.data() : nullptr,
                       assembler_->sequences()};
     model_->Forward(in, /*training=*/false, logits_.data());
     nn::SigmoidProbabilities(logits_, probs_);
@@ -336,10 +346,10 @@ absl::StatusOr<EvalResult> Trainer::Evaluate(Split split, const std::string& sco
       total += sizes[w];
     }
     std::vector<float> probs(options_.worker_index == 0 ? total : 0), labels(probs.size());
-    MPI_Gatherv(local.probs().data(), n, MPI_FLOAT, probs.data(), sizes.data(), offsets.data(), MPI_FLOAT, 0,
-                options_.comm);
-    MPI_Gatherv(local.labels().data(), n, MPI_FLOAT, labels.data(), sizes.data(), offsets.data(), MPI_FLOAT, 0,
-                options_.comm);
+    MPI_Gatherv(local.probs().data(), n, MPI_FLOAT, probs.data(), sizes.data(), offsets.data(),
+                MPI_FLOAT, 0, options_.comm);
+    MPI_Gatherv(local.labels().data(), n, MPI_FLOAT, labels.data(), sizes.data(), offsets.data(),
+                MPI_FLOAT, 0, options_.comm);
     absl::Status status;
     if (options_.worker_index == 0) {
       auto auc = nn::ComputeAuc(probs, labels);
@@ -370,7 +380,8 @@ absl::Status Trainer::Log(const std::string& json_line) {
   if (options_.worker_index != 0 || options_.run_dir.empty()) return absl::OkStatus();
   std::ofstream out(options_.run_dir + "/metrics.jsonl", std::ios::app);
   out << json_line << "\n";
-  if (!out) return absl::UnavailableError(absl::StrCat(options_.run_dir, "/metrics.jsonl: write failed"));
+  if (!out)
+    return absl::UnavailableError(absl::StrCat(options_.run_dir, "/metrics.jsonl: write failed"));
   return absl::OkStatus();
 }
 
@@ -379,20 +390,22 @@ int64_t Trainer::PrintJobStart(const ReaderOptions& reader_options) {
   const int64_t lines =
       CountLines(reader_options.files, config_.data().format() == DataConfig::CSV);
   const int64_t steps_per_epoch = (lines + train.batch_size() - 1) / train.batch_size();
-  std::printf("[train] %s: model %s, %d worker(s), global batch %d, %lld train lines (%lld steps/epoch), "
-              "up to %d epoch(s)%s\n",
-              config_.name().c_str(), ModelConfig::Type_Name(config_.model().type()).c_str(),
-              options_.num_workers, train.batch_size(), static_cast<long long>(lines),
-              static_cast<long long>(steps_per_epoch), train.epochs(),
-              epochs_done_ > 0 || global_step_ > 0
-                  ? absl::StrFormat(", resuming at step %d (epoch %d)", global_step_, epochs_done_ + 1).c_str()
-                  : "");
+  std::printf(
+      "[train] %s: model %s, %d worker(s), global batch %d, %lld train lines (%lld steps/epoch), "
+      "up to %d epoch(s)%s\n",
+      config_.name().c_str(), ModelConfig::Type_Name(config_.model().type()).c_str(),
+      options_.num_workers, train.batch_size(), static_cast<long long>(lines),
+      static_cast<long long>(steps_per_epoch), train.epochs(),
+      epochs_done_ > 0 || global_step_ > 0
+          ? absl::StrFormat(", resuming at step %d (epoch %d)", global_step_, epochs_done_ + 1)
+                .c_str()
+          : "");
   std::fflush(stdout);
   return steps_per_epoch;
 }
 
-absl::Status Trainer::TrainEpoch(int epoch, Reader& reader, int64_t steps_per_epoch, EpochStats* stats,
-                                 bool* stop) {
+absl::Status Trainer::TrainEpoch(int epoch, Reader& reader, int64_t steps_per_epoch,
+                                 EpochStats* stats, bool* stop) {
   const TrainConfig& train = config_.train();
   const bool talk = options_.worker_index == 0 && !options_.quiet;
   const size_t depth = slots_.size();
@@ -432,12 +445,15 @@ absl::Status Trainer::TrainEpoch(int epoch, Reader& reader, int64_t steps_per_ep
     ++stats->steps;
     stats->samples += step_samples;
     samples_trained_ += step_samples;
-    if (talk && (stats->steps % std::max(1, train.log_every_steps()) == 0 || Seconds(last_log) > 30)) {
+    if (talk &&
+        (stats->steps % std::max(1, train.log_every_steps()) == 0 || Seconds(last_log) > 30)) {
       const double secs = Seconds(epoch_start);
       const double rate = stats->samples / std::max(secs, 1e-9);
-      const double eta = steps_per_epoch > 0 ? (steps_per_epoch - stats->steps) * secs / stats->steps : -1;
-      std::printf("[train] epoch %d step %lld/%lld | %.0f samples/s | loss %.5f | epoch ETA %s\n", epoch,
-                  static_cast<long long>(stats->steps), static_cast<long long>(steps_per_epoch), rate,
+      const double eta =
+          steps_per_epoch > 0 ? (steps_per_epoch - stats->steps) * secs / stats->steps : -1;
+      std::printf("[train] epoch %d step %lld/%lld | %.0f samples/s | loss %.5f | epoch ETA %s\n",
+                  epoch, static_cast<long long>(stats->steps),
+                  static_cast<long long>(steps_per_epoch), rate,
                   loss_sum / std::max<int64_t>(1, loss_count), FormatEta(eta).c_str());
       std::fflush(stdout);
       last_log = Clock::now();
@@ -466,8 +482,8 @@ absl::Status Trainer::ValidateEpoch(int epoch, const EpochStats& stats, bool has
   const double monitor = MonitorValue(valid);
   const bool improved = monitor > best_monitor_ + 1e-6;
   if (talk) {
-    std::printf("[valid] epoch %d: AUC %.6f logloss %.6f (%lld samples)%s\n", epoch, valid.auc, valid.logloss,
-                static_cast<long long>(valid.samples), improved ? " *best" : "");
+    std::printf("[valid] epoch %d: AUC %.6f logloss %.6f (%lld samples)%s\n", epoch, valid.auc,
+                valid.logloss, static_cast<long long>(valid.samples), improved ? " *best" : "");
     std::fflush(stdout);
   }
   if (!improved) {
@@ -479,8 +495,9 @@ absl::Status Trainer::ValidateEpoch(int epoch, const EpochStats& stats, bool has
   summary_.best_epoch = epoch;
   summary_.best_valid = valid;
   if (has_test) {
-    const std::string scores =
-        train.write_test_scores() && !options_.run_dir.empty() ? options_.run_dir + "/test_scores.txt" : "";
+    const std::string scores = train.write_test_scores() && !options_.run_dir.empty()
+                                   ? options_.run_dir + "/test_scores.txt"
+                                   : "";
     ASSIGN_OR_RETURN(summary_.test, Evaluate(Split::kTest, scores));
     summary_.has_test = true;
   }
@@ -500,7 +517,9 @@ bool Trainer::OnPlateau(int epoch) {
     if (talk) std::printf("[train] no improvement: learning rates x%g\n", lr_scale_);
   }
   if (train.patience() > 0 && bad_epochs_ >= train.patience()) {
-    if (talk) std::printf("[train] early stop after epoch %d (best epoch %d)\n", epoch, summary_.best_epoch);
+    if (talk)
+      std::printf("[train] early stop after epoch %d (best epoch %d)\n", epoch,
+                  summary_.best_epoch);
     return true;
   }
   return false;
@@ -512,8 +531,9 @@ absl::Status Trainer::ExportBest() {
   const std::string source = best_checkpoint_.empty() ? last_checkpoint_ : best_checkpoint_;
   std::string out = config_.checkpoint().export_dir();
   if (out.empty()) out = absl::StrCat(options_.run_dir.empty() ? "." : options_.run_dir, "/export");
-  ASSIGN_OR_RETURN(ExportManifest exported, ExportFromCheckpoint(source, out, config_.checkpoint().export_fp16(),
-                                                                config_.checkpoint().export_min_count()));
+  ASSIGN_OR_RETURN(ExportManifest exported,
+                   ExportFromCheckpoint(source, out, config_.checkpoint().export_fp16(),
+                                        config_.checkpoint().export_min_count()));
   uint64_t rows = 0;
   for (const ExportTable& t : exported.table()) rows += t.rows();
   uint64_t bytes = 0;
@@ -522,9 +542,9 @@ absl::Status Trainer::ExportBest() {
     if (e.is_regular_file()) bytes += e.file_size();
   }
   if (talk) {
-    std::printf("[export] %s (from %s): %llu rows in %d tables, %.1f MB, %s\n", out.c_str(), source.c_str(),
-                static_cast<unsigned long long>(rows), exported.table_size(), bytes / 1048576.0,
-                config_.checkpoint().export_fp16() ? "fp16" : "fp32");
+    std::printf("[export] %s (from %s): %llu rows in %d tables, %.1f MB, %s\n", out.c_str(),
+                source.c_str(), static_cast<unsigned long long>(rows), exported.table_size(),
+                bytes / 1048576.0, config_.checkpoint().export_fp16() ? "fp16" : "fp32");
   }
   return absl::OkStatus();
 }
@@ -534,18 +554,20 @@ absl::Status Trainer::WriteSummary(const TrainSummary& summary) {
   if (summary.has_test) {
     RETURN_IF_ERROR(Log(absl::StrFormat(
         R"({"epoch": %d, "step": %d, "split": "test", "auc": %.6f, "logloss": %.6f, "samples": %d})",
-        summary.best_epoch, global_step_, summary.test.auc, summary.test.logloss, summary.test.samples)));
+        summary.best_epoch, global_step_, summary.test.auc, summary.test.logloss,
+        summary.test.samples)));
   }
   if (chief && !options_.run_dir.empty()) {
     std::ofstream out(options_.run_dir + "/summary.json");
     out << absl::StrFormat(
-        R"({"config": "%s", "model": "%s", "workers": %d, "epochs_run": %d, "best_epoch": %d, "steps": %d, )"
-        R"("valid_auc": %.6f, "valid_logloss": %.6f, "test_auc": %.6f, "test_logloss": %.6f, )"
-        R"("samples_trained": %d, "train_samples_per_sec": %.1f, "seconds": %.1f, "checkpoint": "%s"})",
-        config_.name(), ModelConfig::Type_Name(config_.model().type()), options_.num_workers, summary.epochs_run,
-        summary.best_epoch, summary.steps, summary.best_valid.auc, summary.best_valid.logloss, summary.test.auc,
-        summary.test.logloss, summary.samples_trained, summary.train_samples_per_sec, summary.seconds,
-        last_checkpoint_)
+               R"({"config": "%s", "model": "%s", "workers": %d, "epochs_run": %d, "best_epoch": %d, "steps": %d, )"
+               R"("valid_auc": %.6f, "valid_logloss": %.6f, "test_auc": %.6f, "test_logloss": %.6f, )"
+               R"("samples_trained": %d, "train_samples_per_sec": %.1f, "seconds": %.1f, "checkpoint": "%s"})",
+               config_.name(), ModelConfig::Type_Name(config_.model().type()), options_.num_workers,
+               summary.epochs_run, summary.best_epoch, summary.steps, summary.best_valid.auc,
+               summary.best_valid.logloss, summary.test.auc, summary.test.logloss,
+               summary.samples_trained, summary.train_samples_per_sec, summary.seconds,
+               last_checkpoint_)
         << "\n";
   }
   return absl::OkStatus();
@@ -554,23 +576,27 @@ absl::Status Trainer::WriteSummary(const TrainSummary& summary) {
 void Trainer::PrintSummary(const TrainSummary& summary) const {
   if (summary.has_test) {
     std::printf("[test] AUC %.6f logloss %.6f (best epoch %d, %lld samples)\n", summary.test.auc,
-                summary.test.logloss, summary.best_epoch, static_cast<long long>(summary.test.samples));
+                summary.test.logloss, summary.best_epoch,
+                static_cast<long long>(summary.test.samples));
   }
   if (dedup_steps_ > 0) {
-    std::printf("[keys] per batch (this worker, all tables): %.1f before de-duplication, %.1f after\n",
-                static_cast<double>(keys_before_dedup_) / dedup_steps_,
-                static_cast<double>(keys_after_dedup_) / dedup_steps_);
+    std::printf(
+        "[keys] per batch (this worker, all tables): %.1f before de-duplication, %.1f after\n",
+        static_cast<double>(keys_before_dedup_) / dedup_steps_,
+        static_cast<double>(keys_after_dedup_) / dedup_steps_);
   }
   PrintServerSummary();
-  std::printf("[done] %lld steps, %.0f samples/s training, %.1f s in all\n", static_cast<long long>(summary.steps),
-              summary.train_samples_per_sec, summary.seconds);
+  std::printf("[done] %lld steps, %.0f samples/s training, %.1f s in all\n",
+              static_cast<long long>(summary.steps), summary.train_samples_per_sec,
+              summary.seconds);
   std::fflush(stdout);
 }
 
 void Trainer::PrintServerSummary() const {
   auto stats = options_.client->Stats();
   if (!stats.ok()) return;  // the job's result stands without it
-  uint64_t in_memory = 0, on_disk = 0, memory = 0, limit = 0, reads = 0, appended = 0, compacted = 0;
+  uint64_t in_memory = 0, on_disk = 0, memory = 0, limit = 0, reads = 0, appended = 0,
+           compacted = 0;
   for (const ServerStats& server : *stats) {
     memory += server.bytes_in_memory();
     limit += server.memory_limit_bytes();
@@ -582,12 +608,15 @@ void Trainer::PrintServerSummary() const {
       compacted += t.compacted_segments();
     }
   }
-  std::printf("[ps] %zu server(s): %llu rows in memory, %llu in the spill logs; %.0f MB in memory", stats->size(),
-              static_cast<unsigned long long>(in_memory), static_cast<unsigned long long>(on_disk), memory / 1048576.0);
+  std::printf("[ps] %zu server(s): %llu rows in memory, %llu in the spill logs; %.0f MB in memory",
+              stats->size(), static_cast<unsigned long long>(in_memory),
+              static_cast<unsigned long long>(on_disk), memory / 1048576.0);
   if (limit > 0) {
-    std::printf(" (limit %.0f MB); %llu rows read back from disk, %.0f MB appended, %llu segments compacted",
-                limit / 1048576.0, static_cast<unsigned long long>(reads), appended / 1048576.0,
-                static_cast<unsigned long long>(compacted));
+    std::printf(
+        " (limit %.0f MB); %llu rows read back from disk, %.0f MB appended, %llu segments "
+        "compacted",
+        limit / 1048576.0, static_cast<unsigned long long>(reads), appended / 1048576.0,
+        static_cast<unsigned long long>(compacted));
   }
   std::printf("\n");
 }
@@ -596,8 +625,9 @@ absl::StatusOr<TrainSummary> Trainer::Run() {
   const TrainConfig& train = config_.train();
   const bool chief = options_.worker_index == 0;
   const bool talk = chief && !options_.quiet;
-  ASSIGN_OR_RETURN(ReaderOptions ro,
-                   MakeReaderOptions(config_, Split::kTrain, options_.worker_index, options_.num_workers));
+  ASSIGN_OR_RETURN(
+      ReaderOptions ro,
+      MakeReaderOptions(config_, Split::kTrain, options_.worker_index, options_.num_workers));
   ro.batch_size = local_batch_;
   if (options_.resume || !options_.resume_from.empty()) RETURN_IF_ERROR(Restore(&ro));
   last_checkpoint_time_ = NowSeconds();
@@ -625,7 +655,9 @@ absl::StatusOr<TrainSummary> Trainer::Run() {
     if (has_valid) RETURN_IF_ERROR(ValidateEpoch(epoch, stats, has_test, &stop));
     epochs_done_ = epoch;
     const bool best_now = summary_.best_epoch == epoch;
-    if ((config_.checkpoint().every_epochs() > 0 && epoch % config_.checkpoint().every_epochs() == 0) || best_now) {
+    if ((config_.checkpoint().every_epochs() > 0 &&
+         epoch % config_.checkpoint().every_epochs() == 0) ||
+        best_now) {
       RETURN_IF_ERROR(SaveCheckpoint());
       if (best_now) best_checkpoint_ = last_checkpoint_;
     }
@@ -665,8 +697,10 @@ absl::Status Trainer::SaveCheckpoint() {
   // row's weights and optimizer state come from one instant.
   for (auto& s : slots_) s->Drain();
   const int W = options_.num_workers;
-  int64_t mine[4] = {last_position_.epoch, last_position_.file, last_position_.line, last_position_.skip};
-  if (last_position_.epoch < epochs_done_) mine[0] = epochs_done_, mine[1] = 0, mine[2] = 0, mine[3] = 0;
+  int64_t mine[4] = {last_position_.epoch, last_position_.file, last_position_.line,
+                     last_position_.skip};
+  if (last_position_.epoch < epochs_done_)
+    mine[0] = epochs_done_, mine[1] = 0, mine[2] = 0, mine[3] = 0;
   std::vector<int64_t> positions(4 * W);
   if (W > 1) {
     MPI_Gather(mine, 4, MPI_INT64_T, positions.data(), 4, MPI_INT64_T, 0, options_.comm);
@@ -726,8 +760,10 @@ absl::Status Trainer::SaveCheckpoint() {
       auto& arena = model_->params();
       auto state = optimizer_->state();
       std::string dense;
-      dense.append(reinterpret_cast<const char*>(arena.values().data()), arena.values().size_bytes());
-      dense.append(reinterpret_cast<const char*>(arena.buffers().data()), arena.buffers().size_bytes());
+      dense.append(reinterpret_cast<const char*>(arena.values().data()),
+                   arena.values().size_bytes());
+      dense.append(reinterpret_cast<const char*>(arena.buffers().data()),
+                   arena.buffers().size_bytes());
       dense.append(reinterpret_cast<const char*>(state.data()), state.size_bytes());
       RETURN_IF_ERROR(WriteFileAtomically(dir + "/dense.bin", dense));
       m.mutable_dense()->set_path("dense.bin");
@@ -775,7 +811,8 @@ absl::Status Trainer::SaveCheckpoint() {
       }
       if (!options_.quiet) {
         std::printf("[checkpoint] %s: step %lld, %llu rows written, %.2f s\n", dir.c_str(),
-                    static_cast<long long>(global_step_), static_cast<unsigned long long>(written), Seconds(start));
+                    static_cast<long long>(global_step_), static_cast<unsigned long long>(written),
+                    Seconds(start));
         std::fflush(stdout);
       }
       return absl::OkStatus();
@@ -791,7 +828,8 @@ absl::Status Trainer::ValidateCheckpoint(const std::string& dir, CheckpointManif
   ASSIGN_OR_RETURN(*manifest, ReadCheckpointManifest(dir));
   if (manifest->config_fingerprint() != ConfigFingerprint(config_)) {
     return absl::FailedPreconditionError(absl::StrCat(
-        dir, ": written for another config (its tables, features or model differ from ", config_.name(), "'s)"));
+        dir, ": written for another config (its tables, features or model differ from ",
+        config_.name(), "'s)"));
   }
   for (const CheckpointFile& f : manifest->file()) {
     const std::string path = absl::StrCat(dir, "/", f.path());
@@ -799,7 +837,8 @@ absl::Status Trainer::ValidateCheckpoint(const std::string& dir, CheckpointManif
     const uint64_t size = std::filesystem::file_size(path, ec);
     if (ec) return absl::DataLossError(absl::StrCat(path, ": missing"));
     if (size != f.bytes()) {
-      return absl::DataLossError(absl::StrFormat("%s: %d bytes, the manifest says %d", path, size, f.bytes()));
+      return absl::DataLossError(
+          absl::StrFormat("%s: %d bytes, the manifest says %d", path, size, f.bytes()));
     }
   }
   std::ifstream in(absl::StrCat(dir, "/dense.bin"), std::ios::binary);
@@ -817,19 +856,24 @@ absl::StatusOr<std::string> Trainer::PickCheckpoint() {
     return options_.resume_from;
   }
   std::vector<std::string> all = ListCheckpoints(checkpoint_root_);
-  if (all.empty()) return absl::NotFoundError(absl::StrCat("--resume: no complete checkpoint in ", checkpoint_root_));
+  if (all.empty())
+    return absl::NotFoundError(
+        absl::StrCat("--resume: no complete checkpoint in ", checkpoint_root_));
   CheckpointManifest m;
   absl::Status newest = ValidateCheckpoint(all[0], &m);
   if (newest.ok()) return all[0];
   for (size_t i = 1; i < all.size(); ++i) {
     if (ValidateCheckpoint(all[i], &m).ok()) {
-      return absl::Status(newest.code(),
-                          absl::StrCat("the newest checkpoint is refused: ", newest.message(),
-                                       ". The next older one is whole: resume from it with --resume_from ", all[i]));
+      return absl::Status(
+          newest.code(),
+          absl::StrCat("the newest checkpoint is refused: ", newest.message(),
+                       ". The next older one is whole: resume from it with --resume_from ",
+                       all[i]));
     }
   }
-  return absl::Status(newest.code(), absl::StrCat("the newest checkpoint is refused: ", newest.message(),
-                                                  "; no older checkpoint is whole"));
+  return absl::Status(newest.code(),
+                      absl::StrCat("the newest checkpoint is refused: ", newest.message(),
+                                   "; no older checkpoint is whole"));
 }
 
 absl::Status Trainer::Restore(ReaderOptions* reader_options) {
@@ -842,9 +886,10 @@ absl::Status Trainer::Restore(ReaderOptions* reader_options) {
       dir = *picked;
       auto manifest = ReadCheckpointManifest(dir);
       if (manifest.ok() && manifest->num_workers() != static_cast<uint32_t>(options_.num_workers)) {
-        status = absl::FailedPreconditionError(absl::StrFormat(
-            "%s was written by %d workers; resume with --workers %d (reading positions are per worker)", dir,
-            manifest->num_workers(), manifest->num_workers()));
+        status = absl::FailedPreconditionError(
+            absl::StrFormat("%s was written by %d workers; resume with --workers %d (reading "
+                            "positions are per worker)",
+                            dir, manifest->num_workers(), manifest->num_workers()));
       } else if (manifest.ok()) {
         auto rows = options_.client->Load(dir, absl::Minutes(30));
         status = rows.status();
@@ -865,7 +910,8 @@ absl::Status Trainer::Restore(ReaderOptions* reader_options) {
   auto state = optimizer_->state();
   if (m.dense_values() != arena.values().size() || m.dense_buffers() != arena.buffers().size() ||
       m.optimizer_state() != state.size()) {
-    return absl::FailedPreconditionError(absl::StrCat(dir, ": dense state does not fit this model"));
+    return absl::FailedPreconditionError(
+        absl::StrCat(dir, ": dense state does not fit this model"));
   }
   std::ifstream in(absl::StrCat(dir, "/dense.bin"), std::ios::binary);
   in.read(reinterpret_cast<char*>(arena.values().data()), arena.values().size_bytes());
@@ -893,8 +939,8 @@ absl::Status Trainer::Restore(ReaderOptions* reader_options) {
   last_position_ = reader_options->start;
   last_checkpoint_ = dir;
   if (options_.worker_index == 0 && !options_.quiet) {
-    std::printf("[resume] %s: step %lld, %d epoch(s) done\n", dir.c_str(), static_cast<long long>(global_step_),
-                epochs_done_);
+    std::printf("[resume] %s: step %lld, %d epoch(s) done\n", dir.c_str(),
+                static_cast<long long>(global_step_), epochs_done_);
     std::fflush(stdout);
   }
   return absl::OkStatus();

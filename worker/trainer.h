@@ -23,8 +23,8 @@
 #include "worker/data/key_dedup.h"
 #include "worker/data/reader.h"
 #include "worker/feature_assembler.h"
-#include "worker/nn/models/ctr_model.h"
 #include "worker/nn/dense_optimizer.h"
+#include "worker/nn/models/ctr_model.h"
 #include "worker/ps_client.h"
 
 namespace ctrps {

@@ -368,10 +368,9 @@ absl::StatusOr<std::vector<DatagenFileReport>> WriteSplits(
   double cumulative = 0;
   for (size_t s = 0; s < splits.size(); ++s) {
     cumulative += splits[s];
-    const int64_t end =
-        s + 1 == splits.size()
-            ? rows_total
-            : static_cast<int64_t>(std::llround(rows_total * (cumulative / total)));
+    const int64_t end = s + 1 == splits.size()
+                            ? rows_total
+                            : static_cast<int64_t>(std::llround(rows_total * (cumulative / total)));
     const int64_t rows = std::max<int64_t>(0, end - done);
     DatagenFileReport file;
     file.path = paths[s];
@@ -434,14 +433,14 @@ absl::StatusOr<DatagenReport> WriteCtrData(const DatagenOptions& options, const 
   DatagenReport report;
   report.bias = gen->bias();
   CtrRow row;
-  ASSIGN_OR_RETURN(report.files,
-                   WriteSplits(plan, options.rows, "",
-                               [&](std::string* data) {
-                                 gen->Next(&row);
-                                 gen->AppendTsv(row, data);
-                                 return GeneratedRow{row.prob, row.label};
-                               },
-                               progress, 1000000));
+  ASSIGN_OR_RETURN(report.files, WriteSplits(
+                                     plan, options.rows, "",
+                                     [&](std::string* data) {
+                                       gen->Next(&row);
+                                       gen->AppendTsv(row, data);
+                                       return GeneratedRow{row.prob, row.label};
+                                     },
+                                     progress, 1000000));
   return report;
 }
 

@@ -66,7 +66,8 @@ DEFINE_double(history_noise, 0.1,
               "interest.");
 
 int main(int argc, char** argv) {
-  ctrps::ParseFlags(&argc, &argv,
+  ctrps::ParseFlags(
+      &argc, &argv,
       "writes synthetic click data with planted structure and the true click probability of "
       "each row: Criteo-shaped TSV (--mode=criteo) or user behaviour sequences as CSV "
       "(--mode=sequence).\n"

@@ -262,14 +262,14 @@ absl::StatusOr<DatagenReport> WriteSequenceData(const SequenceDatagenOptions& op
   report.bias = gen->bias();
   SequenceRow row;
   ASSIGN_OR_RETURN(report.files,
-                   WriteSplits(plan, options.rows,
-                               absl::StrCat(SequenceGenerator::kCsvHeader, "\n"),
-                               [&](std::string* data) {
-                                 gen->Next(&row);
-                                 gen->AppendCsv(row, data);
-                                 return GeneratedRow{row.prob, row.label};
-                               },
-                               progress, 100000));
+                   WriteSplits(
+                       plan, options.rows, absl::StrCat(SequenceGenerator::kCsvHeader, "\n"),
+                       [&](std::string* data) {
+                         gen->Next(&row);
+                         gen->AppendCsv(row, data);
+                         return GeneratedRow{row.prob, row.label};
+                       },
+                       progress, 100000));
   return report;
 }
 

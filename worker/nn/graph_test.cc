@@ -6,8 +6,8 @@
 #include "gtest/gtest-spi.h"
 #include "gtest/gtest.h"
 #include "worker/nn/gradient_check.h"
-#include "worker/nn/layers/basic/linear.h"
 #include "worker/nn/layers/activation/relu.h"
+#include "worker/nn/layers/basic/linear.h"
 
 namespace ctrps::nn {
 namespace {

@@ -8,9 +8,9 @@
 #include <vector>
 
 #include "worker/nn/graph.h"
+#include "worker/nn/layers/sequence/sequence_pooling.h"
 #include "worker/nn/models/ctr_model.h"
 #include "worker/nn/parameter_arena.h"
-#include "worker/nn/layers/sequence/sequence_pooling.h"
 
 namespace ctrps::nn {
 

@@ -5,9 +5,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
+#include "worker/nn/layers/basic/replace_fields.h"
 #include "worker/nn/layers/blocks/mlp_block.h"
 #include "worker/nn/models/model_options.h"
-#include "worker/nn/layers/basic/replace_fields.h"
 
 namespace ctrps::nn {
 

@@ -10,8 +10,8 @@
 
 #include "absl/status/status.h"
 #include "common/proto/config.pb.h"
-#include "worker/nn/models/graph_model.h"
 #include "worker/nn/layers/sequence/sequence_pooling.h"
+#include "worker/nn/models/graph_model.h"
 
 namespace ctrps::nn {
 

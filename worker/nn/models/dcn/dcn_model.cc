@@ -2,9 +2,9 @@
 // omitted without hidden_units.
 #include "common/status.h"
 #include "worker/nn/layers/basic/concat.h"
-#include "worker/nn/layers/interaction/cross_net.h"
 #include "worker/nn/layers/basic/linear.h"
 #include "worker/nn/layers/blocks/mlp_block.h"
+#include "worker/nn/layers/interaction/cross_net.h"
 #include "worker/nn/models/model_options.h"
 #include "worker/nn/models/model_registry.h"
 

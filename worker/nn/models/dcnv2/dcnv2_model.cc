@@ -5,9 +5,9 @@
 // low_rank > 0 factors each cross layer's W as U V.
 #include "common/status.h"
 #include "worker/nn/layers/basic/concat.h"
-#include "worker/nn/layers/interaction/cross_net_v2.h"
 #include "worker/nn/layers/basic/linear.h"
 #include "worker/nn/layers/blocks/mlp_block.h"
+#include "worker/nn/layers/interaction/cross_net_v2.h"
 #include "worker/nn/models/model_options.h"
 #include "worker/nn/models/model_registry.h"
 

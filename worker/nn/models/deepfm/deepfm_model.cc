@@ -1,9 +1,9 @@
 // DeepFM: logit = FM + MLP(flat emb) -> 1, the two sharing the embeddings.
 #include "common/status.h"
 #include "worker/nn/layers/basic/add.h"
+#include "worker/nn/layers/blocks/mlp_block.h"
 #include "worker/nn/layers/interaction/first_order.h"
 #include "worker/nn/layers/interaction/fm_interaction.h"
-#include "worker/nn/layers/blocks/mlp_block.h"
 #include "worker/nn/models/model_options.h"
 #include "worker/nn/models/model_registry.h"
 

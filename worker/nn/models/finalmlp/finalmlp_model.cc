@@ -6,9 +6,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
-#include "worker/nn/layers/interaction/bilinear_fusion.h"
 #include "worker/nn/layers/blocks/feature_selection.h"
 #include "worker/nn/layers/blocks/mlp_block.h"
+#include "worker/nn/layers/interaction/bilinear_fusion.h"
 #include "worker/nn/models/model_options.h"
 #include "worker/nn/models/model_registry.h"
 

@@ -4,9 +4,9 @@
 #include "absl/strings/str_cat.h"
 #include "common/hash.h"
 #include "common/status.h"
+#include "worker/nn/layers/sequence/sdim_sampling.h"
 #include "worker/nn/models/model_registry.h"
 #include "worker/nn/models/sequence_model.h"
-#include "worker/nn/layers/sequence/sdim_sampling.h"
 
 namespace ctrps::nn {
 namespace {

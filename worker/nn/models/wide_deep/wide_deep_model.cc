@@ -1,8 +1,8 @@
 // Wide&Deep: logit = sum_f w_f (no bias) + MLP(flat emb) -> 1.
 #include "common/status.h"
 #include "worker/nn/layers/basic/add.h"
-#include "worker/nn/layers/interaction/first_order.h"
 #include "worker/nn/layers/blocks/mlp_block.h"
+#include "worker/nn/layers/interaction/first_order.h"
 #include "worker/nn/models/model_options.h"
 #include "worker/nn/models/model_registry.h"
 
