@@ -29,6 +29,7 @@ packages=(
   liburing-dev
   openmpi-bin libopenmpi-dev
   python3
+  clang-format
 )
 
 missing=()
