@@ -268,7 +268,7 @@ TEST(SyncStepsTest, KilledWorkerStopsTheOthersNamingItAndNoPushIsLost) {
   const TableConfig table = Table(SparseOptimizerConfig::SGD);
   constexpr int W = 3, kKilled = 2, kKillStep = 4;
   const auto start = std::chrono::steady_clock::now();
-  Cluster cluster(table, TrainConfig::SYNC, W, absl::Milliseconds(1500));
+  Cluster cluster(table, TrainConfig::SYNC, W, absl::Milliseconds(3000));
   int fds[2];
   ASSERT_EQ(pipe(fds), 0);
   std::vector<pid_t> workers;
