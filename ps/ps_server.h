@@ -97,6 +97,12 @@ class PsServer {
   //   LOAD may leave part of the checkpoint's rows in the store, which the
   //   tables do not serve; a Save would copy them. Load again, or restart
   //   the server.
+  // - Step-tagged PULL, PUSH (options.step_sync not ASYNC): InvalidArgument
+  //   for a worker rank outside [0, num_workers), a step before the run's
+  //   first step, a second push of one worker, table and step, or a push of
+  //   a step already complete (nothing applied or counted); a held pull
+  //   fails with DeadlineExceeded, naming the workers that did not push,
+  //   once step tracking has stopped (StepSync).
   // - ATTACH: ResourceExhausted when max_arenas are mapped; SharedMapping::
   //   Open's codes (NotFound for an arena on another host). DETACH:
   //   NotFound for an arena not attached.
