@@ -16,14 +16,12 @@ namespace {
 // How often Expire looks at the tables.
 constexpr int64_t kExpiryCheckNs = 50'000'000;
 
-int64_t NowNs() {
-  return std::chrono::steady_clock::now().time_since_epoch().count();
-}
+int64_t NowNs() { return std::chrono::steady_clock::now().time_since_epoch().count(); }
 
 }  // namespace
 
-StepSync::StepSync(const Options& options,
-                   const std::vector<std::pair<std::string, int>>& tables, ApplyFn apply)
+StepSync::StepSync(const Options& options, const std::vector<std::pair<std::string, int>>& tables,
+                   ApplyFn apply)
     : options_(options), apply_(std::move(apply)) {
   for (const auto& [name, dim] : tables) {
     auto t = std::make_unique<Table>();
@@ -90,7 +88,8 @@ bool StepSync::HoldPull(const RequestHeader& header, Frames& request, Release* r
   absl::MutexLock lock(&t->mu);
   StartRun(*t, header.sync_first_step());
   if (header.sync_wait_step() < t->complete_end) return true;
-  t->held.push_back({std::move(request), header.request_id(), header.sync_wait_step(), absl::Now()});
+  t->held.push_back(
+      {std::move(request), header.request_id(), header.sync_wait_step(), absl::Now()});
   TEST_SYNC_POINT("StepSync::HoldPull:Held");
   return false;
 }
@@ -134,8 +133,8 @@ absl::StatusOr<bool> StepSync::Push(const RequestHeader& header, std::span<const
   }
   PushCopy& p = st.pushes[rank];
   if (p.arrived) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "worker %d pushed step %d of table \"%s\" twice", rank, step, t.name));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("worker %d pushed step %d of table \"%s\" twice", rank, step, t.name));
   }
   p.arrived = true;
   ++st.arrived;
@@ -269,9 +268,9 @@ std::string StepSync::Missing(Table& t, uint64_t step) {
   for (int r = 0; r < options_.num_workers; ++r) {
     const bool arrived = it != t.pending.end() && it->second.pushes[r].arrived;
     if (arrived) continue;
-    missing.push_back(t.last_pushed[r] < 0
-                          ? absl::StrCat("worker ", r, " (no push yet)")
-                          : absl::StrCat("worker ", r, " (last push: step ", t.last_pushed[r], ")"));
+    missing.push_back(t.last_pushed[r] < 0 ? absl::StrCat("worker ", r, " (no push yet)")
+                                           : absl::StrCat("worker ", r, " (last push: step ",
+                                                          t.last_pushed[r], ")"));
   }
   return absl::StrFormat(
       "sync: step %d of table \"%s\": no push from %s within %s; stalled or exited, so the job "
@@ -294,8 +293,8 @@ void StepSync::Expire(absl::Time now, Release* release) {
     for (const HeldPull& h : t.held) late = late || now - h.since > options_.timeout;
     if (!t.pending.empty()) {
       const Step& front = t.pending.begin()->second;
-      late = late || (front.arrived < options_.num_workers &&
-                      now - front.first_arrival > options_.timeout);
+      late = late ||
+             (front.arrived < options_.num_workers && now - front.first_arrival > options_.timeout);
     }
     if (late) {
       overdue = absl::DeadlineExceededError(Missing(t, t.complete_end));

@@ -35,9 +35,9 @@
 #ifndef CTRPS_PS_STEP_SYNC_H_
 #define CTRPS_PS_STEP_SYNC_H_
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
-#include <atomic>
 #include <map>
 #include <memory>
 #include <span>
