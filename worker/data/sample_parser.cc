@@ -520,8 +520,11 @@ absl::Status SampleParser::SplitRecord(std::string_view line) {
   }
   SplitCells(line, delimiter_, &cells_);
   if (trim_) {
+    // One compare per end rules out both ' ' and '\t' in the common case.
+    auto low = [](char c) { return static_cast<unsigned char>(c) <= ' '; };
     auto space = [this](char c) { return c == ' ' || (trim_tabs_ && c == '\t'); };
     for (std::string_view& c : cells_) {
+      if (c.empty() || (!low(c.front()) && !low(c.back()))) continue;
       while (!c.empty() && space(c.front())) c.remove_prefix(1);
       while (!c.empty() && space(c.back())) c.remove_suffix(1);
     }
