@@ -117,6 +117,18 @@ absl::Status PsServer::CreateTables() {
       return ErrnoError(spill_dir_, "cannot create", ec.value());
     }
   }
+  std::vector<std::pair<std::string, int>> names;
+  for (const TableConfig& config : options_.tables) names.emplace_back(config.name(), config.dim());
+  step_sync_ = std::make_unique<StepSync>(
+      options_.step_sync, names,
+      [this](const std::string& name, std::span<const uint64_t> keys, const float* grads,
+             const uint32_t* counts, uint64_t step, float lr_scale, float fraction) {
+        SparseTable* t = table(name);
+        return RunSplit(keys,
+                        [&](const SparseTable::KeyGroups& groups, SparseTable::StripeRange r) {
+                          return t->Push(groups, grads, counts, step, lr_scale, fraction, r);
+                        });
+      });
   uint32_t id = 0;
   for (const TableConfig& config : options_.tables) {
     SparseTable::Options topts;
@@ -153,6 +165,7 @@ ServerStats PsServer::Stats() {
   stats.set_split_requests(split_requests_.load());
   stats.set_split_wait_seconds(static_cast<double>(split_wait_ns_.load()) * 1e-9);
   stats.set_split_groupings_alone(split_groupings_alone_.load());
+  if (step_sync_ != nullptr) step_sync_->FillStats(&stats);
   return stats;
 }
 
@@ -243,12 +256,19 @@ void PsServer::HandlerLoop(int index) {
   auto has_work = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(queue_mu_) {
     return !queue_.empty() || !helpers_.empty() || stopping_.load();
   };
+  StepSync::Release release;
   while (true) {
     Helper* work = nullptr;
+    if (step_sync_->enabled()) {
+      step_sync_->Expire(absl::Now(), &release);
+      if (!release.empty()) Dispatch(release, out);
+    }
     {
       absl::MutexLock lock(&queue_mu_);
-      // Wakes on work; the timeout only bounds how long Stop() can wait.
-      queue_mu_.AwaitWithTimeout(absl::Condition(&has_work), absl::Milliseconds(200));
+      // Wakes on work; the timeout bounds how long Stop() can wait and how
+      // late a step-tracking deadline is noticed.
+      queue_mu_.AwaitWithTimeout(absl::Condition(&has_work),
+                                 absl::Milliseconds(step_sync_->enabled() ? 50 : 200));
       if (stopping_.load()) return;
       if (!helpers_.empty()) {
         work = helpers_.front();
@@ -275,11 +295,24 @@ void PsServer::HandlerLoop(int index) {
         break;
       }
     }
+    if (step_sync_->enabled() && request.size() >= 2) {
+      // A training pull that must wait for a step is held, not served.
+      RequestHeader header;
+      if (header.ParseFromArray(request[1].data(), static_cast<int>(request[1].size())) &&
+          header.op() == OP_PULL && header.has_sync_wait_step() && table(header.table()) &&
+          step_sync_->Validate(header).ok() && !step_sync_->HoldPull(header, request, &release)) {
+        if (!release.empty()) Dispatch(release, out);
+        continue;
+      }
+    }
     zmq::message_t identity = std::move(request[0]);
     request.erase(request.begin());
     reply.clear();
     bool shutdown = false;
-    Handle(request, &reply, &shutdown, peer);
+    Deferral deferral{&identity, &release};
+    HandleFramed(request, &reply, &shutdown, peer, &deferral);
+    if (!release.empty()) Dispatch(release, out);
+    if (deferral.deferred) continue;
     uint8_t control = shutdown ? kReplyThenShutdown : kReplyOnly;
     out.send(zmq::buffer(&control, 1), zmq::send_flags::sndmore);
     out.send(identity, zmq::send_flags::sndmore);
@@ -290,8 +323,35 @@ void PsServer::HandlerLoop(int index) {
   }
 }
 
+void PsServer::Dispatch(StepSync::Release& release, zmq::socket_t& out) {
+  for (StepSync::Release::Reply& r : release.replies) {
+    ReplyHeader h;
+    h.set_request_id(r.request_id);
+    h.set_code(static_cast<int>(r.status.code()));
+    if (!r.status.ok()) h.set_message(std::string(r.status.message()));
+    const uint8_t control = kReplyOnly;
+    out.send(zmq::buffer(&control, 1), zmq::send_flags::sndmore);
+    out.send(r.identity, zmq::send_flags::sndmore);
+    out.send(zmq::message_t(h.SerializeAsString()), zmq::send_flags::none);
+  }
+  release.replies.clear();
+  if (!release.serve.empty()) {
+    absl::MutexLock lock(&queue_mu_);
+    for (auto it = release.serve.rbegin(); it != release.serve.rend(); ++it) {
+      queue_.push_front(std::move(*it));
+    }
+  }
+  release.serve.clear();
+}
+
 void PsServer::Handle(std::vector<zmq::message_t>& request, std::vector<zmq::message_t>* reply,
                       bool* shutdown, const std::string& peer) {
+  HandleFramed(request, reply, shutdown, peer, nullptr);
+}
+
+void PsServer::HandleFramed(std::vector<zmq::message_t>& request,
+                            std::vector<zmq::message_t>* reply, bool* shutdown,
+                            const std::string& peer, Deferral* deferral) {
   requests_.fetch_add(1, std::memory_order_relaxed);
   RequestHeader header;
   ReplyHeader reply_header;
@@ -310,8 +370,9 @@ void PsServer::Handle(std::vector<zmq::message_t>& request, std::vector<zmq::mes
                         options_.max_request_bytes));
   } else {
     reply_header.set_request_id(header.request_id());
-    status = HandleRequest(header, request, &body, &reply_header);
+    status = HandleRequest(header, request, &body, &reply_header, deferral);
     *shutdown = status.ok() && header.op() == OP_SHUTDOWN;
+    if (status.ok() && deferral != nullptr && deferral->deferred) return;
   }
   if (!status.ok()) {
     bad_requests_.fetch_add(1, std::memory_order_relaxed);
@@ -327,7 +388,8 @@ void PsServer::Handle(std::vector<zmq::message_t>& request, std::vector<zmq::mes
 
 absl::Status PsServer::HandleRequest(const RequestHeader& header,
                                      std::vector<zmq::message_t>& request,
-                                     std::vector<zmq::message_t>* body, ReplyHeader* reply_header) {
+                                     std::vector<zmq::message_t>* body, ReplyHeader* reply_header,
+                                     Deferral* deferral) {
   thread_local std::vector<uint64_t> key_scratch;
   thread_local std::vector<float> grad_scratch;
   thread_local std::vector<uint32_t> count_scratch;
@@ -459,7 +521,10 @@ absl::Status PsServer::HandleRequest(const RequestHeader& header,
   uint64_t prev = max_global_step_.load(std::memory_order_relaxed);
   while (step > prev && !max_global_step_.compare_exchange_weak(prev, step)) {
   }
+  const bool tagged = step_sync_->enabled() && header.has_sync_worker();
+  if (tagged) RETURN_IF_ERROR(step_sync_->Validate(header));
   if (!push) {
+    if (tagged) step_sync_->CountServedPull(header);
     RETURN_IF_ERROR(
         RunSplit({keys, n}, [&](const SparseTable::KeyGroups& groups, SparseTable::StripeRange r) {
           return t->Pull(groups, rows, r);
@@ -476,9 +541,26 @@ absl::Status PsServer::HandleRequest(const RequestHeader& header,
         absl::StrFormat("push: batch_fraction must be in (0, 1], got %g", header.batch_fraction()));
   }
   const float lr_scale = header.learning_rate_scale(), fraction = header.batch_fraction();
-  return RunSplit({keys, n}, [&](const SparseTable::KeyGroups& groups, SparseTable::StripeRange r) {
-    return t->Push(groups, grads, counts, step, lr_scale, fraction, r);
-  });
+  StepSync::Release local_release;
+  StepSync::Release* release = deferral != nullptr ? deferral->release : &local_release;
+  if (tagged && step_sync_->mode() == TrainConfig::SYNC && deferral != nullptr) {
+    ASSIGN_OR_RETURN(
+        bool held, step_sync_->Push(header, {keys, n}, grads, counts, deferral->identity, release));
+    if (held) {
+      deferral->deferred = true;
+      return absl::OkStatus();
+    }
+  }
+  if (n > 0) {
+    RETURN_IF_ERROR(
+        RunSplit({keys, n}, [&](const SparseTable::KeyGroups& groups, SparseTable::StripeRange r) {
+          return t->Push(groups, grads, counts, step, lr_scale, fraction, r);
+        }));
+  }
+  if (tagged && step_sync_->mode() == TrainConfig::BOUNDED) {
+    RETURN_IF_ERROR(step_sync_->Push(header, {keys, n}, grads, counts, nullptr, release).status());
+  }
+  return absl::OkStatus();
 }
 
 absl::Status PsServer::Save(const std::string& dir, ReplyHeader* reply) {

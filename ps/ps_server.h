@@ -28,6 +28,7 @@
 #include "common/shared_memory.h"
 #include "ps/kv_store.h"
 #include "ps/sparse_table.h"
+#include "ps/step_sync.h"
 #include "zmq.hpp"
 
 namespace ctrps {
@@ -46,6 +47,10 @@ struct PsServerOptions {
   int64_t max_request_bytes = 512ll << 20;
   int max_arenas = 256;  // shared arenas mapped at once (one per client on this host)
   std::vector<TableConfig> tables;
+  // How pushes are applied (TrainConfig.sparse_sync; ps/step_sync.h): the
+  // mode, the number of workers, and how long a step waits for its last
+  // push.
+  StepSync::Options step_sync;
 };
 
 class PsServer {
@@ -92,9 +97,18 @@ class PsServer {
   //   LOAD may leave part of the checkpoint's rows in the store, which the
   //   tables do not serve; a Save would copy them. Load again, or restart
   //   the server.
+  // - Step-tagged PULL, PUSH (options.step_sync not ASYNC): InvalidArgument
+  //   for a worker rank outside [0, num_workers), a step before the run's
+  //   first step, a second push of one worker, table and step, or a push of
+  //   a step already complete (nothing applied or counted); a held pull
+  //   fails with DeadlineExceeded, naming the workers that did not push,
+  //   once step tracking has stopped (StepSync).
   // - ATTACH: ResourceExhausted when max_arenas are mapped; SharedMapping::
   //   Open's codes (NotFound for an arena on another host). DETACH:
   //   NotFound for an arena not attached.
+  // Step-tagged requests (StepSync) are served at once here: a SYNC push is
+  // applied on its own, and a pull does not wait. The server's own threads
+  // hold and sum them as ps/step_sync.h says.
   void Handle(std::vector<zmq::message_t>& request, std::vector<zmq::message_t>* reply,
               bool* shutdown, const std::string& peer = "in-process");
 
@@ -110,8 +124,20 @@ class PsServer {
   ServerStats Stats();
 
  private:
+  // A request's reply held back by step tracking (a SYNC push): `identity`
+  // is moved into StepSync, `deferred` set, and no reply is sent now.
+  struct Deferral {
+    zmq::message_t* identity = nullptr;
+    StepSync::Release* release = nullptr;
+    bool deferred = false;
+  };
+  void HandleFramed(std::vector<zmq::message_t>& request, std::vector<zmq::message_t>* reply,
+                    bool* shutdown, const std::string& peer, Deferral* deferral);
   absl::Status HandleRequest(const RequestHeader& header, std::vector<zmq::message_t>& request,
-                             std::vector<zmq::message_t>* reply, ReplyHeader* reply_header);
+                             std::vector<zmq::message_t>* body, ReplyHeader* reply_header,
+                             Deferral* deferral);
+  // Sends `release`'s replies through `out` and queues its pulls first.
+  void Dispatch(StepSync::Release& release, zmq::socket_t& out);
   absl::Status Save(const std::string& dir, ReplyHeader* reply);
   absl::Status Load(const std::string& dir, ReplyHeader* reply);
   void IoLoop();
@@ -139,6 +165,7 @@ class PsServer {
   std::string spill_dir_;
   std::unique_ptr<MemoryBudget> budget_;
   absl::flat_hash_map<std::string, std::unique_ptr<SparseTable>> tables_;
+  std::unique_ptr<StepSync> step_sync_;  // made with the tables
   std::atomic<uint64_t> max_global_step_{0};
   std::atomic<int64_t> last_eviction_ns_{0};
   std::atomic<uint64_t> requests_{0}, bad_requests_{0}, split_wait_ns_{0};

@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "common/checkpoint_manifest.h"
 #include "common/config.h"
 #include "common/model_tables.h"
@@ -179,6 +180,7 @@ absl::Status Trainer::Init() {
   ASSIGN_OR_RETURN(assembler_, FeatureAssembler::Create(config_));
   const int W = options_.num_workers;
   local_batch_ = (config_.train().batch_size() + W - 1) / W;
+  sparse_sync_ = EffectiveSparseSync(config_.train());
   if (assembler_->sequence_specs().empty()) {
     ASSIGN_OR_RETURN(model_, nn::CreateModel(config_.model(), assembler_->num_fields(),
                                              assembler_->dim(), config_.train().seed()));
@@ -217,7 +219,42 @@ absl::Status Trainer::Init() {
   return absl::OkStatus();
 }
 
-absl::Status Trainer::Fill(Reader& reader, Slot& slot, bool training) {
+StepTag Trainer::PushTag() const {
+  StepTag tag;
+  if (sparse_sync_ == TrainConfig::ASYNC) return tag;
+  tag.worker = options_.worker_index;
+  tag.first_step = static_cast<uint64_t>(first_step_);
+  return tag;
+}
+
+StepTag Trainer::PullTag(int64_t step) const {
+  StepTag tag = PushTag();
+  if (tag.worker < 0) return tag;
+  // SYNC: every push of step - 1; BOUNDED: of step - 1 - max_staleness.
+  const int64_t lag = sparse_sync_ == TrainConfig::SYNC ? 0 : config_.train().max_staleness();
+  const int64_t wait = step - 1 - lag;
+  if (wait >= first_step_) tag.wait_step = static_cast<uint64_t>(wait);
+  return tag;
+}
+
+void Trainer::PushNothing() {
+  if (sparse_sync_ == TrainConfig::ASYNC) return;
+  const auto& names = assembler_->table_names();
+  for (size_t t = 0; t < names.size(); ++t) {
+    idle_pushes_.push_back(options_.client->Push(names[t], {}, assembler_->server_dims()[t],
+                                                 nullptr, nullptr, global_step_, lr_scale_, 1.0f,
+                                                 PushTag()));
+  }
+}
+
+absl::Status Trainer::WaitIdlePushes() {
+  absl::Status first;
+  for (PsFuture& f : idle_pushes_) first.Update(f.Wait());
+  idle_pushes_.clear();
+  return first;
+}
+
+absl::Status Trainer::Fill(Reader& reader, Slot& slot, bool training, int64_t step) {
   RETURN_IF_ERROR(slot.WaitPushes());
   while (true) {
     auto event = reader.Next(&slot.batch, kReaderWait);
@@ -236,8 +273,13 @@ absl::Status Trainer::Fill(Reader& reader, Slot& slot, bool training) {
   for (size_t t = 0; t < tables.size(); ++t) {
     const int sd = assembler_->server_dims()[t];
     slot.rows[t].resize(tables[t].unique_keys.size() * sd);
-    slot.pulls[t] = options_.client->Pull(assembler_->table_names()[t], tables[t].unique_keys, sd,
-                                          slot.rows[t].data(), training ? global_step_ : 0);
+    if (training && sparse_sync_ != TrainConfig::ASYNC) {
+      slot.pulls[t] = options_.client->Pull(assembler_->table_names()[t], tables[t].unique_keys, sd,
+                                            slot.rows[t].data(), step, PullTag(step));
+    } else {
+      slot.pulls[t] = options_.client->Pull(assembler_->table_names()[t], tables[t].unique_keys, sd,
+                                            slot.rows[t].data(), training ? global_step_ : 0);
+    }
   }
   return absl::OkStatus();
 }
@@ -300,9 +342,9 @@ absl::StatusOr<double> Trainer::TrainStep(Slot& slot) {
     const TableKeys& tk = tables[t];
     float* g = slot.grads[t].data();
     slot.counts[t].assign(tk.counts.begin(), tk.counts.end());
-    slot.pushes[t] =
-        options_.client->Push(assembler_->table_names()[t], tk.unique_keys, sd, g,
-                              slot.counts[t].data(), global_step_, lr_scale_, push_scale);
+    slot.pushes[t] = options_.client->Push(assembler_->table_names()[t], tk.unique_keys, sd, g,
+                                           slot.counts[t].data(), global_step_, lr_scale_,
+                                           push_scale, PushTag());
   }
   return loss;
 }
@@ -479,10 +521,17 @@ absl::Status Trainer::TrainEpoch(int epoch, Reader& reader, int64_t steps_per_ep
   // Fill the pipeline: item i of the epoch lives in slot i % depth.
   size_t head = 0, filled = 0;
   bool local_done = false;  // this worker reached its end of epoch
+  // Item i of the epoch trains at step epoch_step + i: every worker takes
+  // part in every step, with a batch until it runs out of data.
+  const int64_t epoch_step = global_step_;
   auto fill_ahead = [&]() -> absl::Status {
     while (!local_done && filled < head + ahead) {
+      const int64_t step = epoch_step + static_cast<int64_t>(filled);
+      // A pull for a step that will not run would wait for pushes that
+      // never come.
+      if (train.max_steps() > 0 && step >= train.max_steps()) break;
       Slot& s = *slots_[filled % depth];
-      RETURN_IF_ERROR(Fill(reader, s, true));
+      RETURN_IF_ERROR(Fill(reader, s, true, step));
       ++filled;
       if (s.event != ReadEvent::kBatch) local_done = true;
     }
@@ -495,7 +544,9 @@ absl::Status Trainer::TrainEpoch(int epoch, Reader& reader, int64_t steps_per_ep
   while (true) {
     RETURN_IF_ERROR(fill_ahead());
     int local_samples = 0;
+    bool trained = false;
     if (head < filled && slots_[head % depth]->event == ReadEvent::kBatch) {
+      trained = true;
       Slot& s = *slots_[head % depth];
       ASSIGN_OR_RETURN(double loss, TrainStep(s));
       local_samples = s.batch.size;
@@ -507,6 +558,7 @@ absl::Status Trainer::TrainEpoch(int epoch, Reader& reader, int64_t steps_per_ep
     bool checkpoint_due = false;
     ASSIGN_OR_RETURN(int64_t step_samples, DenseStep(local_samples, &checkpoint_due));
     if (step_samples == 0) break;  // every worker is at its end of epoch
+    if (!trained) PushNothing();
     ++global_step_;
     ++stats->steps;
     stats->samples += step_samples;
@@ -533,6 +585,7 @@ absl::Status Trainer::TrainEpoch(int epoch, Reader& reader, int64_t steps_per_ep
     }
   }
   for (auto& s : slots_) RETURN_IF_ERROR(s->WaitPushes());
+  RETURN_IF_ERROR(WaitIdlePushes());
   stats->seconds = Seconds(epoch_start);
   return absl::OkStatus();
 }
@@ -685,6 +738,31 @@ void Trainer::PrintServerSummary() const {
         static_cast<unsigned long long>(compacted));
   }
   std::printf("\n");
+  if (sparse_sync_ == TrainConfig::ASYNC) return;
+  // Steps of pushes a training pull was served without (a histogram over
+  // all servers' pulls): all in bucket 0 under SYNC, within max_staleness
+  // under BOUNDED.
+  std::vector<uint64_t> hist;
+  uint64_t waits = 0;
+  double wait_seconds = 0;
+  for (const ServerStats& server : *stats) {
+    if (hist.size() < static_cast<size_t>(server.staleness_histogram_size()))
+      hist.resize(server.staleness_histogram_size());
+    for (int i = 0; i < server.staleness_histogram_size(); ++i)
+      hist[i] += server.staleness_histogram(i);
+    waits += server.sync_waits();
+    wait_seconds += server.sync_wait_seconds();
+  }
+  while (hist.size() > 1 && hist.back() == 0) hist.pop_back();
+  std::vector<std::string> buckets;
+  for (size_t i = 0; i < hist.size(); ++i) buckets.push_back(absl::StrCat(i, ":", hist[i]));
+  std::printf(
+      "[sync] %s%s: pull staleness in steps {%s}; %llu pulls waited for a step, %.2f s in all\n",
+      TrainConfig::SparseSync_Name(sparse_sync_).c_str(),
+      sparse_sync_ == TrainConfig::BOUNDED
+          ? absl::StrCat(" (max_staleness ", config_.train().max_staleness(), ")").c_str()
+          : "",
+      absl::StrJoin(buckets, " ").c_str(), static_cast<unsigned long long>(waits), wait_seconds);
 }
 
 absl::StatusOr<TrainSummary> Trainer::Run() {
@@ -696,6 +774,7 @@ absl::StatusOr<TrainSummary> Trainer::Run() {
       MakeReaderOptions(config_, Split::kTrain, options_.worker_index, options_.num_workers));
   ro.batch_size = local_batch_;
   if (options_.resume || !options_.resume_from.empty()) RETURN_IF_ERROR(Restore(&ro));
+  first_step_ = global_step_;
   last_checkpoint_time_ = NowSeconds();
   const bool has_valid = config_.data().valid_size() > 0 && !train.skip_eval();
   const bool has_test = config_.data().test_size() > 0 && !train.skip_eval();
@@ -762,6 +841,7 @@ absl::Status Trainer::SaveCheckpoint() {
   // Every push of every worker is applied before any server saves, so each
   // row's weights and optimizer state come from one instant.
   for (auto& s : slots_) s->Drain();
+  RETURN_IF_ERROR(WaitIdlePushes());
   const int W = options_.num_workers;
   int64_t mine[4] = {last_position_.epoch, last_position_.file, last_position_.line,
                      last_position_.skip};
