@@ -11,8 +11,7 @@ int NumAuxiliaryLogits(LossRule rule) { return rule == LossRule::kTriBce ? 2 : 0
 double ComputeLoss(LossRule rule, std::span<const float> logits,
                    std::span<const std::span<const float>> aux, std::span<const float> labels,
                    std::span<float> d_logits, std::span<const std::span<float>> d_aux) {
-  assert(aux.size() == static_cast<size_t>(NumAuxiliaryLogits(rule)) &&
-         d_aux.size() == aux.size());
+  assert(aux.size() == static_cast<size_t>(NumAuxiliaryLogits(rule)) && d_aux.size() == aux.size());
   const double loss = SigmoidCrossEntropyWithLogits(logits, labels, d_logits);
   if (rule == LossRule::kBce) return loss;
   double total = loss, d_main = 1.0;

@@ -56,12 +56,12 @@ TEST(LossRuleTest, TriBceGradientsMatchFiniteDifferences) {
     const std::vector<float> d_logit = t.d_logit, d_a = t.d_a, d_b = t.d_b;
     GradCheckOptions options;
     options.atol = 1e-4;
-    ExpectFiniteDifferencesMatch("logit", [&] { return t.Loss(); }, t.logit.data(),
-                                 d_logit.data(), kBatch, options);
-    ExpectFiniteDifferencesMatch("a", [&] { return t.Loss(); }, t.a.data(), d_a.data(), kBatch,
-                                 options);
-    ExpectFiniteDifferencesMatch("b", [&] { return t.Loss(); }, t.b.data(), d_b.data(), kBatch,
-                                 options);
+    ExpectFiniteDifferencesMatch(
+        "logit", [&] { return t.Loss(); }, t.logit.data(), d_logit.data(), kBatch, options);
+    ExpectFiniteDifferencesMatch(
+        "a", [&] { return t.Loss(); }, t.a.data(), d_a.data(), kBatch, options);
+    ExpectFiniteDifferencesMatch(
+        "b", [&] { return t.Loss(); }, t.b.data(), d_b.data(), kBatch, options);
   }
 }
 

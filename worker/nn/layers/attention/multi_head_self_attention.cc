@@ -33,8 +33,7 @@ MultiHeadSelfAttention::MultiHeadSelfAttention(Graph* graph, Node* in,
   w_k_ = arena_->AddParameter(name + ".w_k", a * d_in_, Initializer::XavierUniform(d_in_, a));
   w_v_ = arena_->AddParameter(name + ".w_v", a * d_in_, Initializer::XavierUniform(d_in_, a));
   if (options.use_residual && !identity_residual_) {
-    w_res_ =
-        arena_->AddParameter(name + ".w_res", a * d_in_, Initializer::XavierUniform(d_in_, a));
+    w_res_ = arena_->AddParameter(name + ".w_res", a * d_in_, Initializer::XavierUniform(d_in_, a));
   }
   if (options.layer_norm) {
     gamma_ = arena_->AddParameter(name + ".layer_norm.weight", a, Initializer::Constant(1.0f));
@@ -201,8 +200,8 @@ void MultiHeadSelfAttention::Backward() {
       }
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, f, dh, f, scale_, dp, f,
                   k_.data() + off, a, 0.0f, dq_.data() + off, a);
-      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, f, dh, f, scale_, dp, f,
-                  q_.data() + off, a, 0.0f, dk_.data() + off, a);
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, f, dh, f, scale_, dp, f, q_.data() + off,
+                  a, 0.0f, dk_.data() + off, a);
     }
   }
 

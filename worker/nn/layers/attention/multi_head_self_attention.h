@@ -29,13 +29,13 @@
 namespace ctrps::nn {
 
 struct SelfAttentionOptions {
-  int num_fields = 1;          // F >= 1
-  int attention_dim = 8;       // A, a multiple of num_heads
-  int num_heads = 1;           // H >= 1
+  int num_fields = 1;     // F >= 1
+  int attention_dim = 8;  // A, a multiple of num_heads
+  int num_heads = 1;      // H >= 1
   bool use_residual = true;
   bool use_scale = false;
   bool layer_norm = false;
-  float dropout = 0.0f;        // on the attention weights, in [0, 1)
+  float dropout = 0.0f;  // on the attention weights, in [0, 1)
   std::string name = "self_attention";
 };
 
@@ -61,15 +61,15 @@ class MultiHeadSelfAttention : public Layer {
   uint64_t seed_;
   bool identity_residual_;
   ParamSlot w_q_, w_k_, w_v_, w_res_, gamma_, beta_;  // w_res_, gamma_, beta_ may be empty
-  bool dropped_ = false;                             // the last Forward applied dropout
+  bool dropped_ = false;                              // the last Forward applied dropout
 
   // Forward state, kept for Backward.
-  AlignedVector q_, k_, v_;   // [rows * F, A]
-  AlignedVector probs_;       // [rows, H, F, F]: softmax output
-  AlignedVector mask_;        // [rows, H, F, F]: 0 or 1 / (1 - dropout), when dropped_
-  AlignedVector weights_;     // [rows, H, F, F]: probs * mask (probs_ without dropout)
-  AlignedVector xhat_;        // [rows * F, A]: normalised Z, with layer_norm
-  AlignedVector inv_std_;     // [rows * F]
+  AlignedVector q_, k_, v_;  // [rows * F, A]
+  AlignedVector probs_;      // [rows, H, F, F]: softmax output
+  AlignedVector mask_;       // [rows, H, F, F]: 0 or 1 / (1 - dropout), when dropped_
+  AlignedVector weights_;    // [rows, H, F, F]: probs * mask (probs_ without dropout)
+  AlignedVector xhat_;       // [rows * F, A]: normalised Z, with layer_norm
+  AlignedVector inv_std_;    // [rows * F]
   // Backward scratch.
   AlignedVector dz_, dq_, dk_, dv_;  // [rows * F, A]
   AlignedVector dx_;                 // [rows * F, d_in]

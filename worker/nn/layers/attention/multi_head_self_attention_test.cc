@@ -103,9 +103,8 @@ TEST(MultiHeadSelfAttentionTest, ForwardMatchesTheFormula) {
     for (int r = 0; r < kRows; ++r) {
       std::vector<float> xr(xv.begin() + r * kFields * c.d_in,
                             xv.begin() + (r + 1) * kFields * c.d_in);
-      const std::vector<double> ref =
-          Reference(xr, kFields, c.d_in, c.o, param("w_q"), param("w_k"), param("w_v"),
-                    param("w_res"));
+      const std::vector<double> ref = Reference(xr, kFields, c.d_in, c.o, param("w_q"),
+                                                param("w_k"), param("w_v"), param("w_res"));
       for (int i = 0; i < kFields * a; ++i) {
         EXPECT_NEAR(att->out()->value()[r * kFields * a + i], ref[i], 1e-4) << r << " " << i;
       }
@@ -125,7 +124,10 @@ TEST(MultiHeadSelfAttentionTest, BackwardMatchesFiniteDifferences) {
        {.num_fields = 3, .attention_dim = 6, .num_heads = 3, .layer_norm = true, .dropout = 0.3f},
        true},
       {4,
-       {.num_fields = 5, .attention_dim = 4, .num_heads = 1, .use_residual = false,
+       {.num_fields = 5,
+        .attention_dim = 4,
+        .num_heads = 1,
+        .use_residual = false,
         .layer_norm = true},
        true},
       {2, {.num_fields = 1, .attention_dim = 4, .num_heads = 2, .dropout = 0.5f}, true},
@@ -142,8 +144,8 @@ TEST(MultiHeadSelfAttentionTest, BackwardMatchesFiniteDifferences) {
     GradCheckOptions options;
     options.training = c.training;
     options.step = 7;
-    ExpectGradientsMatch(&graph, &arena, in, {RandomValues(3 * c.o.num_fields * c.d_in, 9)}, out,
-                         3, options);
+    ExpectGradientsMatch(&graph, &arena, in, {RandomValues(3 * c.o.num_fields * c.d_in, 9)}, out, 3,
+                         options);
   }
 }
 

@@ -54,8 +54,6 @@ void HeadMeanLinear::Backward() {
   }
 }
 
-int64_t HeadMeanLinear::FlopsPerSample() const {
-  return in_->per_sample() ? 2 * heads_ * d_ : 0;
-}
+int64_t HeadMeanLinear::FlopsPerSample() const { return in_->per_sample() ? 2 * heads_ * d_ : 0; }
 
 }  // namespace ctrps::nn

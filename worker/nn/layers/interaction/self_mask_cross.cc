@@ -35,8 +35,8 @@ void SelfMaskCross::Forward(const ForwardContext&) {
   h_.resize(n * half);
   mask_.resize(n * half);
   c_.resize(n * d);
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, half, d, 1.0f, x, d, arena_->value(w_),
-              d, 0.0f, h_.data(), half);
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, half, d, 1.0f, x, d, arena_->value(w_), d,
+              0.0f, h_.data(), half);
   if (layer_norm_) {
     xhat_.resize(n * half);
     inv_std_.resize(n);

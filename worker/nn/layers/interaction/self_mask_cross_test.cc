@@ -41,8 +41,8 @@ TEST(SelfMaskCrossTest, ForwardMatchesTheFormulaPerHead) {
       const double mean = (h[0] + h[1]) / 2;
       const double var = ((h[0] - mean) * (h[0] - mean) + (h[1] - mean) * (h[1] - mean)) / 2;
       for (int j = 0; j < kHalf; ++j) {
-        const double pre = layer_norm ? gamma[j] * (h[j] - mean) / std::sqrt(var + 1e-5) + beta[j]
-                                      : h[j];
+        const double pre =
+            layer_norm ? gamma[j] * (h[j] - mean) / std::sqrt(var + 1e-5) + beta[j] : h[j];
         m[j] = std::max(pre, 0.0);
       }
       for (int j = 0; j < kD; ++j) {

@@ -17,9 +17,9 @@ namespace ctrps::nn {
 absl::StatusOr<Node*> AddAutoIntLogit(const ModelConfig& config, GraphModel* model) {
   const AutoIntConfig& c = config.autoint();
   if (c.attention_dim() % c.num_heads() != 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "model.autoint.attention_dim (", c.attention_dim(),
-        ") must be a multiple of model.autoint.num_heads (", c.num_heads(), ")"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("model.autoint.attention_dim (", c.attention_dim(),
+                     ") must be a multiple of model.autoint.num_heads (", c.num_heads(), ")"));
   }
   Graph* g = model->graph();
   Node* x = model->emb();

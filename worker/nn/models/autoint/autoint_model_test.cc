@@ -26,8 +26,7 @@ TEST(AutoIntModelTest, ParametersAreTheLayersProjectionsAndTheOutputLayer) {
       "layer_norm: true }");
   ASSERT_NE(model, nullptr);
   EXPECT_FALSE(model->NeedsLinear());
-  EXPECT_EQ(model->params().num_parameters(),
-            4 * 8 * kDim + 16 + 3 * 8 * 8 + 16 + kFields * 8 + 1);
+  EXPECT_EQ(model->params().num_parameters(), 4 * 8 * kDim + 16 + 3 * 8 * 8 + 16 + kFields * 8 + 1);
   EXPECT_EQ(model->FlopsPerSample(), (2 * 4 * kFields * kDim * 8 + 4 * kFields * kFields * 8) +
                                          (2 * 3 * kFields * 8 * 8 + 4 * kFields * kFields * 8) +
                                          2 * kFields * 8);

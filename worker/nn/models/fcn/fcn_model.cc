@@ -24,10 +24,9 @@ namespace ctrps::nn {
 absl::StatusOr<Node*> AddFcnHeads(const ModelConfig& config, GraphModel* model) {
   const int heads = config.fcn().num_heads();
   if (model->dim() % (2 * heads) != 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("model.type ", ModelConfig::Type_Name(config.type()),
-                     ": the embedding dim (", model->dim(),
-                     ") must be a multiple of 2 * model.fcn.num_heads (", 2 * heads, ")"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "model.type ", ModelConfig::Type_Name(config.type()), ": the embedding dim (", model->dim(),
+        ") must be a multiple of 2 * model.fcn.num_heads (", 2 * heads, ")"));
   }
   return model->graph()->Add<HeadSplit>(model->emb(), model->num_fields(), heads)->out();
 }

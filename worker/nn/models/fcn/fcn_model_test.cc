@@ -58,8 +58,7 @@ TEST(FcnModelTest, LogitIsTheMeanOfEcnAndLcnAndTheLossAddsTheirWeightedBces) {
   const double l = SigmoidCrossEntropyWithLogits(z, labels, d);
   const double l_ecn = SigmoidCrossEntropyWithLogits(z_ecn, labels, d);
   const double l_lcn = SigmoidCrossEntropyWithLogits(z_lcn, labels, d);
-  const double want =
-      l + std::max(0.0, l_ecn - l) * l_ecn + std::max(0.0, l_lcn - l) * l_lcn;
+  const double want = l + std::max(0.0, l_ecn - l) * l_ecn + std::max(0.0, l_lcn - l) * l_lcn;
   EXPECT_NEAR(fcn->Loss(labels, d), want, 1e-6);
   // ECN alone trains with the plain BCE.
   EXPECT_NEAR(ecn->Loss(labels, d), l_ecn, 1e-6);
