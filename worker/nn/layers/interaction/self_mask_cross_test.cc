@@ -86,5 +86,64 @@ TEST(SelfMaskCrossTest, BackwardMatchesFiniteDifferences) {
   }
 }
 
+TEST(SelfMaskCrossTest, BatchNormBackwardMatchesFiniteDifferencesInTrainingAndEvaluation) {
+  for (bool training : {true, false}) {
+    for (bool layer_norm : {false, true}) {
+      for (int heads : {1, 2}) {
+        SCOPED_TRACE(testing::Message() << "training " << training << " layer_norm " << layer_norm
+                                        << " heads " << heads);
+        ParameterArena arena(1);
+        Graph graph(&arena, 1);
+        Node* x0 = graph.AddInput(heads * 6, true);
+        Node* a = graph.Add<SelfMaskCross>(x0, x0, heads, layer_norm, "c0", true)->out();
+        Node* b = graph.Add<SelfMaskCross>(x0, a, heads, layer_norm, "c1", true)->out();
+        RandomizeParameters(&arena, 6);
+        // Running statistics away from (0, 1), as a training forward leaves them.
+        for (const ParamInfo& p : arena.buffer_infos()) {
+          float* v = arena.buffer(p.slot);
+          for (int64_t i = 0; i < p.slot.size; ++i) v[i] = 0.3f + 0.2f * static_cast<float>(i);
+        }
+        Node* in[] = {x0};
+        Node* out[] = {b};
+        GradCheckOptions options;
+        options.training = training;
+        ExpectGradientsMatch(&graph, &arena, in, {RandomValues(5 * heads * 6, heads + 7)}, out, 5,
+                             options);
+      }
+    }
+  }
+}
+
+TEST(SelfMaskCrossTest, BatchNormStandardisesEachHeadOverTheBatch) {
+  // x0 = 1 and b = 0: out - x = c, whose first half is the batch-normalised
+  // h; in training it has mean 0 and variance 1 per head over rows and values.
+  constexpr int kRows = 8, kHeads = 2, kD = 6, kHalf = 3;
+  ParameterArena arena(1);
+  Graph graph(&arena, 1);
+  Node* x0 = graph.AddInput(kHeads * kD, false);
+  Node* x = graph.AddInput(kHeads * kD, false);
+  auto* cross = graph.Add<SelfMaskCross>(x0, x, kHeads, false, "c", true);
+  std::fill_n(arena.value(arena.parameters()[1].slot), kD, 0.0f);
+  std::vector<float> ones(kRows * kHeads * kD, 1.0f);
+  std::vector<float> xv = RandomValues(kRows * kHeads * kD, 4);
+  for (int r = 0; r < kRows; ++r) xv[r * kHeads * kD + kD] += 3.0f;  // head 1 shifted
+  graph.BindInput(x0, ones.data(), nullptr);
+  graph.BindInput(x, xv.data(), nullptr);
+  graph.Forward(kRows, {true, 0});
+  for (int h = 0; h < kHeads; ++h) {
+    double sum = 0, sum2 = 0;
+    for (int r = 0; r < kRows; ++r) {
+      for (int j = 0; j < kHalf; ++j) {
+        const int i = (r * kHeads + h) * kD + j;
+        const double c = cross->out()->value()[i] - xv[i];
+        sum += c;
+        sum2 += c * c;
+      }
+    }
+    EXPECT_NEAR(sum / (kRows * kHalf), 0.0, 1e-4) << h;
+    EXPECT_NEAR(sum2 / (kRows * kHalf), 1.0, 1e-3) << h;
+  }
+}
+
 }  // namespace
 }  // namespace ctrps::nn

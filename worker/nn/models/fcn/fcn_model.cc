@@ -41,7 +41,9 @@ Node* AddCrossNetworkLogit(const ModelConfig& config, GraphModel* model, Node* h
   Node* x = heads;
   for (int i = 0; i < layers; ++i) {
     Node* x0 = exponential ? x : heads;
-    x = g->Add<SelfMaskCross>(x0, x, c.num_heads(), c.layer_norm(), absl::StrCat(name, i))->out();
+    x = g->Add<SelfMaskCross>(x0, x, c.num_heads(), c.layer_norm(), absl::StrCat(name, i),
+                              c.batch_norm())
+            ->out();
     if (dropout > 0.0f) x = g->Add<Dropout>(x, dropout)->out();
   }
   return g->Add<HeadMeanLinear>(x, c.num_heads(), name + ".fc")->out();
