@@ -319,8 +319,7 @@ absl::StatusOr<double> Trainer::TrainStep(Slot& slot) {
   }
   model_->params().ZeroGrads();
   model_->Forward(in, /*training=*/true, logits_.data());
-  const double loss = nn::SigmoidCrossEntropyWithLogits(
-      logits_, std::span<const float>(batch.labels.data(), B), d_logits_);
+  const double loss = model_->Loss(std::span<const float>(batch.labels.data(), B), d_logits_);
   nn::ModelInputGrad grad{d_emb_.data(), linear ? d_linear_.data() : nullptr, d_seq_ptrs_};
   model_->Backward(in, d_logits_.data(), &grad);
 
