@@ -42,6 +42,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   std::string auth;
+  ctrps::JobSecrets keys_of_job;
   if (!FLAGS_key_file.empty()) {
     auto s = ctrps::ReadKeyFile(FLAGS_key_file);
     if (!s.ok()) {
@@ -49,8 +50,20 @@ int main(int argc, char** argv) {
       return 1;
     }
     auth = s->member_token;
+    keys_of_job = *s;
   }
   zmq::context_t ctx(1);
+  // With the key file, a job's own client (CURVE keys included) that stops
+  // reading; without, a stranger.
+  auto socket = [&]() {
+    zmq::socket_t s(ctx, zmq::socket_type::dealer);
+    if (keys_of_job.has_curve_keys()) {
+      s.set(zmq::sockopt::curve_serverkey, keys_of_job.server_public_key);
+      s.set(zmq::sockopt::curve_publickey, keys_of_job.client_public_key);
+      s.set(zmq::sockopt::curve_secretkey, keys_of_job.client_secret_key);
+    }
+    return s;
+  };
   ctrps::RequestHeader h;
   h.set_op(ctrps::OP_PULL);
   h.set_table(FLAGS_table);
@@ -60,7 +73,7 @@ int main(int argc, char** argv) {
     std::vector<uint64_t> keys(FLAGS_keys);
     for (int i = 0; i < FLAGS_keys; ++i) keys[i] = static_cast<uint64_t>(i) * 2654435761u;
     h.set_num_keys(keys.size());
-    zmq::socket_t s(ctx, zmq::socket_type::dealer);
+    zmq::socket_t s = socket();
     s.set(zmq::sockopt::linger, 0);
     s.set(zmq::sockopt::rcvtimeo, 30000);
     s.connect(FLAGS_endpoint);
@@ -83,7 +96,7 @@ int main(int argc, char** argv) {
   if (big > 0) std::memset(buffer.get(), 1, big);
   const auto start = std::chrono::steady_clock::now();
   for (int i = 0; i < FLAGS_big_frames && big > 0; ++i) {
-    zmq::socket_t s(ctx, zmq::socket_type::dealer);
+    zmq::socket_t s = socket();
     s.set(zmq::sockopt::linger, 2000);
     s.connect(FLAGS_endpoint);
     h.set_num_keys(big / 8);
@@ -92,7 +105,7 @@ int main(int argc, char** argv) {
     std::this_thread::sleep_for(std::chrono::milliseconds(500));
   }
   // Pulls whose replies are never read.
-  zmq::socket_t s(ctx, zmq::socket_type::dealer);
+  zmq::socket_t s = socket();
   s.set(zmq::sockopt::linger, 0);
   s.set(zmq::sockopt::rcvhwm, 1);  // and this side buffers as little as it can
   s.set(zmq::sockopt::rcvbuf, 4096);
