@@ -128,6 +128,10 @@ std::atomic<uint64_t> client_counter{0};
 
 PsClient::PsClient(const PsClientOptions& options)
     : endpoints_(options.endpoints),
+      auth_token_(options.auth_token),
+      curve_server_public_key_(options.curve_server_public_key),
+      curve_public_key_(options.curve_public_key),
+      curve_secret_key_(options.curve_secret_key),
       timeout_(options.timeout),
       connect_timeout_(options.connect_timeout),
       context_(1),
@@ -169,6 +173,11 @@ absl::Status PsClient::Start() {
       d.set(zmq::sockopt::sndhwm, 0);
       d.set(zmq::sockopt::rcvhwm, 0);
       d.set(zmq::sockopt::reconnect_ivl, 100);
+      if (!curve_server_public_key_.empty()) {
+        d.set(zmq::sockopt::curve_serverkey, curve_server_public_key_);
+        d.set(zmq::sockopt::curve_publickey, curve_public_key_);
+        d.set(zmq::sockopt::curve_secretkey, curve_secret_key_);
+      }
       d.connect(ep);
     }
   } catch (const zmq::error_t& e) {
@@ -356,6 +365,7 @@ PsFuture PsClient::Submit(Op op, const std::string& table, std::span<const uint6
     RequestHeader h;
     h.set_op(op);
     h.set_request_id(req->id);
+    if (!auth_token_.empty()) h.set_auth(auth_token_);
     h.set_table(table);
     h.set_num_keys(n);
     h.set_dim(dim);
@@ -485,6 +495,7 @@ PsFuture PsClient::SubmitControl(Op op, std::vector<ReplyHeader>* replies,
     RequestHeader h;
     h.set_op(op);
     h.set_request_id(req->id);
+    if (!auth_token_.empty()) h.set_auth(auth_token_);
     if (fill && !fill(static_cast<int>(s), &h)) continue;
     req->parts[s].frames.emplace_back(h.SerializeAsString());
   }
@@ -591,7 +602,20 @@ void PsClient::IoLoop() {
         for (size_t s = 0; s < S; ++s) {
           auto& p = req->parts[s];
           if (p.frames.empty()) continue;
-          for (size_t i = 0; i < p.frames.size(); ++i) {
+          // A connection refused at its handshake (a CURVE key the server
+          // does not accept) leaves no pipe to queue into: a blocking send
+          // would wait for good, past every deadline.
+          const auto more = p.frames.size() > 1 ? zmq::send_flags::sndmore : zmq::send_flags::none;
+          if (!dealers_[s].send(p.frames[0], more | zmq::send_flags::dontwait)) {
+            if (p.shm) arenas_[s]->Free(p.shm_region);
+            p.frames.clear();
+            if (req->status.ok()) {
+              req->status = absl::UnavailableError(absl::StrCat(
+                  server_name(s), ": no connection (refused at the handshake, or not up)"));
+            }
+            continue;
+          }
+          for (size_t i = 1; i < p.frames.size(); ++i) {
             dealers_[s].send(p.frames[i], i + 1 < p.frames.size() ? zmq::send_flags::sndmore
                                                                   : zmq::send_flags::none);
           }
@@ -600,7 +624,7 @@ void PsClient::IoLoop() {
           ++req->pending;
         }
         if (req->pending == 0) {
-          req->state->Complete(absl::OkStatus());
+          req->state->Complete(req->status);
         } else {
           in_flight.emplace(req->id, req);
         }

@@ -70,6 +70,13 @@ struct PsClientOptions {
   // that does not fit in what is free, and a server on another host (it
   // cannot open the arena), use the socket. 0: always the socket.
   size_t shared_memory_bytes = size_t{256} << 20;
+  // The job's secret sent with every request (RequestHeader.auth): its
+  // member token, or the chief's (see common/security.h). Empty: none.
+  std::string auth_token;
+  // CURVE (all three set, Z85): connect as a CURVE client with this key
+  // pair to servers whose public key is curve_server_public_key. A server
+  // that expects another key never answers, and requests time out.
+  std::string curve_server_public_key, curve_public_key, curve_secret_key;
 };
 
 class PsFuture {
@@ -236,6 +243,8 @@ class PsClient {
   void IoLoop();
 
   std::vector<std::string> endpoints_;
+  const std::string auth_token_;
+  const std::string curve_server_public_key_, curve_public_key_, curve_secret_key_;
   absl::Duration timeout_;
   absl::Duration connect_timeout_;
   zmq::context_t context_;

@@ -77,6 +77,25 @@ int64_t CountLines(const std::vector<std::string>& files, bool csv_header) {
   return lines;
 }
 
+// Every train, valid and test file opens for reading. The errno's code
+// (NotFound, PermissionDenied) naming the split and the file.
+absl::Status CheckDataFiles(const ExperimentConfig& config) {
+  for (Split split : {Split::kTrain, Split::kValid, Split::kTest}) {
+    const auto& listed = split == Split::kTrain   ? config.data().train()
+                         : split == Split::kValid ? config.data().valid()
+                                                  : config.data().test();
+    if (listed.empty()) continue;
+    ASSIGN_OR_RETURN(ReaderOptions ro, MakeReaderOptions(config, split, 0, 1));
+    const char* name = split == Split::kTrain ? "train" : split == Split::kValid ? "valid" : "test";
+    for (const std::string& f : ro.files) {
+      std::FILE* in = std::fopen(f.c_str(), "rb");
+      if (in == nullptr) return ErrnoError(f, absl::StrCat("data.", name, " file: cannot open"));
+      std::fclose(in);
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 struct Trainer::Slot {
@@ -320,6 +339,15 @@ absl::StatusOr<double> Trainer::TrainStep(Slot& slot) {
   model_->params().ZeroGrads();
   model_->Forward(in, /*training=*/true, logits_.data());
   const double loss = model_->Loss(std::span<const float>(batch.labels.data(), B), d_logits_);
+  if (!std::isfinite(loss)) {
+    // Nothing of this step reaches the servers or the dense weights, and
+    // the error ends the job before any checkpoint is taken from it.
+    return absl::InternalError(absl::StrFormat(
+        "step %d: the training loss is %f; stopping before its gradients are applied (no "
+        "checkpoint is written from this state). Lower the learning rates, or look for "
+        "extreme values in the data",
+        global_step_, loss));
+  }
   nn::ModelInputGrad grad{d_emb_.data(), linear ? d_linear_.data() : nullptr, d_seq_ptrs_};
   model_->Backward(in, d_logits_.data(), &grad);
 
@@ -772,6 +800,9 @@ absl::StatusOr<TrainSummary> Trainer::Run() {
       ReaderOptions ro,
       MakeReaderOptions(config_, Split::kTrain, options_.worker_index, options_.num_workers));
   ro.batch_size = local_batch_;
+  // Every file the job will read is there before the first step: a missing
+  // test file found after hours of training costs the run.
+  RETURN_IF_ERROR(CheckDataFiles(config_));
   if (options_.resume || !options_.resume_from.empty()) RETURN_IF_ERROR(Restore(&ro));
   first_step_ = global_step_;
   last_checkpoint_time_ = NowSeconds();
@@ -854,6 +885,7 @@ absl::Status Trainer::SaveCheckpoint() {
   }
   absl::Status status;
   const std::string dir = absl::StrCat(checkpoint_root_, "/ckpt-", global_step_);
+  bool created = false;  // this attempt made `dir`: a failure removes it
   if (options_.worker_index == 0) {
     status = [&]() -> absl::Status {
       if (auto existing = ReadCheckpointManifest(dir); existing.ok()) {
@@ -880,8 +912,15 @@ absl::Status Trainer::SaveCheckpoint() {
         existing->set_learning_rate_scale(lr_scale_);
         return WriteCheckpointManifest(dir, *existing);
       }
+      for (float v : model_->params().values()) {
+        if (!std::isfinite(v)) {
+          return absl::InternalError(
+              absl::StrCat(dir, ": not written: the dense weights hold a NaN or an infinity"));
+        }
+      }
       std::error_code ec;
       std::filesystem::remove_all(dir, ec);  // leftovers of an interrupted attempt
+      created = true;
       std::filesystem::create_directories(dir, ec);
       if (ec) return ErrnoError(dir, "cannot create", ec.value());
       ASSIGN_OR_RETURN(std::vector<uint64_t> rows, options_.client->Save(dir, absl::Minutes(30)));
@@ -962,6 +1001,10 @@ absl::Status Trainer::SaveCheckpoint() {
       }
       return absl::OkStatus();
     }();
+    if (!status.ok() && created) {
+      std::error_code ec;
+      std::filesystem::remove_all(dir, ec);  // a partial checkpoint is no checkpoint
+    }
   }
   RETURN_IF_ERROR(AgreeOnStatus(status));
   last_checkpoint_ = dir;
@@ -1078,6 +1121,11 @@ absl::Status Trainer::Restore(ReaderOptions* reader_options) {
     summary_.test.auc = m.test_auc();
     summary_.test.logloss = m.test_logloss();
     summary_.has_test = true;
+  }
+  if (options_.worker_index >= m.position_size()) {
+    return absl::DataLossError(
+        absl::StrFormat("%s: the manifest has %d reader positions for %d workers", dir,
+                        m.position_size(), options_.num_workers));
   }
   const ReaderPositionProto& p = m.position(options_.worker_index);
   reader_options->start = {p.epoch(), p.file(), p.line(), p.skip()};
