@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Export/predict parity: train, export the best epoch, score the test file
 # with ctr-predict. fp32 scores equal the trainer's own test scores within
-# 1e-5; an fp16 export's AUC is within 1e-4. On Frappe_x1 and on generated
-# Criteo-shaped data.
+# 1e-5; an fp16 export's AUC is within 1e-4. On Frappe_x1 (DeepFM, FinalMLP,
+# FGCNN) and on generated Criteo-shaped data.
 #   tests/export_parity_test.sh BUILD_DIR
 set -uo pipefail
 build="$(cd "$1" && pwd)"
@@ -61,6 +61,13 @@ run_case() {
 
 run_case frappe "$root/conf/frappe_x1_deepfm.pbtxt" "$frappe/test.csv" "tail -n +2 '$frappe/test.csv' | cut -d, -f1" \
   --set data.dir="$frappe" --set train.epochs=3
+
+# Models whose confs read a column twice (a second table per field):
+# FinalMLP's feature-selection context, FGCNN's generation embeddings.
+run_case frappe_finalmlp "$root/conf/frappe_x1_finalmlp.pbtxt" "$frappe/test.csv" "tail -n +2 '$frappe/test.csv' | cut -d, -f1" \
+  --set data.dir="$frappe" --set train.epochs=1
+run_case frappe_fgcnn "$root/conf/frappe_x1_fgcnn.pbtxt" "$frappe/test.csv" "tail -n +2 '$frappe/test.csv' | cut -d, -f1" \
+  --set data.dir="$frappe" --set train.epochs=1
 
 "$build/worker/data/ctr-datagen" --rows 100000 --max_cardinality 5000 --seed 5 --out "$work/d" > /dev/null 2>&1 || fail "ctr-datagen"
 run_case generated "$root/conf/criteo_synth_deepfm.pbtxt" "$work/d.test.tsv" "cut -f1 '$work/d.test.tsv'" \
