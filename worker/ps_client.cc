@@ -237,8 +237,10 @@ int PsClient::num_shared_memory_shards() const {
 }
 
 PsFuture PsClient::Pull(const std::string& table, std::span<const uint64_t> keys, int dim,
-                        float* out, uint64_t global_step) {
-  return Submit(OP_PULL, table, keys, dim, out, nullptr, nullptr, global_step, 1.0f, 1.0f);
+                        float* out, uint64_t global_step, uint64_t catch_up_to,
+                        float learning_rate_scale) {
+  return Submit(OP_PULL, table, keys, dim, out, nullptr, nullptr, global_step, learning_rate_scale,
+                1.0f, nullptr, catch_up_to);
 }
 
 PsFuture PsClient::Push(const std::string& table, std::span<const uint64_t> keys, int dim,
@@ -293,10 +295,11 @@ PsFuture PsClient::Completed(const absl::Status& status) {
 }
 
 PsFuture PsClient::Pull(const std::string& table, std::span<const uint64_t> keys, int dim,
-                        PsBuffer& out, uint64_t global_step) {
+                        PsBuffer& out, uint64_t global_step, uint64_t catch_up_to,
+                        float learning_rate_scale) {
   if (absl::Status s = CheckBuffer("pull", out, keys.size(), dim); !s.ok()) return Completed(s);
-  return Submit(OP_PULL, table, keys, dim, out.data(), nullptr, nullptr, global_step, 1.0f, 1.0f,
-                out.region_);
+  return Submit(OP_PULL, table, keys, dim, out.data(), nullptr, nullptr, global_step,
+                learning_rate_scale, 1.0f, out.region_, catch_up_to);
 }
 
 PsFuture PsClient::Push(const std::string& table, std::span<const uint64_t> keys, int dim,
@@ -310,7 +313,7 @@ PsFuture PsClient::Push(const std::string& table, std::span<const uint64_t> keys
 PsFuture PsClient::Submit(Op op, const std::string& table, std::span<const uint64_t> keys, int dim,
                           float* out, const float* grads, const uint32_t* counts,
                           uint64_t global_step, float learning_rate_scale, float batch_fraction,
-                          const std::shared_ptr<PsBuffer::Region>& values) {
+                          const std::shared_ptr<PsBuffer::Region>& values, uint64_t catch_up_to) {
   if (keys.empty()) return Completed(absl::OkStatus());
   auto req = std::make_shared<Request>();
   req->id = next_id_.fetch_add(1);
@@ -360,6 +363,7 @@ PsFuture PsClient::Submit(Op op, const std::string& table, std::span<const uint6
     if (counts != nullptr) h.set_has_counts(true);
     if (learning_rate_scale != 1.0f) h.set_learning_rate_scale(learning_rate_scale);
     if (batch_fraction != 1.0f) h.set_batch_fraction(batch_fraction);
+    if (catch_up_to > 0) h.set_l2_catch_up_to(catch_up_to);
     if (p.shm) {
       h.set_shm_id(arena_ids_[s]);
       h.set_shm_keys_offset(p.shm_region);
