@@ -7,6 +7,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -15,6 +16,8 @@
 #include "common/model_tables.h"
 #include "common/status.h"
 #include "ps/sparse_optimizer.h"
+#include "worker/data/line_reader.h"
+#include "worker/data/sample_parser.h"
 #include "worker/export.h"
 #include "worker/nn/bce_loss.h"
 #include "worker/nn/metrics.h"
@@ -45,6 +48,19 @@ int64_t CountLines(const std::vector<std::string>& files, bool csv_header) {
   int64_t lines = 0;
   std::vector<char> buf(1 << 20);
   for (const std::string& f : files) {
+    {
+      // Compressed files are counted through their decompressor.
+      auto reader = LineReader::Open(f, 1 << 20);
+      if (!reader.ok()) continue;
+      if ((*reader)->compression() != Compression::kNone) {
+        std::string_view line;
+        absl::StatusOr<bool> more;
+        while ((more = (*reader)->Next(&line)).ok() && *more) {
+        }
+        lines += (*reader)->lines_read() - (csv_header ? 1 : 0);
+        continue;
+      }
+    }
     std::FILE* in = std::fopen(f.c_str(), "rb");
     if (in == nullptr) continue;
     size_t n;
@@ -108,7 +124,57 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(TrainerOptions options)
   return t;
 }
 
+absl::Status Trainer::ComputeNumericStats() {
+  ASSIGN_OR_RETURN(
+      ReaderOptions ro,
+      MakeReaderOptions(config_, Split::kTrain, options_.worker_index, options_.num_workers));
+  const auto start = std::chrono::steady_clock::now();
+  ASSIGN_OR_RETURN(
+      std::vector<NumericMoments> moments,
+      GatherNumericMoments(config_.data(), ro.files, options_.worker_index, options_.num_workers));
+  if (options_.num_workers > 1) {
+    const int n = static_cast<int>(moments.size());
+    std::vector<double> sums(3 * n), mins(n), maxs(n);
+    for (int i = 0; i < n; ++i) {
+      const NumericMoments& m = moments[i];
+      sums[3 * i] = static_cast<double>(m.count);
+      sums[3 * i + 1] = m.sum;
+      sums[3 * i + 2] = m.sum_squares;
+      mins[i] = m.count > 0 ? m.min : std::numeric_limits<double>::infinity();
+      maxs[i] = m.count > 0 ? m.max : -std::numeric_limits<double>::infinity();
+    }
+    MPI_Allreduce(MPI_IN_PLACE, sums.data(), 3 * n, MPI_DOUBLE, MPI_SUM, options_.comm);
+    MPI_Allreduce(MPI_IN_PLACE, mins.data(), n, MPI_DOUBLE, MPI_MIN, options_.comm);
+    MPI_Allreduce(MPI_IN_PLACE, maxs.data(), n, MPI_DOUBLE, MPI_MAX, options_.comm);
+    for (int i = 0; i < n; ++i) {
+      moments[i] = NumericMoments{static_cast<int64_t>(sums[3 * i]), sums[3 * i + 1],
+                                  sums[3 * i + 2], mins[i], maxs[i]};
+    }
+  }
+  RETURN_IF_ERROR(SetNumericStats(moments, options_.config.mutable_data()));
+  if (options_.worker_index == 0) {
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    for (const FeatureConfig& f : config_.data().feature()) {
+      if (!f.has_stats()) continue;
+      std::printf(
+          "[data] %s: %s scaling from %lld training values: mean %.6g, stddev %.6g, "
+          "min %.6g, max %.6g\n",
+          f.name().c_str(), FeatureConfig::Scaling_Name(f.scaling()).c_str(),
+          static_cast<long long>(f.stats().count()), f.stats().mean(), f.stats().stddev(),
+          f.stats().min(), f.stats().max());
+    }
+    std::printf("[data] numeric statistics in %.1f s\n", seconds);
+    std::fflush(stdout);
+  }
+  return absl::OkStatus();
+}
+
 absl::Status Trainer::Init() {
+  // Scaled numeric features need the training data's statistics before any
+  // parser is made; they become part of the config (run dir, checkpoints,
+  // export), so serving scales as training did.
+  if (SampleParser::NeedsNumericStats(config_.data())) RETURN_IF_ERROR(ComputeNumericStats());
   const DataConfig& data = config_.data();
   ASSIGN_OR_RETURN(assembler_, FeatureAssembler::Create(config_));
   const int W = options_.num_workers;
