@@ -27,9 +27,9 @@ train() {  # train NAME CONF [--set ...]
 }
 lr=$(train lr criteo_synth_lr.pbtxt) || exit 1
 fgcnn=$(train fgcnn criteo_synth_deepfm.pbtxt --set model.type=FGCNN --set model.hidden_units=[64,64] \
-  --set model.batch_norm=false --set model.dropout=0 --set model.conv_channels=[6,8] \
-  --set model.conv_kernel_heights=[7,7] --set model.pooling_sizes=[2,2] \
-  --set model.recombined_channels=[1,1]) || exit 1
+  --set model.batch_norm=false --set model.dropout=0 --set model.conv_channels=[3] \
+  --set model.conv_kernel_heights=[3] --set model.pooling_sizes=[3] \
+  --set model.recombined_channels=[1]) || exit 1
 echo "test AUC: FGCNN $fgcnn, LR $lr (oracle $oracle)"
 awk -v a="$fgcnn" -v b="$lr" 'BEGIN { exit !(a > b + 0.005) }' || fail "FGCNN ($fgcnn) does not beat LR ($lr) by 0.005"
 echo "1 passed, 0 failed"

@@ -29,16 +29,26 @@ namespace {
 
 absl::Status BuildFgcnn(const ModelConfig& config, const std::vector<SequenceSpec>& sequences,
                         GraphModel* model) {
-  const int layers = config.conv_channels_size();
-  if (layers == 0 || config.conv_kernel_heights_size() != layers ||
-      config.pooling_sizes_size() != layers || config.recombined_channels_size() != layers) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("model: FGCNN needs conv_channels, conv_kernel_heights, pooling_sizes and "
-                     "recombined_channels of the same non-zero length, got ",
-                     layers, ", ", config.conv_kernel_heights_size(), ", ",
-                     config.pooling_sizes_size(), ", ", config.recombined_channels_size()));
+  std::vector<int> channels = Units(config.conv_channels());
+  std::vector<int> kernels = Units(config.conv_kernel_heights());
+  std::vector<int> pools = Units(config.pooling_sizes());
+  std::vector<int> recombined = Units(config.recombined_channels());
+  if (channels.empty() && kernels.empty() && pools.empty() && recombined.empty()) {
+    // FuxiCTR's defaults.
+    channels = {14, 16, 18, 20};
+    kernels = {7, 7, 7, 7};
+    pools = {2, 2, 2, 2};
+    recombined = {2, 2, 2, 2};
   }
-  for (int k : config.conv_kernel_heights()) {
+  const int layers = static_cast<int>(channels.size());
+  if (layers == 0 || static_cast<int>(kernels.size()) != layers ||
+      static_cast<int>(pools.size()) != layers || static_cast<int>(recombined.size()) != layers) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "model: FGCNN needs conv_channels, conv_kernel_heights, pooling_sizes and "
+        "recombined_channels of the same length, got ",
+        channels.size(), ", ", kernels.size(), ", ", pools.size(), ", ", recombined.size()));
+  }
+  for (int k : kernels) {
     if (k % 2 == 0) {
       return absl::InvalidArgumentError(
           absl::StrCat("model.conv_kernel_heights: ", k, " is even; kernels must be odd"));
@@ -85,18 +95,17 @@ absl::Status BuildFgcnn(const ModelConfig& config, const std::vector<SequenceSpe
   int64_t in_channels = 1;
   for (int i = 0; i < layers; ++i) {
     const std::string name = absl::StrCat("fgcnn.", i);
-    const int64_t channels = config.conv_channels(i);
-    x = g->Add<FieldConv>(x, height, dim, in_channels, channels, config.conv_kernel_heights(i),
-                          name + ".conv")
+    const int64_t out_channels = channels[i];
+    x = g->Add<FieldConv>(x, height, dim, in_channels, out_channels, kernels[i], name + ".conv")
             ->out();
     if (config.conv_batch_norm()) {
-      x = g->Add<BatchNorm>(x, name + ".bn", 1e-5f, 0.1f, channels)->out();
+      x = g->Add<BatchNorm>(x, name + ".bn", 1e-5f, 0.1f, out_channels)->out();
     }
     x = AddActivation(g, x, conv_act, name + ".act");
-    x = g->Add<FieldMaxPool>(x, height, dim * channels, config.pooling_sizes(i))->out();
-    height = FieldMaxPool::OutHeight(height, config.pooling_sizes(i));
-    in_channels = channels;
-    const int64_t new_fields = height * config.recombined_channels(i);
+    x = g->Add<FieldMaxPool>(x, height, dim * out_channels, pools[i])->out();
+    height = FieldMaxPool::OutHeight(height, pools[i]);
+    in_channels = out_channels;
+    const int64_t new_fields = height * recombined[i];
     Node* r = g->Add<Linear>(x, new_fields * dim, true, name + ".recombine")->out();
     features.push_back(AddActivation(g, r, conv_act, name + ".recombine_act"));
     total_fields += new_fields;

@@ -59,7 +59,6 @@ TEST(FgcnnModelTest, GenerationFieldsDoNotFeedTheClassifierDirectly) {
 
 TEST(FgcnnModelTest, InconsistentLayerListsAreInvalidArgument) {
   for (const char* text : {
-           "type: FGCNN",
            "type: FGCNN conv_channels: [2, 2] conv_kernel_heights: [3] pooling_sizes: [2, 2] "
            "recombined_channels: [1, 1]",
            "type: FGCNN conv_channels: [2] conv_kernel_heights: [2] pooling_sizes: [2] "
