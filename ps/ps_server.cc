@@ -697,18 +697,19 @@ absl::Status PsServer::HandleRequest(const RequestHeader& header,
   const uint64_t step = RequestStep(header, chief);
   const bool tagged = step_sync_->enabled() && header.has_sync_worker();
   if (tagged) RETURN_IF_ERROR(step_sync_->Validate(header));
+  if (!(header.learning_rate_scale() > 0 && header.learning_rate_scale() <= 1)) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("%s: learning_rate_scale must be in (0, 1], got %g", push ? "push" : "pull",
+                        header.learning_rate_scale()));
+  }
   if (!push) {
     if (tagged) step_sync_->CountServedPull(header);
     RETURN_IF_ERROR(
         RunSplit({keys, n}, [&](const SparseTable::KeyGroups& groups, SparseTable::StripeRange r) {
-          return t->Pull(groups, rows, r);
+          return t->Pull(groups, rows, r, header.l2_catch_up_to(), header.learning_rate_scale());
         }));
     if (arena == nullptr) body->push_back(std::move(rows_frame));
     return absl::OkStatus();
-  }
-  if (!(header.learning_rate_scale() > 0 && header.learning_rate_scale() <= 1)) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "push: learning_rate_scale must be in (0, 1], got %g", header.learning_rate_scale()));
   }
   if (!(header.batch_fraction() > 0 && header.batch_fraction() <= 1)) {
     return absl::InvalidArgumentError(

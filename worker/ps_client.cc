@@ -246,9 +246,10 @@ int PsClient::num_shared_memory_shards() const {
 }
 
 PsFuture PsClient::Pull(const std::string& table, std::span<const uint64_t> keys, int dim,
-                        float* out, uint64_t global_step, const StepTag& tag) {
-  return Submit(OP_PULL, table, keys, dim, out, nullptr, nullptr, global_step, 1.0f, 1.0f, nullptr,
-                tag);
+                        float* out, uint64_t global_step, const StepTag& tag,
+                        uint64_t catch_up_to, float learning_rate_scale) {
+  return Submit(OP_PULL, table, keys, dim, out, nullptr, nullptr, global_step, learning_rate_scale,
+                1.0f, nullptr, tag, catch_up_to);
 }
 
 PsFuture PsClient::Push(const std::string& table, std::span<const uint64_t> keys, int dim,
@@ -303,10 +304,11 @@ PsFuture PsClient::Completed(const absl::Status& status) {
 }
 
 PsFuture PsClient::Pull(const std::string& table, std::span<const uint64_t> keys, int dim,
-                        PsBuffer& out, uint64_t global_step) {
+                        PsBuffer& out, uint64_t global_step, uint64_t catch_up_to,
+                        float learning_rate_scale) {
   if (absl::Status s = CheckBuffer("pull", out, keys.size(), dim); !s.ok()) return Completed(s);
-  return Submit(OP_PULL, table, keys, dim, out.data(), nullptr, nullptr, global_step, 1.0f, 1.0f,
-                out.region_);
+  return Submit(OP_PULL, table, keys, dim, out.data(), nullptr, nullptr, global_step,
+                learning_rate_scale, 1.0f, out.region_, {}, catch_up_to);
 }
 
 PsFuture PsClient::Push(const std::string& table, std::span<const uint64_t> keys, int dim,
@@ -320,7 +322,8 @@ PsFuture PsClient::Push(const std::string& table, std::span<const uint64_t> keys
 PsFuture PsClient::Submit(Op op, const std::string& table, std::span<const uint64_t> keys, int dim,
                           float* out, const float* grads, const uint32_t* counts,
                           uint64_t global_step, float learning_rate_scale, float batch_fraction,
-                          const std::shared_ptr<PsBuffer::Region>& values, const StepTag& tag) {
+                          const std::shared_ptr<PsBuffer::Region>& values, const StepTag& tag,
+                          uint64_t catch_up_to) {
   // A tagged push counts on every server even without keys.
   const bool every_shard = op == OP_PUSH && tag.worker >= 0;
   if (keys.empty() && !every_shard) return Completed(absl::OkStatus());
@@ -378,6 +381,7 @@ PsFuture PsClient::Submit(Op op, const std::string& table, std::span<const uint6
       h.set_sync_first_step(tag.first_step);
       if (tag.wait_step.has_value()) h.set_sync_wait_step(*tag.wait_step);
     }
+    if (catch_up_to > 0) h.set_l2_catch_up_to(catch_up_to);
     if (p.shm) {
       h.set_shm_id(arena_ids_[s]);
       h.set_shm_keys_offset(p.shm_region);

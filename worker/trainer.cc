@@ -289,15 +289,24 @@ absl::Status Trainer::Fill(Reader& reader, Slot& slot, bool training, int64_t st
   slot.dedup->Run(slot.batch);
   const auto& tables = slot.dedup->tables();
   slot.pulls.resize(tables.size());
+  // Rows of tables with l2_on_missed_steps are read as a dense optimizer
+  // would hold them: caught up through the last step whose pushes have all
+  // completed. Training: this worker's pushes up to step global_step_ - 2
+  // have (filling a slot waited for the push of the batch it held, and
+  // earlier slots were refilled before); evaluation follows drained pushes.
+  const uint64_t catch_up_to =
+      static_cast<uint64_t>(training ? std::max<int64_t>(global_step_ - 1, 0) : global_step_);
   for (size_t t = 0; t < tables.size(); ++t) {
     const int sd = assembler_->server_dims()[t];
     slot.rows[t].resize(tables[t].unique_keys.size() * sd);
     if (training && sparse_sync_ != TrainConfig::ASYNC) {
       slot.pulls[t] = options_.client->Pull(assembler_->table_names()[t], tables[t].unique_keys, sd,
-                                            slot.rows[t].data(), step, PullTag(step));
+                                            slot.rows[t].data(), step, PullTag(step), catch_up_to,
+                                            lr_scale_);
     } else {
       slot.pulls[t] = options_.client->Pull(assembler_->table_names()[t], tables[t].unique_keys, sd,
-                                            slot.rows[t].data(), training ? global_step_ : 0);
+                                            slot.rows[t].data(), training ? global_step_ : 0, {},
+                                            catch_up_to, lr_scale_);
     }
   }
   return absl::OkStatus();
