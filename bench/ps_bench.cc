@@ -33,6 +33,7 @@
 #include "common/config.h"
 #include "common/flags_util.h"
 #include "common/hash.h"
+#include "common/security.h"
 #include "gflags/gflags.h"
 #include "ps/ps_server.h"
 #include "worker/ps_client.h"
@@ -73,10 +74,18 @@ DEFINE_bool(
     "pull into and push from PsClient::NewBuffer buffers (with one server: in its shared arena, "
     "so the client copies no rows); false: ordinary vectors, which requests copy");
 
+DEFINE_bool(curve, false,
+            "CURVE authentication and encryption between clients and servers, and the job's "
+            "secret on every request, as a job spanning hosts has");
+
 namespace ctrps {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+// The job's secrets, drawn before the servers are forked so that both sides
+// hold them. Empty unless --curve.
+JobSecrets g_secrets;
 
 TableConfig BenchTable() {
   TableConfig t;
@@ -228,6 +237,12 @@ std::unique_ptr<PsClient> ConnectOrDie(const std::vector<std::string>& endpoints
   o.endpoints = endpoints;
   o.timeout = absl::Seconds(120);
   o.shared_memory_bytes = static_cast<size_t>(FLAGS_shared_memory_mb) << 20;
+  if (FLAGS_curve) {
+    o.auth_token = g_secrets.chief_token;  // the bench's clients also stop the servers
+    o.curve_server_public_key = g_secrets.server_public_key;
+    o.curve_public_key = g_secrets.client_public_key;
+    o.curve_secret_key = g_secrets.client_secret_key;
+  }
   auto c = PsClient::Connect(o);
   if (!c.ok()) {
     std::fprintf(stderr, "ps_bench: %s\n", c.status().ToString().c_str());
@@ -360,6 +375,15 @@ int Main() {
   std::fflush(stdout);
   std::vector<pid_t> pids;
   std::vector<std::string> endpoints;
+  if (FLAGS_curve) {
+    auto secrets = NewJobSecrets();
+    if (!secrets.ok() || !secrets->has_curve_keys()) {
+      std::fprintf(stderr, "ps_bench: --curve: no CURVE keys (%s)\n",
+                   secrets.status().ToString().c_str());
+      return 1;
+    }
+    g_secrets = *secrets;
+  }
   for (int i = 0; i < FLAGS_servers; ++i) {
     auto [pid, fd] = Spawn([i](int out) {
       PsServerOptions o;
@@ -370,6 +394,12 @@ int Main() {
       o.min_free_disk_bytes = static_cast<uint64_t>(FLAGS_min_free_disk_mb) << 20;
       o.storage_dir = absl::StrFormat("%s/server-%d", FLAGS_storage_dir, i);
       o.tables.push_back(BenchTable());
+      if (FLAGS_curve) {
+        o.member_token = g_secrets.member_token;
+        o.chief_token = g_secrets.chief_token;
+        o.curve_server_secret_key = g_secrets.server_secret_key;
+        o.curve_client_public_key = g_secrets.client_public_key;
+      }
       if (FLAGS_transport == "ipc")
         o.bind = absl::StrFormat("ipc:///tmp/ps_bench-%d-%d", getpid(), i);
       PsServer server(o);

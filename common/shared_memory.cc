@@ -109,14 +109,16 @@ size_t SharedArena::bytes_free() const {
 
 absl::StatusOr<std::unique_ptr<SharedMapping>> SharedMapping::Open(const std::string& path,
                                                                    uint64_t token, uint64_t bytes) {
-  const int fd = open(path.c_str(), O_RDWR | O_CLOEXEC);
+  // Non-blocking and never a controlling terminal: the path comes from a
+  // request and may name any file.
+  const int fd = open(path.c_str(), O_RDWR | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
   if (fd < 0) return ErrnoError("shared arena " + path, "cannot open");
   struct stat st;
   const int seals = fcntl(fd, F_GET_SEALS);
   absl::Status status;
   if (fstat(fd, &st) != 0) {
     status = ErrnoError("shared arena " + path, "cannot stat");
-  } else if (seals < 0 || !(seals & F_SEAL_SHRINK)) {
+  } else if (!S_ISREG(st.st_mode) || seals < 0 || !(seals & F_SEAL_SHRINK)) {
     status = absl::InvalidArgumentError(
         absl::StrCat("shared arena ", path, " is not sealed against shrinking"));
   } else if (static_cast<uint64_t>(st.st_size) != bytes || bytes <= kSharedArenaHeaderBytes) {

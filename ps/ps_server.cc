@@ -1,16 +1,20 @@
 #include "ps/ps_server.h"
 
 #include <poll.h>
+#include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <iterator>
 #include <new>
+#include <optional>
+#include <random>
 #include <thread>
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -21,6 +25,7 @@
 #include "common/checkpoint_manifest.h"
 #include "common/hash.h"
 #include "common/row_format.h"
+#include "common/security.h"
 #include "common/status.h"
 #include "common/sync_point.h"
 #include "glog/logging.h"
@@ -30,7 +35,10 @@ namespace ctrps {
 namespace {
 
 constexpr char kRepliesEndpoint[] = "inproc://ps-replies";
-constexpr int64_t kEvictionIntervalNs = 10'000'000'000;  // TTL sweep every 10 s at most
+// Where libzmq sends its authentication requests (RFC 27, ZAP).
+constexpr char kZapEndpoint[] = "inproc://zeromq.zap.01";
+// max_request_bytes is held to this, so that products of it stay in 64 bits.
+constexpr int64_t kMaxRequestBytesLimit = int64_t{1} << 40;
 // Pulls and pushes of at least this many keys are split by stripe into
 // parts for the handler threads to share, taken in order: big parts first,
 // then smaller ones, down to single stripes at the end (guided
@@ -69,7 +77,17 @@ const T* AlignedView(const zmq::message_t& m, std::vector<T>* scratch) {
 
 }  // namespace
 
-PsServer::PsServer(PsServerOptions options) : options_(std::move(options)), context_(1) {}
+PsServer::PsServer(PsServerOptions options) : options_(std::move(options)), context_(1) {
+  options_.max_request_bytes =
+      std::clamp<int64_t>(options_.max_request_bytes, 1024, kMaxRequestBytesLimit);
+}
+
+// n * width in bytes, or nullopt when it does not fit in 64 bits.
+static std::optional<uint64_t> CheckedBytes(uint64_t n, uint64_t width) {
+  uint64_t out;
+  if (__builtin_mul_overflow(n, width, &out)) return std::nullopt;
+  return out;
+}
 
 PsServer::~PsServer() { Stop(); }
 
@@ -81,10 +99,13 @@ class PsServer::ClientWatch {
  public:
   explicit ClientWatch(const std::string& arena_path) {
     int pid = 0, fd = 0;
-    if (sscanf(arena_path.c_str(), "/proc/%d/fd/%d", &pid, &fd) == 2 && pid > 0) {
+    int end = 0;
+    if (sscanf(arena_path.c_str(), "/proc/%d/fd/%d%n", &pid, &fd, &end) == 2 && pid > 0 &&
+        fd >= 0 && static_cast<size_t>(end) == arena_path.size()) {
       pidfd_ = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
     }
   }
+  bool watching() const { return pidfd_ >= 0; }
   ~ClientWatch() {
     if (pidfd_ >= 0) close(pidfd_);
   }
@@ -130,6 +151,7 @@ absl::Status PsServer::CreateTables() {
                         });
       });
   uint32_t id = 0;
+  non_finite_skipped_ = std::make_unique<std::atomic<uint64_t>[]>(options_.tables.size());
   for (const TableConfig& config : options_.tables) {
     SparseTable::Options topts;
     topts.table_id = id++;
@@ -155,13 +177,19 @@ SparseTable* PsServer::table(const std::string& name) {
 ServerStats PsServer::Stats() {
   ServerStats stats;
   stats.set_shard(options_.shard);
-  for (auto& [name, table] : tables_) *stats.add_table() = table->Stats();
+  for (auto& [name, table] : tables_) {
+    TableStats* t = stats.add_table();
+    *t = table->Stats();
+    t->set_non_finite_rows_skipped(non_finite_skipped_[table->table_id()].load());
+  }
   uint64_t bytes = 0;
   for (const TableStats& t : stats.table()) bytes += t.bytes_in_memory();
   stats.set_bytes_in_memory(bytes);
   stats.set_memory_limit_bytes(options_.memory_limit_bytes);
   stats.set_requests(requests_.load());
   stats.set_bad_requests(bad_requests_.load());
+  stats.set_refused_handshakes(zap_refused_.load());
+  stats.set_dropped_requests(dropped_requests_.load());
   stats.set_split_requests(split_requests_.load());
   stats.set_split_wait_seconds(static_cast<double>(split_wait_ns_.load()) * 1e-9);
   stats.set_split_groupings_alone(split_groupings_alone_.load());
@@ -182,13 +210,33 @@ absl::Status PsServer::Start() {
   replies_ = std::make_unique<zmq::socket_t>(context_, zmq::socket_type::pull);
   zmq::socket_t& router = *router_;
   zmq::socket_t& replies = *replies_;
+  const bool curve =
+      !options_.curve_server_secret_key.empty() && !options_.curve_client_public_key.empty();
+  if (curve && !CurveAvailable()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("server ", options_.shard, ": CURVE is asked for but this libzmq lacks it"));
+  }
   try {
+    if (curve) {
+      // Bound before the router, so that no handshake can pass unchecked.
+      zap_ = std::make_unique<zmq::socket_t>(context_, zmq::socket_type::rep);
+      zap_->set(zmq::sockopt::linger, 0);
+      zap_->bind(kZapEndpoint);
+      router.set(zmq::sockopt::curve_server, true);
+      router.set(zmq::sockopt::curve_secretkey, options_.curve_server_secret_key);
+      router.set(zmq::sockopt::zap_domain, "ctrps");
+    }
     router.set(zmq::sockopt::linger, 0);
-    router.set(zmq::sockopt::sndhwm, 0);
-    router.set(zmq::sockopt::rcvhwm, 0);
-    // Hard cap per frame; requests between the soft limit and this get an
-    // error reply, larger ones cost the peer its connection.
-    router.set(zmq::sockopt::maxmsgsize, options_.max_request_bytes * 2);
+    // Bounded queues both ways: a peer that does not read its replies has
+    // its requests held back (IoLoop), and one that sends faster than
+    // requests are served is held back by TCP.
+    router.set(zmq::sockopt::sndhwm, options_.reply_high_water_mark);
+    router.set(zmq::sockopt::rcvhwm, options_.request_high_water_mark);
+    // A reply the peer's connection cannot take is kept (IoLoop), not lost.
+    router.set(zmq::sockopt::router_mandatory, true);
+    // No frame can be larger than a whole request: ZeroMQ drops the
+    // connection when a frame's header announces more, before buffering it.
+    router.set(zmq::sockopt::maxmsgsize, options_.max_request_bytes);
     router.bind(options_.bind);
     endpoint_ = router.get(zmq::sockopt::last_endpoint);
     replies.bind(kRepliesEndpoint);
@@ -206,23 +254,112 @@ void PsServer::IoLoop() {
   zmq::socket_t& replies = *replies_;
   std::vector<zmq::pollitem_t> items = {{router.handle(), 0, ZMQ_POLLIN, 0},
                                         {replies.handle(), 0, ZMQ_POLLIN, 0}};
+  if (zap_ != nullptr) items.push_back({zap_->handle(), 0, ZMQ_POLLIN, 0});
   std::vector<zmq::message_t> frames;
   bool shutdown = false;
+  // Requests queued for the handlers are bounded: past this many, or this
+  // many bytes, the router is not read, its queues fill to the high-water
+  // mark and TCP holds the senders back.
+  const size_t max_queued = static_cast<size_t>(std::max(16, 4 * options_.threads));
+  const int64_t max_queued_bytes = 2 * options_.max_request_bytes;
+  // A peer that does not read its replies: once its connection holds
+  // reply_high_water_mark of them, the next replies wait here and its
+  // further requests are held back unserved (up to
+  // max_held_bytes_per_peer; past that they are dropped), so a client that
+  // never reads costs what its requests take, not what their replies would.
+  // A slow reader loses nothing: its requests are served as it reads.
+  struct Blocked {
+    std::deque<std::vector<zmq::message_t>> replies;  // [identity][frames...]
+    std::deque<std::vector<zmq::message_t>> requests;
+    int64_t request_bytes = 0;
+  };
+  absl::flat_hash_map<std::string, Blocked> blocked;
+  enum class Sent { kSent, kFull, kGone };
+  auto send = [&router](std::vector<zmq::message_t>& f, size_t first) {
+    try {
+      if (!router.send(f[first], zmq::send_flags::sndmore | zmq::send_flags::dontwait))
+        return Sent::kFull;
+    } catch (const zmq::error_t&) {
+      return Sent::kGone;  // EHOSTUNREACH: the peer has disconnected
+    }
+    for (size_t i = first + 1; i < f.size(); ++i) {
+      router.send(f[i], i + 1 < f.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
+    }
+    return Sent::kSent;
+  };
+  auto bytes_of = [](const std::vector<zmq::message_t>& f) {
+    int64_t bytes = 0;
+    for (const auto& m : f) bytes += static_cast<int64_t>(m.size());
+    return bytes;
+  };
+  auto enqueue = [&](std::vector<zmq::message_t> request) {
+    absl::MutexLock lock(&queue_mu_);
+    queued_bytes_ += bytes_of(request);
+    queue_.push_back(std::move(request));
+  };
+  auto hold = [&](Blocked& b, std::vector<zmq::message_t> request) {
+    const int64_t bytes = bytes_of(request);
+    if (b.request_bytes + bytes > options_.max_held_bytes_per_peer) {
+      dropped_requests_.fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
+    b.request_bytes += bytes;
+    b.requests.push_back(std::move(request));
+  };
   while (!stopping_.load() && !shutdown) {
-    zmq::poll(items, std::chrono::milliseconds(100));
+    bool queue_full;
+    {
+      absl::MutexLock lock(&queue_mu_);
+      queue_full = queue_.size() >= max_queued || queued_bytes_ >= max_queued_bytes;
+    }
+    items[0].events = queue_full ? 0 : ZMQ_POLLIN;
+    zmq::poll(items, std::chrono::milliseconds(queue_full || !blocked.empty() ? 2 : 100));
+    if (items.size() > 2 && (items[2].revents & ZMQ_POLLIN)) AnswerZap();
+    // Peers that were not reading: send what they now take; once a peer
+    // has taken every waiting reply, serve its held requests.
+    for (auto it = blocked.begin(); it != blocked.end();) {
+      Blocked& b = it->second;
+      Sent sent = Sent::kSent;
+      while (!b.replies.empty() && (sent = send(b.replies.front(), 0)) == Sent::kSent) {
+        b.replies.pop_front();
+      }
+      if (sent == Sent::kFull) {
+        ++it;
+        continue;
+      }
+      if (sent == Sent::kSent) {
+        for (auto& r : b.requests) enqueue(std::move(r));
+      }
+      blocked.erase(it++);
+    }
     if (items[1].revents & ZMQ_POLLIN) {
       // Forward every ready reply: [control][identity][frames...].
       while (true) {
         frames.clear();
         if (!zmq::recv_multipart(replies, std::back_inserter(frames), zmq::recv_flags::dontwait))
           break;
-        const bool then_shutdown =
-            *static_cast<const uint8_t*>(frames[0].data()) == kReplyThenShutdown;
-        for (size_t i = 1; i < frames.size(); ++i) {
-          router.send(frames[i],
-                      i + 1 < frames.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
+        shutdown |= *static_cast<const uint8_t*>(frames[0].data()) == kReplyThenShutdown;
+        std::string peer = frames[1].to_string();
+        if (auto it = blocked.find(peer); it != blocked.end()) {
+          it->second.replies.emplace_back(std::make_move_iterator(frames.begin() + 1),
+                                          std::make_move_iterator(frames.end()));
+          continue;
         }
-        shutdown |= then_shutdown;
+        if (send(frames, 1) != Sent::kFull) continue;
+        Blocked& b = blocked[peer];
+        b.replies.emplace_back(std::make_move_iterator(frames.begin() + 1),
+                               std::make_move_iterator(frames.end()));
+        // Its requests not yet taken by a handler wait too.
+        absl::MutexLock lock(&queue_mu_);
+        for (auto q = queue_.begin(); q != queue_.end();) {
+          if ((*q)[0].to_string() != peer) {
+            ++q;
+            continue;
+          }
+          queued_bytes_ -= bytes_of(*q);
+          hold(b, std::move(*q));
+          q = queue_.erase(q);
+        }
       }
     }
     if (items[0].revents & ZMQ_POLLIN) {
@@ -230,10 +367,13 @@ void PsServer::IoLoop() {
         std::vector<zmq::message_t> request;
         if (!zmq::recv_multipart(router, std::back_inserter(request), zmq::recv_flags::dontwait))
           break;
-        {
-          absl::MutexLock lock(&queue_mu_);
-          queue_.push_back(std::move(request));
+        if (auto it = blocked.find(request[0].to_string()); it != blocked.end()) {
+          hold(it->second, std::move(request));
+          continue;
         }
+        enqueue(std::move(request));
+        absl::MutexLock lock(&queue_mu_);
+        if (queue_.size() >= max_queued || queued_bytes_ >= max_queued_bytes) break;
       }
     }
   }
@@ -276,6 +416,7 @@ void PsServer::HandlerLoop(int index) {
       } else if (!queue_.empty()) {
         request = std::move(queue_.front());
         queue_.pop_front();
+        for (const auto& f : request) queued_bytes_ -= static_cast<int64_t>(f.size());
       } else {
         continue;
       }
@@ -376,7 +517,21 @@ void PsServer::HandleFramed(std::vector<zmq::message_t>& request,
   }
   if (!status.ok()) {
     bad_requests_.fetch_add(1, std::memory_order_relaxed);
-    LogBadRequest(peer, status);
+    // The request's fault, or this server's (a disk, the store, memory)?
+    switch (status.code()) {
+      case absl::StatusCode::kInvalidArgument:
+      case absl::StatusCode::kNotFound:
+      case absl::StatusCode::kPermissionDenied:
+      case absl::StatusCode::kUnauthenticated:
+      case absl::StatusCode::kFailedPrecondition:
+      case absl::StatusCode::kAlreadyExists:
+      case absl::StatusCode::kOutOfRange:
+        LogBadRequest(peer, status);
+        break;
+      default:
+        LOG(ERROR) << "server " << options_.shard << ": failed to serve " << Op_Name(header.op())
+                   << " from " << peer << ": " << status;
+    }
     body.clear();
   }
   reply_header.set_code(static_cast<int>(status.code()));
@@ -393,6 +548,8 @@ absl::Status PsServer::HandleRequest(const RequestHeader& header,
   thread_local std::vector<uint64_t> key_scratch;
   thread_local std::vector<float> grad_scratch;
   thread_local std::vector<uint32_t> count_scratch;
+  bool chief = false;
+  RETURN_IF_ERROR(Authorize(header, &chief));
   switch (header.op()) {
     case OP_PING:
       return absl::OkStatus();
@@ -402,12 +559,16 @@ absl::Status PsServer::HandleRequest(const RequestHeader& header,
     case OP_SHUTDOWN:
       return absl::OkStatus();
     case OP_SAVE:
+      RETURN_IF_ERROR(CheckCheckpointPath(header.path()));
       return Save(header.path(), reply_header);
     case OP_LOAD:
+      RETURN_IF_ERROR(CheckCheckpointPath(header.path()));
       return Load(header.path(), reply_header);
     case OP_ATTACH:
       return Attach(header, reply_header);
     case OP_DETACH: {
+      // The id is the capability: random, known only to the client that
+      // attached.
       absl::MutexLock lock(&arenas_mu_);
       auto it = arenas_.find(header.shm_id());
       if (it == arenas_.end())
@@ -433,8 +594,24 @@ absl::Status PsServer::HandleRequest(const RequestHeader& header,
     return absl::InvalidArgumentError(absl::StrFormat(
         "%s: table \"%s\" has dim %d, request says %d", op, t->name(), t->dim(), header.dim()));
   }
+  // Every size below is checked against the limit before anything is
+  // sized by it, in arithmetic that cannot wrap.
   const uint64_t n = header.num_keys();
-  const uint64_t values = n * t->dim();
+  const uint64_t max_bytes = static_cast<uint64_t>(options_.max_request_bytes);
+  if (n > max_bytes / sizeof(uint64_t)) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("%s: num_keys %d is over this server's limit of %d keys a request", op, n,
+                        max_bytes / sizeof(uint64_t)));
+  }
+  const std::optional<uint64_t> values_or = CheckedBytes(n, static_cast<uint64_t>(t->dim()));
+  const std::optional<uint64_t> value_bytes =
+      values_or ? CheckedBytes(*values_or, sizeof(float)) : std::nullopt;
+  if (!value_bytes || *value_bytes > max_bytes) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("%s: %d keys of dim %d are over this server's limit of %d bytes a request",
+                        op, n, t->dim(), max_bytes));
+  }
+  const uint64_t values = *values_or;
   // Where the keys come from, where pulled rows go, where gradients and
   // counts come from: the client's shared arena, or the request's frames
   // and a reply frame.
@@ -453,8 +630,8 @@ absl::Status PsServer::HandleRequest(const RequestHeader& header,
     ASSIGN_OR_RETURN(arena, Arena(header.shm_id()));
     auto range = [&](const char* what, uint64_t offset, uint64_t count,
                      size_t width) -> absl::StatusOr<std::byte*> {
-      std::byte* p =
-          count > (uint64_t{1} << 40) ? nullptr : arena->Range(offset, count * width, width);
+      const std::optional<uint64_t> bytes = CheckedBytes(count, width);
+      std::byte* p = bytes ? arena->Range(offset, *bytes, width) : nullptr;
       if (p == nullptr) {
         return absl::InvalidArgumentError(absl::StrFormat(
             "%s: %s at offset %d (%d bytes) is not inside shared arena %d of %d bytes", op, what,
@@ -517,48 +694,90 @@ absl::Status PsServer::HandleRequest(const RequestHeader& header,
   }
   reply_header->set_num_keys(n);
   reply_header->set_dim(t->dim());
-  uint64_t step = header.global_step();
-  uint64_t prev = max_global_step_.load(std::memory_order_relaxed);
-  while (step > prev && !max_global_step_.compare_exchange_weak(prev, step)) {
-  }
+  const uint64_t step = RequestStep(header, chief);
   const bool tagged = step_sync_->enabled() && header.has_sync_worker();
   if (tagged) RETURN_IF_ERROR(step_sync_->Validate(header));
+  if (!(header.learning_rate_scale() > 0 && header.learning_rate_scale() <= 1)) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("%s: learning_rate_scale must be in (0, 1], got %g", push ? "push" : "pull",
+                        header.learning_rate_scale()));
+  }
   if (!push) {
     if (tagged) step_sync_->CountServedPull(header);
     RETURN_IF_ERROR(
         RunSplit({keys, n}, [&](const SparseTable::KeyGroups& groups, SparseTable::StripeRange r) {
-          return t->Pull(groups, rows, r);
+          return t->Pull(groups, rows, r, header.l2_catch_up_to(), header.learning_rate_scale());
         }));
     if (arena == nullptr) body->push_back(std::move(rows_frame));
     return absl::OkStatus();
-  }
-  if (!(header.learning_rate_scale() > 0 && header.learning_rate_scale() <= 1)) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "push: learning_rate_scale must be in (0, 1], got %g", header.learning_rate_scale()));
   }
   if (!(header.batch_fraction() > 0 && header.batch_fraction() <= 1)) {
     return absl::InvalidArgumentError(
         absl::StrFormat("push: batch_fraction must be in (0, 1], got %g", header.batch_fraction()));
   }
   const float lr_scale = header.learning_rate_scale(), fraction = header.batch_fraction();
+  // No NaN or infinity reaches a row. The scan is one pass over the
+  // gradients: x * 0 is 0 for every finite x and NaN otherwise.
+  const int dim = t->dim();
+  auto row_finite = [&](uint64_t i) {
+    float acc = 0;
+    for (int j = 0; j < dim; ++j) acc += grads[i * dim + j] * 0.0f;
+    return acc == 0;
+  };
+  float all = 0;
+  for (uint64_t i = 0; i < values; ++i) all += grads[i] * 0.0f;
+  const uint64_t* push_keys = keys;
+  const float* push_grads = grads;
+  const uint32_t* push_counts = counts;
+  uint64_t push_n = n;
+  if (all != 0) {
+    uint64_t first = 0;
+    while (first < n && row_finite(first)) ++first;
+    if (t->config().non_finite_gradients() != TableConfig::SKIP_NON_FINITE) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "push: table \"%s\": the gradient of key %d (row %d of %d) is not finite; nothing "
+          "was applied",
+          t->name(), keys[first], first, n));
+    }
+    // Push the finite rows only, from copies.
+    thread_local std::vector<uint64_t> kept_keys;
+    thread_local std::vector<float> kept_grads;
+    thread_local std::vector<uint32_t> kept_counts;
+    kept_keys.clear();
+    kept_grads.clear();
+    kept_counts.clear();
+    for (uint64_t i = 0; i < n; ++i) {
+      if (i >= first && !row_finite(i)) continue;
+      kept_keys.push_back(keys[i]);
+      kept_grads.insert(kept_grads.end(), grads + i * dim, grads + (i + 1) * dim);
+      if (counts != nullptr) kept_counts.push_back(counts[i]);
+    }
+    non_finite_skipped_[t->table_id()].fetch_add(n - kept_keys.size(), std::memory_order_relaxed);
+    push_keys = kept_keys.data();
+    push_grads = kept_grads.data();
+    push_counts = counts != nullptr ? kept_counts.data() : nullptr;
+    push_n = kept_keys.size();
+  }
   StepSync::Release local_release;
   StepSync::Release* release = deferral != nullptr ? deferral->release : &local_release;
   if (tagged && step_sync_->mode() == TrainConfig::SYNC && deferral != nullptr) {
-    ASSIGN_OR_RETURN(
-        bool held, step_sync_->Push(header, {keys, n}, grads, counts, deferral->identity, release));
+    ASSIGN_OR_RETURN(bool held, step_sync_->Push(header, {push_keys, push_n}, push_grads,
+                                                 push_counts, deferral->identity, release));
     if (held) {
       deferral->deferred = true;
       return absl::OkStatus();
     }
   }
-  if (n > 0) {
-    RETURN_IF_ERROR(
-        RunSplit({keys, n}, [&](const SparseTable::KeyGroups& groups, SparseTable::StripeRange r) {
-          return t->Push(groups, grads, counts, step, lr_scale, fraction, r);
+  if (push_n > 0) {
+    RETURN_IF_ERROR(RunSplit(
+        {push_keys, push_n}, [&](const SparseTable::KeyGroups& groups, SparseTable::StripeRange r) {
+          return t->Push(groups, push_grads, push_counts, step, lr_scale, fraction, r);
         }));
   }
   if (tagged && step_sync_->mode() == TrainConfig::BOUNDED) {
-    RETURN_IF_ERROR(step_sync_->Push(header, {keys, n}, grads, counts, nullptr, release).status());
+    RETURN_IF_ERROR(
+        step_sync_->Push(header, {push_keys, push_n}, push_grads, push_counts, nullptr, release)
+            .status());
   }
   return absl::OkStatus();
 }
@@ -769,13 +988,24 @@ absl::Status PsServer::Attach(const RequestHeader& header, ReplyHeader* reply) {
           absl::StrCat("attach: this server already maps ", arenas_.size(), " shared arenas"));
     }
   }
+  // The arena is the client's: watch the client, so that one which exits
+  // without detaching does not keep the memory mapped here. An arena whose
+  // owner cannot be watched is refused: nothing would ever unmap it.
+  auto client = std::make_unique<ClientWatch>(header.shm_path());
+  if (!client->watching()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("attach: \"", header.shm_path(),
+                     "\" is not /proc/<pid>/fd/<n> of a live process on this host"));
+  }
   ASSIGN_OR_RETURN(std::unique_ptr<SharedMapping> mapping,
                    SharedMapping::Open(header.shm_path(), header.shm_token(), header.shm_bytes()));
-  // The arena is the client's: watch the client, so that one which exits
-  // without detaching does not keep the memory mapped here.
-  auto client = std::make_unique<ClientWatch>(header.shm_path());
   absl::MutexLock lock(&arenas_mu_);
-  const uint64_t id = next_arena_id_++;
+  uint64_t id = 0;
+  while (id == 0 || arenas_.contains(id)) {
+    if (getrandom(&id, sizeof(id), 0) != sizeof(id)) {
+      return ErrnoError("getrandom", "cannot draw an arena id");
+    }
+  }
   arenas_[id] = {std::shared_ptr<const SharedMapping>(std::move(mapping)), std::move(client)};
   reply->set_shm_id(id);
   return absl::OkStatus();
@@ -797,7 +1027,7 @@ void PsServer::DropArenasOfExitedClients() {
 void PsServer::MaybeEvictExpired() {
   int64_t now = std::chrono::steady_clock::now().time_since_epoch().count();
   int64_t last = last_eviction_ns_.load(std::memory_order_relaxed);
-  if (now - last < kEvictionIntervalNs) return;
+  if (now - last < options_.ttl_sweep_interval_ns) return;
   if (!last_eviction_ns_.compare_exchange_strong(last, now)) return;  // another thread does it
   DropArenasOfExitedClients();
   for (auto& [name, table] : tables_) {
@@ -820,6 +1050,90 @@ void PsServer::LogBadRequest(const std::string& peer, const absl::Status& status
   }
 }
 
+absl::Status PsServer::Authorize(const RequestHeader& header, bool* chief) const {
+  *chief = options_.chief_token.empty() || SecretsEqual(header.auth(), options_.chief_token);
+  if (!options_.member_token.empty() && !*chief &&
+      !SecretsEqual(header.auth(), options_.member_token)) {
+    return absl::PermissionDeniedError("request without this job's secret");
+  }
+  switch (header.op()) {
+    case OP_SHUTDOWN:
+    case OP_SAVE:
+    case OP_LOAD:
+      if (!*chief) {
+        return absl::PermissionDeniedError(
+            absl::StrCat(Op_Name(header.op()), ": only the job's chief may ask for this"));
+      }
+      break;
+    default:
+      break;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status PsServer::CheckCheckpointPath(const std::string& dir) const {
+  if (options_.checkpoint_roots.empty() || dir.empty()) return absl::OkStatus();
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  // Resolves "..", and symbolic links as far as the path exists.
+  const fs::path path = fs::weakly_canonical(fs::absolute(dir, ec), ec);
+  if (!ec) {
+    for (const std::string& root_dir : options_.checkpoint_roots) {
+      std::error_code rec;
+      const fs::path root = fs::weakly_canonical(fs::absolute(root_dir, rec), rec);
+      if (rec || root.empty()) continue;
+      auto [r, p] = std::mismatch(root.begin(), root.end(), path.begin(), path.end());
+      // Strictly below the root (an empty last component is a trailing "/").
+      if (r == root.end() || (std::next(r) == root.end() && r->empty())) {
+        if (p != path.end() && !p->empty()) return absl::OkStatus();
+      }
+    }
+  }
+  return absl::PermissionDeniedError(absl::StrCat(
+      "checkpoint path \"", dir, "\" is not inside this job's run or storage directory"));
+}
+
+uint64_t PsServer::RequestStep(const RequestHeader& header, bool chief) {
+  const uint64_t step = header.global_step();
+  if (chief) {
+    uint64_t prev = max_global_step_.load(std::memory_order_relaxed);
+    while (step > prev && !max_global_step_.compare_exchange_weak(prev, step)) {
+    }
+    return step;
+  }
+  const uint64_t job = max_global_step_.load(std::memory_order_relaxed);
+  return std::min(step, job + kMaxStepLead);
+}
+
+void PsServer::AnswerZap() {
+  // RFC 27: version, request id, domain, address, identity, mechanism,
+  // credentials...; the reply: version, request id, status code and text,
+  // user id, metadata.
+  std::vector<zmq::message_t> req;
+  if (!zmq::recv_multipart(*zap_, std::back_inserter(req), zmq::recv_flags::dontwait)) return;
+  bool ok = false;
+  if (req.size() >= 7 && req[5].to_string() == "CURVE" && req[6].size() == 32) {
+    char z85[41];
+    if (zmq_z85_encode(z85, static_cast<const uint8_t*>(req[6].data()), 32) != nullptr) {
+      ok = SecretsEqual(absl::string_view(z85, 40), options_.curve_client_public_key);
+    }
+  }
+  if (!ok) {
+    zap_refused_.fetch_add(1, std::memory_order_relaxed);
+    const std::string address = req.size() > 3 ? req[3].to_string() : "unknown";
+    LogBadRequest(address, absl::UnauthenticatedError("CURVE handshake without the job's key"));
+  }
+  const std::string request_id = req.size() > 1 ? req[1].to_string() : "";
+  std::vector<zmq::message_t> reply;
+  reply.emplace_back(std::string_view("1.0"));
+  reply.emplace_back(request_id.data(), request_id.size());
+  reply.emplace_back(std::string_view(ok ? "200" : "400"));
+  reply.emplace_back(std::string_view(ok ? "OK" : "unknown client key"));
+  reply.emplace_back(std::string_view(ok ? "job" : ""));
+  reply.emplace_back();
+  (void)zmq::send_multipart(*zap_, reply, zmq::send_flags::dontwait);
+}
+
 void PsServer::Wait() {
   absl::MutexLock lock(&done_mu_);
   done_mu_.Await(absl::Condition(&done_));
@@ -834,6 +1148,7 @@ void PsServer::Stop() {
   handlers_.clear();
   router_.reset();
   replies_.reset();
+  zap_.reset();
   context_.close();  // waits for queued replies within each socket's linger
 }
 

@@ -51,6 +51,34 @@ struct PsServerOptions {
   // mode, the number of workers, and how long a step waits for its last
   // push.
   StepSync::Options step_sync;
+  // The job's secrets (common/security.h). With a member_token, a request
+  // whose RequestHeader.auth is neither it nor chief_token is refused
+  // (PermissionDenied) before anything else is read. With a chief_token,
+  // SHUTDOWN, SAVE and LOAD need it (PermissionDenied), and only the
+  // chief's requests move the global step TTL eviction counts in; other
+  // requests' steps stamp rows but are held to kMaxStepLead past it. Empty
+  // (a server inside a test): any request is served and sets the step.
+  std::string member_token, chief_token;
+  // CURVE (both set, Z85): the socket is a CURVE server with this secret
+  // key, and accepts only clients presenting curve_client_public_key; any
+  // other client is dropped at the handshake.
+  std::string curve_server_secret_key, curve_client_public_key;
+  // SAVE and LOAD paths must lie below one of these directories
+  // (PermissionDenied otherwise; symbolic links are resolved first). Empty:
+  // any path.
+  std::vector<std::string> checkpoint_roots;
+  // Replies queued in a peer's connection (ZeroMQ's high-water mark). Past
+  // it the peer counts as not reading: its next replies wait in the server
+  // and its further requests are held, unserved, until it reads; held
+  // requests past max_held_bytes_per_peer are dropped (no reply). A client
+  // that never reads so costs the server at most about
+  // reply_high_water_mark + threads replies and max_held_bytes_per_peer.
+  int reply_high_water_mark = 4;
+  int64_t max_held_bytes_per_peer = int64_t{64} << 20;
+  // Requests queued in a peer's connection before TCP holds it back.
+  int request_high_water_mark = 64;
+  // How often, at most, rows past their TTL are looked for.
+  int64_t ttl_sweep_interval_ns = 10'000'000'000;
 };
 
 class PsServer {
@@ -77,14 +105,20 @@ class PsServer {
   //
   // The reply header's code, by op:
   // - Any: InvalidArgument for a request that does not parse, is over
-  //   max_request_bytes, or has an unknown op. The server state is unchanged.
+  //   max_request_bytes, or has an unknown op; PermissionDenied without the
+  //   job's secret (see PsServerOptions::member_token). The server state
+  //   is unchanged.
   // - PULL, PUSH: NotFound for an unknown table or shared arena;
-  //   InvalidArgument for a wrong dim, frame count or size, a range outside
-  //   the arena, a learning_rate_scale or batch_fraction outside (0, 1];
-  //   these change nothing. Otherwise SparseTable::Pull's or Push's codes,
-  //   with what they leave behind: a failed PUSH is partly applied, and
-  //   sending it again applies part of it twice (ResourceExhausted for a
-  //   full disk after the whole update was applied is the exception).
+  //   InvalidArgument for a wrong dim, frame count or size, num_keys or a
+  //   reply larger than max_request_bytes, a range outside the arena, a
+  //   learning_rate_scale or batch_fraction outside (0, 1], a gradient with
+  //   a NaN or an infinity in a table that rejects them (the message names
+  //   the table and the first such key); these change nothing. Otherwise SparseTable::Pull's or
+  //   Push's codes, with what they leave behind: a failed PUSH is partly applied, and sending it
+  //   again applies part of it twice (ResourceExhausted for a full disk after the whole update was
+  //   applied is the exception).
+  // - SHUTDOWN, SAVE, LOAD: PermissionDenied without the chief's secret,
+  //   and for SAVE and LOAD a path outside checkpoint_roots.
   // - SAVE: InvalidArgument without a path; FailedPrecondition without a
   //   storage directory; SparseTable::Flush's codes (the store holds part
   //   of the changes, nothing is lost, and a later SAVE writes the rest);
@@ -97,15 +131,18 @@ class PsServer {
   //   LOAD may leave part of the checkpoint's rows in the store, which the
   //   tables do not serve; a Save would copy them. Load again, or restart
   //   the server.
+  // - ATTACH: InvalidArgument for a path not of the form /proc/<pid>/fd/<n>
+  //   or a process that cannot be watched (so that its exit unmaps the
+  //   arena); ResourceExhausted when max_arenas are mapped; SharedMapping::
+  //   Open's codes (NotFound for an arena on another host). The reply's
+  //   shm_id is random: it is the capability later requests name the arena
+  //   by. DETACH: NotFound for an arena not attached.
   // - Step-tagged PULL, PUSH (options.step_sync not ASYNC): InvalidArgument
   //   for a worker rank outside [0, num_workers), a step before the run's
   //   first step, a second push of one worker, table and step, or a push of
   //   a step already complete (nothing applied or counted); a held pull
   //   fails with DeadlineExceeded, naming the workers that did not push,
   //   once step tracking has stopped (StepSync).
-  // - ATTACH: ResourceExhausted when max_arenas are mapped; SharedMapping::
-  //   Open's codes (NotFound for an arena on another host). DETACH:
-  //   NotFound for an arena not attached.
   // Step-tagged requests (StepSync) are served at once here: a SYNC push is
   // applied on its own, and a pull does not wait. The server's own threads
   // hold and sum them as ps/step_sync.h says.
@@ -138,6 +175,19 @@ class PsServer {
                              Deferral* deferral);
   // Sends `release`'s replies through `out` and queues its pulls first.
   void Dispatch(StepSync::Release& release, zmq::socket_t& out);
+  // Rows of a request whose step may lead the chief's by more than this
+  // are stamped with the chief's step plus this.
+  static constexpr uint64_t kMaxStepLead = uint64_t{1} << 20;
+
+  // PermissionDenied unless the request may run (member_token, chief_token).
+  absl::Status Authorize(const RequestHeader& header, bool* chief) const;
+  // PermissionDenied unless `dir` lies below one of checkpoint_roots.
+  absl::Status CheckCheckpointPath(const std::string& dir) const;
+  // The step a pull or push is served at; advances the job's step when the
+  // request is the chief's (or when no chief token is set).
+  uint64_t RequestStep(const RequestHeader& header, bool chief);
+  // Answers ZeroMQ's authentication requests (CURVE) on zap_.
+  void AnswerZap();
   absl::Status Save(const std::string& dir, ReplyHeader* reply);
   absl::Status Load(const std::string& dir, ReplyHeader* reply);
   void IoLoop();
@@ -167,6 +217,8 @@ class PsServer {
   absl::flat_hash_map<std::string, std::unique_ptr<SparseTable>> tables_;
   std::unique_ptr<StepSync> step_sync_;  // made with the tables
   std::atomic<uint64_t> max_global_step_{0};
+  // Rows skipped for a non-finite gradient, by table id.
+  std::unique_ptr<std::atomic<uint64_t>[]> non_finite_skipped_;
   std::atomic<int64_t> last_eviction_ns_{0};
   std::atomic<uint64_t> requests_{0}, bad_requests_{0}, split_wait_ns_{0};
   std::atomic<uint64_t> split_requests_{0};  // started; its count alternates their direction
@@ -174,7 +226,8 @@ class PsServer {
 
   zmq::context_t context_;
   // Used only by the IO thread once Start() has bound them.
-  std::unique_ptr<zmq::socket_t> router_, replies_;
+  std::unique_ptr<zmq::socket_t> router_, replies_, zap_;
+  std::atomic<uint64_t> zap_refused_{0}, dropped_requests_{0};
   std::string endpoint_;
   std::thread io_thread_;
   std::vector<std::thread> handlers_;
@@ -182,6 +235,7 @@ class PsServer {
 
   absl::Mutex queue_mu_;
   std::deque<std::vector<zmq::message_t>> queue_ ABSL_GUARDED_BY(queue_mu_);
+  int64_t queued_bytes_ ABSL_GUARDED_BY(queue_mu_) = 0;
   // A request split by stripes (RunSplit). Its owner and any handler thread
   // that finds it in helpers_ take parts until none is left; the owner
   // returns once every thread that joined has left.
@@ -222,7 +276,6 @@ class PsServer {
   };
   absl::Mutex arenas_mu_;
   absl::flat_hash_map<uint64_t, Attachment> arenas_ ABSL_GUARDED_BY(arenas_mu_);
-  uint64_t next_arena_id_ ABSL_GUARDED_BY(arenas_mu_) = 1;
 
   absl::Mutex checkpoint_mu_;  // one save or load at a time
   absl::Mutex log_mu_;

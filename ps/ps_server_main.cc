@@ -62,9 +62,25 @@ int Main(int argc, char** argv, const std::vector<std::string>& overrides) {
   options.step_sync.mode = EffectiveSparseSync(config->train());
   options.step_sync.num_workers = mpi ? mpi->num_workers() : cluster.num_workers();
   options.step_sync.timeout = absl::Milliseconds(SyncTimeoutMs(*config));
+  auto security = JobSecurityOf(cluster, mpi.get());
+  if (!security.ok()) {
+    if (mpi) (void)mpi->ExchangeEndpoints(0);
+    return Fail(security.status());
+  }
+  options.member_token = security->secrets.member_token;
+  options.chief_token = security->secrets.chief_token;
+  if (security->curve) {
+    options.curve_server_secret_key = security->secrets.server_secret_key;
+    options.curve_client_public_key = security->secrets.client_public_key;
+  }
   if (mpi) {
     options.shard = mpi->server_index();
-    options.bind = "tcp://*:0";
+    auto address = mpi->BindAddress();
+    if (!address.ok()) {
+      (void)mpi->ExchangeEndpoints(0);
+      return Fail(address.status());
+    }
+    options.bind = absl::StrCat("tcp://", *address, ":0");
   } else {
     if (FLAGS_shard < 0 || FLAGS_shard >= cluster.server_endpoint_size()) {
       return Fail(absl::InvalidArgumentError(absl::StrCat(
@@ -72,12 +88,17 @@ int Main(int argc, char** argv, const std::vector<std::string>& overrides) {
           " server_endpoint entries (use --mpi under mpirun)")));
     }
     options.shard = FLAGS_shard;
-    std::vector<std::string> parts = absl::StrSplit(cluster.server_endpoint(FLAGS_shard), ':');
-    options.bind = absl::StrCat("tcp://*:", parts.back());
+    // Exactly where the config says, not every interface.
+    options.bind = cluster.server_endpoint(FLAGS_shard);
   }
+  const std::string run_dir = FLAGS_run_dir.empty() ? "." : FLAGS_run_dir;
   std::string storage = cluster.storage_dir();
-  if (storage.empty()) storage = absl::StrCat(FLAGS_run_dir.empty() ? "." : FLAGS_run_dir, "/ps");
+  if (storage.empty()) storage = absl::StrCat(run_dir, "/ps");
   options.storage_dir = absl::StrCat(storage, "/server-", options.shard);
+  // Checkpoints are written and read only inside the job's directories.
+  options.checkpoint_roots = {run_dir, storage};
+  if (!config->checkpoint().dir().empty())
+    options.checkpoint_roots.push_back(config->checkpoint().dir());
 
   PsServer server(options);
   absl::Status started = server.Start();
@@ -92,7 +113,8 @@ int Main(int argc, char** argv, const std::vector<std::string>& overrides) {
   }
   if (!started.ok()) return Fail(started);
   LOG(INFO) << "ps_server " << options.shard << "/" << options.num_shards << ": listening on "
-            << server.endpoint() << ", " << options.tables.size() << " table(s)"
+            << server.endpoint() << (security->curve ? " (CURVE)" : "") << ", "
+            << options.tables.size() << " table(s)"
             << (options.memory_limit_bytes > 0
                     ? absl::StrCat(", memory limit ", cluster.memory_limit_mb(),
                                    " MB, spilling to ", options.storage_dir, "/spill")

@@ -280,12 +280,20 @@ TEST_F(PsServerTest, CountsSizeMismatchIsRejected) {
 }
 
 TEST_F(PsServerTest, OversizedRequestIsRejected) {
-  const uint64_t n = (1 << 20) / 8 + 16;  // just over the 1 MiB limit
+  // Frames each under the 1 MiB limit, together over it.
+  const uint64_t n = 50000;
   std::vector<zmq::message_t> f;
-  f.push_back(Header(OP_PULL, "emb", n, 4));
+  f.push_back(Header(OP_PUSH, "emb", n, 4));
   f.push_back(Raw(std::vector<uint64_t>(n, 1)));
+  f.push_back(Raw(std::vector<float>(n * 4, 1.0f)));
   ExpectError(std::move(f), absl::StatusCode::kInvalidArgument,
               "exceeds the server limit of 1048576 bytes");
+  // A pull whose reply would be over the limit.
+  f.clear();
+  f.push_back(Header(OP_PULL, "emb", n * 2, 4));
+  f.push_back(Raw(std::vector<uint64_t>(n * 2, 1)));
+  ExpectError(std::move(f), absl::StatusCode::kInvalidArgument,
+              "over this server's limit of 1048576 bytes");
 }
 
 TEST_F(PsServerTest, StatsCountBadRequests) {
@@ -370,7 +378,7 @@ TEST_F(PsServerArenaTest, RangesOutsideTheArenaAreRejected) {
   ExpectError(InArena(OP_PUSH, 2, 0, 128), absl::StatusCode::kInvalidArgument,
               "not inside shared arena");
   ExpectError(InArena(OP_PULL, uint64_t{1} << 62, 128, 256), absl::StatusCode::kInvalidArgument,
-              "not inside shared arena");
+              "over this server's limit");
   ExpectError(InArena(OP_PULL, 2, 130, 256), absl::StatusCode::kInvalidArgument,
               "not inside shared arena");
 }
@@ -387,14 +395,24 @@ TEST_F(PsServerArenaTest, UnknownArenaAndExtraFramesAreRejected) {
 TEST_F(PsServerArenaTest, BadAttachIsRejected) {
   ExpectError(Attach(arena_->path(), arena_->token() ^ 1, arena_->size()),
               absl::StatusCode::kInvalidArgument, "token does not match");
-  ExpectError(Attach("/no/such/arena", 1, 1 << 20), absl::StatusCode::kNotFound, "/no/such/arena");
+  // Only a live process's descriptor: nothing else could be unmapped when
+  // its owner exits.
+  ExpectError(Attach("/no/such/arena", 1, 1 << 20), absl::StatusCode::kInvalidArgument,
+              "/no/such/arena");
+  const std::string closed = absl::StrCat("/proc/", getpid(), "/fd/999999");
+  ExpectError(Attach(closed, 1, 1 << 20), absl::StatusCode::kNotFound, closed);
   // A plain file could be truncated under the server's mapping.
   const std::string plain = ::testing::TempDir() + "/plain_arena";
   {
     std::ofstream f(plain);
     f << std::string(1 << 20, 'x');
   }
-  ExpectError(Attach(plain, 1, 1 << 20), absl::StatusCode::kInvalidArgument, "not sealed");
+  ExpectError(Attach(plain, 1, 1 << 20), absl::StatusCode::kInvalidArgument, "/proc/<pid>/fd/<n>");
+  FILE* open_plain = std::fopen(plain.c_str(), "r");
+  ASSERT_NE(open_plain, nullptr);
+  ExpectError(Attach(absl::StrCat("/proc/", getpid(), "/fd/", fileno(open_plain)), 1, 1 << 20),
+              absl::StatusCode::kInvalidArgument, "not sealed");
+  std::fclose(open_plain);
   std::remove(plain.c_str());
 }
 

@@ -168,7 +168,13 @@ class RowLog {
   // chunks; fn may not append or erase. The order is by segment slot. Errors
   // as Read.
   template <typename Fn>
-  absl::Status ForEachLive(Fn fn, Position from = {});
+  absl::Status ForEachLive(Fn fn, Position from);
+  // (Not a default argument: clang cannot use Position's member
+  // initializers before RowLog is complete.)
+  template <typename Fn>
+  absl::Status ForEachLive(Fn fn) {
+    return ForEachLive(std::move(fn), Position{});
+  }
 
   struct Counters {
     uint64_t reads = 0, read_bytes = 0;      // records read by Read

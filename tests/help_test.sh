@@ -29,6 +29,7 @@ check_tool() {
 }
 
 check_tool ps/ps_server config
+check_tool ps/ctr-keygen out
 check_tool worker/ctr_worker config
 check_tool worker/ctr-export fp16
 check_tool worker/ctr-predict batch_size
@@ -38,7 +39,7 @@ check_tool bench/checkpoint_bench rows
 check_tool bench/vm_probe parts
 
 # The launcher scripts (no build needed for --help).
-for script in launch/setup.sh launch/test.sh launch/ctr-train launch/check-format launch/compare-metrics; do
+for script in launch/setup.sh launch/test.sh launch/fuzz.sh launch/ctr-train launch/check-format launch/compare-metrics; do
   "$root/$script" --help >"$out" 2>&1
   rc=$?
   [[ $rc -eq 0 && -s "$out" ]] || fail "$script --help exited $rc or printed nothing"

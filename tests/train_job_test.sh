@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A whole training job under mpirun: 2 servers + 2 workers train DeepFM on
 # generated data and must reach a test AUC threshold; a job whose data is
-# missing must stop quickly with the path in its message.
+# missing (train, or only the test file) must stop quickly, before training,
+# with the path in its message.
 #   tests/train_job_test.sh BUILD_DIR
 set -uo pipefail
 build="$1"
@@ -32,4 +33,27 @@ rc=$?
 (( rc != 124 )) || fail "a job with missing data hung"
 grep -q "/nonexistent/data/d.train.tsv" "$work/bad.log" || { cat "$work/bad.log"; fail "the error does not name the missing file"; }
 echo "missing data: stopped in $(( $(date +%s) - start )) s with: $(grep -m1 nonexistent "$work/bad.log")"
+
+# Only the test file is missing: found before the first step, not after
+# the whole run.
+CTRPS_BUILD_DIR="$build" timeout 120 "$root/launch/ctr-train" "$root/conf/criteo_synth_deepfm.pbtxt" \
+  --servers 1 --workers 1 --run-dir "$work/notest" \
+  --set data.dir="$work" --set data.train=d.train.tsv --set data.valid=d.valid.tsv --set data.test=gone.tsv \
+  > "$work/notest.log" 2>&1
+(( $? != 0 )) || fail "a job with a missing test file exited 0"
+grep -q "gone.tsv" "$work/notest.log" || { tail "$work/notest.log"; fail "the error does not name the missing test file"; }
+if grep -q "\[train\] epoch" "$work/notest.log"; then fail "a job with a missing test file trained first"; fi
+echo "missing test file: stopped before training with: $(grep -m1 gone.tsv "$work/notest.log")"
+# A poisoned run (learning rates that overflow the weights) stops at the
+# first non-finite loss (or non-finite weights or gradients) with a clear
+# message.
+CTRPS_BUILD_DIR="$build" timeout 120 "$root/launch/ctr-train" "$root/conf/criteo_synth_deepfm.pbtxt" \
+  --servers 1 --workers 1 --run-dir "$work/nan" \
+  --set data.dir="$work" --set data.train=d.train.tsv --set data.valid=d.valid.tsv --set data.test=d.test.tsv \
+  --set train.dense_optimizer.learning_rate=1e30 --set table_defaults.optimizer.learning_rate=1e30 \
+  --set checkpoint.every_steps=1 > "$work/nan.log" 2>&1
+(( $? != 0 )) || fail "a job whose loss went non-finite exited 0"
+why="the training loss is|dense weights hold a NaN|is not finite; nothing was applied"
+grep -Eq "$why" "$work/nan.log" || { tail "$work/nan.log"; fail "no clear message for a non-finite loss"; }
+echo "non-finite loss: stopped with: $(grep -Eo "[^:]*($why)[^.;]*" "$work/nan.log" | head -1)"
 echo "1 passed, 0 failed"

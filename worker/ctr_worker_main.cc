@@ -68,8 +68,22 @@ int Main(int argc, char** argv, const std::vector<std::string>& overrides) {
                                                 "under launch/ctr-train, or list the servers"));
     }
   }
+  auto security = JobSecurityOf(config->cluster(), mpi.get());
+  if (!security.ok()) {
+    Fail(rank, security.status());
+    if (mpi) MPI_Abort(MPI_COMM_WORLD, 1);
+    return 1;
+  }
   PsClientOptions co;
   co.endpoints = endpoints;
+  // The chief alone holds the secret that may stop, save and load the
+  // servers.
+  co.auth_token = rank == 0 ? security->secrets.chief_token : security->secrets.member_token;
+  if (security->curve) {
+    co.curve_server_public_key = security->secrets.server_public_key;
+    co.curve_public_key = security->secrets.client_public_key;
+    co.curve_secret_key = security->secrets.client_secret_key;
+  }
   co.timeout = absl::Milliseconds(config->cluster().request_timeout_ms());
   co.shared_memory_bytes = static_cast<size_t>(config->cluster().shared_memory_mb()) << 20;
   auto client = PsClient::Connect(co);

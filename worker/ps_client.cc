@@ -128,6 +128,10 @@ std::atomic<uint64_t> client_counter{0};
 
 PsClient::PsClient(const PsClientOptions& options)
     : endpoints_(options.endpoints),
+      auth_token_(options.auth_token),
+      curve_server_public_key_(options.curve_server_public_key),
+      curve_public_key_(options.curve_public_key),
+      curve_secret_key_(options.curve_secret_key),
       timeout_(options.timeout),
       connect_timeout_(options.connect_timeout),
       context_(1),
@@ -169,6 +173,11 @@ absl::Status PsClient::Start() {
       d.set(zmq::sockopt::sndhwm, 0);
       d.set(zmq::sockopt::rcvhwm, 0);
       d.set(zmq::sockopt::reconnect_ivl, 100);
+      if (!curve_server_public_key_.empty()) {
+        d.set(zmq::sockopt::curve_serverkey, curve_server_public_key_);
+        d.set(zmq::sockopt::curve_publickey, curve_public_key_);
+        d.set(zmq::sockopt::curve_secretkey, curve_secret_key_);
+      }
       d.connect(ep);
     }
   } catch (const zmq::error_t& e) {
@@ -237,9 +246,10 @@ int PsClient::num_shared_memory_shards() const {
 }
 
 PsFuture PsClient::Pull(const std::string& table, std::span<const uint64_t> keys, int dim,
-                        float* out, uint64_t global_step, const StepTag& tag) {
-  return Submit(OP_PULL, table, keys, dim, out, nullptr, nullptr, global_step, 1.0f, 1.0f, nullptr,
-                tag);
+                        float* out, uint64_t global_step, const StepTag& tag,
+                        uint64_t catch_up_to, float learning_rate_scale) {
+  return Submit(OP_PULL, table, keys, dim, out, nullptr, nullptr, global_step, learning_rate_scale,
+                1.0f, nullptr, tag, catch_up_to);
 }
 
 PsFuture PsClient::Push(const std::string& table, std::span<const uint64_t> keys, int dim,
@@ -294,10 +304,11 @@ PsFuture PsClient::Completed(const absl::Status& status) {
 }
 
 PsFuture PsClient::Pull(const std::string& table, std::span<const uint64_t> keys, int dim,
-                        PsBuffer& out, uint64_t global_step) {
+                        PsBuffer& out, uint64_t global_step, uint64_t catch_up_to,
+                        float learning_rate_scale) {
   if (absl::Status s = CheckBuffer("pull", out, keys.size(), dim); !s.ok()) return Completed(s);
-  return Submit(OP_PULL, table, keys, dim, out.data(), nullptr, nullptr, global_step, 1.0f, 1.0f,
-                out.region_);
+  return Submit(OP_PULL, table, keys, dim, out.data(), nullptr, nullptr, global_step,
+                learning_rate_scale, 1.0f, out.region_, {}, catch_up_to);
 }
 
 PsFuture PsClient::Push(const std::string& table, std::span<const uint64_t> keys, int dim,
@@ -311,7 +322,8 @@ PsFuture PsClient::Push(const std::string& table, std::span<const uint64_t> keys
 PsFuture PsClient::Submit(Op op, const std::string& table, std::span<const uint64_t> keys, int dim,
                           float* out, const float* grads, const uint32_t* counts,
                           uint64_t global_step, float learning_rate_scale, float batch_fraction,
-                          const std::shared_ptr<PsBuffer::Region>& values, const StepTag& tag) {
+                          const std::shared_ptr<PsBuffer::Region>& values, const StepTag& tag,
+                          uint64_t catch_up_to) {
   // A tagged push counts on every server even without keys.
   const bool every_shard = op == OP_PUSH && tag.worker >= 0;
   if (keys.empty() && !every_shard) return Completed(absl::OkStatus());
@@ -356,6 +368,7 @@ PsFuture PsClient::Submit(Op op, const std::string& table, std::span<const uint6
     RequestHeader h;
     h.set_op(op);
     h.set_request_id(req->id);
+    if (!auth_token_.empty()) h.set_auth(auth_token_);
     h.set_table(table);
     h.set_num_keys(n);
     h.set_dim(dim);
@@ -368,6 +381,7 @@ PsFuture PsClient::Submit(Op op, const std::string& table, std::span<const uint6
       h.set_sync_first_step(tag.first_step);
       if (tag.wait_step.has_value()) h.set_sync_wait_step(*tag.wait_step);
     }
+    if (catch_up_to > 0) h.set_l2_catch_up_to(catch_up_to);
     if (p.shm) {
       h.set_shm_id(arena_ids_[s]);
       h.set_shm_keys_offset(p.shm_region);
@@ -485,6 +499,7 @@ PsFuture PsClient::SubmitControl(Op op, std::vector<ReplyHeader>* replies,
     RequestHeader h;
     h.set_op(op);
     h.set_request_id(req->id);
+    if (!auth_token_.empty()) h.set_auth(auth_token_);
     if (fill && !fill(static_cast<int>(s), &h)) continue;
     req->parts[s].frames.emplace_back(h.SerializeAsString());
   }
@@ -591,7 +606,20 @@ void PsClient::IoLoop() {
         for (size_t s = 0; s < S; ++s) {
           auto& p = req->parts[s];
           if (p.frames.empty()) continue;
-          for (size_t i = 0; i < p.frames.size(); ++i) {
+          // A connection refused at its handshake (a CURVE key the server
+          // does not accept) leaves no pipe to queue into: a blocking send
+          // would wait for good, past every deadline.
+          const auto more = p.frames.size() > 1 ? zmq::send_flags::sndmore : zmq::send_flags::none;
+          if (!dealers_[s].send(p.frames[0], more | zmq::send_flags::dontwait)) {
+            if (p.shm) arenas_[s]->Free(p.shm_region);
+            p.frames.clear();
+            if (req->status.ok()) {
+              req->status = absl::UnavailableError(absl::StrCat(
+                  server_name(s), ": no connection (refused at the handshake, or not up)"));
+            }
+            continue;
+          }
+          for (size_t i = 1; i < p.frames.size(); ++i) {
             dealers_[s].send(p.frames[i], i + 1 < p.frames.size() ? zmq::send_flags::sndmore
                                                                   : zmq::send_flags::none);
           }
@@ -600,7 +628,7 @@ void PsClient::IoLoop() {
           ++req->pending;
         }
         if (req->pending == 0) {
-          req->state->Complete(absl::OkStatus());
+          req->state->Complete(req->status);
         } else {
           in_flight.emplace(req->id, req);
         }

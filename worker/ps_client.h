@@ -70,6 +70,13 @@ struct PsClientOptions {
   // that does not fit in what is free, and a server on another host (it
   // cannot open the arena), use the socket. 0: always the socket.
   size_t shared_memory_bytes = size_t{256} << 20;
+  // The job's secret sent with every request (RequestHeader.auth): its
+  // member token, or the chief's (see common/security.h). Empty: none.
+  std::string auth_token;
+  // CURVE (all three set, Z85): connect as a CURVE client with this key
+  // pair to servers whose public key is curve_server_public_key. A server
+  // that expects another key never answers, and requests time out.
+  std::string curve_server_public_key, curve_public_key, curve_secret_key;
 };
 
 class PsFuture {
@@ -155,8 +162,15 @@ class PsClient {
   // A pull tagged with a wait_step may wait on the server for other
   // workers' pushes (within the request timeout); when they do not come,
   // DeadlineExceeded names the workers.
+  // catch_up_to > 0: the servers first bring rows of tables with
+  // l2_on_missed_steps up to date as of step catch_up_to - 1 (see
+  // RequestHeader.l2_catch_up_to), with the learning rate times
+  // learning_rate_scale in (0, 1]. Only steps whose pushes all completed
+  // may be caught up this way: a later push of an earlier step would add
+  // an update.
   PsFuture Pull(const std::string& table, std::span<const uint64_t> keys, int dim, float* out,
-                uint64_t global_step = 0, const StepTag& tag = {});
+                uint64_t global_step = 0, const StepTag& tag = {}, uint64_t catch_up_to = 0,
+                float learning_rate_scale = 1.0f);
   // grads: keys.size() * dim floats; counts: keys.size() or null.
   // learning_rate_scale in (0, 1] multiplies the table's learning rate.
   // Errors as the future's (InvalidArgument from the server for a
@@ -178,7 +192,8 @@ class PsClient {
   // keys.size() * dim floats (InvalidArgument otherwise, nothing sent).
   // FailedPrecondition, nothing sent, for a busy() buffer.
   PsFuture Pull(const std::string& table, std::span<const uint64_t> keys, int dim, PsBuffer& out,
-                uint64_t global_step = 0);
+                uint64_t global_step = 0, uint64_t catch_up_to = 0,
+                float learning_rate_scale = 1.0f);
   PsFuture Push(const std::string& table, std::span<const uint64_t> keys, int dim,
                 const PsBuffer& grads, const uint32_t* counts = nullptr, uint64_t global_step = 0,
                 float learning_rate_scale = 1.0f, float batch_fraction = 1.0f);
@@ -221,7 +236,7 @@ class PsClient {
                   float* out, const float* grads, const uint32_t* counts, uint64_t global_step,
                   float learning_rate_scale, float batch_fraction,
                   const std::shared_ptr<PsBuffer::Region>& values = nullptr,
-                  const StepTag& tag = {});
+                  const StepTag& tag = {}, uint64_t catch_up_to = 0);
   // One control request per server; `fill(shard, header)` adds to each
   // header and may return false to send nothing to that shard. replies (may
   // be null) gets each shard's reply header; a shard that did not answer
@@ -236,6 +251,8 @@ class PsClient {
   void IoLoop();
 
   std::vector<std::string> endpoints_;
+  const std::string auth_token_;
+  const std::string curve_server_public_key_, curve_public_key_, curve_secret_key_;
   absl::Duration timeout_;
   absl::Duration connect_timeout_;
   zmq::context_t context_;

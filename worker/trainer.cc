@@ -7,6 +7,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -16,6 +17,8 @@
 #include "common/model_tables.h"
 #include "common/status.h"
 #include "ps/sparse_optimizer.h"
+#include "worker/data/line_reader.h"
+#include "worker/data/sample_parser.h"
 #include "worker/export.h"
 #include "worker/nn/bce_loss.h"
 #include "worker/nn/metrics.h"
@@ -46,6 +49,19 @@ int64_t CountLines(const std::vector<std::string>& files, bool csv_header) {
   int64_t lines = 0;
   std::vector<char> buf(1 << 20);
   for (const std::string& f : files) {
+    {
+      // Compressed files are counted through their decompressor.
+      auto reader = LineReader::Open(f, 1 << 20);
+      if (!reader.ok()) continue;
+      if ((*reader)->compression() != Compression::kNone) {
+        std::string_view line;
+        absl::StatusOr<bool> more;
+        while ((more = (*reader)->Next(&line)).ok() && *more) {
+        }
+        lines += (*reader)->lines_read() - (csv_header ? 1 : 0);
+        continue;
+      }
+    }
     std::FILE* in = std::fopen(f.c_str(), "rb");
     if (in == nullptr) continue;
     size_t n;
@@ -59,6 +75,25 @@ int64_t CountLines(const std::vector<std::string>& files, bool csv_header) {
     std::fclose(in);
   }
   return lines;
+}
+
+// Every train, valid and test file opens for reading. The errno's code
+// (NotFound, PermissionDenied) naming the split and the file.
+absl::Status CheckDataFiles(const ExperimentConfig& config) {
+  for (Split split : {Split::kTrain, Split::kValid, Split::kTest}) {
+    const auto& listed = split == Split::kTrain   ? config.data().train()
+                         : split == Split::kValid ? config.data().valid()
+                                                  : config.data().test();
+    if (listed.empty()) continue;
+    ASSIGN_OR_RETURN(ReaderOptions ro, MakeReaderOptions(config, split, 0, 1));
+    const char* name = split == Split::kTrain ? "train" : split == Split::kValid ? "valid" : "test";
+    for (const std::string& f : ro.files) {
+      std::FILE* in = std::fopen(f.c_str(), "rb");
+      if (in == nullptr) return ErrnoError(f, absl::StrCat("data.", name, " file: cannot open"));
+      std::fclose(in);
+    }
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -109,7 +144,57 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(TrainerOptions options)
   return t;
 }
 
+absl::Status Trainer::ComputeNumericStats() {
+  ASSIGN_OR_RETURN(
+      ReaderOptions ro,
+      MakeReaderOptions(config_, Split::kTrain, options_.worker_index, options_.num_workers));
+  const auto start = std::chrono::steady_clock::now();
+  ASSIGN_OR_RETURN(
+      std::vector<NumericMoments> moments,
+      GatherNumericMoments(config_.data(), ro.files, options_.worker_index, options_.num_workers));
+  if (options_.num_workers > 1) {
+    const int n = static_cast<int>(moments.size());
+    std::vector<double> sums(3 * n), mins(n), maxs(n);
+    for (int i = 0; i < n; ++i) {
+      const NumericMoments& m = moments[i];
+      sums[3 * i] = static_cast<double>(m.count);
+      sums[3 * i + 1] = m.sum;
+      sums[3 * i + 2] = m.sum_squares;
+      mins[i] = m.count > 0 ? m.min : std::numeric_limits<double>::infinity();
+      maxs[i] = m.count > 0 ? m.max : -std::numeric_limits<double>::infinity();
+    }
+    MPI_Allreduce(MPI_IN_PLACE, sums.data(), 3 * n, MPI_DOUBLE, MPI_SUM, options_.comm);
+    MPI_Allreduce(MPI_IN_PLACE, mins.data(), n, MPI_DOUBLE, MPI_MIN, options_.comm);
+    MPI_Allreduce(MPI_IN_PLACE, maxs.data(), n, MPI_DOUBLE, MPI_MAX, options_.comm);
+    for (int i = 0; i < n; ++i) {
+      moments[i] = NumericMoments{static_cast<int64_t>(sums[3 * i]), sums[3 * i + 1],
+                                  sums[3 * i + 2], mins[i], maxs[i]};
+    }
+  }
+  RETURN_IF_ERROR(SetNumericStats(moments, options_.config.mutable_data()));
+  if (options_.worker_index == 0) {
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    for (const FeatureConfig& f : config_.data().feature()) {
+      if (!f.has_stats()) continue;
+      std::printf(
+          "[data] %s: %s scaling from %lld training values: mean %.6g, stddev %.6g, "
+          "min %.6g, max %.6g\n",
+          f.name().c_str(), FeatureConfig::Scaling_Name(f.scaling()).c_str(),
+          static_cast<long long>(f.stats().count()), f.stats().mean(), f.stats().stddev(),
+          f.stats().min(), f.stats().max());
+    }
+    std::printf("[data] numeric statistics in %.1f s\n", seconds);
+    std::fflush(stdout);
+  }
+  return absl::OkStatus();
+}
+
 absl::Status Trainer::Init() {
+  // Scaled numeric features need the training data's statistics before any
+  // parser is made; they become part of the config (run dir, checkpoints,
+  // export), so serving scales as training did.
+  if (SampleParser::NeedsNumericStats(config_.data())) RETURN_IF_ERROR(ComputeNumericStats());
   const DataConfig& data = config_.data();
   ASSIGN_OR_RETURN(assembler_, FeatureAssembler::Create(config_));
   const int W = options_.num_workers;
@@ -204,15 +289,24 @@ absl::Status Trainer::Fill(Reader& reader, Slot& slot, bool training, int64_t st
   slot.dedup->Run(slot.batch);
   const auto& tables = slot.dedup->tables();
   slot.pulls.resize(tables.size());
+  // Rows of tables with l2_on_missed_steps are read as a dense optimizer
+  // would hold them: caught up through the last step whose pushes have all
+  // completed. Training: this worker's pushes up to step global_step_ - 2
+  // have (filling a slot waited for the push of the batch it held, and
+  // earlier slots were refilled before); evaluation follows drained pushes.
+  const uint64_t catch_up_to =
+      static_cast<uint64_t>(training ? std::max<int64_t>(global_step_ - 1, 0) : global_step_);
   for (size_t t = 0; t < tables.size(); ++t) {
     const int sd = assembler_->server_dims()[t];
     slot.rows[t].resize(tables[t].unique_keys.size() * sd);
     if (training && sparse_sync_ != TrainConfig::ASYNC) {
       slot.pulls[t] = options_.client->Pull(assembler_->table_names()[t], tables[t].unique_keys, sd,
-                                            slot.rows[t].data(), step, PullTag(step));
+                                            slot.rows[t].data(), step, PullTag(step), catch_up_to,
+                                            lr_scale_);
     } else {
       slot.pulls[t] = options_.client->Pull(assembler_->table_names()[t], tables[t].unique_keys, sd,
-                                            slot.rows[t].data(), training ? global_step_ : 0);
+                                            slot.rows[t].data(), training ? global_step_ : 0, {},
+                                            catch_up_to, lr_scale_);
     }
   }
   return absl::OkStatus();
@@ -253,8 +347,16 @@ absl::StatusOr<double> Trainer::TrainStep(Slot& slot) {
   }
   model_->params().ZeroGrads();
   model_->Forward(in, /*training=*/true, logits_.data());
-  const double loss = nn::SigmoidCrossEntropyWithLogits(
-      logits_, std::span<const float>(batch.labels.data(), B), d_logits_);
+  const double loss = model_->Loss(std::span<const float>(batch.labels.data(), B), d_logits_);
+  if (!std::isfinite(loss)) {
+    // Nothing of this step reaches the servers or the dense weights, and
+    // the error ends the job before any checkpoint is taken from it.
+    return absl::InternalError(absl::StrFormat(
+        "step %d: the training loss is %f; stopping before its gradients are applied (no "
+        "checkpoint is written from this state). Lower the learning rates, or look for "
+        "extreme values in the data",
+        global_step_, loss));
+  }
   nn::ModelInputGrad grad{d_emb_.data(), linear ? d_linear_.data() : nullptr, d_seq_ptrs_};
   model_->Backward(in, d_logits_.data(), &grad);
 
@@ -707,6 +809,9 @@ absl::StatusOr<TrainSummary> Trainer::Run() {
       ReaderOptions ro,
       MakeReaderOptions(config_, Split::kTrain, options_.worker_index, options_.num_workers));
   ro.batch_size = local_batch_;
+  // Every file the job will read is there before the first step: a missing
+  // test file found after hours of training costs the run.
+  RETURN_IF_ERROR(CheckDataFiles(config_));
   if (options_.resume || !options_.resume_from.empty()) RETURN_IF_ERROR(Restore(&ro));
   first_step_ = global_step_;
   last_checkpoint_time_ = NowSeconds();
@@ -789,6 +894,7 @@ absl::Status Trainer::SaveCheckpoint() {
   }
   absl::Status status;
   const std::string dir = absl::StrCat(checkpoint_root_, "/ckpt-", global_step_);
+  bool created = false;  // this attempt made `dir`: a failure removes it
   if (options_.worker_index == 0) {
     status = [&]() -> absl::Status {
       if (auto existing = ReadCheckpointManifest(dir); existing.ok()) {
@@ -815,8 +921,15 @@ absl::Status Trainer::SaveCheckpoint() {
         existing->set_learning_rate_scale(lr_scale_);
         return WriteCheckpointManifest(dir, *existing);
       }
+      for (float v : model_->params().values()) {
+        if (!std::isfinite(v)) {
+          return absl::InternalError(
+              absl::StrCat(dir, ": not written: the dense weights hold a NaN or an infinity"));
+        }
+      }
       std::error_code ec;
       std::filesystem::remove_all(dir, ec);  // leftovers of an interrupted attempt
+      created = true;
       std::filesystem::create_directories(dir, ec);
       if (ec) return ErrnoError(dir, "cannot create", ec.value());
       ASSIGN_OR_RETURN(std::vector<uint64_t> rows, options_.client->Save(dir, absl::Minutes(30)));
@@ -897,6 +1010,10 @@ absl::Status Trainer::SaveCheckpoint() {
       }
       return absl::OkStatus();
     }();
+    if (!status.ok() && created) {
+      std::error_code ec;
+      std::filesystem::remove_all(dir, ec);  // a partial checkpoint is no checkpoint
+    }
   }
   RETURN_IF_ERROR(AgreeOnStatus(status));
   last_checkpoint_ = dir;
@@ -1013,6 +1130,11 @@ absl::Status Trainer::Restore(ReaderOptions* reader_options) {
     summary_.test.auc = m.test_auc();
     summary_.test.logloss = m.test_logloss();
     summary_.has_test = true;
+  }
+  if (options_.worker_index >= m.position_size()) {
+    return absl::DataLossError(
+        absl::StrFormat("%s: the manifest has %d reader positions for %d workers", dir,
+                        m.position_size(), options_.num_workers));
   }
   const ReaderPositionProto& p = m.position(options_.worker_index);
   reader_options->start = {p.epoch(), p.file(), p.line(), p.skip()};

@@ -144,6 +144,7 @@ class Trainer {
   void PrintServerSummary() const;
 
   TrainerOptions options_;
+  absl::Status ComputeNumericStats();  // fills options_.config's FeatureConfig.stats
   const ExperimentConfig& config_;
   std::optional<FeatureAssembler> assembler_;
   int local_batch_ = 0;
