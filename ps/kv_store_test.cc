@@ -17,9 +17,9 @@ TEST(FromRocksTest, CodesTellTheCallerWhetherToRetry) {
             absl::StatusCode::kResourceExhausted);
   // RocksDB's IOError for a quota or a file-size limit carries strerror text.
   for (int err : {ENOSPC, EDQUOT, EFBIG}) {
-    const absl::Status s =
-        FromRocks(rocksdb::Status::IOError("While appending to file: 000012.sst", std::strerror(err)),
-                  "rocksdb write in /ckpt");
+    const absl::Status s = FromRocks(
+        rocksdb::Status::IOError("While appending to file: 000012.sst", std::strerror(err)),
+        "rocksdb write in /ckpt");
     EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted) << s;
     EXPECT_NE(s.message().find("rocksdb write in /ckpt"), std::string::npos) << s;
   }

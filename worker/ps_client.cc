@@ -246,8 +246,8 @@ int PsClient::num_shared_memory_shards() const {
 }
 
 PsFuture PsClient::Pull(const std::string& table, std::span<const uint64_t> keys, int dim,
-                        float* out, uint64_t global_step, const StepTag& tag,
-                        uint64_t catch_up_to, float learning_rate_scale) {
+                        float* out, uint64_t global_step, const StepTag& tag, uint64_t catch_up_to,
+                        float learning_rate_scale) {
   return Submit(OP_PULL, table, keys, dim, out, nullptr, nullptr, global_step, learning_rate_scale,
                 1.0f, nullptr, tag, catch_up_to);
 }

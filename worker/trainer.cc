@@ -300,9 +300,9 @@ absl::Status Trainer::Fill(Reader& reader, Slot& slot, bool training, int64_t st
     const int sd = assembler_->server_dims()[t];
     slot.rows[t].resize(tables[t].unique_keys.size() * sd);
     if (training && sparse_sync_ != TrainConfig::ASYNC) {
-      slot.pulls[t] = options_.client->Pull(assembler_->table_names()[t], tables[t].unique_keys, sd,
-                                            slot.rows[t].data(), step, PullTag(step), catch_up_to,
-                                            lr_scale_);
+      slot.pulls[t] =
+          options_.client->Pull(assembler_->table_names()[t], tables[t].unique_keys, sd,
+                                slot.rows[t].data(), step, PullTag(step), catch_up_to, lr_scale_);
     } else {
       slot.pulls[t] = options_.client->Pull(assembler_->table_names()[t], tables[t].unique_keys, sd,
                                             slot.rows[t].data(), training ? global_step_ : 0, {},
