@@ -112,7 +112,13 @@ uint64_t ConfigFingerprint(const ExperimentConfig& config) {
     shape.mutable_optimizer()->set_kind(t.optimizer().kind());
     text += shape.SerializeAsString();
   }
-  for (const FeatureConfig& f : config.data().feature()) text += f.SerializeAsString();
+  for (const FeatureConfig& f : config.data().feature()) {
+    // Numeric statistics are recomputed from the data at every start; a
+    // different worker count may change their last bits.
+    FeatureConfig shape = f;
+    shape.clear_stats();
+    text += shape.SerializeAsString();
+  }
   text += config.model().SerializeAsString();
   return HashBytes(text);
 }

@@ -1,5 +1,6 @@
 #include "common/config.h"
 
+#include <algorithm>
 #include <fstream>
 #include <optional>
 #include <set>
@@ -304,6 +305,17 @@ std::string ConfigToText(const ExperimentConfig& config) {
   std::string out;
   pb::TextFormat::PrintToString(config, &out);
   return out;
+}
+
+TrainConfig::SparseSync EffectiveSparseSync(const TrainConfig& train) {
+  if (train.sparse_sync() == TrainConfig::BOUNDED && train.max_staleness() == 0)
+    return TrainConfig::SYNC;
+  return train.sparse_sync();
+}
+
+int64_t SyncTimeoutMs(const ExperimentConfig& config) {
+  if (config.train().sync_timeout_ms() > 0) return config.train().sync_timeout_ms();
+  return std::max<int64_t>(1, int64_t{config.cluster().request_timeout_ms()} * 3 / 4);
 }
 
 }  // namespace ctrps

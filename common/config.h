@@ -31,6 +31,13 @@ const TableConfig* FindTable(const ExperimentConfig& config, const std::string& 
 // Text format of `config`, for the run directory's resolved config.
 std::string ConfigToText(const ExperimentConfig& config);
 
+// train.sparse_sync as servers and workers run it: BOUNDED with
+// max_staleness 0 is SYNC.
+TrainConfig::SparseSync EffectiveSparseSync(const TrainConfig& train);
+// How long a server waits for a step's last push (train.sync_timeout_ms,
+// or three quarters of the request timeout).
+int64_t SyncTimeoutMs(const ExperimentConfig& config);
+
 }  // namespace ctrps
 
 #endif  // CTRPS_COMMON_CONFIG_H_

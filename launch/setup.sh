@@ -27,6 +27,7 @@ packages=(
   libabsl-dev
   libopenblas-dev
   liburing-dev
+  zlib1g-dev libzstd-dev
   openmpi-bin libopenmpi-dev
   python3
   clang-format

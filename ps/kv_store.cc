@@ -1,5 +1,7 @@
 #include "ps/kv_store.h"
 
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <map>
 
@@ -13,16 +15,28 @@
 #include "rocksdb/write_batch.h"
 
 namespace ctrps {
-namespace {
-
 absl::Status FromRocks(const rocksdb::Status& s, std::string_view what) {
   if (s.ok()) return absl::OkStatus();
   std::string msg = absl::StrCat(std::string(what), ": ", s.ToString());
   if (s.IsCorruption()) return absl::DataLossError(msg);
   if (s.IsInvalidArgument()) return absl::InvalidArgumentError(msg);
   if (s.IsNoSpace()) return absl::ResourceExhaustedError(msg);
+  // RocksDB reports a full quota or an oversized file as a plain IOError
+  // carrying strerror's text; they are as final as a full disk.
+  if (s.IsIOError()) {
+    for (int err : {ENOSPC, EDQUOT, EFBIG}) {
+      if (msg.find(std::strerror(err)) != std::string::npos) {
+        return absl::ResourceExhaustedError(msg);
+      }
+    }
+    if (msg.find(std::strerror(EACCES)) != std::string::npos) {
+      return absl::PermissionDeniedError(msg);
+    }
+  }
   return absl::UnavailableError(msg);
 }
+
+namespace {
 
 class RocksDbStore final : public KvStore {
  public:

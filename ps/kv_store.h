@@ -13,6 +13,10 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 
+namespace rocksdb {
+class Status;
+}  // namespace rocksdb
+
 namespace ctrps {
 
 class KvStore {
@@ -66,6 +70,12 @@ absl::StatusOr<std::unique_ptr<KvStore>> OpenRocksDbStore(const std::string& dir
                                                           size_t write_buffer_bytes = 64 << 20);
 
 std::unique_ptr<KvStore> NewMemoryKvStore();
+
+// A RocksDB status as ours, prefixed with `what`: Corruption -> DataLoss,
+// InvalidArgument -> InvalidArgument, a full disk or quota or a file too
+// large -> ResourceExhausted, permission denied -> PermissionDenied, anything
+// else Unavailable.
+absl::Status FromRocks(const rocksdb::Status& s, std::string_view what);
 
 }  // namespace ctrps
 

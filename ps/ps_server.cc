@@ -138,6 +138,18 @@ absl::Status PsServer::CreateTables() {
       return ErrnoError(spill_dir_, "cannot create", ec.value());
     }
   }
+  std::vector<std::pair<std::string, int>> names;
+  for (const TableConfig& config : options_.tables) names.emplace_back(config.name(), config.dim());
+  step_sync_ = std::make_unique<StepSync>(
+      options_.step_sync, names,
+      [this](const std::string& name, std::span<const uint64_t> keys, const float* grads,
+             const uint32_t* counts, uint64_t step, float lr_scale, float fraction) {
+        SparseTable* t = table(name);
+        return RunSplit(keys,
+                        [&](const SparseTable::KeyGroups& groups, SparseTable::StripeRange r) {
+                          return t->Push(groups, grads, counts, step, lr_scale, fraction, r);
+                        });
+      });
   uint32_t id = 0;
   non_finite_skipped_ = std::make_unique<std::atomic<uint64_t>[]>(options_.tables.size());
   for (const TableConfig& config : options_.tables) {
@@ -181,6 +193,7 @@ ServerStats PsServer::Stats() {
   stats.set_split_requests(split_requests_.load());
   stats.set_split_wait_seconds(static_cast<double>(split_wait_ns_.load()) * 1e-9);
   stats.set_split_groupings_alone(split_groupings_alone_.load());
+  if (step_sync_ != nullptr) step_sync_->FillStats(&stats);
   return stats;
 }
 
@@ -383,12 +396,19 @@ void PsServer::HandlerLoop(int index) {
   auto has_work = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(queue_mu_) {
     return !queue_.empty() || !helpers_.empty() || stopping_.load();
   };
+  StepSync::Release release;
   while (true) {
     Helper* work = nullptr;
+    if (step_sync_->enabled()) {
+      step_sync_->Expire(absl::Now(), &release);
+      if (!release.empty()) Dispatch(release, out);
+    }
     {
       absl::MutexLock lock(&queue_mu_);
-      // Wakes on work; the timeout only bounds how long Stop() can wait.
-      queue_mu_.AwaitWithTimeout(absl::Condition(&has_work), absl::Milliseconds(200));
+      // Wakes on work; the timeout bounds how long Stop() can wait and how
+      // late a step-tracking deadline is noticed.
+      queue_mu_.AwaitWithTimeout(absl::Condition(&has_work),
+                                 absl::Milliseconds(step_sync_->enabled() ? 50 : 200));
       if (stopping_.load()) return;
       if (!helpers_.empty()) {
         work = helpers_.front();
@@ -416,11 +436,24 @@ void PsServer::HandlerLoop(int index) {
         break;
       }
     }
+    if (step_sync_->enabled() && request.size() >= 2) {
+      // A training pull that must wait for a step is held, not served.
+      RequestHeader header;
+      if (header.ParseFromArray(request[1].data(), static_cast<int>(request[1].size())) &&
+          header.op() == OP_PULL && header.has_sync_wait_step() && table(header.table()) &&
+          step_sync_->Validate(header).ok() && !step_sync_->HoldPull(header, request, &release)) {
+        if (!release.empty()) Dispatch(release, out);
+        continue;
+      }
+    }
     zmq::message_t identity = std::move(request[0]);
     request.erase(request.begin());
     reply.clear();
     bool shutdown = false;
-    Handle(request, &reply, &shutdown, peer);
+    Deferral deferral{&identity, &release};
+    HandleFramed(request, &reply, &shutdown, peer, &deferral);
+    if (!release.empty()) Dispatch(release, out);
+    if (deferral.deferred) continue;
     uint8_t control = shutdown ? kReplyThenShutdown : kReplyOnly;
     out.send(zmq::buffer(&control, 1), zmq::send_flags::sndmore);
     out.send(identity, zmq::send_flags::sndmore);
@@ -431,8 +464,35 @@ void PsServer::HandlerLoop(int index) {
   }
 }
 
+void PsServer::Dispatch(StepSync::Release& release, zmq::socket_t& out) {
+  for (StepSync::Release::Reply& r : release.replies) {
+    ReplyHeader h;
+    h.set_request_id(r.request_id);
+    h.set_code(static_cast<int>(r.status.code()));
+    if (!r.status.ok()) h.set_message(std::string(r.status.message()));
+    const uint8_t control = kReplyOnly;
+    out.send(zmq::buffer(&control, 1), zmq::send_flags::sndmore);
+    out.send(r.identity, zmq::send_flags::sndmore);
+    out.send(zmq::message_t(h.SerializeAsString()), zmq::send_flags::none);
+  }
+  release.replies.clear();
+  if (!release.serve.empty()) {
+    absl::MutexLock lock(&queue_mu_);
+    for (auto it = release.serve.rbegin(); it != release.serve.rend(); ++it) {
+      queue_.push_front(std::move(*it));
+    }
+  }
+  release.serve.clear();
+}
+
 void PsServer::Handle(std::vector<zmq::message_t>& request, std::vector<zmq::message_t>* reply,
                       bool* shutdown, const std::string& peer) {
+  HandleFramed(request, reply, shutdown, peer, nullptr);
+}
+
+void PsServer::HandleFramed(std::vector<zmq::message_t>& request,
+                            std::vector<zmq::message_t>* reply, bool* shutdown,
+                            const std::string& peer, Deferral* deferral) {
   requests_.fetch_add(1, std::memory_order_relaxed);
   RequestHeader header;
   ReplyHeader reply_header;
@@ -451,8 +511,9 @@ void PsServer::Handle(std::vector<zmq::message_t>& request, std::vector<zmq::mes
                         options_.max_request_bytes));
   } else {
     reply_header.set_request_id(header.request_id());
-    status = HandleRequest(header, request, &body, &reply_header);
+    status = HandleRequest(header, request, &body, &reply_header, deferral);
     *shutdown = status.ok() && header.op() == OP_SHUTDOWN;
+    if (status.ok() && deferral != nullptr && deferral->deferred) return;
   }
   if (!status.ok()) {
     bad_requests_.fetch_add(1, std::memory_order_relaxed);
@@ -482,7 +543,8 @@ void PsServer::Handle(std::vector<zmq::message_t>& request, std::vector<zmq::mes
 
 absl::Status PsServer::HandleRequest(const RequestHeader& header,
                                      std::vector<zmq::message_t>& request,
-                                     std::vector<zmq::message_t>* body, ReplyHeader* reply_header) {
+                                     std::vector<zmq::message_t>* body, ReplyHeader* reply_header,
+                                     Deferral* deferral) {
   thread_local std::vector<uint64_t> key_scratch;
   thread_local std::vector<float> grad_scratch;
   thread_local std::vector<uint32_t> count_scratch;
@@ -633,17 +695,21 @@ absl::Status PsServer::HandleRequest(const RequestHeader& header,
   reply_header->set_num_keys(n);
   reply_header->set_dim(t->dim());
   const uint64_t step = RequestStep(header, chief);
+  const bool tagged = step_sync_->enabled() && header.has_sync_worker();
+  if (tagged) RETURN_IF_ERROR(step_sync_->Validate(header));
+  if (!(header.learning_rate_scale() > 0 && header.learning_rate_scale() <= 1)) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("%s: learning_rate_scale must be in (0, 1], got %g", push ? "push" : "pull",
+                        header.learning_rate_scale()));
+  }
   if (!push) {
+    if (tagged) step_sync_->CountServedPull(header);
     RETURN_IF_ERROR(
         RunSplit({keys, n}, [&](const SparseTable::KeyGroups& groups, SparseTable::StripeRange r) {
-          return t->Pull(groups, rows, r);
+          return t->Pull(groups, rows, r, header.l2_catch_up_to(), header.learning_rate_scale());
         }));
     if (arena == nullptr) body->push_back(std::move(rows_frame));
     return absl::OkStatus();
-  }
-  if (!(header.learning_rate_scale() > 0 && header.learning_rate_scale() <= 1)) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "push: learning_rate_scale must be in (0, 1], got %g", header.learning_rate_scale()));
   }
   if (!(header.batch_fraction() > 0 && header.batch_fraction() <= 1)) {
     return absl::InvalidArgumentError(
@@ -660,6 +726,10 @@ absl::Status PsServer::HandleRequest(const RequestHeader& header,
   };
   float all = 0;
   for (uint64_t i = 0; i < values; ++i) all += grads[i] * 0.0f;
+  const uint64_t* push_keys = keys;
+  const float* push_grads = grads;
+  const uint32_t* push_counts = counts;
+  uint64_t push_n = n;
   if (all != 0) {
     uint64_t first = 0;
     while (first < n && row_finite(first)) ++first;
@@ -683,16 +753,33 @@ absl::Status PsServer::HandleRequest(const RequestHeader& header,
       if (counts != nullptr) kept_counts.push_back(counts[i]);
     }
     non_finite_skipped_[t->table_id()].fetch_add(n - kept_keys.size(), std::memory_order_relaxed);
-    if (kept_keys.empty()) return absl::OkStatus();
-    const uint32_t* kc = counts != nullptr ? kept_counts.data() : nullptr;
-    return RunSplit(kept_keys,
-                    [&](const SparseTable::KeyGroups& groups, SparseTable::StripeRange r) {
-                      return t->Push(groups, kept_grads.data(), kc, step, lr_scale, fraction, r);
-                    });
+    push_keys = kept_keys.data();
+    push_grads = kept_grads.data();
+    push_counts = counts != nullptr ? kept_counts.data() : nullptr;
+    push_n = kept_keys.size();
   }
-  return RunSplit({keys, n}, [&](const SparseTable::KeyGroups& groups, SparseTable::StripeRange r) {
-    return t->Push(groups, grads, counts, step, lr_scale, fraction, r);
-  });
+  StepSync::Release local_release;
+  StepSync::Release* release = deferral != nullptr ? deferral->release : &local_release;
+  if (tagged && step_sync_->mode() == TrainConfig::SYNC && deferral != nullptr) {
+    ASSIGN_OR_RETURN(bool held, step_sync_->Push(header, {push_keys, push_n}, push_grads,
+                                                 push_counts, deferral->identity, release));
+    if (held) {
+      deferral->deferred = true;
+      return absl::OkStatus();
+    }
+  }
+  if (push_n > 0) {
+    RETURN_IF_ERROR(RunSplit(
+        {push_keys, push_n}, [&](const SparseTable::KeyGroups& groups, SparseTable::StripeRange r) {
+          return t->Push(groups, push_grads, push_counts, step, lr_scale, fraction, r);
+        }));
+  }
+  if (tagged && step_sync_->mode() == TrainConfig::BOUNDED) {
+    RETURN_IF_ERROR(
+        step_sync_->Push(header, {push_keys, push_n}, push_grads, push_counts, nullptr, release)
+            .status());
+  }
+  return absl::OkStatus();
 }
 
 absl::Status PsServer::Save(const std::string& dir, ReplyHeader* reply) {

@@ -28,6 +28,7 @@
 #include "common/shared_memory.h"
 #include "ps/kv_store.h"
 #include "ps/sparse_table.h"
+#include "ps/step_sync.h"
 #include "zmq.hpp"
 
 namespace ctrps {
@@ -46,6 +47,10 @@ struct PsServerOptions {
   int64_t max_request_bytes = 512ll << 20;
   int max_arenas = 256;  // shared arenas mapped at once (one per client on this host)
   std::vector<TableConfig> tables;
+  // How pushes are applied (TrainConfig.sparse_sync; ps/step_sync.h): the
+  // mode, the number of workers, and how long a step waits for its last
+  // push.
+  StepSync::Options step_sync;
   // The job's secrets (common/security.h). With a member_token, a request
   // whose RequestHeader.auth is neither it nor chief_token is refused
   // (PermissionDenied) before anything else is read. With a chief_token,
@@ -132,6 +137,15 @@ class PsServer {
   //   Open's codes (NotFound for an arena on another host). The reply's
   //   shm_id is random: it is the capability later requests name the arena
   //   by. DETACH: NotFound for an arena not attached.
+  // - Step-tagged PULL, PUSH (options.step_sync not ASYNC): InvalidArgument
+  //   for a worker rank outside [0, num_workers), a step before the run's
+  //   first step, a second push of one worker, table and step, or a push of
+  //   a step already complete (nothing applied or counted); a held pull
+  //   fails with DeadlineExceeded, naming the workers that did not push,
+  //   once step tracking has stopped (StepSync).
+  // Step-tagged requests (StepSync) are served at once here: a SYNC push is
+  // applied on its own, and a pull does not wait. The server's own threads
+  // hold and sum them as ps/step_sync.h says.
   void Handle(std::vector<zmq::message_t>& request, std::vector<zmq::message_t>* reply,
               bool* shutdown, const std::string& peer = "in-process");
 
@@ -147,12 +161,24 @@ class PsServer {
   ServerStats Stats();
 
  private:
+  // A request's reply held back by step tracking (a SYNC push): `identity`
+  // is moved into StepSync, `deferred` set, and no reply is sent now.
+  struct Deferral {
+    zmq::message_t* identity = nullptr;
+    StepSync::Release* release = nullptr;
+    bool deferred = false;
+  };
+  void HandleFramed(std::vector<zmq::message_t>& request, std::vector<zmq::message_t>* reply,
+                    bool* shutdown, const std::string& peer, Deferral* deferral);
+  absl::Status HandleRequest(const RequestHeader& header, std::vector<zmq::message_t>& request,
+                             std::vector<zmq::message_t>* body, ReplyHeader* reply_header,
+                             Deferral* deferral);
+  // Sends `release`'s replies through `out` and queues its pulls first.
+  void Dispatch(StepSync::Release& release, zmq::socket_t& out);
   // Rows of a request whose step may lead the chief's by more than this
   // are stamped with the chief's step plus this.
   static constexpr uint64_t kMaxStepLead = uint64_t{1} << 20;
 
-  absl::Status HandleRequest(const RequestHeader& header, std::vector<zmq::message_t>& request,
-                             std::vector<zmq::message_t>* reply, ReplyHeader* reply_header);
   // PermissionDenied unless the request may run (member_token, chief_token).
   absl::Status Authorize(const RequestHeader& header, bool* chief) const;
   // PermissionDenied unless `dir` lies below one of checkpoint_roots.
@@ -189,6 +215,7 @@ class PsServer {
   std::string spill_dir_;
   std::unique_ptr<MemoryBudget> budget_;
   absl::flat_hash_map<std::string, std::unique_ptr<SparseTable>> tables_;
+  std::unique_ptr<StepSync> step_sync_;  // made with the tables
   std::atomic<uint64_t> max_global_step_{0};
   // Rows skipped for a non-finite gradient, by table id.
   std::unique_ptr<std::atomic<uint64_t>[]> non_finite_skipped_;

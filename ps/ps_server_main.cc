@@ -59,6 +59,9 @@ int Main(int argc, char** argv, const std::vector<std::string>& overrides) {
   options.spill_segment_bytes = static_cast<size_t>(cluster.spill_segment_mb()) << 20;
   options.max_request_bytes = cluster.max_request_mb() << 20;
   options.tables = ServerTables(*config);
+  options.step_sync.mode = EffectiveSparseSync(config->train());
+  options.step_sync.num_workers = mpi ? mpi->num_workers() : cluster.num_workers();
+  options.step_sync.timeout = absl::Milliseconds(SyncTimeoutMs(*config));
   auto security = JobSecurityOf(cluster, mpi.get());
   if (!security.ok()) {
     if (mpi) (void)mpi->ExchangeEndpoints(0);

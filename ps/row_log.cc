@@ -42,8 +42,7 @@ Ring& ThreadRing() {
 
 absl::Status ShortRead(const std::string& file, uint64_t offset, int64_t got, size_t want) {
   if (got < 0)
-    return absl::ErrnoToStatus(static_cast<int>(-got),
-                               absl::StrCat("reading ", file, " at ", offset));
+    return ErrnoError(file, absl::StrCat("read at byte ", offset), static_cast<int>(-got));
   return absl::DataLossError(
       absl::StrFormat("%s: record at byte %d: read %d of %d bytes (file damaged or removed)", file,
                       offset, got, want));
@@ -105,7 +104,7 @@ absl::Status RowLog::CheckFreeDisk(uint64_t more) const {
   if (options_.min_free_disk_bytes == 0) return absl::OkStatus();
   struct statvfs vfs;
   if (statvfs(options_.dir.c_str(), &vfs) != 0) {
-    return absl::ErrnoToStatus(errno, absl::StrCat("statvfs ", options_.dir));
+    return ErrnoError(options_.dir, "statvfs");
   }
   const uint64_t free_bytes = uint64_t{vfs.f_bavail} * vfs.f_frsize;
   if (free_bytes < options_.min_free_disk_bytes + more) {

@@ -644,9 +644,10 @@ namespace {
 thread_local SparseTable::KeyGroups tls_groups;
 }  // namespace
 
-absl::Status SparseTable::Pull(std::span<const uint64_t> keys, float* out) {
+absl::Status SparseTable::Pull(std::span<const uint64_t> keys, float* out, uint64_t catch_up_to,
+                               float learning_rate_scale) {
   tls_groups.Assign(keys);
-  return Pull(tls_groups, out);
+  return Pull(tls_groups, out, kAllStripes, catch_up_to, learning_rate_scale);
 }
 
 absl::Status SparseTable::Push(std::span<const uint64_t> keys, const float* grads,
@@ -704,7 +705,11 @@ void SparseTable::ReadAhead(const KeyGroups& groups, StripeRange stripes) {
   ahead.table = this;
 }
 
-absl::Status SparseTable::Pull(const KeyGroups& groups, float* out, StripeRange stripes) {
+absl::Status SparseTable::Pull(const KeyGroups& groups, float* out, StripeRange stripes,
+                               uint64_t catch_up_to, float learning_rate_scale) {
+  const bool catch_up = config_.optimizer().l2_on_missed_steps() && config_.optimizer().l2() > 0;
+  if (!catch_up) catch_up_to = 0;
+  const float lr = optimizer_->learning_rate() * learning_rate_scale;
   uint64_t pulled = 0;
   Tally tally;
   absl::Cleanup count = [&] {
@@ -713,8 +718,8 @@ absl::Status SparseTable::Pull(const KeyGroups& groups, float* out, StripeRange 
   };
   ReadAhead(groups, stripes);
   for (size_t block = 0; block * kBlockKeys < groups.keys().size(); ++block) {
-    ASSIGN_OR_RETURN(uint64_t done,
-                     PullBlock(groups, block, out + block * kBlockKeys * dim_, stripes, tally));
+    ASSIGN_OR_RETURN(uint64_t done, PullBlock(groups, block, out + block * kBlockKeys * dim_,
+                                              stripes, catch_up_to, lr, tally));
     pulled += done;
   }
   CompactIfDue(stripes);
@@ -875,8 +880,17 @@ std::span<const uint64_t> SparseTable::UseBlock(const KeyGroups& groups, size_t 
   return groups.keys_.subspan(at, n);
 }
 
+void SparseTable::CatchUp(RowMeta* meta, float* w, uint32_t step, float lr) const {
+  if (meta->updates == 0 || step <= meta->last_step + 1) return;
+  const uint32_t missed = std::min<uint32_t>(step - meta->last_step - 1, kMaxMissedSteps);
+  for (uint32_t k = 0; k < missed; ++k) {
+    optimizer_->Update(w, w + dim_, zeros_.data(), ++meta->updates, lr);
+  }
+}
+
 absl::StatusOr<uint64_t> SparseTable::PullBlock(const KeyGroups& groups, size_t block, float* out,
-                                                StripeRange stripes, Tally& tally) {
+                                                StripeRange stripes, uint64_t catch_up_to, float lr,
+                                                Tally& tally) {
   Scratch& scratch = tls_scratch;  // one TLS lookup, not one per access
   const std::span<const uint64_t> keys = UseBlock(groups, block);
   const uint32_t now = options_.now_seconds();
@@ -906,7 +920,15 @@ absl::StatusOr<uint64_t> SparseTable::PullBlock(const KeyGroups& groups, size_t 
           }
           if (slot != kNoSlot) {
             RowMeta* meta = MetaOf(s, slot);
-            const float* w = WeightsOf(s, slot);
+            float* w = WeightsOf(s, slot);
+            // Up to date as of step catch_up_to - 1: a push there would
+            // find no missed steps.
+            if (catch_up_to > 0 && meta->updates > 0 &&
+                static_cast<uint32_t>(catch_up_to - 1) > meta->last_step) {
+              CatchUp(meta, w, static_cast<uint32_t>(catch_up_to), lr);
+              meta->last_step = static_cast<uint32_t>(catch_up_to - 1);
+              meta->flags = (meta->flags & ~kLogCurrent) | kDirty;
+            }
             if (stream) {
               StreamLines(dst, w, dim_);
             } else {
@@ -1016,13 +1038,7 @@ absl::StatusOr<uint64_t> SparseTable::PushBlock(const KeyGroups& groups, size_t 
             meta = MetaOf(s, slot);
             w = WeightsOf(s, slot);
           }
-          if (catch_up && meta->updates > 0 && step32 > meta->last_step + 1) {
-            const uint32_t missed =
-                std::min<uint32_t>(step32 - meta->last_step - 1, kMaxMissedSteps);
-            for (uint32_t k = 0; k < missed; ++k) {
-              optimizer_->Update(w, w + dim_, zeros_.data(), ++meta->updates, lr);
-            }
-          }
+          if (catch_up) CatchUp(meta, w, step32, lr);
           meta->count += c;
           meta->updates += 1;
           meta->last_step = step32;

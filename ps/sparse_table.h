@@ -173,8 +173,17 @@ class SparseTable {
   // every stripe was served (ResourceExhausted) leaves `out` whole. The
   // table's rows are as before, except that rows read back from the log or
   // the store stay in memory and rows past their TTL may be dropped.
-  absl::Status Pull(const KeyGroups& keys, float* out, StripeRange stripes = kAllStripes);
-  absl::Status Pull(std::span<const uint64_t> keys, float* out);
+  //
+  // catch_up_to > 0, with optimizer.l2_on_missed_steps: a row last updated
+  // at a step before catch_up_to - 1 first takes the L2-only updates of the
+  // steps since (as a push at step catch_up_to - 1 would, without the
+  // gradient), at learning_rate_scale times the table's rate, and counts as
+  // updated at catch_up_to - 1. So reads see the row a dense optimizer
+  // would hold after that step, and its next push starts from there.
+  absl::Status Pull(const KeyGroups& keys, float* out, StripeRange stripes = kAllStripes,
+                    uint64_t catch_up_to = 0, float learning_rate_scale = 1.0f);
+  absl::Status Pull(std::span<const uint64_t> keys, float* out, uint64_t catch_up_to = 0,
+                    float learning_rate_scale = 1.0f);
 
   // Applies grads[i*dim ..] to each key's row. counts (may be null: 1 each)
   // says how many samples used the key, for admission and statistics.
@@ -280,7 +289,11 @@ class SparseTable {
   static std::span<const uint64_t> UseBlock(const KeyGroups& groups, size_t block);
   // Block `block` of a request; return the keys of `stripes` they handled.
   absl::StatusOr<uint64_t> PullBlock(const KeyGroups& groups, size_t block, float* out,
-                                     StripeRange stripes, Tally& tally);
+                                     StripeRange stripes, uint64_t catch_up_to, float lr,
+                                     Tally& tally);
+  // With l2_on_missed_steps: the L2-only updates of the steps after the
+  // row's last update and before `step`, at most kMaxMissedSteps of them.
+  void CatchUp(RowMeta* meta, float* w, uint32_t step, float lr) const;
   absl::StatusOr<uint64_t> PushBlock(const KeyGroups& groups, size_t block, const float* grads,
                                      const uint32_t* counts, uint64_t global_step, float lr,
                                      float fraction, StripeRange stripes, Tally& tally);

@@ -731,6 +731,47 @@ TEST(SparseTableTest, L2OnMissedStepsMatchesDenseUpdates) {
   EXPECT_EQ(plain->Peek(3)->meta.updates, 2u);
 }
 
+TEST(SparseTableTest, PullWithCatchUpReadsTheRowADenseOptimizerHolds) {
+  // Updated at step 1, pulled with catch_up_to 5: the row must read as one
+  // that took the L2-only updates of steps 2, 3 and 4 explicitly, and a push
+  // at step 5 must then leave both rows equal.
+  TableConfig c = Config(2, SparseOptimizerConfig::ADAM);
+  c.mutable_optimizer()->set_l2(0.5f);
+  c.mutable_optimizer()->set_l2_on_missed_steps(true);
+  auto lazy = Make(c);
+  c.mutable_optimizer()->set_l2_on_missed_steps(false);
+  auto dense = Make(c);
+  std::vector<uint64_t> key = {3};
+  std::vector<float> g = {0.3f, -0.2f}, zero = {0, 0}, a(2), b(2), before(2);
+  ASSERT_TRUE(lazy->Push(key, g.data(), nullptr, 1).ok());
+  ASSERT_TRUE(lazy->Pull(key, before.data()).ok());
+  ASSERT_TRUE(lazy->Pull(key, a.data(), 5, 0.5f).ok());
+  ASSERT_TRUE(dense->Push(key, g.data(), nullptr, 1).ok());
+  for (int step = 2; step <= 4; ++step) {
+    ASSERT_TRUE(dense->Push(key, zero.data(), nullptr, step, 0.5f).ok());
+  }
+  ASSERT_TRUE(dense->Pull(key, b.data()).ok());
+  EXPECT_NE(a, before);
+  for (int d = 0; d < 2; ++d) EXPECT_FLOAT_EQ(a[d], b[d]);
+  EXPECT_EQ(lazy->Peek(3)->meta.updates, 4u);
+  EXPECT_EQ(lazy->Peek(3)->meta.last_step, 4u);
+  // A second pull up to the same step changes nothing.
+  ASSERT_TRUE(lazy->Pull(key, a.data(), 5, 0.5f).ok());
+  for (int d = 0; d < 2; ++d) EXPECT_FLOAT_EQ(a[d], b[d]);
+  ASSERT_TRUE(lazy->Push(key, g.data(), nullptr, 5, 0.5f).ok());
+  ASSERT_TRUE(dense->Push(key, g.data(), nullptr, 5, 0.5f).ok());
+  auto x = lazy->Peek(3), y = dense->Peek(3);
+  ASSERT_TRUE(x.ok() && y.ok());
+  EXPECT_EQ(x->meta.updates, 5u);
+  for (int d = 0; d < 2; ++d) {
+    EXPECT_FLOAT_EQ(x->weights[d], y->weights[d]);
+    EXPECT_FLOAT_EQ(x->state[d], y->state[d]);
+  }
+  // Without l2_on_missed_steps a pull never changes a row.
+  ASSERT_TRUE(dense->Pull(key, a.data(), 20).ok());
+  EXPECT_EQ(dense->Peek(3)->meta.updates, 5u);
+}
+
 TEST(SparseTableTest, ZeroDimIsRejected) {
   TableConfig c = Config(0);
   EXPECT_EQ(SparseTable::Create(c, {}).status().code(), absl::StatusCode::kInvalidArgument);

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Export/predict parity: train, export the best epoch, score the test file
 # with ctr-predict. fp32 scores equal the trainer's own test scores within
-# 1e-5; an fp16 export's AUC is within 1e-4. On Frappe_x1 and on generated
-# Criteo-shaped data.
+# 1e-5; an fp16 export's AUC is within 1e-4. On Frappe_x1 (DeepFM, AutoInt+,
+# AutoInt, FCN, ECN, FinalMLP, FGCNN) and on generated Criteo-shaped data.
 #   tests/export_parity_test.sh BUILD_DIR
 set -uo pipefail
 build="$(cd "$1" && pwd)"
@@ -59,8 +59,26 @@ run_case() {
   echo "$name export sizes: fp32 $(du -sh "$dir/export" | cut -f1), fp16 $(du -sh "$dir/export16" | cut -f1)"
 }
 
-run_case frappe "$root/conf/frappe_x1_deepfm.pbtxt" "$frappe/test.csv" "tail -n +2 '$frappe/test.csv' | cut -d, -f1" \
+frappe_labels="tail -n +2 '$frappe/test.csv' | cut -d, -f1"
+run_case frappe "$root/conf/frappe_x1_deepfm.pbtxt" "$frappe/test.csv" "$frappe_labels" \
   --set data.dir="$frappe" --set train.epochs=3
+# The attention, cross-network and auxiliary-logit models, one epoch each.
+run_case frappe_autoint_plus "$root/conf/frappe_x1_autoint_plus.pbtxt" "$frappe/test.csv" \
+  "$frappe_labels" --set data.dir="$frappe" --set train.epochs=1 \
+  --set model.autoint.attention_layers=2
+run_case frappe_autoint "$root/conf/frappe_x1_autoint.pbtxt" "$frappe/test.csv" "$frappe_labels" \
+  --set data.dir="$frappe" --set train.epochs=1 --set model.autoint.attention_layers=2
+run_case frappe_fcn "$root/conf/frappe_x1_fcn.pbtxt" "$frappe/test.csv" "$frappe_labels" \
+  --set data.dir="$frappe" --set train.epochs=1
+run_case frappe_ecn "$root/conf/frappe_x1_ecn.pbtxt" "$frappe/test.csv" "$frappe_labels" \
+  --set data.dir="$frappe" --set train.epochs=1 --set model.fcn.num_heads=5
+
+# Models whose confs read a column twice (a second table per field):
+# FinalMLP's feature-selection context, FGCNN's generation embeddings.
+run_case frappe_finalmlp "$root/conf/frappe_x1_finalmlp.pbtxt" "$frappe/test.csv" "tail -n +2 '$frappe/test.csv' | cut -d, -f1" \
+  --set data.dir="$frappe" --set train.epochs=1
+run_case frappe_fgcnn "$root/conf/frappe_x1_fgcnn.pbtxt" "$frappe/test.csv" "tail -n +2 '$frappe/test.csv' | cut -d, -f1" \
+  --set data.dir="$frappe" --set train.epochs=1
 
 "$build/worker/data/ctr-datagen" --rows 100000 --max_cardinality 5000 --seed 5 --out "$work/d" > /dev/null 2>&1 || fail "ctr-datagen"
 run_case generated "$root/conf/criteo_synth_deepfm.pbtxt" "$work/d.test.tsv" "cut -f1 '$work/d.test.tsv'" \

@@ -39,7 +39,7 @@ check_tool bench/checkpoint_bench rows
 check_tool bench/vm_probe parts
 
 # The launcher scripts (no build needed for --help).
-for script in launch/setup.sh launch/test.sh launch/fuzz.sh launch/ctr-train launch/check-format; do
+for script in launch/setup.sh launch/test.sh launch/fuzz.sh launch/ctr-train launch/check-format launch/compare-metrics; do
   "$root/$script" --help >"$out" 2>&1
   rc=$?
   [[ $rc -eq 0 && -s "$out" ]] || fail "$script --help exited $rc or printed nothing"

@@ -38,6 +38,7 @@ struct Chunk {
   int64_t first_line = 0;  // physical line number of the chunk's first line
   std::string text;        // the lines back to back
   std::vector<size_t> ends;
+  std::vector<int64_t> line_numbers;  // first physical line of each record
   std::vector<float> scores;
   std::vector<std::string> bad;  // "file:line: what", in order
   absl::Status status;
@@ -49,6 +50,7 @@ struct Chunk {
     first_line = first;
     text.clear();
     ends.clear();
+    line_numbers.clear();
     bad.clear();
   }
   std::string_view line(size_t i) const {
@@ -69,8 +71,7 @@ void Score(const Predictor& predictor, SampleParser& parser, const std::string& 
     if (s.ok()) {
       c.rows.push_back(static_cast<int>(i));
     } else {
-      c.bad.push_back(
-          absl::StrCat(path, ":", c.first_line + static_cast<int64_t>(i), ": ", s.message()));
+      c.bad.push_back(absl::StrCat(path, ":", c.line_numbers[i], ": ", s.message()));
     }
   }
   c.status = predictor.Predict(c.batch, &c.probs);
@@ -100,6 +101,7 @@ int Main(const std::string& export_dir) {
     if (!parser.ok()) return Fail(parser.status().ToString());
     parsers.push_back(std::move(*parser));
   }
+  (*lines)->set_quote(parsers[0]->record_quote());
   if (parsers[0]->has_header()) {
     auto more = (*lines)->Next(&line);
     if (!more.ok()) return Fail(more.status().ToString());
@@ -132,6 +134,7 @@ int Main(const std::string& export_dir) {
         }
         c.text.append(line);
         c.ends.push_back(c.text.size());
+        c.line_numbers.push_back((*lines)->record_first_line());
       }
       if (c.ends.empty()) break;
     }

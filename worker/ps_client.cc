@@ -246,15 +246,17 @@ int PsClient::num_shared_memory_shards() const {
 }
 
 PsFuture PsClient::Pull(const std::string& table, std::span<const uint64_t> keys, int dim,
-                        float* out, uint64_t global_step) {
-  return Submit(OP_PULL, table, keys, dim, out, nullptr, nullptr, global_step, 1.0f, 1.0f);
+                        float* out, uint64_t global_step, const StepTag& tag,
+                        uint64_t catch_up_to, float learning_rate_scale) {
+  return Submit(OP_PULL, table, keys, dim, out, nullptr, nullptr, global_step, learning_rate_scale,
+                1.0f, nullptr, tag, catch_up_to);
 }
 
 PsFuture PsClient::Push(const std::string& table, std::span<const uint64_t> keys, int dim,
                         const float* grads, const uint32_t* counts, uint64_t global_step,
-                        float learning_rate_scale, float batch_fraction) {
+                        float learning_rate_scale, float batch_fraction, const StepTag& tag) {
   return Submit(OP_PUSH, table, keys, dim, nullptr, grads, counts, global_step, learning_rate_scale,
-                batch_fraction);
+                batch_fraction, nullptr, tag);
 }
 
 PsBuffer PsClient::NewBuffer(size_t floats) {
@@ -302,10 +304,11 @@ PsFuture PsClient::Completed(const absl::Status& status) {
 }
 
 PsFuture PsClient::Pull(const std::string& table, std::span<const uint64_t> keys, int dim,
-                        PsBuffer& out, uint64_t global_step) {
+                        PsBuffer& out, uint64_t global_step, uint64_t catch_up_to,
+                        float learning_rate_scale) {
   if (absl::Status s = CheckBuffer("pull", out, keys.size(), dim); !s.ok()) return Completed(s);
-  return Submit(OP_PULL, table, keys, dim, out.data(), nullptr, nullptr, global_step, 1.0f, 1.0f,
-                out.region_);
+  return Submit(OP_PULL, table, keys, dim, out.data(), nullptr, nullptr, global_step,
+                learning_rate_scale, 1.0f, out.region_, {}, catch_up_to);
 }
 
 PsFuture PsClient::Push(const std::string& table, std::span<const uint64_t> keys, int dim,
@@ -319,8 +322,11 @@ PsFuture PsClient::Push(const std::string& table, std::span<const uint64_t> keys
 PsFuture PsClient::Submit(Op op, const std::string& table, std::span<const uint64_t> keys, int dim,
                           float* out, const float* grads, const uint32_t* counts,
                           uint64_t global_step, float learning_rate_scale, float batch_fraction,
-                          const std::shared_ptr<PsBuffer::Region>& values) {
-  if (keys.empty()) return Completed(absl::OkStatus());
+                          const std::shared_ptr<PsBuffer::Region>& values, const StepTag& tag,
+                          uint64_t catch_up_to) {
+  // A tagged push counts on every server even without keys.
+  const bool every_shard = op == OP_PUSH && tag.worker >= 0;
+  if (keys.empty() && !every_shard) return Completed(absl::OkStatus());
   auto req = std::make_shared<Request>();
   req->id = next_id_.fetch_add(1);
   req->op = op;
@@ -370,6 +376,12 @@ PsFuture PsClient::Submit(Op op, const std::string& table, std::span<const uint6
     if (counts != nullptr) h.set_has_counts(true);
     if (learning_rate_scale != 1.0f) h.set_learning_rate_scale(learning_rate_scale);
     if (batch_fraction != 1.0f) h.set_batch_fraction(batch_fraction);
+    if (tag.worker >= 0) {
+      h.set_sync_worker(tag.worker);
+      h.set_sync_first_step(tag.first_step);
+      if (tag.wait_step.has_value()) h.set_sync_wait_step(*tag.wait_step);
+    }
+    if (catch_up_to > 0) h.set_l2_catch_up_to(catch_up_to);
     if (p.shm) {
       h.set_shm_id(arena_ids_[s]);
       h.set_shm_keys_offset(p.shm_region);
@@ -378,7 +390,17 @@ PsFuture PsClient::Submit(Op op, const std::string& table, std::span<const uint6
     }
     return zmq::message_t(h.SerializeAsString());
   };
-  if (S == 1) {
+  // A part without keys (a tagged push): the header and empty frames.
+  auto empty_part = [&](uint32_t s) {
+    auto& p = req->parts[s];
+    p.frames.push_back(header_frame(s, 0));
+    p.frames.emplace_back();
+    p.frames.emplace_back();
+    if (counts != nullptr) p.frames.emplace_back();
+  };
+  if (keys.empty()) {
+    for (uint32_t s = 0; s < S; ++s) empty_part(s);
+  } else if (S == 1) {
     auto& p = req->parts[0];
     p.num_keys = keys.size();
     const bool in_place = values != nullptr && !arenas_.empty() && values->arena == arenas_[0];
@@ -414,7 +436,10 @@ PsFuture PsClient::Submit(Op op, const std::string& table, std::span<const uint6
     for (uint32_t s = 0; s < S; ++s) {
       auto& p = req->parts[s];
       p.num_keys = per_shard[s];
-      if (p.num_keys == 0) continue;
+      if (p.num_keys == 0) {
+        if (every_shard) empty_part(s);
+        continue;
+      }
       p.positions.reserve(p.num_keys);
       if (place(s, p.num_keys, /*values_in_place=*/false)) {
         p.frames.push_back(header_frame(s, p.num_keys));

@@ -34,6 +34,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <thread>
@@ -47,6 +48,18 @@
 #include "zmq.hpp"
 
 namespace ctrps {
+
+// Step tracking (TrainConfig.sparse_sync SYNC or BOUNDED; ps/step_sync.h):
+// the tags of a training request (RequestHeader.sync_*). A tagged push
+// goes to every server, with no keys where it has none, so that each
+// server counts every worker's push of every step.
+struct StepTag {
+  int worker = -1;  // the sender's worker rank; < 0: not tagged
+  uint64_t first_step = 0;
+  // PULL: served once every worker's pushes of steps up to this one are
+  // applied; none: at once.
+  std::optional<uint64_t> wait_step;
+};
 
 struct PsClientOptions {
   std::vector<std::string> endpoints;          // one per shard, in shard order
@@ -146,8 +159,18 @@ class PsClient {
   // this file). On error `out` is partly written: rows of the servers that
   // answered are filled, the others are not; discard it. A timed-out pull
   // into memory the caller owns is never written after Wait returns.
+  // A pull tagged with a wait_step may wait on the server for other
+  // workers' pushes (within the request timeout); when they do not come,
+  // DeadlineExceeded names the workers.
+  // catch_up_to > 0: the servers first bring rows of tables with
+  // l2_on_missed_steps up to date as of step catch_up_to - 1 (see
+  // RequestHeader.l2_catch_up_to), with the learning rate times
+  // learning_rate_scale in (0, 1]. Only steps whose pushes all completed
+  // may be caught up this way: a later push of an earlier step would add
+  // an update.
   PsFuture Pull(const std::string& table, std::span<const uint64_t> keys, int dim, float* out,
-                uint64_t global_step = 0);
+                uint64_t global_step = 0, const StepTag& tag = {}, uint64_t catch_up_to = 0,
+                float learning_rate_scale = 1.0f);
   // grads: keys.size() * dim floats; counts: keys.size() or null.
   // learning_rate_scale in (0, 1] multiplies the table's learning rate.
   // Errors as the future's (InvalidArgument from the server for a
@@ -155,9 +178,12 @@ class PsClient {
   // push is applied on the servers that answered OK, possibly in part on
   // the one that failed (SparseTable::Push), and maybe on one that timed
   // out: pushing it again applies some gradients twice.
+  // A tagged push under SYNC completes once its step is applied: waiting
+  // for it waits for every worker's push of that step.
   PsFuture Push(const std::string& table, std::span<const uint64_t> keys, int dim,
                 const float* grads, const uint32_t* counts = nullptr, uint64_t global_step = 0,
-                float learning_rate_scale = 1.0f, float batch_fraction = 1.0f);
+                float learning_rate_scale = 1.0f, float batch_fraction = 1.0f,
+                const StepTag& tag = {});
 
   // A buffer of `floats` floats, zeroed; shared() when the client has one
   // server and it maps the client's arena, with room for it.
@@ -166,7 +192,8 @@ class PsClient {
   // keys.size() * dim floats (InvalidArgument otherwise, nothing sent).
   // FailedPrecondition, nothing sent, for a busy() buffer.
   PsFuture Pull(const std::string& table, std::span<const uint64_t> keys, int dim, PsBuffer& out,
-                uint64_t global_step = 0);
+                uint64_t global_step = 0, uint64_t catch_up_to = 0,
+                float learning_rate_scale = 1.0f);
   PsFuture Push(const std::string& table, std::span<const uint64_t> keys, int dim,
                 const PsBuffer& grads, const uint32_t* counts = nullptr, uint64_t global_step = 0,
                 float learning_rate_scale = 1.0f, float batch_fraction = 1.0f);
@@ -208,7 +235,8 @@ class PsClient {
   PsFuture Submit(Op op, const std::string& table, std::span<const uint64_t> keys, int dim,
                   float* out, const float* grads, const uint32_t* counts, uint64_t global_step,
                   float learning_rate_scale, float batch_fraction,
-                  const std::shared_ptr<PsBuffer::Region>& values = nullptr);
+                  const std::shared_ptr<PsBuffer::Region>& values = nullptr,
+                  const StepTag& tag = {}, uint64_t catch_up_to = 0);
   // One control request per server; `fill(shard, header)` adds to each
   // header and may return false to send nothing to that shard. replies (may
   // be null) gets each shard's reply header; a shard that did not answer

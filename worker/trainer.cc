@@ -7,14 +7,18 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "common/checkpoint_manifest.h"
 #include "common/config.h"
 #include "common/model_tables.h"
 #include "common/status.h"
 #include "ps/sparse_optimizer.h"
+#include "worker/data/line_reader.h"
+#include "worker/data/sample_parser.h"
 #include "worker/export.h"
 #include "worker/nn/bce_loss.h"
 #include "worker/nn/metrics.h"
@@ -45,6 +49,19 @@ int64_t CountLines(const std::vector<std::string>& files, bool csv_header) {
   int64_t lines = 0;
   std::vector<char> buf(1 << 20);
   for (const std::string& f : files) {
+    {
+      // Compressed files are counted through their decompressor.
+      auto reader = LineReader::Open(f, 1 << 20);
+      if (!reader.ok()) continue;
+      if ((*reader)->compression() != Compression::kNone) {
+        std::string_view line;
+        absl::StatusOr<bool> more;
+        while ((more = (*reader)->Next(&line)).ok() && *more) {
+        }
+        lines += (*reader)->lines_read() - (csv_header ? 1 : 0);
+        continue;
+      }
+    }
     std::FILE* in = std::fopen(f.c_str(), "rb");
     if (in == nullptr) continue;
     size_t n;
@@ -127,11 +144,62 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(TrainerOptions options)
   return t;
 }
 
+absl::Status Trainer::ComputeNumericStats() {
+  ASSIGN_OR_RETURN(
+      ReaderOptions ro,
+      MakeReaderOptions(config_, Split::kTrain, options_.worker_index, options_.num_workers));
+  const auto start = std::chrono::steady_clock::now();
+  ASSIGN_OR_RETURN(
+      std::vector<NumericMoments> moments,
+      GatherNumericMoments(config_.data(), ro.files, options_.worker_index, options_.num_workers));
+  if (options_.num_workers > 1) {
+    const int n = static_cast<int>(moments.size());
+    std::vector<double> sums(3 * n), mins(n), maxs(n);
+    for (int i = 0; i < n; ++i) {
+      const NumericMoments& m = moments[i];
+      sums[3 * i] = static_cast<double>(m.count);
+      sums[3 * i + 1] = m.sum;
+      sums[3 * i + 2] = m.sum_squares;
+      mins[i] = m.count > 0 ? m.min : std::numeric_limits<double>::infinity();
+      maxs[i] = m.count > 0 ? m.max : -std::numeric_limits<double>::infinity();
+    }
+    MPI_Allreduce(MPI_IN_PLACE, sums.data(), 3 * n, MPI_DOUBLE, MPI_SUM, options_.comm);
+    MPI_Allreduce(MPI_IN_PLACE, mins.data(), n, MPI_DOUBLE, MPI_MIN, options_.comm);
+    MPI_Allreduce(MPI_IN_PLACE, maxs.data(), n, MPI_DOUBLE, MPI_MAX, options_.comm);
+    for (int i = 0; i < n; ++i) {
+      moments[i] = NumericMoments{static_cast<int64_t>(sums[3 * i]), sums[3 * i + 1],
+                                  sums[3 * i + 2], mins[i], maxs[i]};
+    }
+  }
+  RETURN_IF_ERROR(SetNumericStats(moments, options_.config.mutable_data()));
+  if (options_.worker_index == 0) {
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    for (const FeatureConfig& f : config_.data().feature()) {
+      if (!f.has_stats()) continue;
+      std::printf(
+          "[data] %s: %s scaling from %lld training values: mean %.6g, stddev %.6g, "
+          "min %.6g, max %.6g\n",
+          f.name().c_str(), FeatureConfig::Scaling_Name(f.scaling()).c_str(),
+          static_cast<long long>(f.stats().count()), f.stats().mean(), f.stats().stddev(),
+          f.stats().min(), f.stats().max());
+    }
+    std::printf("[data] numeric statistics in %.1f s\n", seconds);
+    std::fflush(stdout);
+  }
+  return absl::OkStatus();
+}
+
 absl::Status Trainer::Init() {
+  // Scaled numeric features need the training data's statistics before any
+  // parser is made; they become part of the config (run dir, checkpoints,
+  // export), so serving scales as training did.
+  if (SampleParser::NeedsNumericStats(config_.data())) RETURN_IF_ERROR(ComputeNumericStats());
   const DataConfig& data = config_.data();
   ASSIGN_OR_RETURN(assembler_, FeatureAssembler::Create(config_));
   const int W = options_.num_workers;
   local_batch_ = (config_.train().batch_size() + W - 1) / W;
+  sparse_sync_ = EffectiveSparseSync(config_.train());
   if (assembler_->sequence_specs().empty()) {
     ASSIGN_OR_RETURN(model_, nn::CreateModel(config_.model(), assembler_->num_fields(),
                                              assembler_->dim(), config_.train().seed()));
@@ -170,7 +238,42 @@ absl::Status Trainer::Init() {
   return absl::OkStatus();
 }
 
-absl::Status Trainer::Fill(Reader& reader, Slot& slot, bool training) {
+StepTag Trainer::PushTag() const {
+  StepTag tag;
+  if (sparse_sync_ == TrainConfig::ASYNC) return tag;
+  tag.worker = options_.worker_index;
+  tag.first_step = static_cast<uint64_t>(first_step_);
+  return tag;
+}
+
+StepTag Trainer::PullTag(int64_t step) const {
+  StepTag tag = PushTag();
+  if (tag.worker < 0) return tag;
+  // SYNC: every push of step - 1; BOUNDED: of step - 1 - max_staleness.
+  const int64_t lag = sparse_sync_ == TrainConfig::SYNC ? 0 : config_.train().max_staleness();
+  const int64_t wait = step - 1 - lag;
+  if (wait >= first_step_) tag.wait_step = static_cast<uint64_t>(wait);
+  return tag;
+}
+
+void Trainer::PushNothing() {
+  if (sparse_sync_ == TrainConfig::ASYNC) return;
+  const auto& names = assembler_->table_names();
+  for (size_t t = 0; t < names.size(); ++t) {
+    idle_pushes_.push_back(options_.client->Push(names[t], {}, assembler_->server_dims()[t],
+                                                 nullptr, nullptr, global_step_, lr_scale_, 1.0f,
+                                                 PushTag()));
+  }
+}
+
+absl::Status Trainer::WaitIdlePushes() {
+  absl::Status first;
+  for (PsFuture& f : idle_pushes_) first.Update(f.Wait());
+  idle_pushes_.clear();
+  return first;
+}
+
+absl::Status Trainer::Fill(Reader& reader, Slot& slot, bool training, int64_t step) {
   RETURN_IF_ERROR(slot.WaitPushes());
   while (true) {
     auto event = reader.Next(&slot.batch, kReaderWait);
@@ -186,11 +289,25 @@ absl::Status Trainer::Fill(Reader& reader, Slot& slot, bool training) {
   slot.dedup->Run(slot.batch);
   const auto& tables = slot.dedup->tables();
   slot.pulls.resize(tables.size());
+  // Rows of tables with l2_on_missed_steps are read as a dense optimizer
+  // would hold them: caught up through the last step whose pushes have all
+  // completed. Training: this worker's pushes up to step global_step_ - 2
+  // have (filling a slot waited for the push of the batch it held, and
+  // earlier slots were refilled before); evaluation follows drained pushes.
+  const uint64_t catch_up_to =
+      static_cast<uint64_t>(training ? std::max<int64_t>(global_step_ - 1, 0) : global_step_);
   for (size_t t = 0; t < tables.size(); ++t) {
     const int sd = assembler_->server_dims()[t];
     slot.rows[t].resize(tables[t].unique_keys.size() * sd);
-    slot.pulls[t] = options_.client->Pull(assembler_->table_names()[t], tables[t].unique_keys, sd,
-                                          slot.rows[t].data(), training ? global_step_ : 0);
+    if (training && sparse_sync_ != TrainConfig::ASYNC) {
+      slot.pulls[t] = options_.client->Pull(assembler_->table_names()[t], tables[t].unique_keys, sd,
+                                            slot.rows[t].data(), step, PullTag(step), catch_up_to,
+                                            lr_scale_);
+    } else {
+      slot.pulls[t] = options_.client->Pull(assembler_->table_names()[t], tables[t].unique_keys, sd,
+                                            slot.rows[t].data(), training ? global_step_ : 0, {},
+                                            catch_up_to, lr_scale_);
+    }
   }
   return absl::OkStatus();
 }
@@ -230,8 +347,7 @@ absl::StatusOr<double> Trainer::TrainStep(Slot& slot) {
   }
   model_->params().ZeroGrads();
   model_->Forward(in, /*training=*/true, logits_.data());
-  const double loss = nn::SigmoidCrossEntropyWithLogits(
-      logits_, std::span<const float>(batch.labels.data(), B), d_logits_);
+  const double loss = model_->Loss(std::span<const float>(batch.labels.data(), B), d_logits_);
   if (!std::isfinite(loss)) {
     // Nothing of this step reaches the servers or the dense weights, and
     // the error ends the job before any checkpoint is taken from it.
@@ -262,9 +378,9 @@ absl::StatusOr<double> Trainer::TrainStep(Slot& slot) {
     const TableKeys& tk = tables[t];
     float* g = slot.grads[t].data();
     slot.counts[t].assign(tk.counts.begin(), tk.counts.end());
-    slot.pushes[t] =
-        options_.client->Push(assembler_->table_names()[t], tk.unique_keys, sd, g,
-                              slot.counts[t].data(), global_step_, lr_scale_, push_scale);
+    slot.pushes[t] = options_.client->Push(assembler_->table_names()[t], tk.unique_keys, sd, g,
+                                           slot.counts[t].data(), global_step_, lr_scale_,
+                                           push_scale, PushTag());
   }
   return loss;
 }
@@ -441,10 +557,17 @@ absl::Status Trainer::TrainEpoch(int epoch, Reader& reader, int64_t steps_per_ep
   // Fill the pipeline: item i of the epoch lives in slot i % depth.
   size_t head = 0, filled = 0;
   bool local_done = false;  // this worker reached its end of epoch
+  // Item i of the epoch trains at step epoch_step + i: every worker takes
+  // part in every step, with a batch until it runs out of data.
+  const int64_t epoch_step = global_step_;
   auto fill_ahead = [&]() -> absl::Status {
     while (!local_done && filled < head + ahead) {
+      const int64_t step = epoch_step + static_cast<int64_t>(filled);
+      // A pull for a step that will not run would wait for pushes that
+      // never come.
+      if (train.max_steps() > 0 && step >= train.max_steps()) break;
       Slot& s = *slots_[filled % depth];
-      RETURN_IF_ERROR(Fill(reader, s, true));
+      RETURN_IF_ERROR(Fill(reader, s, true, step));
       ++filled;
       if (s.event != ReadEvent::kBatch) local_done = true;
     }
@@ -457,7 +580,9 @@ absl::Status Trainer::TrainEpoch(int epoch, Reader& reader, int64_t steps_per_ep
   while (true) {
     RETURN_IF_ERROR(fill_ahead());
     int local_samples = 0;
+    bool trained = false;
     if (head < filled && slots_[head % depth]->event == ReadEvent::kBatch) {
+      trained = true;
       Slot& s = *slots_[head % depth];
       ASSIGN_OR_RETURN(double loss, TrainStep(s));
       local_samples = s.batch.size;
@@ -469,6 +594,7 @@ absl::Status Trainer::TrainEpoch(int epoch, Reader& reader, int64_t steps_per_ep
     bool checkpoint_due = false;
     ASSIGN_OR_RETURN(int64_t step_samples, DenseStep(local_samples, &checkpoint_due));
     if (step_samples == 0) break;  // every worker is at its end of epoch
+    if (!trained) PushNothing();
     ++global_step_;
     ++stats->steps;
     stats->samples += step_samples;
@@ -495,6 +621,7 @@ absl::Status Trainer::TrainEpoch(int epoch, Reader& reader, int64_t steps_per_ep
     }
   }
   for (auto& s : slots_) RETURN_IF_ERROR(s->WaitPushes());
+  RETURN_IF_ERROR(WaitIdlePushes());
   stats->seconds = Seconds(epoch_start);
   return absl::OkStatus();
 }
@@ -647,6 +774,31 @@ void Trainer::PrintServerSummary() const {
         static_cast<unsigned long long>(compacted));
   }
   std::printf("\n");
+  if (sparse_sync_ == TrainConfig::ASYNC) return;
+  // Steps of pushes a training pull was served without (a histogram over
+  // all servers' pulls): all in bucket 0 under SYNC, within max_staleness
+  // under BOUNDED.
+  std::vector<uint64_t> hist;
+  uint64_t waits = 0;
+  double wait_seconds = 0;
+  for (const ServerStats& server : *stats) {
+    if (hist.size() < static_cast<size_t>(server.staleness_histogram_size()))
+      hist.resize(server.staleness_histogram_size());
+    for (int i = 0; i < server.staleness_histogram_size(); ++i)
+      hist[i] += server.staleness_histogram(i);
+    waits += server.sync_waits();
+    wait_seconds += server.sync_wait_seconds();
+  }
+  while (hist.size() > 1 && hist.back() == 0) hist.pop_back();
+  std::vector<std::string> buckets;
+  for (size_t i = 0; i < hist.size(); ++i) buckets.push_back(absl::StrCat(i, ":", hist[i]));
+  std::printf(
+      "[sync] %s%s: pull staleness in steps {%s}; %llu pulls waited for a step, %.2f s in all\n",
+      TrainConfig::SparseSync_Name(sparse_sync_).c_str(),
+      sparse_sync_ == TrainConfig::BOUNDED
+          ? absl::StrCat(" (max_staleness ", config_.train().max_staleness(), ")").c_str()
+          : "",
+      absl::StrJoin(buckets, " ").c_str(), static_cast<unsigned long long>(waits), wait_seconds);
 }
 
 absl::StatusOr<TrainSummary> Trainer::Run() {
@@ -661,6 +813,7 @@ absl::StatusOr<TrainSummary> Trainer::Run() {
   // test file found after hours of training costs the run.
   RETURN_IF_ERROR(CheckDataFiles(config_));
   if (options_.resume || !options_.resume_from.empty()) RETURN_IF_ERROR(Restore(&ro));
+  first_step_ = global_step_;
   last_checkpoint_time_ = NowSeconds();
   const bool has_valid = config_.data().valid_size() > 0 && !train.skip_eval();
   const bool has_test = config_.data().test_size() > 0 && !train.skip_eval();
@@ -727,6 +880,7 @@ absl::Status Trainer::SaveCheckpoint() {
   // Every push of every worker is applied before any server saves, so each
   // row's weights and optimizer state come from one instant.
   for (auto& s : slots_) s->Drain();
+  RETURN_IF_ERROR(WaitIdlePushes());
   const int W = options_.num_workers;
   int64_t mine[4] = {last_position_.epoch, last_position_.file, last_position_.line,
                      last_position_.skip};

@@ -79,8 +79,17 @@ class Trainer {
 
   explicit Trainer(TrainerOptions options);
   absl::Status Init();
-  // Reads the next item into `slot` and issues its pulls.
-  absl::Status Fill(Reader& reader, Slot& slot, bool training);
+  // Reads the next item into `slot` and issues its pulls; a training item
+  // is to be trained at global step `step`.
+  absl::Status Fill(Reader& reader, Slot& slot, bool training, int64_t step = 0);
+  // The step tags of this worker's training requests of `step`
+  // (train.sparse_sync); a push's tag has no wait_step.
+  StepTag PullTag(int64_t step) const;
+  StepTag PushTag() const;
+  // A worker past its end of epoch pushes nothing but, under SYNC and
+  // BOUNDED, tells every server that it has no gradients for this step.
+  void PushNothing();
+  absl::Status WaitIdlePushes();
   absl::Status WaitPulls(Slot& slot);
   // Field embeddings and first-order weights of the slot's batch.
   void Assemble(const Slot& slot);
@@ -135,6 +144,7 @@ class Trainer {
   void PrintServerSummary() const;
 
   TrainerOptions options_;
+  absl::Status ComputeNumericStats();  // fills options_.config's FeatureConfig.stats
   const ExperimentConfig& config_;
   std::optional<FeatureAssembler> assembler_;
   int local_batch_ = 0;
@@ -142,7 +152,10 @@ class Trainer {
   std::unique_ptr<nn::DenseOptimizer> optimizer_;
   float lr_scale_ = 1.0f;
   int64_t global_step_ = 0;
-  int64_t samples_trained_ = 0;  // since the job began, over all workers
+  TrainConfig::SparseSync sparse_sync_ = TrainConfig::ASYNC;
+  int64_t first_step_ = 0;             // where this run of the workers started
+  std::vector<PsFuture> idle_pushes_;  // PushNothing's, until drained
+  int64_t samples_trained_ = 0;        // since the job began, over all workers
   // Where training state stands, for checkpoints.
   int epochs_done_ = 0;
   ReadPosition last_position_;  // after the last batch this worker trained on

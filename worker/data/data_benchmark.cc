@@ -1,8 +1,14 @@
 // Throughput of the data path on ctr-datagen output (Criteo-shaped, 39
-// features): line parsing, the whole reader, and key de-duplication.
+// features): line parsing, the whole reader (per file format and
+// compression), and key de-duplication.
 //
 //   build-data/worker/data/data_benchmark [--benchmark_filter=...]
+#include <zlib.h>
+#include <zstd.h>
+
 #include <filesystem>
+#include <fstream>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -106,6 +112,118 @@ void BM_ReaderEndToEnd(benchmark::State& state) {
                           state.iterations());
 }
 BENCHMARK(BM_ReaderEndToEnd)->Arg(0)->Arg(100000)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// The same rows as CRITEO_TSV, CSV and fully quoted CSV, each plain, gzip
+// (level 6) and zstd (level 3): the reader's rows/s per format.
+// kCsvOldPath reads the kCsv file with quoting and trimming off: the parser
+// as it was before either existed, for the fast path's cost.
+enum Variant { kTsv, kCsv, kQuotedCsv, kCsvOldPath, kNumVariants };
+enum Packing { kPlain, kGzip, kZstd };
+
+const std::string& VariantFile(int variant, int packing) {
+  static std::string* paths[kNumVariants][3] = {};
+  std::string*& path = paths[variant][packing];
+  if (path != nullptr) return *path;
+  auto text = std::make_unique<std::string>();
+  if (variant != kTsv) {
+    *text = "label";
+    for (int i = 1; i <= 13; ++i) absl::StrAppend(text.get(), ",I", i);
+    for (int i = 1; i <= 26; ++i) absl::StrAppend(text.get(), ",C", i);
+    *text += "\n";
+  }
+  auto reader = LineReader::Open(DataFile());
+  CHECK(reader.ok());
+  std::string_view line;
+  std::vector<std::string_view> cells;
+  while (*(*reader)->Next(&line)) {
+    if (variant == kTsv) {
+      text->append(line).append("\n");
+      continue;
+    }
+    SplitCells(line, '\t', &cells);
+    for (size_t c = 0; c < cells.size(); ++c) {
+      if (c > 0) *text += ',';
+      if (variant == kQuotedCsv && c >= 14) {
+        text->append("\"").append(cells[c]).append("\"");
+      } else {
+        text->append(cells[c]);
+      }
+    }
+    *text += '\n';
+  }
+  std::string bytes;
+  if (packing == kGzip) {
+    z_stream z{};
+    CHECK_EQ(deflateInit2(&z, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY), Z_OK);
+    bytes.resize(deflateBound(&z, text->size()));
+    z.next_in = reinterpret_cast<Bytef*>(text->data());
+    z.avail_in = static_cast<uInt>(text->size());
+    z.next_out = reinterpret_cast<Bytef*>(bytes.data());
+    z.avail_out = static_cast<uInt>(bytes.size());
+    CHECK_EQ(deflate(&z, Z_FINISH), Z_STREAM_END);
+    bytes.resize(z.total_out);
+    deflateEnd(&z);
+  } else if (packing == kZstd) {
+    bytes.resize(ZSTD_compressBound(text->size()));
+    const size_t n = ZSTD_compress(bytes.data(), bytes.size(), text->data(), text->size(), 3);
+    CHECK(!ZSTD_isError(n));
+    bytes.resize(n);
+  } else {
+    bytes = std::move(*text);
+  }
+  path = new std::string(absl::StrCat(DataFile(), ".", variant, ".", packing));
+  std::ofstream(*path, std::ios::binary) << bytes;
+  static bool registered = false;
+  if (!registered) {
+    registered = true;
+    std::atexit([] {
+      for (auto& row : paths) {
+        for (std::string* p : row) {
+          if (p != nullptr) std::filesystem::remove(*p);
+        }
+      }
+    });
+  }
+  return *path;
+}
+
+void BM_ReaderFormat(benchmark::State& state) {
+  const int variant = static_cast<int>(state.range(0));
+  const int packing = static_cast<int>(state.range(1));
+  DataConfig data = CriteoData();
+  if (variant != kTsv) data.set_format(DataConfig::CSV);
+  if (variant == kCsvOldPath) {
+    data.set_quote("");
+    data.set_trim_spaces(false);
+  }
+  const std::string& path = VariantFile(variant == kCsvOldPath ? kCsv : variant, packing);
+  int64_t samples = 0;
+  for (auto _ : state) {
+    ReaderOptions options;
+    options.files = {path};
+    options.batch_size = 4096;
+    Reader reader(data, options);
+    CHECK(reader.Start().ok());
+    Batch batch;
+    while (true) {
+      auto e = reader.Next(&batch, absl::Seconds(60));
+      CHECK(e.ok()) << e.status();
+      if (*e != ReadEvent::kBatch) break;
+      samples += batch.size;
+    }
+  }
+  CHECK_EQ(samples, kRows * state.iterations());
+  state.SetItemsProcessed(samples);
+  const char* names[] = {"criteo_tsv", "csv", "quoted_csv", "csv_without_quoting_or_trim"};
+  state.SetLabel(absl::StrCat(names[variant], packing == kPlain  ? ""
+                                              : packing == kGzip ? ".gz"
+                                                                 : ".zst"));
+}
+BENCHMARK(BM_ReaderFormat)
+    ->ArgsProduct({{kTsv, kCsv, kQuotedCsv}, {kPlain, kGzip, kZstd}})
+    ->Args({kCsvOldPath, kPlain})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 
 void BM_KeyDedupBatch(benchmark::State& state) {
   const DataConfig data = CriteoData();

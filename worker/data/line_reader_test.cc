@@ -9,8 +9,10 @@
 namespace ctrps {
 namespace {
 
+using testing_util::GzipBytes;
 using testing_util::NewTempDir;
 using testing_util::WriteFile;
+using testing_util::ZstdBytes;
 
 std::vector<std::string> ReadAll(const std::string& path, size_t buffer) {
   auto r = LineReader::Open(path, buffer);
@@ -66,6 +68,107 @@ TEST(LineReaderTest, SkipToCountsLines) {
   EXPECT_EQ(line, "2");
   EXPECT_EQ((*r)->lines_read(), 3);
   EXPECT_FALSE(*(*r)->SkipTo(10));
+}
+
+std::vector<std::string> ReadRecords(const std::string& path, size_t buffer,
+                                     std::vector<int64_t>* first_lines = nullptr) {
+  auto r = LineReader::Open(path, buffer);
+  EXPECT_TRUE(r.ok()) << r.status();
+  (*r)->set_quote('"');
+  std::vector<std::string> records;
+  std::string_view record;
+  while (true) {
+    auto more = (*r)->Next(&record);
+    EXPECT_TRUE(more.ok()) << more.status();
+    if (!more.ok() || !*more) break;
+    records.emplace_back(record);
+    if (first_lines != nullptr) first_lines->push_back((*r)->record_first_line());
+  }
+  return records;
+}
+
+TEST(LineReaderTest, GzipAndZstdFilesReadAsTheirText) {
+  const std::string dir = NewTempDir();
+  std::string text;
+  std::vector<std::string> expected;
+  for (int i = 0; i < 20000; ++i) {
+    expected.push_back("line " + std::to_string(i) + std::string(i % 50, 'x'));
+    text += expected.back() + "\n";
+  }
+  const std::string gz = WriteFile(dir + "/a.csv.gz", GzipBytes(text));
+  const std::string zst = WriteFile(dir + "/a.csv.zst", ZstdBytes(text));
+  // Compression is told by the bytes, not the name.
+  const std::string disguised = WriteFile(dir + "/a.csv", GzipBytes(text));
+  for (size_t buffer : {16, 4096, 1 << 20}) {
+    EXPECT_EQ(ReadAll(gz, buffer), expected) << buffer;
+    EXPECT_EQ(ReadAll(zst, buffer), expected) << buffer;
+    EXPECT_EQ(ReadAll(disguised, buffer), expected) << buffer;
+  }
+  EXPECT_EQ((*LineReader::Open(gz))->compression(), Compression::kGzip);
+  EXPECT_EQ((*LineReader::Open(zst))->compression(), Compression::kZstd);
+}
+
+TEST(LineReaderTest, ConcatenatedMembersAndFramesReadAsOneStream) {
+  const std::string dir = NewTempDir();
+  const std::string gz = WriteFile(dir + "/b.gz", GzipBytes("a\nb\n") + GzipBytes("c\nd"));
+  const std::string zst = WriteFile(dir + "/b.zst", ZstdBytes("a\nb\n") + ZstdBytes("c\nd"));
+  const std::vector<std::string> expected{"a", "b", "c", "d"};
+  EXPECT_EQ(ReadAll(gz, 16), expected);
+  EXPECT_EQ(ReadAll(zst, 16), expected);
+}
+
+TEST(LineReaderTest, TruncatedCompressedFilesAreDataLoss) {
+  const std::string dir = NewTempDir();
+  std::string text;
+  for (int i = 0; i < 5000; ++i) text += "row " + std::to_string(i * 7919) + "\n";
+  for (const std::string& bytes : {GzipBytes(text), ZstdBytes(text)}) {
+    const std::string path = WriteFile(dir + "/t", bytes.substr(0, bytes.size() / 2));
+    auto r = LineReader::Open(path, 4096);
+    ASSERT_TRUE(r.ok());
+    std::string_view line;
+    absl::Status status;
+    while (true) {
+      auto more = (*r)->Next(&line);
+      if (!more.ok()) {
+        status = more.status();
+        break;
+      }
+      ASSERT_TRUE(*more) << "a truncated stream read as a clean end";
+    }
+    EXPECT_EQ(status.code(), absl::StatusCode::kDataLoss) << status;
+    EXPECT_NE(status.message().find(path), std::string::npos) << status;
+  }
+}
+
+TEST(LineReaderTest, QuotedNewlinesStayInsideTheRecord) {
+  const std::string dir = NewTempDir();
+  const std::string path =
+      WriteFile(dir + "/q.csv", "a,b\r\n1,\"x\ny\"\r\n2,\"p \"\"q\"\"\n\n\nr\"\n3,z\n");
+  for (size_t buffer : {16, 64, 1 << 20}) {
+    std::vector<int64_t> first;
+    EXPECT_EQ(ReadRecords(path, buffer, &first),
+              (std::vector<std::string>{"a,b", "1,\"x\ny\"", "2,\"p \"\"q\"\"\n\n\nr\"", "3,z"}))
+        << buffer;
+    EXPECT_EQ(first, (std::vector<int64_t>{1, 2, 4, 8})) << buffer;
+  }
+}
+
+TEST(LineReaderTest, AnUnclosedQuoteCostsOneLine) {
+  const std::string dir = NewTempDir();
+  // At the end of the file.
+  std::vector<int64_t> first;
+  EXPECT_EQ(ReadRecords(WriteFile(dir + "/u.csv", "1,\"oops\n2,b\n3,c\n"), 16, &first),
+            (std::vector<std::string>{"1,\"oops", "2,b", "3,c"}));
+  EXPECT_EQ(first, (std::vector<int64_t>{1, 2, 3}));
+  // Far from the end: the record gives up after kMaxRecordLines lines.
+  std::string text = "x,\"open\n";
+  for (int i = 0; i < 3 * LineReader::kMaxRecordLines; ++i) text += std::to_string(i) + ",v\n";
+  text += "last,\"closed\"\n";
+  const auto records = ReadRecords(WriteFile(dir + "/v.csv", text), 64);
+  ASSERT_EQ(records.size(), 3u * LineReader::kMaxRecordLines + 2);
+  EXPECT_EQ(records[0], "x,\"open");
+  EXPECT_EQ(records[1], "0,v");
+  EXPECT_EQ(records.back(), "last,\"closed\"");
 }
 
 TEST(LineReaderTest, MissingFileIsNotFound) {

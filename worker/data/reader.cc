@@ -1,6 +1,9 @@
 #include "worker/data/reader.h"
 
+#include <glob.h>
+
 #include <algorithm>
+#include <filesystem>
 #include <numeric>
 #include <utility>
 
@@ -42,6 +45,54 @@ class ShuffleRng {
 
 }  // namespace
 
+absl::StatusOr<std::vector<std::string>> ExpandDataFiles(
+    const std::string& dir, const google::protobuf::RepeatedPtrField<std::string>& entries,
+    const std::string& what) {
+  std::vector<std::string> files;
+  for (const std::string& entry : entries) {
+    const std::string path = JoinPath(dir, entry);
+    std::error_code ec;
+    if (entry.find_first_of("*?[") != std::string::npos) {
+      glob_t g{};
+      const int rc = ::glob(path.c_str(), GLOB_ERR, nullptr, &g);
+      std::vector<std::string> matches;
+      for (size_t i = 0; rc == 0 && i < g.gl_pathc; ++i) {
+        if (!std::filesystem::is_directory(g.gl_pathv[i], ec)) matches.emplace_back(g.gl_pathv[i]);
+      }
+      globfree(&g);
+      if (rc != 0 && rc != GLOB_NOMATCH) {
+        return absl::UnavailableError(
+            absl::StrFormat("%s: \"%s\": cannot list %s", what, entry, path));
+      }
+      if (matches.empty()) {
+        return absl::NotFoundError(
+            absl::StrFormat("%s: \"%s\" matches no file (%s)", what, entry, path));
+      }
+      std::sort(matches.begin(), matches.end());
+      files.insert(files.end(), matches.begin(), matches.end());
+    } else if (std::filesystem::is_directory(path, ec)) {
+      std::vector<std::string> parts;
+      for (const auto& e : std::filesystem::directory_iterator(path, ec)) {
+        const std::string name = e.path().filename().string();
+        if (name.empty() || name[0] == '.' || e.is_directory(ec)) continue;
+        parts.push_back(e.path().string());
+      }
+      if (ec) {
+        return absl::UnavailableError(
+            absl::StrFormat("%s: directory %s: %s", what, path, ec.message()));
+      }
+      if (parts.empty()) {
+        return absl::NotFoundError(absl::StrFormat("%s: directory %s has no files", what, path));
+      }
+      std::sort(parts.begin(), parts.end());
+      files.insert(files.end(), parts.begin(), parts.end());
+    } else {
+      files.push_back(path);
+    }
+  }
+  return files;
+}
+
 absl::StatusOr<ReaderOptions> MakeReaderOptions(const ExperimentConfig& config, Split split,
                                                 int worker_rank, int num_workers) {
   const DataConfig& data = config.data();
@@ -57,7 +108,7 @@ absl::StatusOr<ReaderOptions> MakeReaderOptions(const ExperimentConfig& config, 
         "reader: worker rank %d out of range for %d workers", worker_rank, num_workers));
   }
   ReaderOptions o;
-  for (const std::string& f : files) o.files.push_back(JoinPath(data.dir(), f));
+  ASSIGN_OR_RETURN(o.files, ExpandDataFiles(data.dir(), files, absl::StrCat("data.", name)));
   o.batch_size = config.train().batch_size();
   o.worker_rank = worker_rank;
   o.num_workers = num_workers;
@@ -113,6 +164,7 @@ absl::Status Reader::Start() {
   for (size_t f = 0; f < o.files.size(); ++f) {
     const std::string& path = o.files[f];
     ASSIGN_OR_RETURN(std::unique_ptr<LineReader> r, LineReader::Open(path, 64 << 10));
+    r->set_quote(parser_->record_quote());
     if (!parser_->has_header()) continue;
     std::string_view header;
     ASSIGN_OR_RETURN(bool has, r->Next(&header));
@@ -263,6 +315,7 @@ absl::Status Reader::OpenFile(int file, int64_t line) {
   if (file >= static_cast<int>(options_.files.size())) return absl::OkStatus();
   const std::string& path = options_.files[file];
   ASSIGN_OR_RETURN(lines_, LineReader::Open(path, kReadBuffer));
+  lines_->set_quote(parser_->record_quote());
   header_lines_ = parser_->has_header() ? 1 : 0;
   if (header_lines_ > 0) {  // bound in Start()
     std::string_view header;
@@ -298,7 +351,7 @@ absl::Status Reader::NextOwnedLine(std::string_view* line, int64_t* physical) {
       RETURN_IF_ERROR(OpenFile(file_ + 1, 0));
       continue;
     }
-    *physical = lines_->lines_read();
+    *physical = lines_->record_first_line();
     const int64_t data_line = *physical - 1 - header_lines_;
     if ((file_ + data_line) % workers == rank && !line->empty()) return absl::OkStatus();
   }

@@ -1,8 +1,10 @@
 // The worker's data reader: a thread that reads this worker's share of the
 // data files into batches, ahead of training.
 //
-// Sharding: physical line p (1-based) of file f is data line j = p - 1 (CSV:
-// p - 2, the header excluded); it belongs to worker (f + j) % num_workers.
+// Sharding: a record starting on physical line p (1-based) of file f is data
+// line j = p - 1 (CSV: p - 2, the header excluded); it belongs to worker
+// (f + j) % num_workers. (A record is a line, or for CSV several lines when a
+// quoted field holds line breaks.)
 // Workers thus take turns line by line (round robin, rotated by one per
 // file), so W workers see disjoint sets of lines that together cover every
 // line, each about 1/W of every file. Every worker still scans every file.
@@ -69,9 +71,17 @@ struct ReaderOptions {
 
 enum class Split { kTrain, kValid, kTest };
 
+// The files `entries` name under `dir` (unless absolute): a file as is, a
+// glob (*, ?, [...]) as its matches in name order, a directory as its files
+// not starting with '.' in name order. NotFound names the entry that matches
+// nothing (`data.train: "part-*.gz" under /data matches no file`).
+absl::StatusOr<std::vector<std::string>> ExpandDataFiles(
+    const std::string& dir, const google::protobuf::RepeatedPtrField<std::string>& entries,
+    const std::string& what);
+
 // Options for one split of the experiment: files are data.<split> under
-// data.dir (unless absolute); train uses train.epochs, data.shuffle_buffer and
-// train.seed, valid and test one epoch in file order; all use
+// data.dir (unless absolute), expanded by ExpandDataFiles; train uses train.epochs,
+// data.shuffle_buffer and train.seed, valid and test one epoch in file order; all use
 // train.batch_size and the data section's bad-line limits and queue depth.
 // InvalidArgument if the split has no files or the rank is out of range.
 absl::StatusOr<ReaderOptions> MakeReaderOptions(const ExperimentConfig& config, Split split,

@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <filesystem>
+#include <fstream>
 #include <set>
 #include <string>
 #include <vector>
@@ -475,6 +477,79 @@ TEST(ReaderTest, FrappeSplitsReadCompletely) {
   while (*reader.Next(&batch, kTimeout) == ReadEvent::kBatch) samples += batch.size;
   EXPECT_EQ(samples, 57722 / 2);
   EXPECT_FALSE(MakeReaderOptions(*config, Split::kTest, 0, 1).ok());  // no test files
+}
+
+TEST(ReaderTest, GlobsDirectoriesAndCompressedPartsReadAsOneDataSet) {
+  const std::string dir = NewTempDir();
+  std::filesystem::create_directories(dir + "/parts");
+  const std::string plain = WriteIdCsv(dir + "/plain.csv", 0, 7);
+  std::string text;
+  {
+    std::ifstream in(WriteIdCsv(dir + "/tmp.csv", 7, 6));
+    text.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  WriteFile(dir + "/parts/part-1.csv.gz", testing_util::GzipBytes(text));
+  {
+    std::ifstream in(WriteIdCsv(dir + "/tmp.csv", 13, 5));
+    text.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  WriteFile(dir + "/parts/part-2.csv.zst", testing_util::ZstdBytes(text));
+  WriteFile(dir + "/parts/.hidden", "ignored");
+
+  ExperimentConfig config;
+  *config.mutable_data() = ParseData(kIdConfig);
+  config.mutable_data()->set_dir(dir);
+  config.mutable_data()->add_train("plain.*");
+  config.mutable_data()->add_train("parts");
+  config.mutable_train()->set_batch_size(4);
+  std::vector<int> ids;
+  for (int w = 0; w < 2; ++w) {
+    auto options = MakeReaderOptions(config, Split::kTrain, w, 2);
+    ASSERT_TRUE(options.ok()) << options.status();
+    ASSERT_EQ(options->files.size(), 3u);
+    EXPECT_EQ(options->files[1], dir + "/parts/part-1.csv.gz");
+    const std::vector<int> mine = AllIds(ReadAll(config.data(), *options));
+    ids.insert(ids.end(), mine.begin(), mine.end());
+  }
+  std::sort(ids.begin(), ids.end());
+  EXPECT_EQ(ids, Range(0, 18));
+
+  config.mutable_data()->add_train("nothing-*.csv");
+  auto missing = MakeReaderOptions(config, Split::kTrain, 0, 1);
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_NE(missing.status().message().find("\"nothing-*.csv\" matches no file"), std::string::npos)
+      << missing.status();
+}
+
+TEST(ReaderTest, QuotedLineBreaksKeepLineNumbersAndSharding) {
+  const std::string dir = NewTempDir();
+  ReaderOptions options;
+  options.files = {WriteFile(
+      dir + "/q.csv", "label,tag,id\n1,\"a\nb\",0\n0,x,1\n1,\"c\",2\n0,\"unclosed,3\n1,y,4\n")};
+  options.report_bad_lines = 5;
+  options.max_bad_line_rate = 0.5;
+  std::vector<int> ids;
+  std::vector<std::string> reports;
+  for (int w = 0; w < 2; ++w) {
+    options.worker_rank = w;
+    options.num_workers = 2;
+    Reader reader(ParseData(kIdConfig), options);
+    ASSERT_TRUE(reader.Start().ok());
+    Batch batch;
+    while (true) {
+      auto e = reader.Next(&batch, kTimeout);
+      ASSERT_TRUE(e.ok()) << e.status();
+      if (*e == ReadEvent::kEndOfData) break;
+      if (*e == ReadEvent::kBatch) {
+        for (float v : batch.fields[0].values) ids.push_back(static_cast<int>(v));
+      }
+    }
+    for (const std::string& r : reader.stats().bad_line_reports) reports.push_back(r);
+  }
+  std::sort(ids.begin(), ids.end());
+  EXPECT_EQ(ids, (std::vector<int>{0, 1, 2, 4}));
+  ASSERT_EQ(reports.size(), 1u);
+  EXPECT_EQ(reports[0], dir + "/q.csv:6: column 2: unclosed quote");
 }
 
 }  // namespace

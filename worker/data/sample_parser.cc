@@ -11,6 +11,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "common/status.h"
+#include "worker/data/line_reader.h"
 
 namespace ctrps {
 namespace {
@@ -119,6 +120,68 @@ void SplitCells(std::string_view s, char delim, std::vector<std::string_view>* o
   }
 }
 
+absl::Status SplitCsvRecord(std::string_view s, char delim, char quote, bool trim, bool trim_tabs,
+                            std::vector<std::string_view>* out, std::string* scratch) {
+  out->clear();
+  scratch->clear();
+  scratch->reserve(s.size());  // views into it stay valid
+  const size_t n = s.size();
+  auto space = [&](char c) { return trim && (c == ' ' || (trim_tabs && c == '\t')); };
+  size_t i = 0;
+  while (true) {
+    while (i < n && space(s[i])) ++i;
+    if (quote != '\0' && i < n && s[i] == quote) {
+      const size_t column = out->size() + 1;
+      const size_t content = ++i;
+      size_t close = std::string_view::npos;
+      bool doubled = false;
+      while (i < n) {
+        const char* q = static_cast<const char*>(std::memchr(s.data() + i, quote, n - i));
+        if (q == nullptr) break;
+        const size_t at = q - s.data();
+        if (at + 1 < n && s[at + 1] == quote) {
+          doubled = true;
+          i = at + 2;
+          continue;
+        }
+        close = at;
+        i = at + 1;
+        break;
+      }
+      if (close == std::string_view::npos) {
+        return absl::InvalidArgumentError(absl::StrFormat("column %d: unclosed quote", column));
+      }
+      std::string_view value = s.substr(content, close - content);
+      if (doubled) {
+        const size_t start = scratch->size();
+        for (size_t k = 0; k < value.size(); ++k) {
+          scratch->push_back(value[k]);
+          if (value[k] == quote) ++k;  // the second of a pair
+        }
+        value = std::string_view(scratch->data() + start, scratch->size() - start);
+      }
+      while (i < n && space(s[i])) ++i;
+      if (i < n && s[i] != delim) {
+        const char* d = static_cast<const char*>(std::memchr(s.data() + i, delim, n - i));
+        const size_t end = d == nullptr ? n : d - s.data();
+        return absl::InvalidArgumentError(absl::StrFormat("column %d: %s after the closing quote",
+                                                          column, Quote(s.substr(i, end - i))));
+      }
+      out->push_back(value);
+      if (i >= n) return absl::OkStatus();
+      ++i;
+      continue;
+    }
+    const char* d = static_cast<const char*>(std::memchr(s.data() + i, delim, n - i));
+    const size_t end = d == nullptr ? n : d - s.data();
+    size_t e = end;
+    while (e > i && space(s[e - 1])) --e;
+    out->push_back(s.substr(i, e - i));
+    if (d == nullptr) return absl::OkStatus();
+    i = end + 1;
+  }
+}
+
 int64_t BucketOf(double v, FeatureConfig::Bucketing bucketing) {
   if (bucketing == FeatureConfig::LOG2_SQUARED && v > 2) {
     const double l = std::log(v);
@@ -133,6 +196,15 @@ absl::StatusOr<std::unique_ptr<SampleParser>> SampleParser::Create(const DataCon
   switch (format) {
     case DataConfig::CSV: {
       ASSIGN_OR_RETURN(p->delimiter_, OneChar(data.delimiter(), "data.delimiter"));
+      if (!data.quote().empty()) {
+        ASSIGN_OR_RETURN(p->quote_, OneChar(data.quote(), "data.quote"));
+        if (p->quote_ == p->delimiter_ || p->quote_ == '\n' || p->quote_ == '\r') {
+          return absl::InvalidArgumentError(absl::StrCat(
+              "data.quote ", Quote(data.quote()), " cannot be the delimiter or a line break"));
+        }
+      }
+      p->trim_ = data.trim_spaces();
+      p->trim_tabs_ = p->delimiter_ != '\t';
       break;
     }
     case DataConfig::CRITEO_TSV:
@@ -162,6 +234,16 @@ absl::StatusOr<std::unique_ptr<SampleParser>> SampleParser::Create(const DataCon
     p->labels_.emplace_back(label);
   }
   if (p->labels_.empty()) return absl::InvalidArgumentError("data.label is empty");
+  p->label_positive_.assign(data.label_positive().begin(), data.label_positive().end());
+  p->has_threshold_ = data.has_label_threshold();
+  p->threshold_ = data.label_threshold();
+  if (!p->label_positive_.empty() && p->has_threshold_) {
+    return absl::InvalidArgumentError(
+        "data: set label_positive (string labels) or label_threshold (numeric), not both");
+  }
+  if (p->has_threshold_ && !std::isfinite(p->threshold_)) {
+    return absl::InvalidArgumentError("data.label_threshold must be a finite number");
+  }
 
   if (data.feature_size() == 0) {
     return absl::InvalidArgumentError("data: no features configured");
@@ -189,6 +271,54 @@ absl::StatusOr<std::unique_ptr<SampleParser>> SampleParser::Create(const DataCon
     plan.column_index = f.column_index();
     plan.column = f.column().empty() ? f.name() : f.column();
     plan.resolved = -1;
+    const auto& missing = f.missing_values_size() > 0 ? f.missing_values() : data.missing_values();
+    if (missing.empty()) {
+      for (const char* t : {"", "?", "NA", "N/A", "NULL", "null", "nan", "NaN"}) {
+        plan.missing.tokens.emplace_back(t);
+      }
+    } else {
+      plan.missing.tokens.assign(missing.begin(), missing.end());
+    }
+    for (const std::string& t : plan.missing.tokens) {
+      if (t.empty()) {
+        plan.missing.empty_is_missing = true;
+        continue;
+      }
+      plan.missing.first_byte[static_cast<unsigned char>(t[0])] = true;
+      plan.missing.max_size = std::max(plan.missing.max_size, t.size());
+    }
+    const bool numeric = f.kind() == FeatureConfig::NUMERIC;
+    auto numeric_only = [&](const char* option) {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("feature \"%s\": %s applies to NUMERIC features only", f.name(), option));
+    };
+    if (!numeric && f.scaling() != FeatureConfig::NO_SCALING) return numeric_only("scaling");
+    if (!numeric && f.log_transform()) return numeric_only("log_transform");
+    if (!numeric && f.missing_embedding()) return numeric_only("missing_embedding");
+    plan.missing_fill = f.missing_fill();
+    plan.missing_embedding = f.missing_embedding();
+    plan.numeric_missing_key = NumericMissingKey(plan.field_hash);
+    plan.log_transform = f.log_transform();
+    if (f.scaling() != FeatureConfig::NO_SCALING) {
+      const NumericStats& st = f.stats();
+      if (!f.has_stats() || st.count() <= 0) {
+        return absl::FailedPreconditionError(absl::StrFormat(
+            "feature \"%s\": scaling %s needs the training data's statistics (feature.stats); "
+            "the trainer computes them before training",
+            f.name(), FeatureConfig::Scaling_Name(f.scaling())));
+      }
+      if (f.scaling() == FeatureConfig::STANDARD) {
+        plan.shift = st.mean();
+        plan.scale = st.stddev() > 0 ? 1.0 / st.stddev() : 1.0;
+      } else {
+        plan.shift = st.min();
+        plan.scale = st.max() > st.min() ? 1.0 / (st.max() - st.min()) : 1.0;
+      }
+      if (!std::isfinite(plan.shift) || !std::isfinite(plan.scale)) {
+        return absl::InvalidArgumentError(
+            absl::StrFormat("feature \"%s\": stats are not finite", f.name()));
+      }
+    }
     p->fields_.push_back(std::move(plan));
   }
   p->seen_.resize(p->fields_.size());
@@ -305,7 +435,12 @@ absl::StatusOr<int> SampleParser::BindHeader(std::string_view header, std::strin
     header.remove_prefix(3);  // UTF-8 byte order mark
   }
   std::vector<std::string_view> names;
-  SplitCells(header, delimiter_, &names);
+  std::string scratch;
+  absl::Status split =
+      SplitCsvRecord(header, delimiter_, quote_, trim_, trim_tabs_, &names, &scratch);
+  if (!split.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(Sv(path), ":1: header: ", split.message()));
+  }
   absl::Status s = ResolveColumns(names, path);
   if (!s.ok()) {
     const int previous = current_;
@@ -355,18 +490,55 @@ absl::Status SampleParser::Parse(std::string_view line, Batch* batch) {
 }
 
 absl::Status SampleParser::ParseLabel(std::string_view cell, int label, float* out) const {
+  if (cell.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("label \"", labels_[label], "\" is empty"));
+  }
+  if (!label_positive_.empty()) {
+    *out = 0;
+    for (const std::string& p : label_positive_) {
+      if (p == cell) *out = 1;
+    }
+    return absl::OkStatus();
+  }
   double v;
   if (!ParseNumber(cell, &v)) {
     return absl::InvalidArgumentError(
         absl::StrCat("label \"", labels_[label], "\": expected a number, got ", Quote(cell)));
   }
-  if (IsSparse(format_) && v == -1) v = 0;
+  if (has_threshold_) {
+    v = v >= threshold_ ? 1 : 0;
+  } else if (IsSparse(format_) && v == -1) {
+    v = 0;
+  }
   *out = static_cast<float>(v);
   return absl::OkStatus();
 }
 
-absl::Status SampleParser::ParseDelimited(std::string_view line, Batch* batch) {
+absl::Status SampleParser::SplitRecord(std::string_view line) {
+  if (quote_ != '\0' && std::memchr(line.data(), quote_, line.size()) != nullptr) {
+    return SplitCsvRecord(line, delimiter_, quote_, trim_, trim_tabs_, &cells_, &unquoted_);
+  }
   SplitCells(line, delimiter_, &cells_);
+  if (trim_) {
+    // One compare per end rules out both ' ' and '\t' in the common case.
+    auto low = [](char c) { return static_cast<unsigned char>(c) <= ' '; };
+    auto space = [this](char c) { return c == ' ' || (trim_tabs_ && c == '\t'); };
+    for (std::string_view& c : cells_) {
+      if (c.empty() || (!low(c.front()) && !low(c.back()))) continue;
+      while (!c.empty() && space(c.front())) c.remove_prefix(1);
+      while (!c.empty() && space(c.back())) c.remove_suffix(1);
+    }
+  }
+  return absl::OkStatus();
+}
+
+float SampleParser::Scaled(const FieldPlan& plan, double v) const {
+  if (plan.log_transform) v = v < 0 ? -std::log1p(-v) : std::log1p(v);
+  return static_cast<float>((v - plan.shift) * plan.scale);
+}
+
+absl::Status SampleParser::ParseDelimited(std::string_view line, Batch* batch) {
+  RETURN_IF_ERROR(SplitRecord(line));
   if (static_cast<int>(cells_.size()) != expected_columns_) {
     return absl::InvalidArgumentError(
         absl::StrFormat("expected %d columns, got %d", expected_columns_, cells_.size()));
@@ -399,19 +571,27 @@ absl::Status SampleParser::AppendCell(const FieldPlan& plan, std::string_view ce
                                       FieldBatch* out) {
   switch (plan.kind) {
     case FeatureConfig::CATEGORICAL:
-      out->keys.push_back(cell.empty() ? plan.missing_key : FeatureKey(plan.field_hash, cell));
+      out->keys.push_back(plan.missing.Contains(cell) || cell.empty()
+                              ? plan.missing_key
+                              : FeatureKey(plan.field_hash, cell));
       return absl::OkStatus();
     case FeatureConfig::NUMERIC:
     case FeatureConfig::BUCKETIZED: {
+      const bool missing = plan.missing.Contains(cell) || cell.empty();
       double v = 0;
-      if (!cell.empty() && !ParseNumber(cell, &v)) {
+      if (!missing && !ParseNumber(cell, &v)) {
         return absl::InvalidArgumentError(absl::StrCat("column \"", Sv(ColumnName(plan.resolved)),
                                                        "\": expected a number, got ", Quote(cell)));
       }
       if (plan.kind == FeatureConfig::NUMERIC) {
-        out->keys.push_back(plan.missing_key);
-        out->values.push_back(static_cast<float>(v));
-      } else if (cell.empty()) {
+        if (missing && plan.missing_embedding) {
+          out->keys.push_back(plan.numeric_missing_key);
+          out->values.push_back(1);
+        } else {
+          out->keys.push_back(plan.missing_key);
+          out->values.push_back(missing ? plan.missing_fill : Scaled(plan, v));
+        }
+      } else if (missing) {
         out->keys.push_back(plan.missing_key);
       } else {
         char buf[24];
@@ -422,6 +602,7 @@ absl::Status SampleParser::AppendCell(const FieldPlan& plan, std::string_view ce
     }
     case FeatureConfig::MULTI_VALUED:
     case FeatureConfig::SEQUENCE: {
+      if (!cell.empty() && plan.missing.Contains(cell)) return absl::OkStatus();
       // Walk back from the end so that only the last max_len items are hashed.
       items_.clear();
       size_t end = cell.size();
@@ -458,7 +639,7 @@ absl::Status SampleParser::AppendSparseToken(const FieldPlan& plan, std::string_
       }
       if (plan.kind == FeatureConfig::NUMERIC) {
         out->keys.push_back(plan.missing_key);
-        out->values.push_back(static_cast<float>(v));
+        out->values.push_back(Scaled(plan, v));
       } else {
         char buf[24];
         auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), BucketOf(v, plan.bucketing));
@@ -553,8 +734,13 @@ absl::Status SampleParser::ParseSparse(std::string_view line, Batch* batch) {
     FieldBatch& out = batch->fields[f];
     if (IsSingleValued(plan.kind)) {
       if (!seen_[f]) {
-        out.keys.push_back(plan.missing_key);
-        if (plan.kind == FeatureConfig::NUMERIC) out.values.push_back(0);
+        if (plan.kind == FeatureConfig::NUMERIC && plan.missing_embedding) {
+          out.keys.push_back(plan.numeric_missing_key);
+          out.values.push_back(1);
+        } else {
+          out.keys.push_back(plan.missing_key);
+          if (plan.kind == FeatureConfig::NUMERIC) out.values.push_back(plan.missing_fill);
+        }
       }
     } else {
       const int begin = out.offsets.back();
@@ -566,6 +752,118 @@ absl::Status SampleParser::ParseSparse(std::string_view line, Batch* batch) {
     out.offsets.push_back(static_cast<int32_t>(out.keys.size()));
   }
   ++batch->size;
+  return absl::OkStatus();
+}
+
+bool SampleParser::NeedsNumericStats(const DataConfig& data) {
+  for (const FeatureConfig& f : data.feature()) {
+    if (f.kind() == FeatureConfig::NUMERIC && f.scaling() != FeatureConfig::NO_SCALING) return true;
+  }
+  return false;
+}
+
+absl::StatusOr<std::vector<NumericMoments>> GatherNumericMoments(
+    const DataConfig& data, const std::vector<std::string>& files, int worker_rank,
+    int num_workers) {
+  // Parse with scaling off: the values are then the log-transformed numbers.
+  DataConfig raw = data;
+  std::vector<bool> scaled(raw.feature_size());
+  for (int i = 0; i < raw.feature_size(); ++i) {
+    FeatureConfig* f = raw.mutable_feature(i);
+    scaled[i] = f->kind() == FeatureConfig::NUMERIC && f->scaling() != FeatureConfig::NO_SCALING;
+    f->set_scaling(FeatureConfig::NO_SCALING);
+    f->clear_stats();
+    // Missing values must not count: give them a fill we can recognise.
+    if (scaled[i]) f->set_missing_embedding(true);
+  }
+  ASSIGN_OR_RETURN(std::unique_ptr<SampleParser> parser, SampleParser::Create(raw));
+  std::vector<NumericMoments> moments(raw.feature_size());
+  std::vector<uint64_t> missing_keys(raw.feature_size());
+  for (int i = 0; i < raw.feature_size(); ++i) {
+    const FeatureConfig& f = raw.feature(i);
+    const std::string& table = f.table().empty() ? f.name() : f.table();
+    missing_keys[i] = NumericMissingKey(HashBytes(f.hash_as().empty() ? table : f.hash_as()));
+  }
+  Batch batch;
+  for (size_t file = 0; file < files.size(); ++file) {
+    ASSIGN_OR_RETURN(std::unique_ptr<LineReader> lines, LineReader::Open(files[file]));
+    lines->set_quote(parser->record_quote());
+    std::string_view line;
+    int header_lines = 0;
+    if (parser->has_header()) {
+      ASSIGN_OR_RETURN(bool has, lines->Next(&line));
+      if (!has) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(files[file], ": empty file, expected a header line"));
+      }
+      ASSIGN_OR_RETURN(int binding, parser->BindHeader(line, files[file]));
+      parser->SelectHeader(binding);
+      header_lines = 1;
+    }
+    parser->ResetBatch(&batch);
+    auto drain = [&] {
+      for (int i = 0; i < parser->num_fields(); ++i) {
+        if (!scaled[i]) continue;
+        const FieldBatch& fb = batch.fields[i];
+        NumericMoments& m = moments[i];
+        for (int b = 0; b < batch.size; ++b) {
+          if (fb.keys[b] == missing_keys[i]) continue;
+          const double v = fb.values[b];
+          if (m.count == 0 || v < m.min) m.min = v;
+          if (m.count == 0 || v > m.max) m.max = v;
+          ++m.count;
+          m.sum += v;
+          m.sum_squares += v * v;
+        }
+      }
+      parser->ResetBatch(&batch);
+    };
+    while (true) {
+      ASSIGN_OR_RETURN(bool more, lines->Next(&line));
+      if (!more) break;
+      const int64_t data_line = lines->record_first_line() - 1 - header_lines;
+      if ((static_cast<int64_t>(file) + data_line) % num_workers != worker_rank || line.empty()) {
+        continue;
+      }
+      (void)parser->Parse(line, &batch);  // bad lines are the reader's to report
+      if (batch.size == 4096) drain();
+    }
+    drain();
+  }
+  return moments;
+}
+
+void MergeNumericMoments(std::vector<NumericMoments>* a, const std::vector<NumericMoments>& b) {
+  for (size_t i = 0; i < a->size() && i < b.size(); ++i) {
+    NumericMoments& x = (*a)[i];
+    const NumericMoments& y = b[i];
+    if (y.count == 0) continue;
+    x.min = x.count == 0 ? y.min : std::min(x.min, y.min);
+    x.max = x.count == 0 ? y.max : std::max(x.max, y.max);
+    x.count += y.count;
+    x.sum += y.sum;
+    x.sum_squares += y.sum_squares;
+  }
+}
+
+absl::Status SetNumericStats(const std::vector<NumericMoments>& moments, DataConfig* data) {
+  for (int i = 0; i < data->feature_size() && i < static_cast<int>(moments.size()); ++i) {
+    FeatureConfig* f = data->mutable_feature(i);
+    if (f->kind() != FeatureConfig::NUMERIC || f->scaling() == FeatureConfig::NO_SCALING) continue;
+    const NumericMoments& m = moments[i];
+    if (m.count == 0) {
+      return absl::FailedPreconditionError(absl::StrFormat(
+          "feature \"%s\": no value in the training data to compute its scaling from", f->name()));
+    }
+    const double mean = m.sum / m.count;
+    const double variance = std::max(0.0, m.sum_squares / m.count - mean * mean);
+    NumericStats* st = f->mutable_stats();
+    st->set_count(m.count);
+    st->set_mean(mean);
+    st->set_stddev(std::sqrt(variance));
+    st->set_min(m.min);
+    st->set_max(m.max);
+  }
   return absl::OkStatus();
 }
 

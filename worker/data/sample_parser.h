@@ -4,8 +4,15 @@
 // Formats (DataConfig.format) and how features address their column:
 //   CSV         Header line; columns by header name (FeatureConfig.column,
 //               which defaults to the feature name) or by 0-based
-//               column_index. Separator data.delimiter (one character).
-//               No quoting. Every line must have as many columns as the header.
+//               column_index. Separator data.delimiter (any one byte, "\t"
+//               included). RFC 4180 quoting with data.quote: a quoted field
+//               may hold the delimiter, doubled quotes and line breaks (the
+//               LineReader keeps such a record whole, see record_quote());
+//               text after a closing quote or an unclosed quote makes a bad
+//               line. With data.trim_spaces, spaces around values and header
+//               names are dropped (not inside quotes). A UTF-8 byte-order mark
+//               before the header is skipped. Every line must have as many
+//               columns as the header.
 //   CRITEO_TSV  No header; 40 tab-separated columns named label, I1..I13,
 //               C1..C26 (or column_index 0..39, label included).
 //   DIN_TEXT    No header; 5 ';'-separated columns named hist_items,
@@ -30,18 +37,26 @@
 // (multi-task, e.g. "click,conversion"); for headerless formats a label may be
 // a decimal column index (LIBSVM/LIBFM: index among the head columns). The
 // default "label" is column 0 for CRITEO_TSV/LIBSVM/LIBFM and the `label`
-// column for DIN_TEXT.
+// column for DIN_TEXT. A label is a number, unless data.label_positive lists
+// the strings that mean 1 (anything else is 0) or data.label_threshold turns
+// a number into label >= threshold. An empty label is a bad line.
+//
+// Missing values: a cell equal to one of the feature's missing_values (or
+// data.missing_values; by default "", "?", "NA", "N/A", "NULL", "null", "nan",
+// "NaN") is missing; see FeatureConfig.missing_values for what it becomes.
 //
 // Keys (field_hash = HashBytes(feature.hash_as)):
-//   CATEGORICAL  FeatureKey(field_hash, value); blank -> MissingKey(field_hash).
+//   CATEGORICAL  FeatureKey(field_hash, value); missing -> MissingKey(field_hash).
 //   NUMERIC      MissingKey(field_hash) for every sample; the value is the
-//                number (blank = 0).
+//                number, log-transformed and scaled as configured (missing:
+//                missing_fill, or NumericMissingKey(field_hash) with value 1
+//                under missing_embedding).
 //   BUCKETIZED   FeatureKey(field_hash, decimal string of the bucket), with
 //                LOG2_SQUARED: v > 2 ? floor(ln(v)^2) : floor(v), FLOOR:
-//                floor(v); blank -> MissingKey(field_hash).
+//                floor(v); missing -> MissingKey(field_hash).
 //   MULTI_VALUED, SEQUENCE  the list split by `separator` (one character;
 //                empty items dropped), keys of the last max_len items in
-//                order; a blank cell gives no keys.
+//                order; a missing cell gives no keys.
 #ifndef CTRPS_WORKER_DATA_SAMPLE_PARSER_H_
 #define CTRPS_WORKER_DATA_SAMPLE_PARSER_H_
 
@@ -65,6 +80,11 @@ inline uint64_t MissingKey(uint64_t field_hash) {
   return FeatureKey(field_hash, std::string_view());
 }
 
+// The key of a missing NUMERIC value under missing_embedding.
+inline uint64_t NumericMissingKey(uint64_t field_hash) {
+  return FeatureKey(field_hash, std::string_view("\x01missing", 8));
+}
+
 // Criteo's rule and plain flooring, as integers.
 int64_t BucketOf(double v, FeatureConfig::Bucketing bucketing);
 
@@ -77,6 +97,14 @@ class SampleParser {
 
   // True for CSV: each file starts with a header that must be bound.
   bool has_header() const { return format_ == DataConfig::CSV; }
+
+  // The quote character a LineReader of this format's files must honour
+  // (LineReader::set_quote): data.quote for CSV, '\0' otherwise.
+  char record_quote() const { return quote_; }
+
+  // True if a NUMERIC feature is scaled: Create() then needs its statistics
+  // (FeatureConfig.stats), which ComputeNumericStats gathers.
+  static bool NeedsNumericStats(const DataConfig& data);
 
   // Resolves CSV columns against a file's header line and makes that binding
   // current; returns its id for SelectHeader(). Files may order their columns
@@ -101,8 +129,30 @@ class SampleParser {
   absl::Status Parse(std::string_view line, Batch* batch);
 
  private:
+  // The missing-value tokens of a field, with a quick first-byte filter.
+  struct MissingSet {
+    std::vector<std::string> tokens;
+    bool first_byte[256] = {};
+    size_t max_size = 0;
+    bool empty_is_missing = false;
+    bool Contains(std::string_view cell) const {
+      if (cell.empty()) return empty_is_missing;
+      if (cell.size() > max_size || !first_byte[static_cast<unsigned char>(cell[0])]) return false;
+      for (const std::string& t : tokens) {
+        if (t == cell) return true;
+      }
+      return false;
+    }
+  };
   struct FieldPlan {
     std::string name;
+    MissingSet missing;
+    float missing_fill = 0;
+    bool missing_embedding = false;
+    uint64_t numeric_missing_key = 0;
+    bool log_transform = false;
+    double shift = 0;  // value = (v - shift) * scale
+    double scale = 1;
     FeatureConfig::Kind kind;
     FeatureConfig::Bucketing bucketing;
     uint64_t field_hash;
@@ -122,10 +172,18 @@ class SampleParser {
   absl::Status AppendSparseToken(const FieldPlan& plan, std::string_view idx, std::string_view val,
                                  FieldBatch* out);
   absl::Status ParseLabel(std::string_view cell, int label, float* out) const;
+  absl::Status SplitRecord(std::string_view line);  // into cells_
+  float Scaled(const FieldPlan& plan, double v) const;
   std::string_view ColumnName(int column) const;
 
   DataConfig::Format format_;
   char delimiter_ = ',';
+  char quote_ = '\0';  // CSV quoting; '\0' = none
+  bool trim_ = false;  // CSV: drop spaces around cells
+  bool trim_tabs_ = false;
+  std::vector<std::string> label_positive_;
+  bool has_threshold_ = false;
+  double threshold_ = 0;
   bool whitespace_ = false;  // sparse formats without an explicit delimiter
   std::vector<FieldPlan> fields_;
   std::vector<std::string> labels_;  // as configured
@@ -150,11 +208,42 @@ class SampleParser {
   // Scratch, reused across lines.
   std::vector<std::string_view> cells_;
   std::vector<std::string_view> items_;
+  std::string unquoted_;  // cells with doubled quotes, undoubled
   std::vector<uint8_t> seen_;
 };
 
 // Splits `s` at `delim` into `out` (cleared first); empty cells are kept.
 void SplitCells(std::string_view s, char delim, std::vector<std::string_view>* out);
+
+// Splits one CSV record per RFC 4180 into `out` (cleared first): a cell in
+// `quote` may hold `delim`, line breaks and doubled quotes; the cell is its
+// content without the quotes (a view into `s`, or into `scratch` when quotes
+// were undoubled; `scratch` is cleared first and must outlive `out`). With
+// `trim`, spaces (and tabs if `trim_tabs`) around cells are dropped, not
+// inside quotes. A quote inside an unquoted cell is kept as a character.
+// InvalidArgument: `column 3: unclosed quote`, `column 2: "x" after the
+// closing quote`.
+absl::Status SplitCsvRecord(std::string_view s, char delim, char quote, bool trim, bool trim_tabs,
+                            std::vector<std::string_view>* out, std::string* scratch);
+
+// The statistics of every scaled NUMERIC feature of `data` over `files`
+// (one pass; every num_workers-th data line from worker_rank on, the way the
+// reader shards), gathered before scaling (after the log transform). Bad lines
+// are skipped. Per feature in config order; features that are not scaled get
+// an empty entry. Errors: a file that cannot be read; the config.
+struct NumericMoments {
+  int64_t count = 0;
+  double sum = 0, sum_squares = 0;
+  double min = 0, max = 0;
+};
+absl::StatusOr<std::vector<NumericMoments>> GatherNumericMoments(
+    const DataConfig& data, const std::vector<std::string>& files, int worker_rank,
+    int num_workers);
+// Merges `b` into `a` (per feature).
+void MergeNumericMoments(std::vector<NumericMoments>* a, const std::vector<NumericMoments>& b);
+// Writes the statistics into data's scaled features (FeatureConfig.stats).
+// FailedPrecondition if a scaled feature saw no value.
+absl::Status SetNumericStats(const std::vector<NumericMoments>& moments, DataConfig* data);
 
 }  // namespace ctrps
 

@@ -9,6 +9,7 @@
 #include "common/hash.h"
 #include "gtest/gtest.h"
 #include "worker/data/data_test_util.h"
+#include "worker/data/line_reader.h"
 
 namespace ctrps {
 namespace {
@@ -128,8 +129,8 @@ TEST(SampleParserTest, BadLinesAreRejectedAndLeaveTheBatchUnchanged) {
   s = parser->Parse("1,u,thirty,a|b|c", &batch);
   EXPECT_EQ(Message(s), "column \"age\": expected a number, got \"thirty\"");
   s = parser->Parse(",u,30,a", &batch);
-  EXPECT_EQ(Message(s), "label \"label\": expected a number, got \"\"");
-  s = parser->Parse("1,u,nan,a", &batch);
+  EXPECT_EQ(Message(s), "label \"label\" is empty");
+  s = parser->Parse("1,u,inf,a", &batch);
   EXPECT_FALSE(s.ok());
   s = parser->Parse("\x01\xff garbage", &batch);
   EXPECT_FALSE(s.ok());
@@ -449,6 +450,202 @@ TEST(SampleParserTest, FrappeTrainParses) {
   std::string error;
   EXPECT_EQ(ParseAll(parser.get(), lines, &batch, &error), 0) << error;
   EXPECT_EQ(batch.size, 202027);
+}
+
+std::vector<std::string> Cells(std::string_view record, char delim = ',', bool trim = true) {
+  std::vector<std::string_view> out;
+  std::string scratch;
+  absl::Status s = SplitCsvRecord(record, delim, '"', trim, delim != '\t', &out, &scratch);
+  EXPECT_TRUE(s.ok()) << s << " in " << record;
+  return std::vector<std::string>(out.begin(), out.end());
+}
+
+using Strings = std::vector<std::string>;
+
+TEST(CsvTest, QuotedFieldsPerRfc4180) {
+  EXPECT_EQ(Cells("1,\"x, y\",3"), (Strings{"1", "x, y", "3"}));
+  EXPECT_EQ(Cells("\"a \"\"b\"\" c\",d"), (Strings{"a \"b\" c", "d"}));
+  EXPECT_EQ(Cells("\"line\nbreak\",\"crlf\r\ninside\""),
+            (Strings{"line\nbreak", "crlf\r\ninside"}));
+  EXPECT_EQ(Cells("\"\",,\"\"\"\""), (Strings{"", "", "\""}));
+  EXPECT_EQ(Cells("a,"), (Strings{"a", ""}));
+  EXPECT_EQ(Cells(""), (Strings{""}));
+  // A quote inside an unquoted field is a character (pandas does the same).
+  EXPECT_EQ(Cells("5'11\",x"), (Strings{"5'11\"", "x"}));
+}
+
+TEST(CsvTest, TrimmingDropsSpacesAroundButNotInsideQuotes) {
+  EXPECT_EQ(Cells(" 39, State-gov , \" x \" ,<=50K "),
+            (Strings{"39", "State-gov", " x ", "<=50K"}));
+  EXPECT_EQ(Cells(" a , b ", ',', /*trim=*/false), (Strings{" a ", " b "}));
+  // With a tab delimiter, tabs are delimiters and only spaces are trimmed.
+  EXPECT_EQ(Cells("a \t\t b", '\t'), (Strings{"a", "", "b"}));
+}
+
+TEST(CsvTest, MalformedQuotingIsAnErrorNotAHang) {
+  std::vector<std::string_view> out;
+  std::string scratch;
+  absl::Status s = SplitCsvRecord("1,\"open,3", ',', '"', true, true, &out, &scratch);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(s.message(), "column 2: unclosed quote");
+  s = SplitCsvRecord("\"ab\"cd,e", ',', '"', true, true, &out, &scratch);
+  EXPECT_EQ(s.message(), "column 1: \"cd\" after the closing quote");
+  s = SplitCsvRecord("\"", ',', '"', true, true, &out, &scratch);
+  EXPECT_EQ(s.message(), "column 1: unclosed quote");
+}
+
+TEST(CsvTest, ACorpusFileParsesToTheExpectedValues) {
+  // BOM, spaces after commas in the header, CRLF, quoted delimiters, escaped
+  // quotes, a quoted line break, trailing spaces, an unclosed quote and an
+  // empty last line.
+  const std::string dir = testing_util::NewTempDir();
+  const std::string path = testing_util::WriteFile(dir + "/corpus.csv",
+                                                   "\xEF\xBB\xBF"
+                                                   "age, workclass, note, income\r\n"
+                                                   "39, State-gov, \"plain\", <=50K\r\n"
+                                                   "50, \"Self, emp\", \"say \"\"hi\"\"\", >50K\r\n"
+                                                   "38, Private, \"two\nlines\", >50K  \r\n"
+                                                   "53, ?, \"unclosed, <=50K\n"
+                                                   "28, Private, x, >50K\n"
+                                                   "\n");
+  auto parser = MakeParser(R"(
+    format: CSV
+    label: "income"
+    label_positive: ">50K"
+    feature { name: "age" kind: NUMERIC }
+    feature { name: "workclass" }
+    feature { name: "note" }
+  )");
+  ASSERT_NE(parser, nullptr);
+  auto lines = LineReader::Open(path, 16);
+  ASSERT_TRUE(lines.ok());
+  (*lines)->set_quote(parser->record_quote());
+  std::string_view record;
+  ASSERT_TRUE(*(*lines)->Next(&record));
+  ASSERT_TRUE(parser->BindHeader(record, path).ok());
+  Batch batch;
+  parser->ResetBatch(&batch);
+  std::vector<std::pair<int64_t, std::string>> bad;
+  while (*(*lines)->Next(&record)) {
+    if (record.empty()) continue;
+    absl::Status st = parser->Parse(record, &batch);
+    if (!st.ok()) bad.emplace_back((*lines)->record_first_line(), Message(st));
+  }
+  ASSERT_EQ(batch.size, 4);
+  EXPECT_EQ(batch.labels, (std::vector<float>{0, 1, 1, 1}));
+  EXPECT_EQ(batch.fields[0].values, (std::vector<float>{39, 50, 38, 28}));
+  EXPECT_EQ(batch.fields[1].keys,
+            (std::vector<uint64_t>{Key("workclass", "State-gov"), Key("workclass", "Self, emp"),
+                                   Key("workclass", "Private"), Key("workclass", "Private")}));
+  EXPECT_EQ(batch.fields[2].keys,
+            (std::vector<uint64_t>{Key("note", "plain"), Key("note", "say \"hi\""),
+                                   Key("note", "two\nlines"), Key("note", "x")}));
+  ASSERT_EQ(bad.size(), 1u);
+  EXPECT_EQ(bad[0].first, 6);
+  EXPECT_EQ(bad[0].second, "column 3: unclosed quote");
+}
+
+TEST(SampleParserTest, StringLabelsThresholdsAndEmptyLabels) {
+  auto strings = MakeParser(R"(
+    label: "y" label_positive: "yes" label_positive: "Y"
+    feature { name: "a" }
+  )");
+  ASSERT_NE(strings, nullptr);
+  ASSERT_TRUE(strings->BindHeader("a,y", "f.csv").ok());
+  Batch batch;
+  strings->ResetBatch(&batch);
+  for (const char* line : {"1,yes", "2,no", "3,Y", "4,0", "5, yes "}) {
+    ASSERT_TRUE(strings->Parse(line, &batch).ok()) << line;
+  }
+  EXPECT_EQ(batch.labels, (std::vector<float>{1, 0, 1, 0, 1}));
+  EXPECT_EQ(Message(strings->Parse("6,", &batch)), "label \"y\" is empty");
+
+  auto threshold = MakeParser("label: \"rating\" label_threshold: 4 feature { name: \"a\" }");
+  ASSERT_NE(threshold, nullptr);
+  ASSERT_TRUE(threshold->BindHeader("a,rating", "f.csv").ok());
+  threshold->ResetBatch(&batch);
+  for (const char* line : {"1,5", "2,4", "3,3.5", "4,1"}) {
+    ASSERT_TRUE(threshold->Parse(line, &batch).ok()) << line;
+  }
+  EXPECT_EQ(batch.labels, (std::vector<float>{1, 1, 0, 0}));
+  EXPECT_FALSE(threshold->Parse("5,high", &batch).ok());
+
+  EXPECT_FALSE(SampleParser::Create(
+                   ParseData("label_positive: \"y\" label_threshold: 1 feature { name: \"a\" }"))
+                   .ok());
+}
+
+TEST(SampleParserTest, MissingValuesNeverMakeABadLine) {
+  auto parser = MakeParser(R"(
+    feature { name: "c" }
+    feature { name: "n" kind: NUMERIC missing_fill: -1 }
+    feature { name: "m" kind: NUMERIC missing_embedding: true }
+    feature { name: "b" kind: BUCKETIZED }
+    feature { name: "own" missing_values: "unknown" }
+  )");
+  ASSERT_NE(parser, nullptr);
+  ASSERT_TRUE(parser->BindHeader("label,c,n,m,b,own", "f.csv").ok());
+  Batch batch;
+  parser->ResetBatch(&batch);
+  ASSERT_TRUE(parser->Parse("1,?,NA,nan,NULL,unknown", &batch).ok());
+  ASSERT_TRUE(parser->Parse("0,x,2,3,4,?", &batch).ok());
+  const uint64_t c = HashBytes("c"), n = HashBytes("n"), m = HashBytes("m"), b = HashBytes("b");
+  EXPECT_EQ(batch.fields[0].keys, (std::vector<uint64_t>{MissingKey(c), Key("c", "x")}));
+  EXPECT_EQ(batch.fields[1].keys, (std::vector<uint64_t>{MissingKey(n), MissingKey(n)}));
+  EXPECT_EQ(batch.fields[1].values, (std::vector<float>{-1, 2}));
+  EXPECT_EQ(batch.fields[2].keys, (std::vector<uint64_t>{NumericMissingKey(m), MissingKey(m)}));
+  EXPECT_EQ(batch.fields[2].values, (std::vector<float>{1, 3}));
+  EXPECT_EQ(batch.fields[3].keys[0], MissingKey(b));
+  // A feature's own list replaces the default: "?" is a value there.
+  EXPECT_EQ(batch.fields[4].keys,
+            (std::vector<uint64_t>{MissingKey(HashBytes("own")), Key("own", "?")}));
+  // Anything else that is not a number still is a bad line.
+  EXPECT_EQ(Message(parser->Parse("1,x,abc,1,1,z", &batch)),
+            "column \"n\": expected a number, got \"abc\"");
+}
+
+TEST(SampleParserTest, NumericScalingUsesTheTrainingStatistics) {
+  const std::string dir = testing_util::NewTempDir();
+  const std::string path = testing_util::WriteFile(
+      dir + "/train.csv", "label,s,mm,l\n1,1,10,0\n0,2,20,?\n1,3,30,e\n1,?,40,1\n0,6,50,3\n");
+  DataConfig data = ParseData(R"(
+    feature { name: "s" kind: NUMERIC scaling: STANDARD }
+    feature { name: "mm" kind: NUMERIC scaling: MIN_MAX }
+    feature { name: "l" kind: NUMERIC scaling: STANDARD log_transform: true }
+  )");
+  // Without statistics a scaled feature cannot be parsed.
+  EXPECT_EQ(SampleParser::Create(data).status().code(), absl::StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(SampleParser::NeedsNumericStats(data));
+  // Two workers' halves merge to the whole file's statistics.
+  auto half0 = GatherNumericMoments(data, {path}, 0, 2);
+  auto half1 = GatherNumericMoments(data, {path}, 1, 2);
+  ASSERT_TRUE(half0.ok() && half1.ok()) << half0.status() << half1.status();
+  std::vector<NumericMoments> all = *half0;
+  MergeNumericMoments(&all, *half1);
+  // "?" is missing, not a value; "e" makes line 4 bad, so none of its values count.
+  EXPECT_EQ(all[0].count, 3);
+  EXPECT_EQ(all[1].count, 4);
+  EXPECT_EQ(all[2].count, 3);
+  ASSERT_TRUE(SetNumericStats(all, &data).ok());
+  EXPECT_DOUBLE_EQ(data.feature(0).stats().mean(), 3.0);
+  EXPECT_DOUBLE_EQ(data.feature(0).stats().stddev(), std::sqrt(14.0 / 3));
+  EXPECT_DOUBLE_EQ(data.feature(1).stats().min(), 10);
+  EXPECT_DOUBLE_EQ(data.feature(1).stats().max(), 50);
+  const double l_mean = (std::log1p(0) + std::log1p(1) + std::log1p(3)) / 3;
+  EXPECT_NEAR(data.feature(2).stats().mean(), l_mean, 1e-6);  // values are floats
+
+  auto parser = SampleParser::Create(data);
+  ASSERT_TRUE(parser.ok()) << parser.status();
+  ASSERT_TRUE((*parser)->BindHeader("label,s,mm,l", "f.csv").ok());
+  Batch batch;
+  (*parser)->ResetBatch(&batch);
+  ASSERT_TRUE((*parser)->Parse("1,6,30,-3", &batch).ok());
+  EXPECT_NEAR(batch.fields[0].values[0], 3 / std::sqrt(14.0 / 3), 1e-6);
+  EXPECT_NEAR(batch.fields[1].values[0], 0.5, 1e-6);
+  const NumericStats& ls = data.feature(2).stats();
+  EXPECT_NEAR(batch.fields[2].values[0], (-std::log1p(3) - ls.mean()) / ls.stddev(), 1e-5);
+  // Scaling a categorical feature is a config error.
+  EXPECT_FALSE(SampleParser::Create(ParseData("feature { name: \"c\" scaling: STANDARD }")).ok());
 }
 
 }  // namespace

@@ -29,7 +29,7 @@ void Fill(const Initializer& init, uint64_t seed, float* out, int64_t n) {
         bound = std::sqrt(6.0f / static_cast<float>(init.fan_in + init.fan_out));
       }
       Rng rng(seed);
-      for (int64_t i = 0; i < n; ++i) out[i] = rng.Uniform(-bound, bound);
+      for (int64_t i = 0; i < n; ++i) out[i] = init.value + rng.Uniform(-bound, bound);
       return;
     }
   }

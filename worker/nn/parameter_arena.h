@@ -40,13 +40,17 @@ struct Initializer {
   enum class Kind { kConstant, kUniform, kXavierUniform };
   Kind kind = Kind::kConstant;
   float value = 0.0f;  // kConstant
-  float bound = 0.0f;  // kUniform: U(-bound, bound)
+  float bound = 0.0f;  // kUniform: U(value - bound, value + bound)
   int64_t fan_in = 0;  // kXavierUniform: U(-a, a), a = sqrt(6 / (fan_in + fan_out))
   int64_t fan_out = 0;
 
   static Initializer Zeros() { return Constant(0.0f); }
   static Initializer Constant(float v) { return {Kind::kConstant, v, 0, 0, 0}; }
   static Initializer Uniform(float bound) { return {Kind::kUniform, 0, bound, 0, 0}; }
+  // U(lo, hi), lo < hi.
+  static Initializer UniformRange(float lo, float hi) {
+    return {Kind::kUniform, 0.5f * (lo + hi), 0.5f * (hi - lo), 0, 0};
+  }
   // Glorot/Xavier uniform with gain 1, as torch.nn.init.xavier_uniform_.
   static Initializer XavierUniform(int64_t fan_in, int64_t fan_out) {
     return {Kind::kXavierUniform, 0, 0, fan_in, fan_out};

@@ -10,7 +10,7 @@
 //   ModelInput in{batch, num_fields, dim, emb, linear};
 //   model->params().ZeroGrads();
 //   model->Forward(in, /*training=*/true, logits);
-//   double loss = SigmoidCrossEntropyWithLogits(logits, labels, d_logits);
+//   double loss = model->Loss(labels, d_logits);
 //   ModelInputGrad grad{d_emb, d_linear};
 //   model->Backward(in, d_logits, &grad);
 //   // allreduce params().grads(), then optimizer->Step(...)
@@ -28,6 +28,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -91,9 +92,19 @@ class CtrModel {
   // evaluation uses the running statistics and no dropout.
   virtual void Forward(const ModelInput& in, bool training, float* logits) = 0;
 
+  // After Forward(in, ...): the batch's training loss under the model's loss
+  // rule (worker/nn/loss_rule.h; the mean BCE of the logits for all but the
+  // models with auxiliary logits, FCN's Tri-BCE) given labels [B] in [0, 1],
+  // and d(loss)/d(logits) [B] into d_logits. The gradient w.r.t. auxiliary
+  // logits stays in the model, for the next Backward() on the same batch.
+  // Needs num_outputs 1.
+  virtual double Loss(std::span<const float> labels, std::span<float> d_logits) = 0;
+
   // After Forward(in, ...) on the same `in`: given d(loss)/d(logits) [B],
   // overwrites grad->d_emb (and grad->d_linear, grad->d_seq_emb) and adds the parameter
   // gradients to params().grads() (the caller clears them with ZeroGrads()).
+  // Auxiliary logits, if any, get the gradient the last Loss() since that
+  // Forward() left, or none.
   virtual void Backward(const ModelInput& in, const float* d_logits, ModelInputGrad* grad) = 0;
 
   // The dense parameters (values, grads) and buffers (running statistics;

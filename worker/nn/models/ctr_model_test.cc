@@ -254,7 +254,7 @@ TEST(CtrModelTest, BadSequenceSpecsAreInvalidArgument) {
   const std::vector<SequenceSpec> ok = {{.field = 1, .target_field = 0, .max_len = 2}};
   for (const std::string text : {
            "type: DIN attention_hidden_units: [4, 0]",
-           "type: DIN attention_activation: 'tanh'",
+           "type: DIN attention_activation: 'swish'",
            "type: SDIM sdim_num_hashes: 10 sdim_hash_bits: 3",
            "type: SDIM sdim_num_hashes: 0",
            "type: SDIM sdim_num_hashes: 34 sdim_hash_bits: 17",

@@ -1,7 +1,10 @@
 #include "worker/nn/models/graph_model.h"
 
+#include <array>
 #include <cassert>
 #include <cstring>
+#include <utility>
+#include <vector>
 
 #include "common/hash.h"
 
@@ -47,7 +50,37 @@ void GraphModel::Forward(const ModelInput& in, bool training, float* logits) {
   ForwardContext ctx{training, 0};
   if (training) ctx.step = Mix64(dropout_seed_ ^ Mix64(++step_));
   graph_.Forward(in.batch, ctx);
+  aux_grads_valid_ = false;
   std::memcpy(logits, logits_->value(), sizeof(float) * in.batch * logits_->width());
+}
+
+void GraphModel::set_loss(LossRule rule, std::vector<Node*> auxiliary_logits) {
+  assert(static_cast<int>(auxiliary_logits.size()) == NumAuxiliaryLogits(rule));
+  assert(auxiliary_logits.size() <= kMaxAuxiliaryLogits);
+  loss_rule_ = rule;
+  aux_ = std::move(auxiliary_logits);
+  d_aux_.resize(aux_.size());
+}
+
+double GraphModel::Loss(std::span<const float> labels, std::span<float> d_logits) {
+  assert(logits_->width() == 1);
+  const int64_t batch = logits_->rows();
+  assert(static_cast<int64_t>(labels.size()) == batch &&
+         static_cast<int64_t>(d_logits.size()) == batch);
+  std::array<std::span<const float>, kMaxAuxiliaryLogits> aux;
+  std::array<std::span<float>, kMaxAuxiliaryLogits> d_aux;
+  const size_t n = aux_.size();
+  for (size_t k = 0; k < n; ++k) {
+    assert(aux_[k]->width() == 1 && aux_[k]->rows() == batch);
+    d_aux_[k].resize(batch);
+    aux[k] = std::span<const float>(aux_[k]->value(), batch);
+    d_aux[k] = std::span<float>(d_aux_[k].data(), batch);
+  }
+  const double loss =
+      ComputeLoss(loss_rule_, std::span<const float>(logits_->value(), batch),
+                  std::span(aux.data(), n), labels, d_logits, std::span(d_aux.data(), n));
+  aux_grads_valid_ = true;
+  return loss;
 }
 
 void GraphModel::Backward(const ModelInput& in, const float* d_logits, ModelInputGrad* grad) {
@@ -57,7 +90,18 @@ void GraphModel::Backward(const ModelInput& in, const float* d_logits, ModelInpu
   for (size_t i = 0; i < specs_.size(); ++i) {
     graph_.BindInput(seq_nodes_[i], in.sequences[i].emb, grad->d_seq_emb[i]);
   }
-  graph_.Backward(logits_, d_logits);
+  if (aux_.empty() || !aux_grads_valid_) {
+    graph_.Backward(logits_, d_logits);
+    return;
+  }
+  std::array<Node*, kMaxAuxiliaryLogits + 1> outputs = {logits_};
+  std::array<const float*, kMaxAuxiliaryLogits + 1> seeds = {d_logits};
+  for (size_t k = 0; k < aux_.size(); ++k) {
+    outputs[k + 1] = aux_[k];
+    seeds[k + 1] = d_aux_[k].data();
+  }
+  graph_.Backward(std::span(outputs.data(), aux_.size() + 1),
+                  std::span(seeds.data(), aux_.size() + 1));
 }
 
 }  // namespace ctrps::nn

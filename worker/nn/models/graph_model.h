@@ -5,12 +5,15 @@
 #define CTRPS_WORKER_NN_MODELS_GRAPH_MODEL_H_
 
 #include <cstdint>
+#include <span>
 #include <vector>
 
 #include "worker/nn/graph.h"
 #include "worker/nn/layers/sequence/sequence_pooling.h"
+#include "worker/nn/loss_rule.h"
 #include "worker/nn/models/ctr_model.h"
 #include "worker/nn/parameter_arena.h"
+#include "worker/nn/tensor.h"
 
 namespace ctrps::nn {
 
@@ -35,6 +38,12 @@ class GraphModel final : public CtrModel {
   void set_logits(Node* logits) { logits_ = logits; }
   Node* logits() const { return logits_; }
 
+  // Per-sample nodes of width 1 that the training loss reads beside the
+  // logits (NumAuxiliaryLogits(rule) of them), and the rule. Without a call
+  // the loss is the BCE of the logits. At most once, after set_logits().
+  void set_loss(LossRule rule, std::vector<Node*> auxiliary_logits);
+  LossRule loss_rule() const { return loss_rule_; }
+
   // Adds the input node [B, spec.max_len * dim] of the next sequence. Every
   // sequence must then get its pooling layer with set_pooling(i, ...), i its
   // order of addition, which receives the batch's lengths.
@@ -43,6 +52,7 @@ class GraphModel final : public CtrModel {
 
   bool NeedsLinear() const override { return linear_ != nullptr; }
   void Forward(const ModelInput& in, bool training, float* logits) override;
+  double Loss(std::span<const float> labels, std::span<float> d_logits) override;
   void Backward(const ModelInput& in, const float* d_logits, ModelInputGrad* grad) override;
   ParameterArena& params() override { return arena_; }
   int64_t FlopsPerSample() const override { return graph_.FlopsPerSample(); }
@@ -59,6 +69,10 @@ class GraphModel final : public CtrModel {
   Node* emb_ = nullptr;
   Node* linear_ = nullptr;
   Node* logits_ = nullptr;
+  LossRule loss_rule_ = LossRule::kBce;
+  std::vector<Node*> aux_;
+  std::vector<AlignedVector> d_aux_;  // d(loss)/d(aux_[k]) from the last Loss()
+  bool aux_grads_valid_ = false;      // Loss() ran since the last Forward()
   std::vector<SequenceSpec> specs_;
   std::vector<Node*> seq_nodes_;
   std::vector<SequencePooling*> pools_;

@@ -82,6 +82,34 @@ void CheckModelGradients(const std::string& text, bool training) {
   ExpectModelGradientsMatch(model.get(), in, training, &grad, inputs);
 }
 
+void CheckTrainingLossGradients(const std::string& text) {
+  SCOPED_TRACE(text);
+  std::unique_ptr<CtrModel> model = Make(text);
+  ASSERT_NE(model, nullptr);
+  ASSERT_FALSE(model->NeedsLinear());
+  RandomizeParameters(&model->params(), 7);
+  std::vector<float> emb = RandomValues(kBatch * kFields * kDim, 1);
+  const std::vector<float> labels = {1, 0, 0, 1};
+  ModelInput in{kBatch, kFields, kDim, emb.data(), nullptr};
+  std::vector<float> logits(kBatch), d_logits(kBatch), d_emb(emb.size(), std::nanf(""));
+  auto loss = [&] {
+    model->Forward(in, /*training=*/false, logits.data());
+    return model->Loss(labels, d_logits);
+  };
+  model->params().ZeroGrads();
+  loss();
+  ModelInputGrad grad{d_emb.data(), nullptr};
+  model->Backward(in, d_logits.data(), &grad);
+  const std::vector<float> param_grads(model->params().grads().begin(),
+                                       model->params().grads().end());
+  GradCheckOptions options;
+  ExpectFiniteDifferencesMatch("emb", loss, emb.data(), d_emb.data(), emb.size(), options);
+  for (const ParamInfo& p : model->params().parameters()) {
+    ExpectFiniteDifferencesMatch(p.name, loss, model->params().value(p.slot),
+                                 param_grads.data() + p.slot.offset, p.slot.size, options);
+  }
+}
+
 const std::vector<SequenceSpec>& SequenceSpecs() {
   static const std::vector<SequenceSpec> specs = {
       {.field = 1, .target_field = 0, .max_len = kLen1},

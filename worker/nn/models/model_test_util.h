@@ -31,6 +31,12 @@ std::unique_ptr<CtrModel> Make(const std::string& text, uint64_t seed = 1);
 // training forward has moved the running statistics).
 void CheckModelGradients(const std::string& text, bool training = true);
 
+// Checks d(loss)/d(emb) and every parameter gradient against central
+// differences for the model's own training loss, loss = Loss(labels) after
+// an evaluation Forward (so dropout must not matter to the result): covers
+// the loss rule and the auxiliary logits it reads (FCN's Tri-BCE).
+void CheckTrainingLossGradients(const std::string& text);
+
 // Sequence models: field 1 is a history of up to kLen1 rows, field 2 one of
 // up to kLen2 rows, both with field 0 as their target.
 inline constexpr int kLen1 = 5, kLen2 = 3;

@@ -6,9 +6,10 @@
 
 namespace ctrps::nn {
 
-Add::Add(Graph* graph, std::vector<Node*> inputs)
+Add::Add(Graph* graph, std::vector<Node*> inputs, float scale)
     : inputs_(std::move(inputs)),
-      out_(graph->NewNode(inputs_.at(0)->width(), inputs_.at(0)->per_sample())) {
+      out_(graph->NewNode(inputs_.at(0)->width(), inputs_.at(0)->per_sample())),
+      scale_(scale) {
   for ([[maybe_unused]] const Node* n : inputs_) {
     assert(n->width() == out_->width() && n->per_sample() == out_->per_sample());
   }
@@ -22,13 +23,17 @@ void Add::Forward(const ForwardContext&) {
     const float* x = inputs_[k]->value();
     for (int64_t i = 0; i < n; ++i) y[i] += x[i];
   }
+  if (scale_ != 1.0f) {
+    for (int64_t i = 0; i < n; ++i) y[i] *= scale_;
+  }
 }
 
 void Add::Backward() {
   const float* dy = out_->grad();
   for (Node* in : inputs_) {
     if (!in->needs_grad()) continue;
-    StoreGrad(in->BeginGradWrite(), in->grad(), in->size(), [&](int64_t i) { return dy[i]; });
+    StoreGrad(in->BeginGradWrite(), in->grad(), in->size(),
+              [&](int64_t i) { return scale_ * dy[i]; });
   }
 }
 

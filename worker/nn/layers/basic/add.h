@@ -1,5 +1,6 @@
-// Add: elementwise sum of nodes of the same width, out = in_0 + in_1 + ...
-// (e.g. DeepFM's logit = first order + FM + DNN).
+// Add: elementwise sum of nodes of the same width, scaled,
+// out = scale * (in_0 + in_1 + ...) (e.g. DeepFM's logit = first order + FM +
+// DNN; FCN's, the mean of two logits with scale 1/2).
 #ifndef CTRPS_WORKER_NN_LAYERS_BASIC_ADD_H_
 #define CTRPS_WORKER_NN_LAYERS_BASIC_ADD_H_
 
@@ -11,7 +12,7 @@ namespace ctrps::nn {
 
 class Add : public Layer {
  public:
-  Add(Graph* graph, std::vector<Node*> inputs);
+  Add(Graph* graph, std::vector<Node*> inputs, float scale = 1.0f);
   Node* out() const { return out_; }
   void Forward(const ForwardContext& ctx) override;
   void Backward() override;
@@ -19,6 +20,7 @@ class Add : public Layer {
  private:
   std::vector<Node*> inputs_;
   Node* out_;
+  float scale_;
 };
 
 }  // namespace ctrps::nn

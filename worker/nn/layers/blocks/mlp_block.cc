@@ -6,6 +6,7 @@
 #include "worker/nn/layers/activation/prelu.h"
 #include "worker/nn/layers/activation/relu.h"
 #include "worker/nn/layers/activation/sigmoid.h"
+#include "worker/nn/layers/activation/tanh.h"
 #include "worker/nn/layers/basic/dropout.h"
 #include "worker/nn/layers/basic/linear.h"
 #include "worker/nn/layers/normalization/batch_norm.h"
@@ -18,8 +19,9 @@ absl::StatusOr<Activation> ParseActivation(const std::string& name) {
   if (lower == "prelu") return Activation::kPrelu;
   if (lower == "dice") return Activation::kDice;
   if (lower == "sigmoid") return Activation::kSigmoid;
-  return absl::InvalidArgumentError(
-      absl::StrCat("unknown activation \"", name, "\"; expected relu, prelu, dice or sigmoid"));
+  if (lower == "tanh") return Activation::kTanh;
+  return absl::InvalidArgumentError(absl::StrCat(
+      "unknown activation \"", name, "\"; expected relu, prelu, dice, sigmoid or tanh"));
 }
 
 Node* AddActivation(Graph* graph, Node* in, Activation activation, const std::string& name) {
@@ -34,6 +36,8 @@ Node* AddActivation(Graph* graph, Node* in, Activation activation, const std::st
       return graph->Add<Dice>(in, name)->out();
     case Activation::kSigmoid:
       return graph->Add<Sigmoid>(in)->out();
+    case Activation::kTanh:
+      return graph->Add<Tanh>(in)->out();
   }
   return in;
 }

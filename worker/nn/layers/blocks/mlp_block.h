@@ -12,9 +12,9 @@
 
 namespace ctrps::nn {
 
-enum class Activation { kNone, kRelu, kPrelu, kDice, kSigmoid };
+enum class Activation { kNone, kRelu, kPrelu, kDice, kSigmoid, kTanh };
 
-// "relu", "prelu", "dice", "sigmoid" (any case); InvalidArgument otherwise.
+// "relu", "prelu", "dice", "sigmoid", "tanh" (any case); InvalidArgument otherwise.
 absl::StatusOr<Activation> ParseActivation(const std::string& name);
 
 // Appends `activation` after `in` and returns its output (`in` for kNone).

@@ -1,17 +1,23 @@
 #include "worker/nn/layers/normalization/batch_norm.h"
 
+#include <cassert>
+
 namespace ctrps::nn {
 
-BatchNorm::BatchNorm(Graph* graph, Node* in, const std::string& name, float eps, float momentum)
+BatchNorm::BatchNorm(Graph* graph, Node* in, const std::string& name, float eps, float momentum,
+                     int64_t channels)
     : arena_(graph->arena()),
       in_(in),
+      channels_(channels > 0 ? channels : in->width()),
       out_(graph->NewNode(in->width(), in->per_sample())),
-      gamma_(arena_->AddParameter(name + ".weight", in->width(), Initializer::Constant(1.0f))),
-      beta_(arena_->AddParameter(name + ".bias", in->width(), Initializer::Zeros())),
-      norm_(arena_, name, in->width(), eps, momentum) {}
+      gamma_(arena_->AddParameter(name + ".weight", channels_, Initializer::Constant(1.0f))),
+      beta_(arena_->AddParameter(name + ".bias", channels_, Initializer::Zeros())),
+      norm_(arena_, name, channels_, eps, momentum) {
+  assert(in->width() % channels_ == 0);
+}
 
 void BatchNorm::Forward(const ForwardContext& ctx) {
-  const int64_t rows = in_->rows(), c = in_->width();
+  const int64_t c = channels_, rows = in_->rows() * (in_->width() / c);
   xhat_.resize(rows * c);
   norm_.Forward(in_->value(), rows, ctx.training, xhat_.data());
   const float* gamma = arena_->value(gamma_);
@@ -24,7 +30,7 @@ void BatchNorm::Forward(const ForwardContext& ctx) {
 }
 
 void BatchNorm::Backward() {
-  const int64_t rows = in_->rows(), c = in_->width();
+  const int64_t c = channels_, rows = in_->rows() * (in_->width() / c);
   const float* gamma = arena_->value(gamma_);
   float* dgamma = arena_->grad(gamma_);
   float* dbeta = arena_->grad(beta_);

@@ -62,5 +62,42 @@ TEST(BatchNormTest, BackwardMatchesFiniteDifferencesInEvaluation) {
   ExpectGradientsMatch(&graph, &arena, in, {RandomValues(3 * 4, 2)}, out, 3, {.training = false});
 }
 
+TEST(BatchNormTest, ChannelsAreNormalisedOverEveryRowOfTheSample) {
+  // Width 6 as 3 rows of 2 channels: the same as a 2-wide BatchNorm over a
+  // batch 3 times larger.
+  ParameterArena arena(1), arena2(1);
+  Graph graph(&arena, 1), graph2(&arena2, 1);
+  Node* x = graph.AddInput(6, false);
+  BatchNorm* bn = graph.Add<BatchNorm>(x, "bn", 1e-5f, 0.1f, 2);
+  Node* x2 = graph2.AddInput(2, false);
+  BatchNorm* bn2 = graph2.Add<BatchNorm>(x2, "bn");
+  ASSERT_EQ(arena.num_parameters(), 4);
+  std::vector<float> xv = RandomValues(4 * 6, 5);
+  graph.BindInput(x, xv.data(), nullptr);
+  graph.Forward(4, {.training = true});
+  graph2.BindInput(x2, xv.data(), nullptr);
+  graph2.Forward(12, {.training = true});
+  for (int i = 0; i < 24; ++i) EXPECT_FLOAT_EQ(bn->out()->value()[i], bn2->out()->value()[i]);
+  for (int j = 0; j < 2; ++j) {
+    EXPECT_FLOAT_EQ(arena.buffer(bn->normalizer().running_var())[j],
+                    arena2.buffer(bn2->normalizer().running_var())[j]);
+  }
+}
+
+TEST(BatchNormTest, ChannelsBackwardMatchesFiniteDifferences) {
+  for (bool training : {true, false}) {
+    ParameterArena arena(1);
+    Graph graph(&arena, 1);
+    Node* x = graph.AddInput(6, true);
+    BatchNorm* bn = graph.Add<BatchNorm>(x, "bn", 1e-5f, 0.1f, 3);
+    RandomizeParameters(&arena, 3, 1.0f);
+    arena.buffer(bn->normalizer().running_var())[1] = 2.0f;
+    Node* in[] = {x};
+    Node* out[] = {bn->out()};
+    ExpectGradientsMatch(&graph, &arena, in, {RandomValues(4 * 6, 2)}, out, 4,
+                         {.training = training});
+  }
+}
+
 }  // namespace
 }  // namespace ctrps::nn

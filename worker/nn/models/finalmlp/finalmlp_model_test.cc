@@ -19,6 +19,56 @@ TEST(FinalMlpModelTest, GradientsMatchFiniteDifferences) {
       "type: FINALMLP mlp1_hidden_units: [4] mlp2_hidden_units: [4] use_feature_selection: false");
 }
 
+TEST(FinalMlpModelTest, ContextFieldsGradientsMatchFiniteDifferences) {
+  // Field 2 is the context of gate 1 and field 1 of gate 2; the streams read field 0.
+  CheckModelGradients(
+      "type: FINALMLP mlp1_hidden_units: [6] mlp2_hidden_units: [4] fs_hidden_units: [5] "
+      "fs1_context_fields: [2] fs2_context_fields: [1] num_heads: 2");
+  CheckModelGradients(
+      "type: FINALMLP mlp1_hidden_units: [6] mlp2_hidden_units: [4] fs_hidden_units: [5] "
+      "fs1_context_fields: [2, 1]");
+}
+
+TEST(FinalMlpModelTest, ContextFieldsDoNotFeedTheStreams) {
+  // With zero context-MLP weights every gate is 2 * sigmoid(0) = 1 whatever
+  // the context, so changing a context field's embedding leaves the logits.
+  auto model = Make(
+      "type: FINALMLP mlp1_hidden_units: [4] mlp2_hidden_units: [4] fs_hidden_units: [3] "
+      "fs1_context_fields: [2] fs2_context_fields: [2]",
+      5);
+  ParameterArena& arena = model->params();
+  for (const ParamInfo& p : arena.parameters()) {
+    if (p.name.rfind("fs", 0) == 0) std::fill_n(arena.value(p.slot), p.slot.size, 0.0f);
+  }
+  std::vector<float> emb = RandomValues(kBatch * kFields * kDim, 1);
+  std::vector<float> a(kBatch), b(kBatch);
+  ModelInput in{kBatch, kFields, kDim, emb.data(), nullptr};
+  model->Forward(in, false, a.data());
+  for (int s = 0; s < kBatch; ++s) emb[(s * kFields + 2) * kDim] += 3.0f;
+  model->Forward(in, false, b.data());
+  for (int i = 0; i < kBatch; ++i) EXPECT_FLOAT_EQ(a[i], b[i]);
+  // A stream field does change them.
+  for (int s = 0; s < kBatch; ++s) emb[(s * kFields + 0) * kDim] += 3.0f;
+  model->Forward(in, false, b.data());
+  EXPECT_NE(a[0], b[0]);
+}
+
+TEST(FinalMlpModelTest, BadContextFieldsAreRejected) {
+  ModelConfig config = Config(
+      "type: FINALMLP mlp1_hidden_units: [4] mlp2_hidden_units: [4] fs1_context_fields: [3]");
+  EXPECT_EQ(CreateModel(config, kFields, kDim, 1).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  config = Config(
+      "type: FINALMLP mlp1_hidden_units: [4] mlp2_hidden_units: [4] fs1_context_fields: [1, 1]");
+  EXPECT_EQ(CreateModel(config, kFields, kDim, 1).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  config = Config(
+      "type: FINALMLP mlp1_hidden_units: [4] mlp2_hidden_units: [4] fs1_context_fields: [0, 1] "
+      "fs2_context_fields: [2]");
+  EXPECT_EQ(CreateModel(config, kFields, kDim, 1).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 TEST(FinalMlpModelTest, FeatureSelectionStartsAsIdentityGate) {
   // FuxiCTR: a zero context through ReLU layers with zero biases gives
   // 2 * sigmoid(0) = 1, so the streams start from the raw embeddings; with
