@@ -3,12 +3,8 @@
 // compression), and key de-duplication.
 //
 //   build-data/worker/data/data_benchmark [--benchmark_filter=...]
-#include <zlib.h>
-#include <zstd.h>
-
 #include <filesystem>
 #include <fstream>
-#include <memory>
 #include <string>
 #include <vector>
 
@@ -17,6 +13,7 @@
 #include "benchmark/benchmark.h"
 #include "common/benchmark_main.h"
 #include "glog/logging.h"
+#include "worker/data/compress.h"
 #include "worker/data/ctr_datagen.h"
 #include "worker/data/key_dedup.h"
 #include "worker/data/line_reader.h"
@@ -87,26 +84,30 @@ void BM_ParseCriteoLine(benchmark::State& state) {
 }
 BENCHMARK(BM_ParseCriteoLine);
 
+// Runs a reader over `path` in batches of 4096 to the end; returns the samples.
+int64_t ReadAllSamples(const DataConfig& data, const std::string& path, int shuffle_buffer) {
+  ReaderOptions options;
+  options.files = {path};
+  options.batch_size = 4096;
+  options.shuffle_buffer = shuffle_buffer;
+  Reader reader(data, options);
+  CHECK(reader.Start().ok());
+  Batch batch;
+  int64_t samples = 0;
+  while (true) {
+    auto e = reader.Next(&batch, absl::Seconds(60));
+    CHECK(e.ok()) << e.status();
+    if (*e != ReadEvent::kBatch) return samples;
+    samples += batch.size;
+  }
+}
+
 // The whole reader: file reading, sharding, parsing, batching, the queue.
 void BM_ReaderEndToEnd(benchmark::State& state) {
   const DataConfig data = CriteoData();
   const std::string& path = DataFile();
   int64_t samples = 0;
-  for (auto _ : state) {
-    ReaderOptions options;
-    options.files = {path};
-    options.batch_size = 4096;
-    options.shuffle_buffer = static_cast<int>(state.range(0));
-    Reader reader(data, options);
-    CHECK(reader.Start().ok());
-    Batch batch;
-    while (true) {
-      auto e = reader.Next(&batch, absl::Seconds(60));
-      CHECK(e.ok()) << e.status();
-      if (*e != ReadEvent::kBatch) break;
-      samples += batch.size;
-    }
-  }
+  for (auto _ : state) samples += ReadAllSamples(data, path, static_cast<int>(state.range(0)));
   state.SetItemsProcessed(samples);
   state.SetBytesProcessed(static_cast<int64_t>(std::filesystem::file_size(path)) *
                           state.iterations());
@@ -124,12 +125,12 @@ const std::string& VariantFile(int variant, int packing) {
   static std::string* paths[kNumVariants][3] = {};
   std::string*& path = paths[variant][packing];
   if (path != nullptr) return *path;
-  auto text = std::make_unique<std::string>();
+  std::string text;
   if (variant != kTsv) {
-    *text = "label";
-    for (int i = 1; i <= 13; ++i) absl::StrAppend(text.get(), ",I", i);
-    for (int i = 1; i <= 26; ++i) absl::StrAppend(text.get(), ",C", i);
-    *text += "\n";
+    text = "label";
+    for (int i = 1; i <= 13; ++i) absl::StrAppend(&text, ",I", i);
+    for (int i = 1; i <= 26; ++i) absl::StrAppend(&text, ",C", i);
+    text += "\n";
   }
   auto reader = LineReader::Open(DataFile());
   CHECK(reader.ok());
@@ -137,40 +138,23 @@ const std::string& VariantFile(int variant, int packing) {
   std::vector<std::string_view> cells;
   while (*(*reader)->Next(&line)) {
     if (variant == kTsv) {
-      text->append(line).append("\n");
+      text.append(line).append("\n");
       continue;
     }
     SplitCells(line, '\t', &cells);
     for (size_t c = 0; c < cells.size(); ++c) {
-      if (c > 0) *text += ',';
+      if (c > 0) text += ',';
       if (variant == kQuotedCsv && c >= 14) {
-        text->append("\"").append(cells[c]).append("\"");
+        text.append("\"").append(cells[c]).append("\"");
       } else {
-        text->append(cells[c]);
+        text.append(cells[c]);
       }
     }
-    *text += '\n';
+    text += '\n';
   }
-  std::string bytes;
-  if (packing == kGzip) {
-    z_stream z{};
-    CHECK_EQ(deflateInit2(&z, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY), Z_OK);
-    bytes.resize(deflateBound(&z, text->size()));
-    z.next_in = reinterpret_cast<Bytef*>(text->data());
-    z.avail_in = static_cast<uInt>(text->size());
-    z.next_out = reinterpret_cast<Bytef*>(bytes.data());
-    z.avail_out = static_cast<uInt>(bytes.size());
-    CHECK_EQ(deflate(&z, Z_FINISH), Z_STREAM_END);
-    bytes.resize(z.total_out);
-    deflateEnd(&z);
-  } else if (packing == kZstd) {
-    bytes.resize(ZSTD_compressBound(text->size()));
-    const size_t n = ZSTD_compress(bytes.data(), bytes.size(), text->data(), text->size(), 3);
-    CHECK(!ZSTD_isError(n));
-    bytes.resize(n);
-  } else {
-    bytes = std::move(*text);
-  }
+  const std::string bytes = packing == kGzip   ? GzipBytes(text)
+                            : packing == kZstd ? ZstdBytes(text)
+                                               : text;
   path = new std::string(absl::StrCat(DataFile(), ".", variant, ".", packing));
   std::ofstream(*path, std::ios::binary) << bytes;
   static bool registered = false;
@@ -198,20 +182,7 @@ void BM_ReaderFormat(benchmark::State& state) {
   }
   const std::string& path = VariantFile(variant == kCsvOldPath ? kCsv : variant, packing);
   int64_t samples = 0;
-  for (auto _ : state) {
-    ReaderOptions options;
-    options.files = {path};
-    options.batch_size = 4096;
-    Reader reader(data, options);
-    CHECK(reader.Start().ok());
-    Batch batch;
-    while (true) {
-      auto e = reader.Next(&batch, absl::Seconds(60));
-      CHECK(e.ok()) << e.status();
-      if (*e != ReadEvent::kBatch) break;
-      samples += batch.size;
-    }
-  }
+  for (auto _ : state) samples += ReadAllSamples(data, path, /*shuffle_buffer=*/0);
   CHECK_EQ(samples, kRows * state.iterations());
   state.SetItemsProcessed(samples);
   const char* names[] = {"criteo_tsv", "csv", "quoted_csv", "csv_without_quoting_or_trim"};

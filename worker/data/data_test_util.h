@@ -3,8 +3,6 @@
 #define CTRPS_WORKER_DATA_DATA_TEST_UTIL_H_
 
 #include <unistd.h>
-#include <zlib.h>
-#include <zstd.h>
 
 #include <atomic>
 #include <filesystem>
@@ -69,30 +67,6 @@ inline std::string WriteFile(const std::string& path, const std::string& content
   std::ofstream out(path, std::ios::binary);
   out << contents;
   return path;
-}
-
-// `text` as one gzip member (level 6).
-inline std::string GzipBytes(const std::string& text) {
-  z_stream z{};
-  EXPECT_EQ(deflateInit2(&z, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY), Z_OK);
-  std::string out(deflateBound(&z, text.size()) + 64, '\0');
-  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(text.data()));
-  z.avail_in = static_cast<uInt>(text.size());
-  z.next_out = reinterpret_cast<Bytef*>(out.data());
-  z.avail_out = static_cast<uInt>(out.size());
-  EXPECT_EQ(deflate(&z, Z_FINISH), Z_STREAM_END);
-  out.resize(z.total_out);
-  deflateEnd(&z);
-  return out;
-}
-
-// `text` as one zstd frame (level 3).
-inline std::string ZstdBytes(const std::string& text) {
-  std::string out(ZSTD_compressBound(text.size()), '\0');
-  const size_t n = ZSTD_compress(out.data(), out.size(), text.data(), text.size(), 3);
-  EXPECT_FALSE(ZSTD_isError(n));
-  out.resize(n);
-  return out;
 }
 
 inline std::vector<std::string> ReadLines(const std::string& path) {

@@ -4,15 +4,14 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "worker/data/compress.h"
 #include "worker/data/data_test_util.h"
 
 namespace ctrps {
 namespace {
 
-using testing_util::GzipBytes;
 using testing_util::NewTempDir;
 using testing_util::WriteFile;
-using testing_util::ZstdBytes;
 
 std::vector<std::string> ReadAll(const std::string& path, size_t buffer) {
   auto r = LineReader::Open(path, buffer);
