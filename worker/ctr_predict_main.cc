@@ -35,8 +35,7 @@ int Fail(const std::string& message) {
 
 // Up to batch_size consecutive lines, their scores and what was wrong.
 struct Chunk {
-  int64_t first_line = 0;  // physical line number of the chunk's first line
-  std::string text;        // the lines back to back
+  std::string text;  // the lines back to back
   std::vector<size_t> ends;
   std::vector<int64_t> line_numbers;  // first physical line of each record
   std::vector<float> scores;
@@ -46,8 +45,7 @@ struct Chunk {
   std::vector<int> rows;  // line index of each batch sample
   std::vector<float> probs;
 
-  void Clear(int64_t first) {
-    first_line = first;
+  void Clear() {
     text.clear();
     ends.clear();
     line_numbers.clear();
@@ -124,7 +122,7 @@ int Main(const std::string& export_dir) {
     int filled = 0;
     for (; filled < FLAGS_threads && !done; ++filled) {
       Chunk& c = chunks[filled];
-      c.Clear((*lines)->lines_read() + 1);
+      c.Clear();
       while (static_cast<int>(c.ends.size()) < FLAGS_batch_size) {
         auto more = (*lines)->Next(&line);
         if (!more.ok()) return Fail(more.status().ToString());

@@ -47,32 +47,11 @@ std::string FormatEta(double seconds) {
 // Data lines in the files (headers excluded for CSV), for progress and ETA.
 int64_t CountLines(const std::vector<std::string>& files, bool csv_header) {
   int64_t lines = 0;
-  std::vector<char> buf(1 << 20);
   for (const std::string& f : files) {
-    {
-      // Compressed files are counted through their decompressor.
-      auto reader = LineReader::Open(f, 1 << 20);
-      if (!reader.ok()) continue;
-      if ((*reader)->compression() != Compression::kNone) {
-        std::string_view line;
-        absl::StatusOr<bool> more;
-        while ((more = (*reader)->Next(&line)).ok() && *more) {
-        }
-        lines += (*reader)->lines_read() - (csv_header ? 1 : 0);
-        continue;
-      }
-    }
-    std::FILE* in = std::fopen(f.c_str(), "rb");
-    if (in == nullptr) continue;
-    size_t n;
-    char last = '\n';
-    while ((n = std::fread(buf.data(), 1, buf.size(), in)) > 0) {
-      lines += std::count(buf.data(), buf.data() + n, '\n');
-      last = buf[n - 1];
-    }
-    if (last != '\n') ++lines;
-    if (csv_header) --lines;
-    std::fclose(in);
+    auto reader = LineReader::Open(f, 1 << 20);  // decompresses gzip / zstd
+    if (!reader.ok()) continue;
+    (void)(*reader)->SkipTo(std::numeric_limits<int64_t>::max());
+    lines += std::max<int64_t>(0, (*reader)->lines_read() - (csv_header ? 1 : 0));
   }
   return lines;
 }
@@ -149,9 +128,8 @@ absl::Status Trainer::ComputeNumericStats() {
       ReaderOptions ro,
       MakeReaderOptions(config_, Split::kTrain, options_.worker_index, options_.num_workers));
   const auto start = std::chrono::steady_clock::now();
-  ASSIGN_OR_RETURN(
-      std::vector<NumericMoments> moments,
-      GatherNumericMoments(config_.data(), ro.files, options_.worker_index, options_.num_workers));
+  ASSIGN_OR_RETURN(std::vector<NumericMoments> moments,
+                   GatherNumericMoments(config_.data(), std::move(ro)));
   if (options_.num_workers > 1) {
     const int n = static_cast<int>(moments.size());
     std::vector<double> sums(3 * n), mins(n), maxs(n);
@@ -191,6 +169,10 @@ absl::Status Trainer::ComputeNumericStats() {
 }
 
 absl::Status Trainer::Init() {
+  // Every file the job will read is there before anything reads one (the
+  // numeric statistics below read the train files): a missing test file
+  // found after hours of training costs the run.
+  RETURN_IF_ERROR(CheckDataFiles(config_));
   // Scaled numeric features need the training data's statistics before any
   // parser is made; they become part of the config (run dir, checkpoints,
   // export), so serving scales as training did.
@@ -809,9 +791,6 @@ absl::StatusOr<TrainSummary> Trainer::Run() {
       ReaderOptions ro,
       MakeReaderOptions(config_, Split::kTrain, options_.worker_index, options_.num_workers));
   ro.batch_size = local_batch_;
-  // Every file the job will read is there before the first step: a missing
-  // test file found after hours of training costs the run.
-  RETURN_IF_ERROR(CheckDataFiles(config_));
   if (options_.resume || !options_.resume_from.empty()) RETURN_IF_ERROR(Restore(&ro));
   first_step_ = global_step_;
   last_checkpoint_time_ = NowSeconds();

@@ -436,4 +436,49 @@ absl::Status Reader::EmitItem(ReadEvent event, absl::Status status) {
   return absl::OkStatus();
 }
 
+absl::StatusOr<std::vector<NumericMoments>> GatherNumericMoments(const DataConfig& data,
+                                                                 ReaderOptions options) {
+  // Read with scaling off, and missing numbers under a key of their own, so
+  // that the values are the log-transformed numbers and the missing ones can
+  // be told apart.
+  DataConfig raw = data;
+  std::vector<uint64_t> missing_keys(raw.feature_size(), 0);  // 0: not scaled
+  for (int i = 0; i < raw.feature_size(); ++i) {
+    FeatureConfig* f = raw.mutable_feature(i);
+    if (f->kind() == FeatureConfig::NUMERIC && f->scaling() != FeatureConfig::NO_SCALING) {
+      const std::string& table = f->table().empty() ? f->name() : f->table();
+      missing_keys[i] = NumericMissingKey(HashBytes(f->hash_as().empty() ? table : f->hash_as()));
+      f->set_missing_embedding(true);
+    }
+    f->set_scaling(FeatureConfig::NO_SCALING);
+    f->clear_stats();
+  }
+  options.epochs = 1;
+  options.shuffle_buffer = 0;
+  options.start = ReadPosition{};
+  Reader reader(raw, std::move(options));
+  RETURN_IF_ERROR(reader.Start());
+  std::vector<NumericMoments> moments(raw.feature_size());
+  Batch batch;
+  while (true) {
+    ASSIGN_OR_RETURN(ReadEvent event, reader.Next(&batch, absl::Minutes(10)));
+    if (event == ReadEvent::kEndOfData) return moments;
+    if (event != ReadEvent::kBatch) continue;
+    for (int i = 0; i < raw.feature_size(); ++i) {
+      if (missing_keys[i] == 0) continue;
+      const FieldBatch& fb = batch.fields[i];
+      NumericMoments& m = moments[i];
+      for (int b = 0; b < batch.size; ++b) {
+        if (fb.keys[b] == missing_keys[i]) continue;
+        const double v = fb.values[b];
+        if (m.count == 0 || v < m.min) m.min = v;
+        if (m.count == 0 || v > m.max) m.max = v;
+        ++m.count;
+        m.sum += v;
+        m.sum_squares += v * v;
+      }
+    }
+  }
+}
+
 }  // namespace ctrps

@@ -48,6 +48,7 @@
 #include "absl/time/time.h"
 #include "common/proto/config.pb.h"
 #include "worker/data/batch.h"
+#include "worker/data/sample_parser.h"
 
 namespace ctrps {
 
@@ -88,6 +89,15 @@ absl::StatusOr<ReaderOptions> MakeReaderOptions(const ExperimentConfig& config, 
                                                 int worker_rank, int num_workers);
 
 enum class ReadEvent { kBatch, kEndOfEpoch, kEndOfData };
+
+// The moments of every scaled NUMERIC feature of `data` (FeatureConfig.scaling)
+// over one epoch of `options` in file order (this worker's share: merge the
+// workers' results with MergeNumericMoments), taken before scaling and after
+// the log transform; missing values do not count. Per feature in config
+// order; features that are not scaled get an empty entry. Errors: the
+// Reader's (a missing file, the bad-line rate, ...).
+absl::StatusOr<std::vector<NumericMoments>> GatherNumericMoments(const DataConfig& data,
+                                                                 ReaderOptions options);
 
 struct ReaderStats {
   int64_t lines = 0;    // this worker's non-empty lines, good and bad

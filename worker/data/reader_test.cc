@@ -15,6 +15,7 @@
 #include "absl/time/clock.h"
 #include "common/config.h"
 #include "gtest/gtest.h"
+#include "worker/data/compress.h"
 #include "worker/data/data_test_util.h"
 
 namespace ctrps {
@@ -488,12 +489,12 @@ TEST(ReaderTest, GlobsDirectoriesAndCompressedPartsReadAsOneDataSet) {
     std::ifstream in(WriteIdCsv(dir + "/tmp.csv", 7, 6));
     text.assign(std::istreambuf_iterator<char>(in), {});
   }
-  WriteFile(dir + "/parts/part-1.csv.gz", testing_util::GzipBytes(text));
+  WriteFile(dir + "/parts/part-1.csv.gz", GzipBytes(text));
   {
     std::ifstream in(WriteIdCsv(dir + "/tmp.csv", 13, 5));
     text.assign(std::istreambuf_iterator<char>(in), {});
   }
-  WriteFile(dir + "/parts/part-2.csv.zst", testing_util::ZstdBytes(text));
+  WriteFile(dir + "/parts/part-2.csv.zst", ZstdBytes(text));
   WriteFile(dir + "/parts/.hidden", "ignored");
 
   ExperimentConfig config;

@@ -11,7 +11,6 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "common/status.h"
-#include "worker/data/line_reader.h"
 
 namespace ctrps {
 namespace {
@@ -280,10 +279,7 @@ absl::StatusOr<std::unique_ptr<SampleParser>> SampleParser::Create(const DataCon
       plan.missing.tokens.assign(missing.begin(), missing.end());
     }
     for (const std::string& t : plan.missing.tokens) {
-      if (t.empty()) {
-        plan.missing.empty_is_missing = true;
-        continue;
-      }
+      if (t.empty()) continue;
       plan.missing.first_byte[static_cast<unsigned char>(t[0])] = true;
       plan.missing.max_size = std::max(plan.missing.max_size, t.size());
     }
@@ -571,13 +567,12 @@ absl::Status SampleParser::AppendCell(const FieldPlan& plan, std::string_view ce
                                       FieldBatch* out) {
   switch (plan.kind) {
     case FeatureConfig::CATEGORICAL:
-      out->keys.push_back(plan.missing.Contains(cell) || cell.empty()
-                              ? plan.missing_key
-                              : FeatureKey(plan.field_hash, cell));
+      out->keys.push_back(plan.missing.Contains(cell) ? plan.missing_key
+                                                      : FeatureKey(plan.field_hash, cell));
       return absl::OkStatus();
     case FeatureConfig::NUMERIC:
     case FeatureConfig::BUCKETIZED: {
-      const bool missing = plan.missing.Contains(cell) || cell.empty();
+      const bool missing = plan.missing.Contains(cell);
       double v = 0;
       if (!missing && !ParseNumber(cell, &v)) {
         return absl::InvalidArgumentError(absl::StrCat("column \"", Sv(ColumnName(plan.resolved)),
@@ -602,7 +597,7 @@ absl::Status SampleParser::AppendCell(const FieldPlan& plan, std::string_view ce
     }
     case FeatureConfig::MULTI_VALUED:
     case FeatureConfig::SEQUENCE: {
-      if (!cell.empty() && plan.missing.Contains(cell)) return absl::OkStatus();
+      if (plan.missing.Contains(cell)) return absl::OkStatus();
       // Walk back from the end so that only the last max_len items are hashed.
       items_.clear();
       size_t end = cell.size();
@@ -760,77 +755,6 @@ bool SampleParser::NeedsNumericStats(const DataConfig& data) {
     if (f.kind() == FeatureConfig::NUMERIC && f.scaling() != FeatureConfig::NO_SCALING) return true;
   }
   return false;
-}
-
-absl::StatusOr<std::vector<NumericMoments>> GatherNumericMoments(
-    const DataConfig& data, const std::vector<std::string>& files, int worker_rank,
-    int num_workers) {
-  // Parse with scaling off: the values are then the log-transformed numbers.
-  DataConfig raw = data;
-  std::vector<bool> scaled(raw.feature_size());
-  for (int i = 0; i < raw.feature_size(); ++i) {
-    FeatureConfig* f = raw.mutable_feature(i);
-    scaled[i] = f->kind() == FeatureConfig::NUMERIC && f->scaling() != FeatureConfig::NO_SCALING;
-    f->set_scaling(FeatureConfig::NO_SCALING);
-    f->clear_stats();
-    // Missing values must not count: give them a fill we can recognise.
-    if (scaled[i]) f->set_missing_embedding(true);
-  }
-  ASSIGN_OR_RETURN(std::unique_ptr<SampleParser> parser, SampleParser::Create(raw));
-  std::vector<NumericMoments> moments(raw.feature_size());
-  std::vector<uint64_t> missing_keys(raw.feature_size());
-  for (int i = 0; i < raw.feature_size(); ++i) {
-    const FeatureConfig& f = raw.feature(i);
-    const std::string& table = f.table().empty() ? f.name() : f.table();
-    missing_keys[i] = NumericMissingKey(HashBytes(f.hash_as().empty() ? table : f.hash_as()));
-  }
-  Batch batch;
-  for (size_t file = 0; file < files.size(); ++file) {
-    ASSIGN_OR_RETURN(std::unique_ptr<LineReader> lines, LineReader::Open(files[file]));
-    lines->set_quote(parser->record_quote());
-    std::string_view line;
-    int header_lines = 0;
-    if (parser->has_header()) {
-      ASSIGN_OR_RETURN(bool has, lines->Next(&line));
-      if (!has) {
-        return absl::InvalidArgumentError(
-            absl::StrCat(files[file], ": empty file, expected a header line"));
-      }
-      ASSIGN_OR_RETURN(int binding, parser->BindHeader(line, files[file]));
-      parser->SelectHeader(binding);
-      header_lines = 1;
-    }
-    parser->ResetBatch(&batch);
-    auto drain = [&] {
-      for (int i = 0; i < parser->num_fields(); ++i) {
-        if (!scaled[i]) continue;
-        const FieldBatch& fb = batch.fields[i];
-        NumericMoments& m = moments[i];
-        for (int b = 0; b < batch.size; ++b) {
-          if (fb.keys[b] == missing_keys[i]) continue;
-          const double v = fb.values[b];
-          if (m.count == 0 || v < m.min) m.min = v;
-          if (m.count == 0 || v > m.max) m.max = v;
-          ++m.count;
-          m.sum += v;
-          m.sum_squares += v * v;
-        }
-      }
-      parser->ResetBatch(&batch);
-    };
-    while (true) {
-      ASSIGN_OR_RETURN(bool more, lines->Next(&line));
-      if (!more) break;
-      const int64_t data_line = lines->record_first_line() - 1 - header_lines;
-      if ((static_cast<int64_t>(file) + data_line) % num_workers != worker_rank || line.empty()) {
-        continue;
-      }
-      (void)parser->Parse(line, &batch);  // bad lines are the reader's to report
-      if (batch.size == 4096) drain();
-    }
-    drain();
-  }
-  return moments;
 }
 
 void MergeNumericMoments(std::vector<NumericMoments>* a, const std::vector<NumericMoments>& b) {

@@ -134,9 +134,9 @@ class SampleParser {
     std::vector<std::string> tokens;
     bool first_byte[256] = {};
     size_t max_size = 0;
-    bool empty_is_missing = false;
+    // A blank cell is always missing, whatever the list says.
     bool Contains(std::string_view cell) const {
-      if (cell.empty()) return empty_is_missing;
+      if (cell.empty()) return true;
       if (cell.size() > max_size || !first_byte[static_cast<unsigned char>(cell[0])]) return false;
       for (const std::string& t : tokens) {
         if (t == cell) return true;
@@ -226,19 +226,13 @@ void SplitCells(std::string_view s, char delim, std::vector<std::string_view>* o
 absl::Status SplitCsvRecord(std::string_view s, char delim, char quote, bool trim, bool trim_tabs,
                             std::vector<std::string_view>* out, std::string* scratch);
 
-// The statistics of every scaled NUMERIC feature of `data` over `files`
-// (one pass; every num_workers-th data line from worker_rank on, the way the
-// reader shards), gathered before scaling (after the log transform). Bad lines
-// are skipped. Per feature in config order; features that are not scaled get
-// an empty entry. Errors: a file that cannot be read; the config.
+// Sums for the statistics of one NUMERIC feature (GatherNumericMoments in
+// reader.h gathers them from a worker's share of the training files).
 struct NumericMoments {
   int64_t count = 0;
   double sum = 0, sum_squares = 0;
   double min = 0, max = 0;
 };
-absl::StatusOr<std::vector<NumericMoments>> GatherNumericMoments(
-    const DataConfig& data, const std::vector<std::string>& files, int worker_rank,
-    int num_workers);
 // Merges `b` into `a` (per feature).
 void MergeNumericMoments(std::vector<NumericMoments>* a, const std::vector<NumericMoments>& b);
 // Writes the statistics into data's scaled features (FeatureConfig.stats).
