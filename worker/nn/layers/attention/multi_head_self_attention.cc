@@ -216,20 +216,20 @@ void MultiHeadSelfAttention::Backward() {
                 arena_->grad(p.w), d_in_);
   }
   if (!in_->needs_grad()) return;
-  // dX = dQ W_q + dK W_k + dV W_v (+ dZ W_res, or + dZ).
-  dx_.resize(n * d_in_);
-  float* dx = dx_.data();
+  // dX = dQ W_q + dK W_k + dV W_v (+ dZ W_res, or + dZ), into the input's
+  // gradient directly (sgemm's beta accumulates).
+  bool accumulate = in_->BeginGradWrite();
+  float* dx = in_->grad();
   if (identity_residual_) {
-    std::memcpy(dx, dz, sizeof(float) * n * a);
+    StoreGrad(accumulate, dx, n * a, [&](int64_t i) { return dz[i]; });
+    accumulate = true;
   }
-  float beta_x = identity_residual_ ? 1.0f : 0.0f;
   for (const auto& p : projections) {
     if (p.w.size == 0) continue;
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, d_in_, a, 1.0f, p.d, a,
-                arena_->value(p.w), d_in_, beta_x, dx, d_in_);
-    beta_x = 1.0f;
+                arena_->value(p.w), d_in_, accumulate ? 1.0f : 0.0f, dx, d_in_);
+    accumulate = true;
   }
-  StoreGrad(in_->BeginGradWrite(), in_->grad(), n * d_in_, [&](int64_t i) { return dx[i]; });
 }
 
 int64_t MultiHeadSelfAttention::FlopsPerSample() const {

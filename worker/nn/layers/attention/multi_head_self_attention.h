@@ -72,7 +72,6 @@ class MultiHeadSelfAttention : public Layer {
   AlignedVector inv_std_;    // [rows * F]
   // Backward scratch.
   AlignedVector dz_, dq_, dk_, dv_;  // [rows * F, A]
-  AlignedVector dx_;                 // [rows * F, d_in]
   AlignedVector dp_;                 // [F, F]
 };
 

@@ -69,16 +69,17 @@ void FieldConv::Backward() {
     for (int64_t o = 0; o < out_channels_; ++o) db[o] += row[o];
   }
   if (!in_->needs_grad()) return;
-  dcols_.resize(m * kc);
+  // The windows are not needed past dW: their gradient overwrites them.
+  float* dcols = cols_.data();
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, kc, out_channels_, 1.0f, dy,
-              out_channels_, arena_->value(weight_), kc, 0.0f, dcols_.data(), kc);
+              out_channels_, arena_->value(weight_), kc, 0.0f, dcols, kc);
   // col2im: each window value goes back to the input cell it was copied from.
   const bool accumulate = in_->BeginGradWrite();
   if (!accumulate) std::memset(in_->grad(), 0, sizeof(float) * rows * in_->width());
   for (int64_t b = 0; b < rows; ++b) {
     float* dx = in_->grad() + b * height_ * dc;
     for (int64_t h = 0; h < height_; ++h) {
-      const float* row0 = dcols_.data() + (b * height_ + h) * dim_ * kc;
+      const float* row0 = dcols + (b * height_ + h) * dim_ * kc;
       for (int64_t j = 0; j < kernel_; ++j) {
         const int64_t src = h + j - pad_;
         if (src < 0 || src >= height_) continue;

@@ -34,10 +34,11 @@ class FieldConv : public Layer {
   Node* in_;
   Node* out_;
   int64_t height_, dim_, in_channels_, out_channels_, kernel_, pad_;
-  ParamSlot weight_;     // [out_channels, kernel * in_channels]
-  ParamSlot bias_;       // [out_channels]
-  AlignedVector cols_;   // [rows * height * dim, kernel * in_channels]
-  AlignedVector dcols_;  // same shape, Backward scratch
+  ParamSlot weight_;  // [out_channels, kernel * in_channels]
+  ParamSlot bias_;    // [out_channels]
+  // [rows * height * dim, kernel * in_channels]: Forward's windows, then
+  // Backward's gradient of them (each Forward is followed by one Backward).
+  AlignedVector cols_;
 };
 
 }  // namespace ctrps::nn

@@ -220,12 +220,12 @@ void SelfMaskCross::Backward() {
   // dx = g (the skip) + dh W, and dx0 = g * c; one write when x0 is x.
   const bool same = x0_ == x_;
   if (x_->needs_grad()) {
-    dx_.resize(n * d);
-    float* dx = dx_.data();
-    for (int64_t i = 0; i < n * d; ++i) dx[i] = same ? g[i] * (1.0f + c_[i]) : g[i];
+    float* dx = x_->grad();
+    const float* c = c_.data();
+    StoreGrad(x_->BeginGradWrite(), dx, n * d,
+              [&](int64_t i) { return same ? g[i] * (1.0f + c[i]) : g[i]; });
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, d, half, 1.0f, dh_.data(), half,
                 arena_->value(w_), d, 1.0f, dx, d);
-    StoreGrad(x_->BeginGradWrite(), x_->grad(), n * d, [&](int64_t i) { return dx[i]; });
   }
   if (!same && x0_->needs_grad()) {
     const float* c = c_.data();

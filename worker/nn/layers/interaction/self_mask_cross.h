@@ -67,7 +67,6 @@ class SelfMaskCross : public Layer {
   AlignedVector mask_;     // [rows * H, d/2]
   AlignedVector c_;        // [rows * H, d]
   AlignedVector dh_;       // [rows * H, d/2], Backward scratch
-  AlignedVector dx_;       // [rows * H, d], Backward scratch
 };
 
 }  // namespace ctrps::nn
