@@ -21,16 +21,12 @@ absl::Status FromRocks(const rocksdb::Status& s, std::string_view what) {
   if (s.IsCorruption()) return absl::DataLossError(msg);
   if (s.IsInvalidArgument()) return absl::InvalidArgumentError(msg);
   if (s.IsNoSpace()) return absl::ResourceExhaustedError(msg);
-  // RocksDB reports a full quota or an oversized file as a plain IOError
-  // carrying strerror's text; they are as final as a full disk.
+  // RocksDB reports a full quota, an oversized file or a refused permission
+  // as a plain IOError carrying strerror's text: mapped as the errno would be.
   if (s.IsIOError()) {
-    for (int err : {ENOSPC, EDQUOT, EFBIG}) {
-      if (msg.find(std::strerror(err)) != std::string::npos) {
-        return absl::ResourceExhaustedError(msg);
-      }
-    }
-    if (msg.find(std::strerror(EACCES)) != std::string::npos) {
-      return absl::PermissionDeniedError(msg);
+    for (int err : {ENOSPC, EDQUOT, EFBIG, EACCES}) {
+      if (msg.find(std::strerror(err)) != std::string::npos)
+        return absl::Status(ErrnoCode(err), msg);
     }
   }
   return absl::UnavailableError(msg);

@@ -22,6 +22,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/all_finite.h"
 #include "common/checkpoint_manifest.h"
 #include "common/hash.h"
 #include "common/row_format.h"
@@ -438,10 +439,14 @@ void PsServer::HandlerLoop(int index) {
     }
     if (step_sync_->enabled() && request.size() >= 2) {
       // A training pull that must wait for a step is held, not served.
+      // Only a request of the job may be held: one without the job's
+      // secret goes on to HandleFramed, which refuses it.
       RequestHeader header;
+      bool chief = false;
       if (header.ParseFromArray(request[1].data(), static_cast<int>(request[1].size())) &&
-          header.op() == OP_PULL && header.has_sync_wait_step() && table(header.table()) &&
-          step_sync_->Validate(header).ok() && !step_sync_->HoldPull(header, request, &release)) {
+          header.op() == OP_PULL && header.has_sync_wait_step() && Authorize(header, &chief).ok() &&
+          table(header.table()) && step_sync_->Validate(header).ok() &&
+          !step_sync_->HoldPull(header, request, &release)) {
         if (!release.empty()) Dispatch(release, out);
         continue;
       }
@@ -479,6 +484,8 @@ void PsServer::Dispatch(StepSync::Release& release, zmq::socket_t& out) {
   if (!release.serve.empty()) {
     absl::MutexLock lock(&queue_mu_);
     for (auto it = release.serve.rbegin(); it != release.serve.rend(); ++it) {
+      // Counted as queued again: taking it off the queue uncounts it.
+      for (const auto& f : *it) queued_bytes_ += static_cast<int64_t>(f.size());
       queue_.push_front(std::move(*it));
     }
   }
@@ -694,7 +701,6 @@ absl::Status PsServer::HandleRequest(const RequestHeader& header,
   }
   reply_header->set_num_keys(n);
   reply_header->set_dim(t->dim());
-  const uint64_t step = RequestStep(header, chief);
   const bool tagged = step_sync_->enabled() && header.has_sync_worker();
   if (tagged) RETURN_IF_ERROR(step_sync_->Validate(header));
   if (!(header.learning_rate_scale() > 0 && header.learning_rate_scale() <= 1)) {
@@ -702,6 +708,13 @@ absl::Status PsServer::HandleRequest(const RequestHeader& header,
         absl::StrFormat("%s: learning_rate_scale must be in (0, 1], got %g", push ? "push" : "pull",
                         header.learning_rate_scale()));
   }
+  if (push && !(header.batch_fraction() > 0 && header.batch_fraction() <= 1)) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("push: batch_fraction must be in (0, 1], got %g", header.batch_fraction()));
+  }
+  // The job's step (TTL's clock) moves only for a request that passed the
+  // checks above.
+  const uint64_t step = RequestStep(header, chief);
   if (!push) {
     if (tagged) step_sync_->CountServedPull(header);
     RETURN_IF_ERROR(
@@ -711,26 +724,16 @@ absl::Status PsServer::HandleRequest(const RequestHeader& header,
     if (arena == nullptr) body->push_back(std::move(rows_frame));
     return absl::OkStatus();
   }
-  if (!(header.batch_fraction() > 0 && header.batch_fraction() <= 1)) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("push: batch_fraction must be in (0, 1], got %g", header.batch_fraction()));
-  }
   const float lr_scale = header.learning_rate_scale(), fraction = header.batch_fraction();
-  // No NaN or infinity reaches a row. The scan is one pass over the
-  // gradients: x * 0 is 0 for every finite x and NaN otherwise.
+  // No NaN or infinity reaches a row: one pass over the gradients, rows
+  // looked at one by one only when it finds one.
   const int dim = t->dim();
-  auto row_finite = [&](uint64_t i) {
-    float acc = 0;
-    for (int j = 0; j < dim; ++j) acc += grads[i * dim + j] * 0.0f;
-    return acc == 0;
-  };
-  float all = 0;
-  for (uint64_t i = 0; i < values; ++i) all += grads[i] * 0.0f;
+  auto row_finite = [&](uint64_t i) { return AllFinite(grads + i * dim, dim); };
   const uint64_t* push_keys = keys;
   const float* push_grads = grads;
   const uint32_t* push_counts = counts;
   uint64_t push_n = n;
-  if (all != 0) {
+  if (!AllFinite(grads, values)) {
     uint64_t first = 0;
     while (first < n && row_finite(first)) ++first;
     if (t->config().non_finite_gradients() != TableConfig::SKIP_NON_FINITE) {

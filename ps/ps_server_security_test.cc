@@ -404,5 +404,23 @@ TEST_F(PsServerSecurityTest, AJobClientWithoutTheKeyFailsWithinItsDeadline) {
   EXPECT_GE(server_->Stats().refused_handshakes(), 1u);
 }
 
+TEST_F(PsServerSecurityTest, AStepTaggedPullWithoutTheSecretIsRefusedNotHeld) {
+  PsServerOptions o = Options();
+  o.step_sync.mode = TrainConfig::SYNC;
+  o.step_sync.num_workers = 2;
+  o.step_sync.timeout = absl::Seconds(30);
+  Start(std::move(o));
+  // A pull that would wait for a step far ahead: held, it would expire the
+  // step tracking and fail the job's pulls; without the secret it is refused
+  // at once.
+  Peer stranger(server_->endpoint(), "", /*timeout_ms=*/3000);
+  RequestHeader h = stranger.Header(OP_PULL, "emb", 1);
+  h.set_global_step(1000);
+  h.set_sync_worker(0);
+  h.set_sync_first_step(0);
+  h.set_sync_wait_step(999);
+  EXPECT_EQ(Code(stranger.Call(h, Bulk(Keys({1})))), absl::StatusCode::kPermissionDenied);
+}
+
 }  // namespace
 }  // namespace ctrps

@@ -219,6 +219,7 @@ absl::Status StepSync::ApplyOne(Table& t, uint64_t step, std::vector<PushCopy>& 
   const int dim = t.dim;
   float lr_scale = 1.0f, fraction = 0.0f;
   int with_keys = 0;
+  size_t total_keys = 0;
   const PushCopy* only = nullptr;
   bool first = true;
   for (const PushCopy& p : pushes) {
@@ -227,6 +228,7 @@ absl::Status StepSync::ApplyOne(Table& t, uint64_t step, std::vector<PushCopy>& 
     first = false;
     if (p.keys.empty()) continue;
     ++with_keys;
+    total_keys += p.keys.size();
     only = &p;
     fraction += p.batch_fraction;
   }
@@ -238,7 +240,9 @@ absl::Status StepSync::ApplyOne(Table& t, uint64_t step, std::vector<PushCopy>& 
   }
   // Sum in worker order: the same pushes give the same sums, bit for bit,
   // whatever order they arrived in.
+  // clear() frees a large table: size it once instead of growing it per step.
   t.index.clear();
+  t.index.reserve(total_keys);
   t.keys.clear();
   t.grads.clear();
   t.counts.clear();
