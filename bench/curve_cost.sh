@@ -7,11 +7,14 @@
 # (--shared_memory_mb=0: a server on another host, the case CURVE is for).
 set -euo pipefail
 build="$(cd "${1:?usage: bench/curve_cost.sh BUILD_DIR [ROUNDS]}" && pwd)"
-rounds="${2:-3}"
-shift $(( $# >= 2 ? 2 : 1 ))
-run() {
+shift
+rounds=3
+if [[ "${1:-}" =~ ^[0-9]+$ ]]; then rounds="$1"; shift; fi
+run() {  # run CURVE [ps_bench flags...]
+  local curve="$1"
+  shift
   "$build/bench/ps_bench" --keys_per_request 100000 --dim 16 --table_rows 1000000 --seconds 5 \
-    --shared_memory_mb 0 --curve="$1" "$@" 2>/dev/null | grep '^{' |
+    --shared_memory_mb 0 --curve="$curve" "$@" 2>/dev/null | grep '^{' |
     sed -E 's/.*"pull_keys_per_sec": ([0-9]+), "push_keys_per_sec": ([0-9]+).*/\1 \2/'
 }
 declare -a off_pull off_push on_pull on_push

@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "common/all_finite.h"
 #include "common/checkpoint_manifest.h"
 #include "common/config.h"
 #include "common/model_tables.h"
@@ -278,18 +279,18 @@ absl::Status Trainer::Fill(Reader& reader, Slot& slot, bool training, int64_t st
   // earlier slots were refilled before); evaluation follows drained pushes.
   const uint64_t catch_up_to =
       static_cast<uint64_t>(training ? std::max<int64_t>(global_step_ - 1, 0) : global_step_);
+  // Training pulls carry the step (under SYNC / BOUNDED the one the batch
+  // trains at, with its tag; PullTag is empty under ASYNC); evaluation's none.
+  const uint64_t pull_step = !training                            ? 0
+                             : sparse_sync_ == TrainConfig::ASYNC ? global_step_
+                                                                  : step;
+  const StepTag tag = training ? PullTag(step) : StepTag{};
   for (size_t t = 0; t < tables.size(); ++t) {
     const int sd = assembler_->server_dims()[t];
     slot.rows[t].resize(tables[t].unique_keys.size() * sd);
-    if (training && sparse_sync_ != TrainConfig::ASYNC) {
-      slot.pulls[t] =
-          options_.client->Pull(assembler_->table_names()[t], tables[t].unique_keys, sd,
-                                slot.rows[t].data(), step, PullTag(step), catch_up_to, lr_scale_);
-    } else {
-      slot.pulls[t] = options_.client->Pull(assembler_->table_names()[t], tables[t].unique_keys, sd,
-                                            slot.rows[t].data(), training ? global_step_ : 0, {},
-                                            catch_up_to, lr_scale_);
-    }
+    slot.pulls[t] =
+        options_.client->Pull(assembler_->table_names()[t], tables[t].unique_keys, sd,
+                              slot.rows[t].data(), pull_step, tag, catch_up_to, lr_scale_);
   }
   return absl::OkStatus();
 }
@@ -900,11 +901,10 @@ absl::Status Trainer::SaveCheckpoint() {
         existing->set_learning_rate_scale(lr_scale_);
         return WriteCheckpointManifest(dir, *existing);
       }
-      for (float v : model_->params().values()) {
-        if (!std::isfinite(v)) {
-          return absl::InternalError(
-              absl::StrCat(dir, ": not written: the dense weights hold a NaN or an infinity"));
-        }
+      const auto& weights = model_->params().values();
+      if (!AllFinite(weights.data(), weights.size())) {
+        return absl::InternalError(
+            absl::StrCat(dir, ": not written: the dense weights hold a NaN or an infinity"));
       }
       std::error_code ec;
       std::filesystem::remove_all(dir, ec);  // leftovers of an interrupted attempt
